@@ -1,0 +1,72 @@
+"""Who may see which tenant: the one place views, admin and consumers ask."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+
+from tenants.models import Membership, Role, Tenant
+
+
+def role_in(user, tenant: Tenant) -> str | None:
+    """The user's role in the tenant; superusers are admins everywhere; None for outsiders."""
+    if not user.is_authenticated or not user.is_active:
+        return None
+    if user.is_superuser:
+        return Role.ADMIN
+    membership = Membership.objects.filter(user=user, tenant=tenant).only("role").first()
+    return membership.role if membership else None
+
+
+def has_role(user, tenant: Tenant, role: str) -> bool:
+    found = role_in(user, tenant)
+    return found is not None and Role.rank(found) >= Role.rank(role)
+
+
+def tenants_for(user, role: str = Role.OPERATOR):
+    """Live tenants where the user holds at least `role`."""
+    tenants = Tenant.objects.alive().filter(is_active=True)
+    if user.is_superuser:
+        return tenants
+    allowed = [r for r in Role.values if Role.rank(r) >= Role.rank(role)]
+    return tenants.filter(memberships__user=user, memberships__role__in=allowed).distinct()
+
+
+def get_tenant(slug: str) -> Tenant:
+    """A live tenant by slug, or 404."""
+    try:
+        return Tenant.objects.alive().get(slug=slug, is_active=True)
+    except Tenant.DoesNotExist:
+        raise Http404("tenant") from None
+
+
+def tenant_member_required(role: str = Role.OPERATOR) -> Callable:
+    """View decorator for `/t/<slug>/…` screens.
+
+    Anonymous visitors go to the login page; outsiders get 404 (the tenant's existence is
+    not theirs to know); members below `role` get 403. Sets `request.tenant` and
+    `request.role`.
+    """
+
+    def decorator(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapper(request: HttpRequest, slug: str, *args, **kwargs) -> HttpResponse:
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            tenant = get_tenant(slug)
+            found = role_in(request.user, tenant)
+            if found is None:
+                raise Http404("tenant")
+            if Role.rank(found) < Role.rank(role):
+                raise PermissionDenied
+            request.tenant = tenant
+            request.role = found
+            return view(request, slug, *args, **kwargs)
+
+        return wrapper
+
+    return decorator

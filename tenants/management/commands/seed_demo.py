@@ -1,0 +1,95 @@
+"""Demo data for a newcomer: `manage.py seed_demo`. Safe to run again: it updates, never doubles."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from equipment.models import Equipment, Kind
+from tenants.models import Membership, Role, Tenant
+from tickets.models import Extra, Service
+
+SERVICES = [
+    # name, prefix, price, minutes, description
+    ("Crioterapia", "C", "120.00", 10, "Câmara de crioterapia de corpo inteiro."),
+    ("Bota de compressão", "B", "80.00", 30, "Botas de compressão pneumática."),
+    ("Massagem", "M", "150.00", 45, "Massagem relaxante ou desportiva."),
+    ("Sauna infravermelha", "S", "90.00", 25, "Sauna de infravermelho longo."),
+]
+EXTRAS = [("Toalha", "5.00", 50), ("Água de coco", "8.00", 24)]
+DEVICES = [
+    # name, room, services it runs (by prefix)
+    ("Criocâmara 1", "Sala 1", "C"),
+    ("Criocâmara 2", "Sala 2", "C"),
+    ("Botas A", "Sala 3", "B"),
+    ("Botas B", "Sala 3", "B"),
+    ("Maca 1", "Sala 4", "M"),
+    ("Sauna 1", "Sala 5", "S"),
+]
+USERS = [
+    # username, password, role, staff
+    ("admin", "demo-admin", Role.ADMIN, True),
+    ("manager", "demo-manager", Role.MANAGER, True),
+    ("operator", "demo-operator", Role.OPERATOR, False),
+]
+
+
+class Command(BaseCommand):
+    help = "Create or refresh the demo tenant, its catalog, devices and users."
+
+    @transaction.atomic
+    def handle(self, *args, **options) -> None:
+        tenant, created = Tenant.objects.update_or_create(
+            slug="demo", defaults={"name": "Studio Demo", "deleted_at": None, "is_active": True}
+        )
+        by_prefix = {}
+        for order, (name, prefix, price, minutes, description) in enumerate(SERVICES):
+            service, _ = Service.objects.update_or_create(
+                tenant=tenant,
+                name=name,
+                defaults={
+                    "prefix": prefix,
+                    "price": Decimal(price),
+                    "duration_minutes": minutes,
+                    "description": description,
+                    "display_order": order,
+                    "is_active": True,
+                    "deleted_at": None,
+                },
+            )
+            by_prefix[prefix] = service
+        for name, price, stock in EXTRAS:
+            # Stock is only set on creation: a rerun must not refill what was sold.
+            Extra.objects.get_or_create(
+                tenant=tenant, name=name, defaults={"price": Decimal(price), "stock": stock}
+            )
+        for name, room, prefixes in DEVICES:
+            device, _ = Equipment.objects.update_or_create(
+                tenant=tenant,
+                identifier=name.lower().replace(" ", "-").replace("â", "a"),
+                deleted_at=None,
+                defaults={"name": name, "location": room, "kind": Kind.SERVICE_DEVICE},
+            )
+            device.services.set([by_prefix[p] for p in prefixes])
+        for kind, name in [(Kind.KIOSK, "Totem da entrada"), (Kind.DISPLAY, "TV da recepção")]:
+            Equipment.objects.get_or_create(
+                tenant=tenant, identifier=kind, deleted_at=None, defaults={"name": name, "kind": kind}
+            )
+        User = get_user_model()
+        for username, password, role, staff in USERS:
+            user, _ = User.objects.get_or_create(username=username)
+            user.set_password(password)
+            user.is_staff = staff
+            user.is_superuser = username == "admin"
+            user.save()
+            Membership.objects.update_or_create(user=user, tenant=tenant, defaults={"role": role})
+        verb = "created" if created else "refreshed"
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo tenant '{tenant.slug}' {verb}: {len(SERVICES)} services, {len(EXTRAS)} extras, "
+                f"{len(DEVICES)} service devices, users {', '.join(u[0] for u in USERS)}."
+            )
+        )

@@ -1,0 +1,137 @@
+"""Personas and small factories shared by the suite.
+
+Three personas, as in healthchecks: alice is an operator of the studio, bob manages it,
+charlie belongs to another tenant and must see nothing of alice's.
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from equipment.models import Equipment, Kind
+from tenants.models import Membership, Role, Tenant
+from tickets.issuing import create_ticket
+from tickets.models import Extra, Service
+
+ON_POSTGRES = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+ON_REDIS = bool(settings.REDIS_URL)
+REQUIRE_SERVERS = os.environ.get("TOTEM_REQUIRE_SERVERS") == "1"
+
+
+def pytest_collection_modifyitems(config, items):
+    # CI sets TOTEM_REQUIRE_SERVERS: there a test that would skip for a missing server is a
+    # failure, so a misconfigured run cannot pass by skipping the hard tests.
+    for item in items:
+        if "postgres" in item.keywords and not ON_POSTGRES:
+            if REQUIRE_SERVERS:
+                raise pytest.UsageError(
+                    "TOTEM_REQUIRE_SERVERS is set but DATABASE_URL is not PostgreSQL"
+                )
+            item.add_marker(
+                pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL=postgres://…")
+            )
+        if "redis" in item.keywords and not ON_REDIS:
+            if REQUIRE_SERVERS:
+                raise pytest.UsageError("TOTEM_REQUIRE_SERVERS is set but REDIS_URL is not set")
+            item.add_marker(pytest.mark.skip(reason="needs Redis: set REDIS_URL=redis://…"))
+
+
+@pytest.fixture
+def tenant(db) -> Tenant:
+    return Tenant.objects.create(slug="studio", name="Studio Alfa")
+
+
+@pytest.fixture
+def other_tenant(db) -> Tenant:
+    return Tenant.objects.create(slug="outro", name="Studio Beta")
+
+
+def make_user(django_user_model, username: str, **extra):
+    return django_user_model.objects.create_user(
+        username=username, password="pw-" + username, **extra
+    )
+
+
+@pytest.fixture
+def alice(django_user_model, tenant):
+    """Operator of `tenant`."""
+    user = make_user(django_user_model, "alice")
+    Membership.objects.create(user=user, tenant=tenant, role=Role.OPERATOR)
+    return user
+
+
+@pytest.fixture
+def bob(django_user_model, tenant):
+    """Manager of `tenant`, staff so he can use the admin."""
+    user = make_user(django_user_model, "bob", is_staff=True)
+    Membership.objects.create(user=user, tenant=tenant, role=Role.MANAGER)
+    return user
+
+
+@pytest.fixture
+def charlie(django_user_model, other_tenant):
+    """Manager of another tenant: an outsider to `tenant`."""
+    user = make_user(django_user_model, "charlie", is_staff=True)
+    Membership.objects.create(user=user, tenant=other_tenant, role=Role.MANAGER)
+    return user
+
+
+def make_service(tenant, name="Crioterapia", prefix="C", price="120.00", minutes=10, order=0):
+    return Service.objects.create(
+        tenant=tenant,
+        name=name,
+        prefix=prefix,
+        price=Decimal(price),
+        duration_minutes=minutes,
+        display_order=order,
+    )
+
+
+@pytest.fixture
+def cryo(tenant) -> Service:
+    return make_service(tenant, "Crioterapia", "C", "120.00", 10, 0)
+
+
+@pytest.fixture
+def boots(tenant) -> Service:
+    return make_service(tenant, "Bota de compressão", "B", "80.00", 30, 1)
+
+
+@pytest.fixture
+def towel(tenant) -> Extra:
+    return Extra.objects.create(tenant=tenant, name="Toalha", price=Decimal("5.00"), stock=2)
+
+
+def make_device(tenant, name, services=(), kind=Kind.SERVICE_DEVICE, location=""):
+    device = Equipment.objects.create(
+        tenant=tenant,
+        kind=kind,
+        name=name,
+        identifier=name.lower().replace(" ", "-"),
+        location=location,
+    )
+    device.services.set(services)
+    return device
+
+
+def make_ticket(tenant, services, **kwargs):
+    kwargs.setdefault("customer_name", "Maria Souza")
+    kwargs.setdefault("consent_version", "2026-01")
+    return create_ticket(tenant, service_ids=[s.id for s in services], **kwargs)
+
+
+def pg_backend_pid() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    # PBKDF2 costs ~0.3 s per user; the suite creates hundreds of them.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from equipment.models import Equipment
+from tenants.models import Membership, Tenant
+from tickets.models import Extra, Service
+
+
+def test_seed_demo_builds_the_demo_studio_and_can_run_twice(db):
+    call_command("seed_demo")
+    Extra.objects.filter(name="Toalha").update(stock=3)  # some were sold
+    call_command("seed_demo")
+    tenant = Tenant.objects.get(slug="demo")
+    assert tenant.name == "Studio Demo"
+    assert sorted(Service.objects.for_tenant(tenant).values_list("name", flat=True)) == [
+        "Bota de compressão",
+        "Crioterapia",
+        "Massagem",
+        "Sauna infravermelha",
+    ]
+    assert Extra.objects.get(name="Toalha").stock == 3
+    assert Equipment.objects.for_tenant(tenant).count() == 8
+    user = get_user_model().objects.get(username="operator")
+    assert user.check_password("demo-operator")
+    assert Membership.objects.get(user=user).role == "operator"
+    assert Membership.objects.count() == 3

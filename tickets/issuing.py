@@ -1,0 +1,166 @@
+"""Creating a ticket: the one function the kiosk (and the benchmark, and tests) call."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils.translation import gettext as _
+from simple_history.utils import bulk_create_with_history
+
+from tenants.models import Tenant
+from tickets.br import normalize_cpf, normalize_phone
+from tickets.models import (
+    DailyCounter,
+    Extra,
+    Priority,
+    Service,
+    Ticket,
+    TicketExtra,
+    TicketService,
+)
+
+
+def next_number(tenant: Tenant, prefix: str) -> tuple:
+    """The next (day, sequence, number) of the tenant's local day.
+
+    Call inside a transaction: the counter row stays locked until it commits, so parallel
+    creators queue here one by one and a rolled-back ticket gives its number back (no gaps).
+    """
+    day = tenant.today()
+    # Insert the day's row if it is missing; a parallel creator may win that race harmlessly.
+    DailyCounter.objects.bulk_create([DailyCounter(tenant=tenant, day=day)], ignore_conflicts=True)
+    DailyCounter.objects.filter(tenant=tenant, day=day).update(last=F("last") + 1)
+    sequence = DailyCounter.objects.get(tenant=tenant, day=day).last
+    return day, sequence, f"{prefix}{sequence:03d}"
+
+
+def _clean_customer(name: str, cpf: str, phone: str, consent_version: str) -> dict[str, str]:
+    errors: dict[str, list[str]] = {}
+    cleaned = {"customer_name": " ".join((name or "").split())[:80]}
+    if not cleaned["customer_name"]:
+        errors["customer_name"] = [_("Tell us the name you want to be called by.")]
+    try:
+        cleaned["customer_cpf"] = normalize_cpf(cpf) if cpf and cpf.strip() else ""
+    except ValidationError as error:
+        errors["customer_cpf"] = error.messages
+    try:
+        cleaned["customer_phone"] = normalize_phone(phone) if phone and phone.strip() else ""
+    except ValidationError as error:
+        errors["customer_phone"] = error.messages
+    if not (consent_version or "").strip():
+        errors["consent_version"] = [_("Consent to the privacy terms is required.")]
+    cleaned["consent_version"] = (consent_version or "").strip()[:20]
+    if errors:
+        raise ValidationError(errors)
+    return cleaned
+
+
+def create_ticket(
+    tenant: Tenant,
+    *,
+    service_ids: Iterable[int],
+    extras: Mapping[int, int] | None = None,
+    customer_name: str,
+    cpf: str = "",
+    phone: str = "",
+    consent_version: str,
+    priority: str = Priority.NORMAL,
+    idempotency_key: str = "",
+) -> Ticket:
+    """Create a ticket in `pending_payment` with one line per service and its extras.
+
+    `extras` maps extra id → quantity. Prices are copied from the catalog. Raises
+    ValidationError (keyed by field, for forms) when input is bad or an extra is out of
+    stock; then nothing is written and no stock is taken. With an `idempotency_key` already
+    used by this tenant, returns that ticket instead of creating another.
+    """
+    if idempotency_key:
+        existing = Ticket.objects.filter(tenant=tenant, idempotency_key=idempotency_key).first()
+        if existing:
+            return existing
+    customer = _clean_customer(customer_name, cpf, phone, consent_version)
+    if priority not in Priority.values:
+        raise ValidationError({"priority": [_("Unknown priority.")]})
+    ids = list(dict.fromkeys(int(i) for i in service_ids))
+    services = list(Service.objects.sellable().for_tenant(tenant).filter(id__in=ids))
+    if not ids or len(services) != len(ids):
+        raise ValidationError({"services": [_("Choose at least one available service.")]})
+    services.sort(key=lambda s: (s.display_order, s.name))
+    wanted = {int(k): int(v) for k, v in (extras or {}).items() if int(v) > 0}
+    if any(q > 20 for q in wanted.values()):
+        raise ValidationError({"extras": [_("At most 20 of each extra.")]})
+    catalog = {e.id: e for e in Extra.objects.sellable().for_tenant(tenant).filter(id__in=wanted)}
+    if len(catalog) != len(wanted):
+        raise ValidationError({"extras": [_("An extra you chose is no longer available.")]})
+
+    try:
+        with transaction.atomic():
+            ticket = _insert(tenant, services, catalog, wanted, customer, priority, idempotency_key)
+    except IntegrityError:
+        # A double tap that raced past the first lookup: the other request's ticket wins.
+        if idempotency_key:
+            existing = Ticket.objects.filter(tenant=tenant, idempotency_key=idempotency_key).first()
+            if existing:
+                return existing
+        raise
+    return ticket
+
+
+def _insert(tenant, services, catalog, wanted, customer, priority, idempotency_key) -> Ticket:
+    # Stock first, in id order so two tickets taking the same extras cannot deadlock. The
+    # conditional UPDATE is the check: a row count of 0 means someone else took the last one.
+    for extra_id in sorted(wanted):
+        quantity = wanted[extra_id]
+        if catalog[extra_id].stock is None:
+            continue
+        taken = Extra.objects.filter(id=extra_id, stock__gte=quantity).update(
+            stock=F("stock") - quantity
+        )
+        if not taken:
+            raise ValidationError(
+                {"extras": [_("“%(name)s” is sold out.") % {"name": catalog[extra_id].name}]}
+            )
+    prefix = services[0].prefix or tenant.ticket_prefix
+    day, sequence, number = next_number(tenant, prefix)
+    total = sum((s.price for s in services), Decimal("0")) + sum(
+        (catalog[i].price * q for i, q in wanted.items()), Decimal("0")
+    )
+    ticket = Ticket(
+        tenant=tenant,
+        day=day,
+        sequence=sequence,
+        number=number,
+        priority=priority,
+        total=total,
+        idempotency_key=idempotency_key,
+        **customer,
+    )
+    ticket.save()
+    customer_key = ticket.customer_cpf or ticket.token
+    rank = Priority.rank(priority)
+    bulk_create_with_history(
+        [
+            TicketService(
+                tenant=tenant,
+                ticket=ticket,
+                service=service,
+                price=service.price,
+                position=position,
+                priority_rank=rank,
+                customer_key=customer_key,
+            )
+            for position, service in enumerate(services)
+        ],
+        TicketService,
+    )
+    TicketExtra.objects.bulk_create(
+        TicketExtra(
+            tenant=tenant, ticket=ticket, extra=catalog[i], quantity=q, unit_price=catalog[i].price
+        )
+        for i, q in wanted.items()
+    )
+    return ticket

@@ -1,0 +1,527 @@
+"""Catalog (services, extras) and tickets with their per-service lines.
+
+Two state machines live here, each as one table beside its model: the ticket's
+(`TICKET_TRANSITIONS`) and the service line's (`LINE_TRANSITIONS`). Every status change goes
+through `change_ticket_status` or `change_line_status`; no other code assigns `status`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
+
+from tenants.models import SoftDeleteQuerySet, Tenant, TenantQuerySet
+from tickets.br import mask_cpf, mask_phone
+from tickets.errors import InvalidTransition
+
+money = {"max_digits": 10, "decimal_places": 2, "validators": [MinValueValidator(Decimal("0"))]}
+prefix_validator = RegexValidator(r"^[A-Z]{1,3}$", _("One to three capital letters."))
+
+
+class CatalogQuerySet(SoftDeleteQuerySet, TenantQuerySet):
+    def sellable(self) -> CatalogQuerySet:
+        return self.alive().filter(is_active=True)
+
+
+class Service(models.Model):
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="services")
+    name = models.CharField(_("name"), max_length=120)
+    description = models.TextField(_("description"), blank=True)
+    price = models.DecimalField(_("price (R$)"), **money)
+    duration_minutes = models.PositiveSmallIntegerField(
+        _("expected duration (min)"), validators=[MinValueValidator(1)]
+    )
+    prefix = models.CharField(
+        _("ticket prefix"), max_length=3, blank=True, validators=[prefix_validator]
+    )
+    display_order = models.PositiveSmallIntegerField(_("display order"), default=0)
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    deleted_at = models.DateTimeField(_("deleted at"), null=True, blank=True)
+
+    history = HistoricalRecords()
+    objects = CatalogQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("service")
+        verbose_name_plural = _("services")
+        ordering = ["tenant", "display_order", "name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(price__gte=0), name="service_price_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Extra(models.Model):
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="extras")
+    name = models.CharField(_("name"), max_length=120)
+    price = models.DecimalField(_("price (R$)"), **money)
+    stock = models.PositiveIntegerField(
+        _("stock"), null=True, blank=True, help_text=_("Empty means unlimited.")
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    deleted_at = models.DateTimeField(_("deleted at"), null=True, blank=True)
+
+    history = HistoricalRecords()
+    objects = CatalogQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("extra")
+        verbose_name_plural = _("extras")
+        ordering = ["tenant", "name"]
+        constraints = [
+            # Stock is decremented with an UPDATE … WHERE stock >= n; this is the last guard.
+            models.CheckConstraint(
+                condition=Q(stock__isnull=True) | Q(stock__gte=0), name="extra_stock_not_negative"
+            ),
+            models.CheckConstraint(condition=Q(price__gte=0), name="extra_price_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DailyCounter(models.Model):
+    """The last ticket sequence issued per tenant and local day; locked to number tickets."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE)
+    day = models.DateField()
+    last = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "day"], name="daily_counter_one_per_day")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.day}: {self.last}"
+
+
+class Priority(models.TextChoices):
+    """The priority class only — never the health reason behind it (LGPD art. 11)."""
+
+    NORMAL = "normal", _("Normal")
+    PRIORITY = "priority", _("Priority")
+    PRIORITY_80 = "priority_80", _("Priority 80+")
+
+    @classmethod
+    def rank(cls, value: str) -> int:
+        """Queue order: 0 is served first (80+), then other legal priorities, then normal."""
+        return {cls.PRIORITY_80: 0, cls.PRIORITY: 1}.get(value, 2)
+
+
+class TicketStatus(models.TextChoices):
+    PENDING_PAYMENT = "pending_payment", _("Awaiting payment")
+    PAID = "paid", _("Paid")
+    PRINTING = "printing", _("Printing")
+    PRINT_ERROR = "print_error", _("Print error")
+    IN_QUEUE = "in_queue", _("In queue")
+    CALLED = "called", _("Called")
+    IN_PROGRESS = "in_progress", _("In service")
+    COMPLETED = "completed", _("Completed")
+    CANCELLED = "cancelled", _("Cancelled")
+    EXPIRED = "expired", _("Expired")
+
+
+T = TicketStatus
+TICKET_TRANSITIONS: dict[str, frozenset[str]] = {
+    T.PENDING_PAYMENT: frozenset({T.PAID, T.CANCELLED}),
+    # paid -> in_queue when the tenant prints nothing (digital ticket).
+    T.PAID: frozenset({T.PRINTING, T.PRINT_ERROR, T.IN_QUEUE, T.CANCELLED}),
+    T.PRINTING: frozenset({T.IN_QUEUE, T.PRINT_ERROR, T.CANCELLED}),
+    T.PRINT_ERROR: frozenset({T.PRINTING, T.IN_QUEUE, T.CANCELLED}),
+    T.IN_QUEUE: frozenset({T.CALLED, T.EXPIRED, T.CANCELLED}),
+    T.CALLED: frozenset({T.IN_PROGRESS, T.IN_QUEUE, T.EXPIRED, T.CANCELLED}),
+    # -> in_queue | called: one service ended while another of the same ticket waits or is called.
+    T.IN_PROGRESS: frozenset({T.COMPLETED, T.CANCELLED, T.IN_QUEUE, T.CALLED}),
+    T.EXPIRED: frozenset({T.CALLED, T.CANCELLED}),
+    T.COMPLETED: frozenset(),
+    T.CANCELLED: frozenset(),
+}
+TICKET_STAMPS = {
+    T.PAID: "paid_at",
+    T.PRINTING: "printing_at",
+    T.PRINT_ERROR: "print_error_at",
+    T.IN_QUEUE: "queued_at",
+    T.CALLED: "called_at",
+    T.IN_PROGRESS: "started_at",
+    T.COMPLETED: "completed_at",
+    T.CANCELLED: "cancelled_at",
+    T.EXPIRED: "expired_at",
+}
+# Colours for screens (seed 000's get_status_info): CSS colour names the templates use.
+TICKET_COLOURS = {
+    T.PENDING_PAYMENT: "#b45309",
+    T.PAID: "#2563eb",
+    T.PRINTING: "#7c3aed",
+    T.PRINT_ERROR: "#dc2626",
+    T.IN_QUEUE: "#0891b2",
+    T.CALLED: "#ea580c",
+    T.IN_PROGRESS: "#16a34a",
+    T.COMPLETED: "#4b5563",
+    T.CANCELLED: "#6b7280",
+    T.EXPIRED: "#9ca3af",
+}
+
+
+class TicketQuerySet(TenantQuerySet):
+    def open(self) -> TicketQuerySet:
+        return self.exclude(status__in=[T.COMPLETED, T.CANCELLED])
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class Ticket(models.Model):
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="tickets")
+    day = models.DateField(_("day"), help_text=_("The tenant's local day the number belongs to."))
+    sequence = models.PositiveIntegerField(_("sequence"))
+    number = models.CharField(_("number"), max_length=12)
+    status = models.CharField(
+        _("status"), max_length=20, choices=TicketStatus.choices, default=T.PENDING_PAYMENT
+    )
+    priority = models.CharField(
+        _("priority"), max_length=16, choices=Priority.choices, default=Priority.NORMAL
+    )
+    customer_name = models.CharField(_("name"), max_length=80)
+    customer_cpf = models.CharField(_("CPF"), max_length=11, blank=True)
+    customer_phone = models.CharField(_("phone"), max_length=11, blank=True)
+    consent_version = models.CharField(_("consent version"), max_length=20)
+    total = models.DecimalField(_("total (R$)"), **money)
+    # Unguessable: the customer's phone follows the ticket with it, without logging in.
+    token = models.CharField(max_length=40, unique=True, default=new_token, editable=False)
+    # A kiosk sends one key per purchase, so a double tap cannot create two tickets.
+    idempotency_key = models.CharField(max_length=64, blank=True)
+
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    paid_at = models.DateTimeField(_("paid at"), null=True, blank=True)
+    printing_at = models.DateTimeField(_("printing at"), null=True, blank=True)
+    print_error_at = models.DateTimeField(_("print error at"), null=True, blank=True)
+    queued_at = models.DateTimeField(_("queued at"), null=True, blank=True)
+    called_at = models.DateTimeField(_("called at"), null=True, blank=True)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    completed_at = models.DateTimeField(_("completed at"), null=True, blank=True)
+    cancelled_at = models.DateTimeField(_("cancelled at"), null=True, blank=True)
+    expired_at = models.DateTimeField(_("expired at"), null=True, blank=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    operator_notes = models.TextField(_("operator notes"), blank=True)
+    cancellation_reason = models.CharField(_("cancellation reason"), max_length=200, blank=True)
+    print_attempts = models.PositiveSmallIntegerField(_("print attempts"), default=0)
+    reactivation_count = models.PositiveSmallIntegerField(_("reactivations"), default=0)
+
+    history = HistoricalRecords(excluded_fields=["updated_at"])
+    objects = TicketQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("ticket")
+        verbose_name_plural = _("tickets")
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "day", "number"], name="ticket_number_per_day"
+            ),
+            models.UniqueConstraint(
+                fields=["tenant", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="ticket_idempotency_key",
+            ),
+            models.CheckConstraint(condition=Q(status__in=T.values), name="ticket_status_valid"),
+            models.CheckConstraint(
+                condition=Q(priority__in=Priority.values), name="ticket_priority_valid"
+            ),
+        ]
+        indexes = [
+            # Seed 003 §7: the panel and the expiry command filter by tenant and status, by age.
+            models.Index(fields=["tenant", "status", "created_at"], name="ticket_tenant_status"),
+            models.Index(fields=["tenant", "-created_at"], name="ticket_tenant_recent"),
+            models.Index(fields=["customer_cpf"], name="ticket_cpf"),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+    @property
+    def cpf_masked(self) -> str:
+        return mask_cpf(self.customer_cpf)
+
+    @property
+    def phone_masked(self) -> str:
+        return mask_phone(self.customer_phone)
+
+    @property
+    def first_name(self) -> str:
+        return self.customer_name.split(" ")[0] if self.customer_name else ""
+
+    @property
+    def status_colour(self) -> str:
+        return TICKET_COLOURS[self.status]
+
+
+class LineStatus(models.TextChoices):
+    WAITING = "waiting", _("Waiting")
+    CALLED = "called", _("Called")
+    IN_PROGRESS = "in_progress", _("In service")
+    COMPLETED = "completed", _("Completed")
+    CANCELLED = "cancelled", _("Cancelled")
+    NO_SHOW = "no_show", _("No-show")
+
+
+L = LineStatus
+LINE_TRANSITIONS: dict[str, frozenset[str]] = {
+    # waiting -> no_show: the ticket expired (too old, or left from another day) before its turn.
+    L.WAITING: frozenset({L.CALLED, L.CANCELLED, L.NO_SHOW}),
+    # called -> waiting: sent back to the queue; called -> no_show: nobody came.
+    L.CALLED: frozenset({L.IN_PROGRESS, L.WAITING, L.NO_SHOW, L.CANCELLED}),
+    L.IN_PROGRESS: frozenset({L.COMPLETED, L.CANCELLED}),
+    # no_show -> called: the customer turned up late and the ticket is reactivated.
+    L.NO_SHOW: frozenset({L.CALLED, L.CANCELLED}),
+    L.COMPLETED: frozenset(),
+    L.CANCELLED: frozenset(),
+}
+LINE_STAMPS = {
+    L.WAITING: "queued_at",
+    L.CALLED: "called_at",
+    L.IN_PROGRESS: "started_at",
+    L.COMPLETED: "completed_at",
+    L.CANCELLED: "cancelled_at",
+    L.NO_SHOW: "no_show_at",
+}
+LINE_COLOURS = {
+    L.WAITING: "#0891b2",
+    L.CALLED: "#ea580c",
+    L.IN_PROGRESS: "#16a34a",
+    L.COMPLETED: "#4b5563",
+    L.CANCELLED: "#6b7280",
+    L.NO_SHOW: "#9ca3af",
+}
+LINE_ACTIVE = (L.CALLED, L.IN_PROGRESS)
+
+
+class TicketService(models.Model):
+    """One service of a ticket, queued, called and served on its own."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="lines")
+    service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="lines")
+    status = models.CharField(
+        _("status"), max_length=20, choices=LineStatus.choices, default=L.WAITING
+    )
+    # Copied from the ticket so the queue is ordered by one index on this table alone.
+    priority_rank = models.PositiveSmallIntegerField(default=2)
+    # CPF when given, else the ticket's token: "the same customer" for the one-at-a-time rule.
+    customer_key = models.CharField(max_length=40)
+    price = models.DecimalField(_("price (R$)"), **money)
+    position = models.PositiveSmallIntegerField(default=0)
+    equipment = models.ForeignKey(
+        "equipment.Equipment",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="lines",
+        verbose_name=_("equipment"),
+    )
+    operator = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("operator"),
+    )
+    call_count = models.PositiveSmallIntegerField(_("calls"), default=0)
+    # Null until the ticket first reaches the queue; then the line's place in its queue.
+    queued_at = models.DateTimeField(_("queued at"), null=True, blank=True)
+    called_at = models.DateTimeField(_("called at"), null=True, blank=True)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    completed_at = models.DateTimeField(_("completed at"), null=True, blank=True)
+    cancelled_at = models.DateTimeField(_("cancelled at"), null=True, blank=True)
+    no_show_at = models.DateTimeField(_("no-show at"), null=True, blank=True)
+    duration_seconds = models.PositiveIntegerField(_("duration (s)"), null=True, blank=True)
+    cancellation_reason = models.CharField(_("cancellation reason"), max_length=200, blank=True)
+
+    history = HistoricalRecords()
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("ticket service")
+        verbose_name_plural = _("ticket services")
+        ordering = ["ticket", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["ticket", "service"], name="line_service_once_per_ticket"
+            ),
+            models.CheckConstraint(condition=Q(status__in=L.values), name="line_status_valid"),
+            models.CheckConstraint(condition=Q(priority_rank__lte=2), name="line_priority_valid"),
+            # A device serves one line at a time, whatever the code above it does.
+            models.UniqueConstraint(
+                fields=["equipment"],
+                condition=Q(status__in=LINE_ACTIVE),
+                name="line_one_active_per_equipment",
+            ),
+            # The same customer is never in the same service twice at once.
+            models.UniqueConstraint(
+                fields=["service", "customer_key"],
+                condition=Q(status__in=LINE_ACTIVE),
+                name="line_customer_once_per_service",
+            ),
+        ]
+        indexes = [
+            # The claim query of call-next: WHERE service = ? AND status = 'waiting' AND
+            # queued_at IS NOT NULL ORDER BY priority_rank, queued_at, id. Matching the ORDER BY
+            # exactly lets PostgreSQL walk the index without sorting as the table grows.
+            models.Index(
+                fields=["service", "priority_rank", "queued_at", "id"],
+                condition=Q(status=L.WAITING, queued_at__isnull=False),
+                name="line_queue_order",
+            ),
+            # Average duration over recent completed lines of a service (estimated wait).
+            models.Index(
+                fields=["service", "-completed_at"],
+                condition=Q(status=L.COMPLETED),
+                name="line_recent_completed",
+            ),
+            models.Index(fields=["tenant", "status"], name="line_tenant_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.ticket.number} · {self.service.name}"
+
+    @property
+    def status_colour(self) -> str:
+        return LINE_COLOURS[self.status]
+
+
+class TicketExtra(models.Model):
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="extras")
+    extra = models.ForeignKey(Extra, on_delete=models.PROTECT, related_name="sold")
+    quantity = models.PositiveSmallIntegerField(_("quantity"), validators=[MinValueValidator(1)])
+    unit_price = models.DecimalField(_("unit price (R$)"), **money)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("ticket extra")
+        verbose_name_plural = _("ticket extras")
+        constraints = [
+            models.UniqueConstraint(fields=["ticket", "extra"], name="ticket_extra_once"),
+            models.CheckConstraint(condition=Q(quantity__gte=1), name="ticket_extra_quantity"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} × {self.extra}"
+
+    @property
+    def subtotal(self) -> Decimal:
+        return self.unit_price * self.quantity
+
+
+# --- the two transition functions -------------------------------------------------------
+
+
+def valid_transitions(status: str) -> frozenset[str]:
+    """Where a ticket may go from `status`."""
+    return TICKET_TRANSITIONS[status]
+
+
+def is_final(status: str) -> bool:
+    return not TICKET_TRANSITIONS[status]
+
+
+def status_info(status: str) -> dict[str, object]:
+    """Label, colour and next states of a ticket status, for screens (seed 000 get_status_info)."""
+    return {
+        "value": status,
+        "label": TicketStatus(status).label,
+        "colour": TICKET_COLOURS[status],
+        "final": is_final(status),
+        "next": sorted(TICKET_TRANSITIONS[status]),
+    }
+
+
+def line_valid_transitions(status: str) -> frozenset[str]:
+    return LINE_TRANSITIONS[status]
+
+
+def line_is_final(status: str) -> bool:
+    return not LINE_TRANSITIONS[status]
+
+
+def _record(obj: models.Model, user, reason: str) -> None:
+    # simple-history reads these when it writes the history row of the next save().
+    obj._history_user = user if user is not None and user.is_authenticated else None
+    obj._change_reason = reason[:100] if reason else None
+
+
+def change_ticket_status(ticket: Ticket, target: str, *, user=None, reason: str = "") -> None:
+    """Move `ticket` to `target` if its machine allows it; stamp the time; record who and why.
+
+    The caller holds the ticket's row lock (select_for_update) inside a transaction, so the
+    status read here is the one in the database.
+    """
+    current = ticket.status
+    if target not in TICKET_TRANSITIONS[current]:
+        raise InvalidTransition(
+            _("Ticket %(number)s cannot go from “%(current)s” to “%(target)s”.")
+            % {
+                "number": ticket.number,
+                "current": TicketStatus(current).label,
+                "target": TicketStatus(target).label,
+            },
+            current,
+            target,
+        )
+    now = timezone.now()
+    ticket.status = target
+    setattr(ticket, TICKET_STAMPS[target], now)
+    fields = ["status", TICKET_STAMPS[target], "updated_at"]
+    if target == T.CANCELLED and reason:
+        ticket.cancellation_reason = reason[:200]
+        fields.append("cancellation_reason")
+    _record(ticket, user, reason)
+    ticket.save(update_fields=fields)
+
+
+def change_line_status(
+    line: TicketService, target: str, *, user=None, reason: str = "", **changes
+) -> None:
+    """Move a service line to `target` if its machine allows it; stamp; record who and why.
+
+    `changes` are other fields set in the same save (equipment, operator, call_count…).
+    The caller holds the line's row lock inside a transaction.
+    """
+    current = line.status
+    if target not in LINE_TRANSITIONS[current]:
+        raise InvalidTransition(
+            _("%(service)s of ticket %(number)s cannot go from “%(current)s” to “%(target)s”.")
+            % {
+                "service": line.service.name,
+                "number": line.ticket.number,
+                "current": LineStatus(current).label,
+                "target": LineStatus(target).label,
+            },
+            current,
+            target,
+        )
+    line.status = target
+    setattr(line, LINE_STAMPS[target], timezone.now())
+    for field, value in changes.items():
+        setattr(line, field, value)
+    if target == L.CANCELLED and reason:
+        line.cancellation_reason = reason[:200]
+        changes["cancellation_reason"] = line.cancellation_reason
+    _record(line, user, reason)
+    line.save(update_fields=["status", LINE_STAMPS[target], *changes])
