@@ -37,8 +37,15 @@ def test_the_ticket_table_is_the_product_one():
     assert valid_transitions("paid") == {"printing", "print_error", "in_queue", "cancelled"}
     assert valid_transitions("printing") == {"in_queue", "print_error", "cancelled"}
     assert valid_transitions("print_error") == {"printing", "in_queue", "cancelled"}
-    assert valid_transitions("in_queue") == {"called", "expired", "cancelled"}
-    assert valid_transitions("called") == {"in_progress", "in_queue", "expired", "cancelled"}
+    # + completed from in_queue and called: the last open line cancelled, another completed.
+    assert valid_transitions("in_queue") == {"called", "expired", "cancelled", "completed"}
+    assert valid_transitions("called") == {
+        "in_progress",
+        "in_queue",
+        "expired",
+        "cancelled",
+        "completed",
+    }
     assert valid_transitions("in_progress") == {"completed", "cancelled", "in_queue", "called"}
     assert valid_transitions("expired") == {"called", "cancelled"}
     assert is_final("completed") and is_final("cancelled") and not is_final("expired")
@@ -50,7 +57,7 @@ def test_status_info_gives_a_pt_br_label_and_a_colour():
     info = status_info("in_queue")
     assert info["label"] == "Na fila"
     assert info["colour"].startswith("#")
-    assert info["next"] == ["called", "cancelled", "expired"]
+    assert info["next"] == ["called", "cancelled", "completed", "expired"]
 
 
 @pytest.mark.parametrize(("current", "target"), TICKET_PAIRS)

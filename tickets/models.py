@@ -141,8 +141,11 @@ TICKET_TRANSITIONS: dict[str, frozenset[str]] = {
     T.PAID: frozenset({T.PRINTING, T.PRINT_ERROR, T.IN_QUEUE, T.CANCELLED}),
     T.PRINTING: frozenset({T.IN_QUEUE, T.PRINT_ERROR, T.CANCELLED}),
     T.PRINT_ERROR: frozenset({T.PRINTING, T.IN_QUEUE, T.CANCELLED}),
-    T.IN_QUEUE: frozenset({T.CALLED, T.EXPIRED, T.CANCELLED}),
-    T.CALLED: frozenset({T.IN_PROGRESS, T.IN_QUEUE, T.EXPIRED, T.CANCELLED}),
+    # in_queue | called -> completed: the last open line was cancelled or missed while another
+    # line of the ticket had been completed ("completed when every line is completed or
+    # cancelled, with at least one completed"); without it such a ticket could never close.
+    T.IN_QUEUE: frozenset({T.CALLED, T.EXPIRED, T.CANCELLED, T.COMPLETED}),
+    T.CALLED: frozenset({T.IN_PROGRESS, T.IN_QUEUE, T.EXPIRED, T.CANCELLED, T.COMPLETED}),
     # -> in_queue | called: one service ended while another of the same ticket waits or is called.
     T.IN_PROGRESS: frozenset({T.COMPLETED, T.CANCELLED, T.IN_QUEUE, T.CALLED}),
     T.EXPIRED: frozenset({T.CALLED, T.CANCELLED}),
@@ -394,6 +397,18 @@ class TicketService(models.Model):
                 name="line_recent_completed",
             ),
             models.Index(fields=["tenant", "status"], name="line_tenant_status"),
+            # "Is this customer being served right now?" — call-next skips such customers.
+            models.Index(
+                fields=["customer_key"],
+                condition=Q(status__in=LINE_ACTIVE),
+                name="line_active_customer",
+            ),
+            # The interleave policy looks at the last calls of a service.
+            models.Index(
+                fields=["service", "-called_at"],
+                condition=Q(called_at__isnull=False),
+                name="line_recent_calls",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -76,7 +76,10 @@ class Command(BaseCommand):
             device.services.set([by_prefix[p] for p in prefixes])
         for kind, name in [(Kind.KIOSK, "Totem da entrada"), (Kind.DISPLAY, "TV da recepção")]:
             Equipment.objects.get_or_create(
-                tenant=tenant, identifier=kind, deleted_at=None, defaults={"name": name, "kind": kind}
+                tenant=tenant,
+                identifier=kind,
+                deleted_at=None,
+                defaults={"name": name, "kind": kind},
             )
         User = get_user_model()
         for username, password, role, staff in USERS:

@@ -1,0 +1,614 @@
+"""Per-service queues and the operations on them.
+
+A ticket enters the queue once paid (and printed); from then on each of its service lines is
+queued, called, started and completed on its own. The ticket's status is the aggregate of its
+lines (`aggregate_status`), kept in step by `_sync_ticket` inside the same transaction.
+
+Every operation here locks, re-checks, then acts, and is called alike by the panel, admin
+actions and commands. Lock order is always ticket, then its lines, then nothing else: the
+device is protected by the partial unique index `line_one_active_per_equipment`, and
+call-next claims ticket and line together with SKIP LOCKED, so operators never wait on each
+other and never deadlock.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import Avg, Count, Exists, F, OuterRef, Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from equipment.models import Equipment, Kind
+from equipment.models import Status as DeviceStatus
+from tenants.models import Tenant
+from tickets import events
+from tickets.errors import DomainError
+from tickets.models import (
+    LINE_ACTIVE,
+    Extra,
+    LineStatus,
+    Priority,
+    Service,
+    Ticket,
+    TicketService,
+    TicketStatus,
+    change_line_status,
+    change_ticket_status,
+)
+
+L, T = LineStatus, TicketStatus
+OPEN_LINES = (L.WAITING, L.CALLED, L.IN_PROGRESS)
+# How many recent completed lines make a measured average trustworthy.
+DURATION_SAMPLE = 20
+DURATION_MIN_SAMPLES = 5
+
+
+class QueueError(DomainError):
+    """A queue operation refused: device busy, empty queue, customer already served…"""
+
+
+# --- the ticket follows its lines -----------------------------------------------------------
+
+
+def aggregate_status(statuses: list[str]) -> str:
+    """The ticket status its lines add up to (for a ticket already in the queue)."""
+    present = set(statuses)
+    for line_status, ticket_status in (
+        (L.IN_PROGRESS, T.IN_PROGRESS),
+        (L.CALLED, T.CALLED),
+        (L.WAITING, T.IN_QUEUE),
+        (L.COMPLETED, T.COMPLETED),
+        (L.NO_SHOW, T.EXPIRED),
+    ):
+        if line_status in present:
+            return ticket_status
+    return T.CANCELLED
+
+
+def _sync_ticket(ticket: Ticket, *, user=None, reason: str = "") -> None:
+    """Move the locked ticket to the aggregate of its lines, if it is not there already."""
+    target = aggregate_status(list(ticket.lines.values_list("status", flat=True)))
+    if target == T.EXPIRED and ticket.status == T.IN_PROGRESS:
+        # A line cancelled mid-service while the others were missed: nothing left to serve.
+        target = T.CANCELLED
+    if target != ticket.status:
+        change_ticket_status(ticket, target, user=user, reason=reason)
+        events.publish("ticket_update", tenant_id=ticket.tenant_id, ticket=ticket)
+
+
+def _lock_ticket(tenant: Tenant, ticket_id: int) -> Ticket:
+    try:
+        return Ticket.objects.select_for_update().get(tenant=tenant, pk=ticket_id)
+    except Ticket.DoesNotExist:
+        raise QueueError(_("Ticket not found.")) from None
+
+
+def _lock_line(tenant: Tenant, line_id: int) -> TicketService:
+    """Lock a line's ticket, then the line (the project's lock order)."""
+    ticket_id = (
+        TicketService.objects.filter(tenant=tenant, pk=line_id)
+        .values_list("ticket_id", flat=True)
+        .first()
+    )
+    if ticket_id is None:
+        raise QueueError(_("Service line not found."))
+    ticket = _lock_ticket(tenant, ticket_id)
+    line = TicketService.objects.select_for_update().select_related("service").get(pk=line_id)
+    line.ticket = ticket
+    return line
+
+
+# --- entering the queue -------------------------------------------------------------------
+
+
+def enter_queue(ticket: Ticket, *, user=None, reason: str = "") -> None:
+    """Put a paid (or printed) ticket in the queue: its waiting lines get their place.
+
+    Call inside a transaction holding the ticket's lock. A line keeps its first `queued_at`,
+    so a ticket moved to the queue again (after a print error) does not lose its place.
+    """
+    change_ticket_status(ticket, T.IN_QUEUE, user=user, reason=reason)
+    now = timezone.now()
+    ticket.lines.filter(status=L.WAITING, queued_at__isnull=True).update(queued_at=now)
+    events.publish("ticket_update", tenant_id=ticket.tenant_id, ticket=ticket)
+    for service_id in ticket.lines.values_list("service_id", flat=True):
+        events.publish(
+            "queue_update", tenant_id=ticket.tenant_id, ticket=ticket, service_id=service_id
+        )
+
+
+def mark_paid(ticket: Ticket, *, user=None, reason: str = "") -> None:
+    """`pending_payment → paid`, then on to the queue (or to the printer, once it prints).
+
+    Call inside the payment's transaction, holding the ticket's lock, so money and ticket move
+    together.
+    """
+    change_ticket_status(ticket, T.PAID, user=user, reason=reason)
+    enter_queue(ticket, user=user, reason=reason)
+
+
+# --- devices --------------------------------------------------------------------------------
+
+
+def check_device(device: Equipment, service: Service) -> None:
+    """Refuse a device that cannot take a line of `service` right now."""
+    if device.tenant_id != service.tenant_id or device.deleted_at is not None:
+        raise QueueError(_("Device not found."))
+    if device.kind != Kind.SERVICE_DEVICE:
+        raise QueueError(_("%(device)s is not a service device.") % {"device": device.name})
+    if device.status != DeviceStatus.ONLINE:
+        raise QueueError(
+            _("%(device)s is %(status)s.")
+            % {"device": device.name, "status": device.get_status_display().lower()}
+        )
+    if not device.services.filter(pk=service.pk).exists():
+        raise QueueError(
+            _("%(device)s does not run %(service)s.")
+            % {"device": device.name, "service": service.name}
+        )
+    busy = (
+        TicketService.objects.filter(equipment=device, status__in=LINE_ACTIVE)
+        .select_related("ticket")
+        .first()
+    )
+    if busy:
+        raise QueueError(
+            _("%(device)s is busy with ticket %(number)s.")
+            % {"device": device.name, "number": busy.ticket.number}
+        )
+
+
+def _save_call(line: TicketService, save) -> None:
+    """Run a save that may break the partial unique indexes, with a clear message if it does."""
+    try:
+        with transaction.atomic():
+            save()
+    except IntegrityError as error:
+        if "customer" in str(error):
+            raise QueueError(
+                _("This customer is already being served in %(service)s.")
+                % {"service": line.service.name}
+            ) from None
+        raise QueueError(_("The device was taken by another operator. Try again.")) from None
+
+
+def _called(line: TicketService, device: Equipment, user) -> None:
+    """Events for a call: the display announces it, the station and the phone learn it."""
+    data = {
+        "service": line.service.name,
+        "equipment": device.name,
+        "room": device.announced_as,
+        "call_count": line.call_count,
+    }
+    for kind in ("ticket_called", "service_called"):
+        events.publish(kind, tenant_id=line.tenant_id, ticket=line.ticket, line=line, **data)
+    events.publish(
+        "queue_update", tenant_id=line.tenant_id, ticket=line.ticket, service_id=line.service_id
+    )
+
+
+# --- calling --------------------------------------------------------------------------------
+
+
+def queue_lines(service: Service):
+    """The waiting lines of a service, in the order they will be called."""
+    return TicketService.objects.filter(
+        service=service, status=L.WAITING, queued_at__isnull=False
+    ).order_by("priority_rank", "queued_at", "id")
+
+
+def _normal_turn(service: Service) -> bool:
+    """Whether the interleave policy gives this call to a normal customer.
+
+    With N > 0, after N priority calls in a row on a service the next goes to the oldest
+    normal customer, so a steady stream of priorities never starves everyone else.
+    """
+    every = service.tenant.priority_interleave
+    if not every:
+        return False
+    recent = list(
+        TicketService.objects.filter(service=service, called_at__isnull=False)
+        .order_by("-called_at")
+        .values_list("priority_rank", flat=True)[:every]
+    )
+    return len(recent) == every and all(rank < Priority.rank(Priority.NORMAL) for rank in recent)
+
+
+def _claim(service: Service, *, normal_only: bool, skip_busy_customers: bool):
+    """SELECT … FOR UPDATE SKIP LOCKED the first free line and its ticket, or None."""
+    lines = queue_lines(service)
+    if normal_only:
+        lines = lines.filter(priority_rank=Priority.rank(Priority.NORMAL))
+    if skip_busy_customers:
+        busy = TicketService.objects.filter(
+            customer_key=OuterRef("customer_key"), status__in=LINE_ACTIVE
+        )
+        lines = lines.filter(~Exists(busy))
+    return (
+        lines.select_related("ticket", "service")
+        .select_for_update(skip_locked=True, of=("self", "ticket"))
+        .first()
+    )
+
+
+def call_next(service: Service, device: Equipment, *, user=None) -> TicketService:
+    """Call the next line of `service` onto `device`.
+
+    Parallel operators never get the same line: the claim skips rows another transaction
+    holds. By tenant policy, a customer being served elsewhere right now is passed over.
+    """
+    tenant = service.tenant
+    with transaction.atomic():
+        device = Equipment.objects.select_for_update().get(pk=device.pk)
+        check_device(device, service)
+        skip = tenant.skip_customers_in_service
+        line = None
+        if _normal_turn(service):
+            line = _claim(service, normal_only=True, skip_busy_customers=skip)
+        line = line or _claim(service, normal_only=False, skip_busy_customers=skip)
+        if line is None:
+            raise QueueError(
+                _("Nobody free is waiting for %(service)s.") % {"service": service.name}
+            )
+        _save_call(
+            line,
+            lambda: change_line_status(
+                line,
+                L.CALLED,
+                user=user,
+                equipment=device,
+                operator=user if user and user.is_authenticated else None,
+                call_count=line.call_count + 1,
+            ),
+        )
+        _sync_ticket(line.ticket, user=user)
+        _called(line, device, user)
+    return line
+
+
+def call_line(
+    tenant: Tenant, line_id: int, device: Equipment, *, user=None, reason: str = ""
+) -> TicketService:
+    """Call a chosen line onto `device` (out of order, or a second service in parallel).
+
+    An expired ticket's missed line may be called again: that reactivates the ticket.
+    """
+    with transaction.atomic():
+        line = _lock_line(tenant, line_id)
+        ticket = line.ticket
+        device = Equipment.objects.select_for_update().get(pk=device.pk)
+        check_device(device, line.service)
+        if line.status == L.WAITING and line.queued_at is None:
+            raise QueueError(
+                _("Ticket %(number)s is not in the queue yet (%(status)s).")
+                % {"number": ticket.number, "status": ticket.get_status_display()}
+            )
+        if line.status not in (L.WAITING, L.NO_SHOW):
+            raise QueueError(
+                _("%(service)s of ticket %(number)s is %(status)s, not waiting.")
+                % {
+                    "service": line.service.name,
+                    "number": ticket.number,
+                    "status": line.get_status_display().lower(),
+                }
+            )
+        if line.status == L.NO_SHOW and ticket.status == T.EXPIRED:
+            ticket.reactivation_count = F("reactivation_count") + 1
+            ticket.save(update_fields=["reactivation_count"])
+            ticket.refresh_from_db(fields=["reactivation_count"])
+        _save_call(
+            line,
+            lambda: change_line_status(
+                line,
+                L.CALLED,
+                user=user,
+                reason=reason,
+                equipment=device,
+                operator=user if user and user.is_authenticated else None,
+                call_count=line.call_count + 1,
+            ),
+        )
+        _sync_ticket(ticket, user=user, reason=reason)
+        _called(line, device, user)
+    return line
+
+
+def reactivate(tenant: Tenant, ticket_id: int, device: Equipment, *, user=None) -> TicketService:
+    """`expired → called`: call the first missed line of an expired ticket onto `device`."""
+    with transaction.atomic():
+        ticket = _lock_ticket(tenant, ticket_id)
+        if ticket.status != T.EXPIRED:
+            raise QueueError(_("Only an expired ticket can be reactivated."))
+        line = ticket.lines.filter(status=L.NO_SHOW, service__equipment=device).first()
+        if line is None:
+            raise QueueError(
+                _("Ticket %(number)s has no missed service that %(device)s runs.")
+                % {"number": ticket.number, "device": device.name}
+            )
+        return call_line(tenant, line.pk, device, user=user, reason=_("reactivated"))
+
+
+def reannounce(tenant: Tenant, line_id: int, *, user=None) -> TicketService:
+    """Call a called line again. Past the tenant's limit of calls, the line is a no-show."""
+    with transaction.atomic():
+        line = _lock_line(tenant, line_id)
+        if line.status != L.CALLED:
+            raise QueueError(_("Only a called customer can be called again."))
+        if line.call_count >= tenant.no_show_calls:
+            _end_no_show(line, user=user, reason=_("called %(n)s times") % {"n": line.call_count})
+            return line
+        TicketService.objects.filter(pk=line.pk).update(call_count=F("call_count") + 1)
+        line.refresh_from_db(fields=["call_count"])
+        _called(line, line.equipment, user)
+    return line
+
+
+# --- serving --------------------------------------------------------------------------------
+
+
+def _check_status(line: TicketService, *allowed: str) -> None:
+    if line.status not in allowed:
+        raise QueueError(
+            _("%(service)s of ticket %(number)s is %(status)s.")
+            % {
+                "service": line.service.name,
+                "number": line.ticket.number,
+                "status": line.get_status_display().lower(),
+            }
+        )
+
+
+def start(tenant: Tenant, line_id: int, *, user=None) -> TicketService:
+    """The customer arrived: `called → in_progress` on the same device."""
+    with transaction.atomic():
+        line = _lock_line(tenant, line_id)
+        _check_status(line, L.CALLED)
+        change_line_status(line, L.IN_PROGRESS, user=user)
+        _sync_ticket(line.ticket, user=user)
+        events.publish(
+            "service_started",
+            tenant_id=tenant.id,
+            ticket=line.ticket,
+            line=line,
+            service=line.service.name,
+        )
+    return line
+
+
+def complete(tenant: Tenant, line_id: int, *, user=None) -> TicketService:
+    """`in_progress → completed`: duration recorded; the device is free again."""
+    with transaction.atomic():
+        line = _lock_line(tenant, line_id)
+        _check_status(line, L.IN_PROGRESS)
+        seconds = int((timezone.now() - line.started_at).total_seconds())
+        change_line_status(line, L.COMPLETED, user=user, duration_seconds=max(seconds, 0))
+        _sync_ticket(line.ticket, user=user)
+        events.publish("queue_update", tenant_id=tenant.id, ticket=line.ticket, line=line)
+    return line
+
+
+def send_back(tenant: Tenant, line_id: int, *, user=None, reason: str = "") -> TicketService:
+    """`called → waiting`: back in the queue at its original place; the device is freed."""
+    with transaction.atomic():
+        line = _lock_line(tenant, line_id)
+        _check_status(line, L.CALLED)
+        # queued_at passed back: the line keeps its first place rather than the stamp of now.
+        change_line_status(
+            line, L.WAITING, user=user, reason=reason, equipment=None, queued_at=line.queued_at
+        )
+        _sync_ticket(line.ticket, user=user, reason=reason)
+        events.publish("queue_update", tenant_id=tenant.id, ticket=line.ticket, line=line)
+    return line
+
+
+def _end_no_show(line: TicketService, *, user=None, reason: str = "") -> None:
+    change_line_status(line, L.NO_SHOW, user=user, reason=reason)
+    _sync_ticket(line.ticket, user=user, reason=reason)
+    events.publish("queue_update", tenant_id=line.tenant_id, ticket=line.ticket, line=line)
+
+
+def no_show(tenant: Tenant, line_id: int, *, user=None, reason: str = "") -> TicketService:
+    """The called customer did not come: the line is a no-show; the device is free."""
+    with transaction.atomic():
+        line = _lock_line(tenant, line_id)
+        _check_status(line, L.CALLED)
+        _end_no_show(line, user=user, reason=reason or _("did not show up"))
+    return line
+
+
+def _require_reason(reason: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise QueueError(_("Say why (the reason is required)."))
+    return reason
+
+
+def cancel_line(tenant: Tenant, line_id: int, *, user=None, reason: str) -> TicketService:
+    """Cancel one service of a ticket; the reason is required; its device is freed."""
+    reason = _require_reason(reason)
+    with transaction.atomic():
+        line = _lock_line(tenant, line_id)
+        _check_status(line, *OPEN_LINES, L.NO_SHOW)
+        change_line_status(line, L.CANCELLED, user=user, reason=reason)
+        if line.ticket.status in (T.IN_QUEUE, T.CALLED, T.IN_PROGRESS, T.EXPIRED):
+            _sync_ticket(line.ticket, user=user, reason=reason)
+        events.publish("queue_update", tenant_id=tenant.id, ticket=line.ticket, line=line)
+    return line
+
+
+def cancel_ticket(tenant: Tenant, ticket_id: int, *, user=None, reason: str) -> Ticket:
+    """Cancel a whole ticket and its open lines; an unpaid ticket gives its extras back."""
+    reason = _require_reason(reason)
+    with transaction.atomic():
+        ticket = _lock_ticket(tenant, ticket_id)
+        was_unpaid = ticket.status == T.PENDING_PAYMENT
+        change_ticket_status(ticket, T.CANCELLED, user=user, reason=reason)
+        for line in ticket.lines.select_for_update().exclude(status__in=[L.COMPLETED, L.CANCELLED]):
+            line.ticket = ticket
+            change_line_status(line, L.CANCELLED, user=user, reason=reason)
+        if was_unpaid:
+            _restore_stock(ticket)
+        events.publish("ticket_update", tenant_id=tenant.id, ticket=ticket)
+        for service_id in ticket.lines.values_list("service_id", flat=True):
+            events.publish(
+                "queue_update", tenant_id=tenant.id, ticket=ticket, service_id=service_id
+            )
+    return ticket
+
+
+def _restore_stock(ticket: Ticket) -> None:
+    for item in ticket.extras.order_by("extra_id"):
+        Extra.objects.filter(pk=item.extra_id, stock__isnull=False).update(
+            stock=F("stock") + item.quantity
+        )
+
+
+def transfer(
+    tenant: Tenant, line_id: int, service: Service, *, user=None, reason: str = ""
+) -> TicketService:
+    """Move a waiting line to another service of the tenant; it keeps its queue time."""
+    with transaction.atomic():
+        line = _lock_line(tenant, line_id)
+        _check_status(line, L.WAITING)
+        if service.tenant_id != tenant.id or not service.is_active or service.deleted_at:
+            raise QueueError(_("Choose an active service of this studio."))
+        if line.ticket.lines.filter(service=service).exists():
+            raise QueueError(
+                _("Ticket %(number)s already has %(service)s.")
+                % {"number": line.ticket.number, "service": service.name}
+            )
+        old = line.service
+        line.service = service
+        line._history_user = user if user and user.is_authenticated else None
+        line._change_reason = (reason or _("transferred from %(old)s") % {"old": old.name})[:100]
+        line.save(update_fields=["service"])
+        for service_id in (old.id, service.id):
+            events.publish(
+                "queue_update", tenant_id=tenant.id, ticket=line.ticket, service_id=service_id
+            )
+    return line
+
+
+# --- reading the queue ----------------------------------------------------------------------
+
+
+def average_duration_seconds(service: Service) -> int:
+    """Measured over the last completed lines; the expected duration until there are enough."""
+    recent = list(
+        TicketService.objects.filter(
+            service=service, status=L.COMPLETED, duration_seconds__isnull=False
+        )
+        .order_by("-completed_at")
+        .values_list("duration_seconds", flat=True)[:DURATION_SAMPLE]
+    )
+    if len(recent) < DURATION_MIN_SAMPLES:
+        return service.duration_minutes * 60
+    return int(sum(recent) / len(recent))
+
+
+def devices_for(service: Service) -> int:
+    return Equipment.objects.able_to_run(service).count()
+
+
+def estimate_wait_minutes(ahead: int, devices: int, average_seconds: int) -> int:
+    """Rounds of service before this customer's turn, each as long as the average."""
+    rounds = math.ceil((ahead + 1) / max(devices, 1)) - 1 if devices else ahead
+    return math.ceil(rounds * average_seconds / 60)
+
+
+@dataclass
+class LinePlace:
+    position: int  # 1 = next to be called
+    wait_minutes: int
+
+
+def place_of(line: TicketService) -> LinePlace | None:
+    """Where a waiting line stands in its queue, or None when it is not waiting."""
+    if line.status != L.WAITING or line.queued_at is None:
+        return None
+    ahead = (
+        queue_lines(line.service)
+        .filter(
+            Q(priority_rank__lt=line.priority_rank)
+            | Q(priority_rank=line.priority_rank, queued_at__lt=line.queued_at)
+            | Q(priority_rank=line.priority_rank, queued_at=line.queued_at, id__lt=line.id)
+        )
+        .count()
+    )
+    wait = estimate_wait_minutes(
+        ahead, devices_for(line.service), average_duration_seconds(line.service)
+    )
+    return LinePlace(position=ahead + 1, wait_minutes=wait)
+
+
+def wait_level(tenant: Tenant, minutes: float) -> str:
+    """`ok`, `warning` or `critical` by the tenant's thresholds: the colour of a waiting time."""
+    if minutes >= tenant.wait_critical_minutes:
+        return "critical"
+    if minutes >= tenant.wait_warning_minutes:
+        return "warning"
+    return "ok"
+
+
+@dataclass
+class ServiceStats:
+    service: Service
+    waiting: int
+    in_service: int
+    average_wait_minutes: int | None
+    average_duration_minutes: int
+    devices: int
+
+
+def service_stats(tenant: Tenant, services: list[Service]) -> list[ServiceStats]:
+    """Per service: waiting now, in service now, average wait today, average duration.
+
+    A fixed number of queries whatever the queue length (the panel shows this on every
+    refresh).
+    """
+    ids = [s.id for s in services]
+    start_of_day = tenant.local_now().replace(hour=0, minute=0, second=0, microsecond=0)
+    counts = {
+        row["service_id"]: row
+        for row in TicketService.objects.filter(service_id__in=ids)
+        .values("service_id")
+        .annotate(
+            waiting=Count("id", filter=Q(status=L.WAITING, queued_at__isnull=False)),
+            in_service=Count("id", filter=Q(status__in=LINE_ACTIVE)),
+            avg_wait=Avg(
+                F("called_at") - F("queued_at"),
+                filter=Q(called_at__gte=start_of_day, queued_at__isnull=False),
+            ),
+        )
+    }
+    devices = dict(
+        Equipment.objects.service_devices()
+        .filter(status=DeviceStatus.ONLINE, services__in=ids)
+        .values_list("services")
+        .annotate(n=Count("id"))
+    )
+    stats = []
+    for service in services:
+        row = counts.get(service.id, {})
+        avg_wait = row.get("avg_wait")
+        stats.append(
+            ServiceStats(
+                service=service,
+                waiting=row.get("waiting", 0),
+                in_service=row.get("in_service", 0),
+                average_wait_minutes=round(avg_wait.total_seconds() / 60) if avg_wait else None,
+                average_duration_minutes=round(average_duration_seconds(service) / 60),
+                devices=devices.get(service.id, 0),
+            )
+        )
+    return stats
+
+
+def waited_minutes(line: TicketService, now=None) -> int:
+    if line.queued_at is None:
+        return 0
+    return max(0, int(((now or timezone.now()) - line.queued_at) / timedelta(minutes=1)))
