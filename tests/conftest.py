@@ -135,3 +135,17 @@ def pg_backend_pid() -> int:
 def _fast_passwords(settings):
     # PBKDF2 costs ~0.3 s per user; the suite creates hundreds of them.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def queued_ticket(tenant, services, **kwargs):
+    """A ticket paid and in the queue, its lines waiting in their services' queues."""
+    from django.db import transaction
+
+    from tickets.models import Ticket
+    from tickets.queue import mark_paid
+
+    ticket = make_ticket(tenant, services, **kwargs)
+    with transaction.atomic():
+        ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
+        mark_paid(ticket)
+    return ticket
