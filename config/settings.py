@@ -131,3 +131,10 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
+
+# MercadoPago: the API root the SDK talks to. Tests and demo mode point it at the fake server
+# (`manage.py run_fake_mercadopago`); production leaves the default.
+MERCADOPAGO_BASE_URL = env.str("MERCADOPAGO_BASE_URL", default="https://api.mercadopago.com")
+MERCADOPAGO_TIMEOUT = env.float("MERCADOPAGO_TIMEOUT", default=10.0)
+# Seconds a webhook signature's timestamp may drift from our clock before it counts as replayed.
+MERCADOPAGO_WEBHOOK_TOLERANCE = env.int("MERCADOPAGO_WEBHOOK_TOLERANCE", default=300)
