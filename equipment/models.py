@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
@@ -84,3 +87,240 @@ class Equipment(models.Model):
     def announced_as(self) -> str:
         """What the display says: the room if there is one, else the device's name."""
         return self.location or self.name
+
+
+# --- printing -------------------------------------------------------------------------------
+
+
+class Connection(models.TextChoices):
+    NETWORK = "network", _("Network (TCP, port 9100)")
+    USB = "usb", _("USB")
+    SERIAL = "serial", _("Serial")
+    CUPS = "cups", _("CUPS queue")
+    FILE = "file", _("File or device file")
+
+
+class PaperWidth(models.IntegerChoices):
+    MM58 = 58, _("58 mm (32 columns)")
+    MM80 = 80, _("80 mm (48 columns)")
+
+
+class PrinterSettingsQuerySet(models.QuerySet):
+    def alive(self) -> PrinterSettingsQuerySet:
+        return self.filter(equipment__kind=Kind.PRINTER, equipment__deleted_at__isnull=True)
+
+    def ticket_printer(self, tenant: Tenant) -> PrinterSettings | None:
+        """The online printer that prints `tenant`'s tickets, or None (digital tickets only).
+
+        With several, the first by name: one kiosk, one printer is the usual studio.
+        """
+        return (
+            self.alive()
+            .filter(equipment__tenant=tenant, equipment__status=Status.ONLINE, prints_tickets=True)
+            .select_related("equipment")
+            .order_by("equipment__name", "pk")
+            .first()
+        )
+
+    def receipt_printer(self, tenant: Tenant) -> PrinterSettings | None:
+        return (
+            self.alive()
+            .filter(equipment__tenant=tenant, equipment__status=Status.ONLINE, prints_receipts=True)
+            .select_related("equipment")
+            .order_by("equipment__name", "pk")
+            .first()
+        )
+
+
+class PrinterSettings(models.Model):
+    """How to reach a printer (an Equipment of kind printer) and what its paper looks like."""
+
+    equipment = models.OneToOneField(
+        Equipment,
+        on_delete=models.CASCADE,
+        related_name="printer_settings",
+        limit_choices_to={"kind": Kind.PRINTER, "deleted_at__isnull": True},
+        verbose_name=_("printer"),
+    )
+    connection = models.CharField(
+        _("connection"), max_length=10, choices=Connection.choices, default=Connection.NETWORK
+    )
+    host = models.CharField(
+        _("host"), max_length=255, blank=True, help_text=_("IP address or name (network).")
+    )
+    port = models.PositiveIntegerField(_("port"), default=9100)
+    device = models.CharField(
+        _("device"),
+        max_length=255,
+        blank=True,
+        help_text=_(
+            "File: a path such as /dev/usb/lp0 or var/printer.bin (appended to). "
+            "Serial: /dev/ttyUSB0. USB: vendor:product in hex, e.g. 04b8:0e15. "
+            "CUPS: the queue name."
+        ),
+    )
+    baudrate = models.PositiveIntegerField(_("baud rate (serial)"), default=9600)
+    paper_width = models.PositiveSmallIntegerField(
+        _("paper width"), choices=PaperWidth.choices, default=PaperWidth.MM80
+    )
+    prints_tickets = models.BooleanField(
+        _("prints tickets"),
+        default=True,
+        help_text=_("Paid tickets are printed here. Without such a printer they are digital only."),
+    )
+    prints_receipts = models.BooleanField(_("prints receipts"), default=False)
+    print_logo = models.BooleanField(
+        _("print the logo"), default=False, help_text=_("The company's logo instead of its name.")
+    )
+    header_text = models.TextField(_("header text"), blank=True)
+    footer_text = models.TextField(
+        _("footer text"), blank=True, help_text=_("Printed at the bottom of tickets and receipts.")
+    )
+
+    history = HistoricalRecords()
+    objects = PrinterSettingsQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("printer settings")
+        verbose_name_plural = _("printers")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(connection__in=Connection.values), name="printer_connection_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(paper_width__in=PaperWidth.values), name="printer_paper_width_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.equipment)
+
+    @property
+    def columns(self) -> int:
+        return 32 if self.paper_width == PaperWidth.MM58 else 48
+
+    @property
+    def address(self) -> str:
+        """Where the bytes go, for screens and logs."""
+        if self.connection == Connection.NETWORK:
+            return f"{self.host}:{self.port}"
+        return self.device
+
+    def clean(self) -> None:
+        required = {
+            Connection.NETWORK: ("host", _("Say the printer's IP address or host name.")),
+            Connection.FILE: ("device", _("Say the file or device path.")),
+            Connection.SERIAL: ("device", _("Say the serial device, e.g. /dev/ttyUSB0.")),
+            Connection.CUPS: ("device", _("Say the CUPS queue name.")),
+            Connection.USB: ("device", _("Say vendor:product in hex, e.g. 04b8:0e15.")),
+        }
+        field, message = required[self.connection]
+        if not getattr(self, field).strip():
+            raise ValidationError({field: message})
+        if self.connection == Connection.USB:
+            try:
+                parse_usb_id(self.device)
+            except ValueError:
+                raise ValidationError({"device": message}) from None
+        if self.equipment_id and self.equipment.kind != Kind.PRINTER:
+            raise ValidationError({"equipment": _("Choose a device of kind printer.")})
+
+
+def parse_usb_id(value: str) -> tuple[int, int]:
+    """`"04b8:0e15"` → (0x04B8, 0x0E15); ValueError when it is not two hex numbers."""
+    vendor, product = value.strip().split(":")
+    return int(vendor, 16), int(product, 16)
+
+
+class JobKind(models.TextChoices):
+    TICKET = "ticket", _("Ticket")
+    RECEIPT = "receipt", _("Receipt")
+    TEST_PAGE = "test_page", _("Test page")
+
+
+class JobStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    PRINTING = "printing", _("Printing")
+    PRINTED = "printed", _("Printed")
+    FAILED = "failed", _("Failed")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class PrintJob(models.Model):
+    """One thing to print. The spooler claims it, prints it outside any transaction, settles it.
+
+    A claim is a lease: `claimed_at` + the spooler's lease time. A spooler killed mid-job
+    leaves the job `printing` with an old `claimed_at`, and the next spooler takes it again.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="print_jobs")
+    printer = models.ForeignKey(
+        Equipment, on_delete=models.PROTECT, related_name="print_jobs", verbose_name=_("printer")
+    )
+    kind = models.CharField(_("kind"), max_length=10, choices=JobKind.choices)
+    ticket = models.ForeignKey(
+        "tickets.Ticket",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="print_jobs",
+        verbose_name=_("ticket"),
+    )
+    # Receipts carry their plain data here; tickets are rendered from the ticket at print
+    # time, so the position and wait printed are those of the moment of printing.
+    payload = models.JSONField(_("payload"), default=dict, blank=True)
+    status = models.CharField(
+        _("status"), max_length=10, choices=JobStatus.choices, default=JobStatus.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    last_error = models.TextField(_("last error"), blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("requested by"),
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    next_attempt_at = models.DateTimeField(_("next attempt at"), default=timezone.now)
+    claimed_at = models.DateTimeField(_("claimed at"), null=True, blank=True)
+    claimed_by = models.CharField(_("claimed by"), max_length=80, blank=True)
+    printed_at = models.DateTimeField(_("printed at"), null=True, blank=True)
+    failed_at = models.DateTimeField(_("failed at"), null=True, blank=True)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("print job")
+        verbose_name_plural = _("print jobs")
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=JobKind.values), name="printjob_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=JobStatus.values), name="printjob_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind=JobKind.TICKET) | Q(ticket__isnull=False),
+                name="printjob_ticket_has_ticket",
+            ),
+        ]
+        indexes = [
+            # The spooler's claim: pending jobs whose time has come, oldest first.
+            models.Index(
+                fields=["next_attempt_at", "id"],
+                condition=Q(status="pending"),
+                name="printjob_due",
+            ),
+            # …and jobs whose claim (lease) has run out: a spooler died holding them.
+            models.Index(
+                fields=["claimed_at"], condition=Q(status="printing"), name="printjob_leased"
+            ),
+            models.Index(fields=["tenant", "-created_at"], name="printjob_tenant_recent"),
+        ]
+
+    def __str__(self) -> str:
+        what = self.ticket.number if self.ticket_id else self.get_kind_display()
+        return f"#{self.pk} {what} → {self.printer}"
