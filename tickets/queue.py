@@ -2,7 +2,7 @@
 
 A ticket enters the queue once paid (and printed); from then on each of its service lines is
 queued, called, started and completed on its own. The ticket's status is the aggregate of its
-lines (`aggregate_status`), kept in step by `_sync_ticket` inside the same transaction.
+lines (`aggregate_status`), kept in step by `sync_ticket` inside the same transaction.
 
 Every operation here locks, re-checks, then acts, and is called alike by the panel, admin
 actions and commands. Lock order is always ticket, then its lines, then nothing else: the
@@ -69,7 +69,7 @@ def aggregate_status(statuses: list[str]) -> str:
     return T.CANCELLED
 
 
-def _sync_ticket(ticket: Ticket, *, user=None, reason: str = "") -> None:
+def sync_ticket(ticket: Ticket, *, user=None, reason: str = "") -> None:
     """Move the locked ticket to the aggregate of its lines, if it is not there already."""
     target = aggregate_status(list(ticket.lines.values_list("status", flat=True)))
     if target == T.EXPIRED and ticket.status == T.IN_PROGRESS:
@@ -218,8 +218,11 @@ def _normal_turn(service: Service) -> bool:
     return len(recent) == every and all(rank < Priority.rank(Priority.NORMAL) for rank in recent)
 
 
-def _claim(service: Service, *, normal_only: bool, skip_busy_customers: bool):
-    """SELECT … FOR UPDATE SKIP LOCKED the first free line and its ticket, or None."""
+def claim_query(service: Service, *, normal_only: bool = False, skip_busy_customers: bool = True):
+    """The call-next claim: the first free waiting line and its ticket, FOR UPDATE SKIP LOCKED.
+
+    Served by the partial index `line_queue_order`, which matches its ORDER BY exactly.
+    """
     lines = queue_lines(service)
     if normal_only:
         lines = lines.filter(priority_rank=Priority.rank(Priority.NORMAL))
@@ -228,11 +231,9 @@ def _claim(service: Service, *, normal_only: bool, skip_busy_customers: bool):
             customer_key=OuterRef("customer_key"), status__in=LINE_ACTIVE
         )
         lines = lines.filter(~Exists(busy))
-    return (
-        lines.select_related("ticket", "service")
-        .select_for_update(skip_locked=True, of=("self", "ticket"))
-        .first()
-    )
+    return lines.select_related("ticket", "service").select_for_update(
+        skip_locked=True, of=("self", "ticket")
+    )[:1]
 
 
 def call_next(service: Service, device: Equipment, *, user=None) -> TicketService:
@@ -248,8 +249,8 @@ def call_next(service: Service, device: Equipment, *, user=None) -> TicketServic
         skip = tenant.skip_customers_in_service
         line = None
         if _normal_turn(service):
-            line = _claim(service, normal_only=True, skip_busy_customers=skip)
-        line = line or _claim(service, normal_only=False, skip_busy_customers=skip)
+            line = claim_query(service, normal_only=True, skip_busy_customers=skip).first()
+        line = line or claim_query(service, skip_busy_customers=skip).first()
         if line is None:
             raise QueueError(
                 _("Nobody free is waiting for %(service)s.") % {"service": service.name}
@@ -265,7 +266,7 @@ def call_next(service: Service, device: Equipment, *, user=None) -> TicketServic
                 call_count=line.call_count + 1,
             ),
         )
-        _sync_ticket(line.ticket, user=user)
+        sync_ticket(line.ticket, user=user)
         _called(line, device, user)
     return line
 
@@ -312,7 +313,7 @@ def call_line(
                 call_count=line.call_count + 1,
             ),
         )
-        _sync_ticket(ticket, user=user, reason=reason)
+        sync_ticket(ticket, user=user, reason=reason)
         _called(line, device, user)
     return line
 
@@ -368,7 +369,7 @@ def start(tenant: Tenant, line_id: int, *, user=None) -> TicketService:
         line = _lock_line(tenant, line_id)
         _check_status(line, L.CALLED)
         change_line_status(line, L.IN_PROGRESS, user=user)
-        _sync_ticket(line.ticket, user=user)
+        sync_ticket(line.ticket, user=user)
         events.publish(
             "service_started",
             tenant_id=tenant.id,
@@ -386,7 +387,7 @@ def complete(tenant: Tenant, line_id: int, *, user=None) -> TicketService:
         _check_status(line, L.IN_PROGRESS)
         seconds = int((timezone.now() - line.started_at).total_seconds())
         change_line_status(line, L.COMPLETED, user=user, duration_seconds=max(seconds, 0))
-        _sync_ticket(line.ticket, user=user)
+        sync_ticket(line.ticket, user=user)
         events.publish("queue_update", tenant_id=tenant.id, ticket=line.ticket, line=line)
     return line
 
@@ -400,14 +401,14 @@ def send_back(tenant: Tenant, line_id: int, *, user=None, reason: str = "") -> T
         change_line_status(
             line, L.WAITING, user=user, reason=reason, equipment=None, queued_at=line.queued_at
         )
-        _sync_ticket(line.ticket, user=user, reason=reason)
+        sync_ticket(line.ticket, user=user, reason=reason)
         events.publish("queue_update", tenant_id=tenant.id, ticket=line.ticket, line=line)
     return line
 
 
 def _end_no_show(line: TicketService, *, user=None, reason: str = "") -> None:
     change_line_status(line, L.NO_SHOW, user=user, reason=reason)
-    _sync_ticket(line.ticket, user=user, reason=reason)
+    sync_ticket(line.ticket, user=user, reason=reason)
     events.publish("queue_update", tenant_id=line.tenant_id, ticket=line.ticket, line=line)
 
 
@@ -435,7 +436,7 @@ def cancel_line(tenant: Tenant, line_id: int, *, user=None, reason: str) -> Tick
         _check_status(line, *OPEN_LINES, L.NO_SHOW)
         change_line_status(line, L.CANCELLED, user=user, reason=reason)
         if line.ticket.status in (T.IN_QUEUE, T.CALLED, T.IN_PROGRESS, T.EXPIRED):
-            _sync_ticket(line.ticket, user=user, reason=reason)
+            sync_ticket(line.ticket, user=user, reason=reason)
         events.publish("queue_update", tenant_id=tenant.id, ticket=line.ticket, line=line)
     return line
 
@@ -612,3 +613,21 @@ def waited_minutes(line: TicketService, now=None) -> int:
     if line.queued_at is None:
         return 0
     return max(0, int(((now or timezone.now()) - line.queued_at) / timedelta(minutes=1)))
+
+
+# --- expiry -------------------------------------------------------------------------------
+
+
+def expire_ticket(tenant: Tenant, ticket_id: int, *, reason: str) -> Ticket | None:
+    """Its waiting and called lines become no-shows; the ticket follows (expired, or
+    completed when another line was served). None when the ticket moved on meanwhile."""
+    with transaction.atomic():
+        ticket = _lock_ticket(tenant, ticket_id)
+        if ticket.status not in (T.IN_QUEUE, T.CALLED):
+            return None
+        for line in ticket.lines.select_for_update().filter(status__in=[L.WAITING, L.CALLED]):
+            line.ticket = ticket
+            change_line_status(line, L.NO_SHOW, reason=reason)
+            events.publish("queue_update", tenant_id=tenant.id, ticket=ticket, line=line)
+        sync_ticket(ticket, reason=reason)
+    return ticket

@@ -92,7 +92,8 @@ class Command(BaseCommand):
         verb = "created" if created else "refreshed"
         self.stdout.write(
             self.style.SUCCESS(
-                f"Demo tenant '{tenant.slug}' {verb}: {len(SERVICES)} services, {len(EXTRAS)} extras, "
-                f"{len(DEVICES)} service devices, users {', '.join(u[0] for u in USERS)}."
+                f"Demo tenant '{tenant.slug}' {verb}: {len(SERVICES)} services, "
+                f"{len(EXTRAS)} extras, {len(DEVICES)} service devices, "
+                f"users {', '.join(u[0] for u in USERS)}."
             )
         )

@@ -1,0 +1,430 @@
+"""Per-service queues: each line of a ticket is queued, called and served on its own."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection, transaction
+from django.utils import timezone
+
+from equipment.models import Status
+from tests.conftest import make_device, make_service, make_ticket, queued_ticket
+from tickets import queue
+from tickets.models import Extra, Ticket, TicketService
+from tickets.queue import QueueError
+
+
+@pytest.fixture
+def cryo_1(tenant, cryo):
+    return make_device(tenant, "Crio 1", [cryo], location="Sala 1")
+
+
+@pytest.fixture
+def cryo_2(tenant, cryo):
+    return make_device(tenant, "Crio 2", [cryo], location="Sala 2")
+
+
+@pytest.fixture
+def boots_1(tenant, boots):
+    return make_device(tenant, "Botas 1", [boots], location="Sala 3")
+
+
+def line_of(ticket, service) -> TicketService:
+    return ticket.lines.get(service=service)
+
+
+def status_of(ticket) -> str:
+    ticket.refresh_from_db()
+    return ticket.status
+
+
+# --- the seed's acceptance tests --------------------------------------------------------------
+
+
+def test_calling_one_service_leaves_the_other_in_its_own_queue(
+    tenant, cryo, boots, cryo_1, boots_1, alice
+):
+    ticket = queued_ticket(tenant, [cryo, boots])
+
+    called = queue.call_next(cryo, cryo_1, user=alice)
+
+    assert called.ticket == ticket and called.service == cryo
+    assert line_of(ticket, cryo).status == "called"
+    assert line_of(ticket, boots).status == "waiting"
+    assert list(queue.queue_lines(boots)) == [line_of(ticket, boots)]
+    assert list(queue.queue_lines(cryo)) == []
+    assert status_of(ticket) == "called"
+
+
+def test_two_services_of_one_ticket_run_at_once_and_it_completes_only_with_the_last(
+    tenant, cryo, boots, cryo_1, boots_1, alice
+):
+    ticket = queued_ticket(tenant, [cryo, boots])
+    a = queue.call_next(cryo, cryo_1, user=alice)
+    # Call-next would pass over a customer in service; the operator calls the line by hand.
+    b = queue.call_line(tenant, line_of(ticket, boots).id, boots_1, user=alice)
+    queue.start(tenant, a.id, user=alice)
+    queue.start(tenant, b.id, user=alice)
+    assert status_of(ticket) == "in_progress"
+
+    queue.complete(tenant, a.id, user=alice)
+    assert status_of(ticket) == "in_progress"
+    assert line_of(ticket, cryo).duration_seconds is not None
+
+    queue.complete(tenant, b.id, user=alice)
+    assert status_of(ticket) == "completed"
+
+
+def test_when_one_service_ends_while_another_waits_the_ticket_is_back_in_the_queue(
+    tenant, cryo, boots, cryo_1, alice
+):
+    ticket = queued_ticket(tenant, [cryo, boots])
+    a = queue.call_next(cryo, cryo_1, user=alice)
+    queue.start(tenant, a.id, user=alice)
+    queue.complete(tenant, a.id, user=alice)
+    assert status_of(ticket) == "in_queue"
+    history = [h.status for h in ticket.history.order_by("history_date")]
+    assert history[-3:] == ["called", "in_progress", "in_queue"]
+
+
+# --- order --------------------------------------------------------------------------------
+
+
+def test_priority_80_then_priority_then_arrival(tenant, cryo, cryo_1, cryo_2):
+    first_normal = queued_ticket(tenant, [cryo], customer_name="Ana")
+    priority = queued_ticket(tenant, [cryo], customer_name="Bia", priority="priority")
+    eighty = queued_ticket(tenant, [cryo], customer_name="Cida", priority="priority_80")
+    order = [line.ticket for line in queue.queue_lines(cryo)]
+    assert order == [eighty, priority, first_normal]
+    assert queue.call_next(cryo, cryo_1).ticket == eighty
+
+
+def test_interleave_lets_a_normal_customer_through_after_n_priority_calls(tenant, cryo):
+    tenant.priority_interleave = 2
+    tenant.save()
+    devices = [make_device(tenant, f"Crio {i}", [cryo]) for i in range(4)]
+    normal = queued_ticket(tenant, [cryo], customer_name="Normal")
+    prios = [queued_ticket(tenant, [cryo], priority="priority") for _ in range(3)]
+    calls = [queue.call_next(cryo, d).ticket for d in devices]
+    assert calls == [prios[0], prios[1], normal, prios[2]]
+
+
+def test_position_and_estimated_wait(tenant, cryo, cryo_1, cryo_2):
+    tickets = [queued_ticket(tenant, [cryo]) for _ in range(5)]
+    places = [queue.place_of(line_of(t, cryo)) for t in tickets]
+    assert [p.position for p in places] == [1, 2, 3, 4, 5]
+    # Two devices, 10 min expected each: the 1st and 2nd go now, the 3rd and 4th after 10 min.
+    assert [p.wait_minutes for p in places] == [0, 0, 10, 10, 20]
+
+
+def test_estimated_wait_uses_the_measured_duration_once_there_are_enough(tenant, cryo, cryo_1):
+    for _ in range(5):
+        ticket = queued_ticket(tenant, [cryo])
+        line = queue.call_next(cryo, cryo_1)
+        queue.start(tenant, line.id)
+        TicketService.objects.filter(pk=line.id).update(
+            started_at=timezone.now() - timedelta(minutes=4)
+        )
+        queue.complete(tenant, line.id)
+    assert ticket.lines.get().duration_seconds >= 240
+    assert queue.average_duration_seconds(cryo) == pytest.approx(240, abs=5)
+
+
+def test_waiting_colour_follows_the_tenant_thresholds(tenant):
+    assert queue.wait_level(tenant, 3) == "ok"
+    assert queue.wait_level(tenant, tenant.wait_warning_minutes) == "warning"
+    assert queue.wait_level(tenant, tenant.wait_critical_minutes + 1) == "critical"
+
+
+# --- conflicts ----------------------------------------------------------------------------
+
+
+def test_a_busy_device_is_refused_with_the_ticket_it_serves(tenant, cryo, cryo_1):
+    first = queued_ticket(tenant, [cryo])
+    queued_ticket(tenant, [cryo])
+    queue.call_next(cryo, cryo_1)
+    with pytest.raises(QueueError, match=f"ocupado com a senha {first.number}"):
+        queue.call_next(cryo, cryo_1)
+
+
+def test_an_offline_device_or_one_that_cannot_run_the_service_is_refused(
+    tenant, cryo, boots, cryo_1
+):
+    ticket = queued_ticket(tenant, [cryo, boots])
+    with pytest.raises(QueueError, match="não atende Bota de compressão"):
+        queue.call_line(tenant, line_of(ticket, boots).id, cryo_1)
+    cryo_1.status = Status.MAINTENANCE
+    cryo_1.save()
+    with pytest.raises(QueueError, match="manutenção"):
+        queue.call_next(cryo, cryo_1)
+
+
+def test_an_empty_queue_says_so(tenant, cryo, cryo_1):
+    with pytest.raises(QueueError, match="Ninguém"):
+        queue.call_next(cryo, cryo_1)
+
+
+def test_the_same_customer_is_never_twice_in_one_service(tenant, cryo, cryo_1, cryo_2):
+    cpf = "529.982.247-25"
+    first = queued_ticket(tenant, [cryo], cpf=cpf)
+    second = queued_ticket(tenant, [cryo], cpf=cpf)
+    queue.call_line(tenant, line_of(first, cryo).id, cryo_1)
+    with pytest.raises(QueueError, match="já está em atendimento"):
+        queue.call_line(tenant, line_of(second, cryo).id, cryo_2)
+    assert line_of(second, cryo).status == "waiting"
+
+
+def test_call_next_passes_over_a_customer_served_elsewhere(tenant, cryo, boots, cryo_1, boots_1):
+    busy = queued_ticket(tenant, [boots, cryo])
+    free = queued_ticket(tenant, [cryo])
+    queue.call_next(boots, boots_1)  # `busy` is now in the boots
+    assert queue.call_next(cryo, cryo_1).ticket == free
+    # With the tenant's setting off, arrival order wins even so.
+    tenant.skip_customers_in_service = False
+    tenant.save()
+    assert queue.call_next(cryo, make_device(tenant, "Crio 9", [cryo])).ticket == busy
+
+
+def test_a_ticket_not_yet_paid_cannot_be_called(tenant, cryo, cryo_1):
+    ticket = make_ticket(tenant, [cryo])
+    with pytest.raises(QueueError, match="ainda não está na fila"):
+        queue.call_line(tenant, line_of(ticket, cryo).id, cryo_1)
+    with pytest.raises(QueueError):
+        queue.call_next(cryo, cryo_1)
+
+
+def test_another_tenants_line_is_not_found(tenant, other_tenant, cryo, cryo_1):
+    theirs = queued_ticket(other_tenant, [make_service(other_tenant, "Crio", "C")])
+    with pytest.raises(QueueError, match="não encontrad"):
+        queue.start(tenant, theirs.lines.get().id)
+
+
+def test_a_refused_transition_names_both_states(tenant, cryo, cryo_1):
+    ticket = queued_ticket(tenant, [cryo])
+    with pytest.raises(QueueError, match="aguardando"):
+        queue.complete(tenant, line_of(ticket, cryo).id)
+
+
+# --- the other operations -----------------------------------------------------------------
+
+
+def test_send_back_keeps_the_original_place_and_frees_the_device(tenant, cryo, cryo_1, alice):
+    first = queued_ticket(tenant, [cryo])
+    queued_ticket(tenant, [cryo])
+    line = queue.call_next(cryo, cryo_1)
+    queue.send_back(tenant, line.id, user=alice, reason="foi ao banheiro")
+    assert status_of(first) == "in_queue"
+    assert queue.queue_lines(cryo).first().ticket == first
+    assert queue.call_next(cryo, cryo_1).ticket == first  # device is free again
+
+
+def test_reannounce_counts_calls_and_past_the_limit_marks_no_show(tenant, cryo, cryo_1):
+    tenant.no_show_calls = 2
+    tenant.save()
+    ticket = queued_ticket(tenant, [cryo])
+    line = queue.call_next(cryo, cryo_1)
+    assert queue.reannounce(tenant, line.id).call_count == 2
+    queue.reannounce(tenant, line.id)
+    assert line_of(ticket, cryo).status == "no_show"
+    assert status_of(ticket) == "expired"  # every line gone
+    queued_ticket(tenant, [cryo])
+    queue.call_next(cryo, cryo_1)  # the device was freed
+
+
+def test_reactivating_an_expired_ticket_calls_it_again(tenant, cryo, cryo_1):
+    ticket = queued_ticket(tenant, [cryo])
+    line = queue.call_next(cryo, cryo_1)
+    queue.no_show(tenant, line.id)
+    assert status_of(ticket) == "expired"
+    queue.reactivate(tenant, ticket.id, cryo_1)
+    ticket.refresh_from_db()
+    assert ticket.status == "called" and ticket.reactivation_count == 1
+    assert line_of(ticket, cryo).call_count == 2
+
+
+def test_a_no_show_of_one_line_leaves_the_others_in_their_queues(tenant, cryo, boots, cryo_1):
+    ticket = queued_ticket(tenant, [cryo, boots])
+    queue.no_show(tenant, queue.call_next(cryo, cryo_1).id)
+    assert status_of(ticket) == "in_queue"
+    assert line_of(ticket, boots).status == "waiting"
+
+
+def test_cancel_needs_a_reason_and_frees_the_device(tenant, cryo, boots, cryo_1, alice):
+    ticket = queued_ticket(tenant, [cryo, boots])
+    line = queue.call_next(cryo, cryo_1)
+    with pytest.raises(QueueError, match="motivo"):
+        queue.cancel_line(tenant, line.id, user=alice, reason=" ")
+    queue.cancel_line(tenant, line.id, user=alice, reason="desistiu da crio")
+    assert status_of(ticket) == "in_queue"
+    assert line_of(ticket, cryo).cancellation_reason == "desistiu da crio"
+    queue.cancel_ticket(tenant, ticket.id, user=alice, reason="foi embora")
+    assert status_of(ticket) == "cancelled"
+    assert line_of(ticket, boots).status == "cancelled"
+    queued_ticket(tenant, [cryo])
+    queue.call_next(cryo, cryo_1)
+
+
+def test_cancelling_the_last_open_line_after_another_completed_completes_the_ticket(
+    tenant, cryo, boots, cryo_1, alice
+):
+    ticket = queued_ticket(tenant, [cryo, boots])
+    line = queue.call_next(cryo, cryo_1)
+    queue.start(tenant, line.id)
+    queue.complete(tenant, line.id)
+    queue.cancel_line(tenant, line_of(ticket, boots).id, user=alice, reason="sem tempo")
+    assert status_of(ticket) == "completed"
+
+
+def test_cancelling_an_unpaid_ticket_gives_the_stock_back(tenant, cryo, towel, alice):
+    ticket = make_ticket(tenant, [cryo], extras={towel.id: 2})
+    queue.cancel_ticket(tenant, ticket.id, user=alice, reason="abandonado no totem")
+    towel.refresh_from_db()
+    assert towel.stock == 2
+
+
+def test_transfer_keeps_the_queue_time_and_is_recorded(tenant, cryo, boots, alice):
+    early = queued_ticket(tenant, [cryo])
+    queued_ticket(tenant, [boots])
+    moved = queue.transfer(tenant, line_of(early, cryo).id, boots, user=alice, reason="troca")
+    assert moved.service == boots
+    assert queue.queue_lines(boots).first().ticket == early
+    assert moved.history.first().history_change_reason == "troca"
+    with pytest.raises(QueueError):
+        queue.transfer(tenant, moved.id, boots, user=alice)
+
+
+def test_events_are_sent_only_after_commit_and_never_for_a_rollback(
+    tenant, cryo, cryo_1, monkeypatch, django_capture_on_commit_callbacks
+):
+    sent = []
+    monkeypatch.setattr("tickets.events._send", lambda groups, payload: sent.append(payload))
+    queued_ticket(tenant, [cryo])
+    with (
+        django_capture_on_commit_callbacks(execute=True),
+        pytest.raises(QueueError),
+        transaction.atomic(),
+    ):
+        queue.call_next(cryo, cryo_1)
+        raise QueueError("operator changed their mind")  # rolls the call back
+    assert sent == []
+    with django_capture_on_commit_callbacks(execute=True):
+        queue.call_next(cryo, cryo_1)
+        assert sent == []  # nothing before the commit
+    kinds = [e["type"] for e in sent]
+    assert {"ticket_called", "service_called", "queue_update"} <= set(kinds)
+    called = next(e for e in sent if e["type"] == "service_called")
+    assert called["service_id"] == cryo.id and called["equipment_id"] == cryo_1.id
+    assert called["room"] == "Sala 1"
+
+
+def test_service_stats_count_waiting_and_in_service(tenant, cryo, boots, cryo_1):
+    for _ in range(3):
+        queued_ticket(tenant, [cryo, boots])
+    queue.call_next(cryo, cryo_1)
+    stats = {s.service.name: s for s in queue.service_stats(tenant, [cryo, boots])}
+    assert (stats["Crioterapia"].waiting, stats["Crioterapia"].in_service) == (2, 1)
+    assert stats["Crioterapia"].average_wait_minutes == 0
+    assert (stats["Bota de compressão"].waiting, stats["Bota de compressão"].devices) == (3, 0)
+
+
+# --- on PostgreSQL ------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_sixteen_operators_calling_next_in_parallel_never_share_a_line_or_a_device(tenant):
+    services = [make_service(tenant, f"Serviço {i}", "S") for i in range(2)]
+    devices = [make_device(tenant, f"Dev {i}", [services[i % 2]]) for i in range(16)]
+    for _ in range(40):
+        queued_ticket(tenant, services)
+    barrier = threading.Barrier(16)
+    claimed: list[int] = []
+    errors: list[str] = []
+
+    def operator(device, service):
+        try:
+            barrier.wait()
+            for _ in range(3):
+                line = queue.call_next(service, device)
+                claimed.append(line.id)
+                queue.start(tenant, line.id)
+                queue.complete(tenant, line.id)
+        except QueueError as error:
+            errors.append(str(error))
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=operator, args=(d, services[i % 2])) for i, d in enumerate(devices)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(claimed) == 48 and len(set(claimed)) == 48  # every call got its own line
+    assert TicketService.objects.filter(status="completed").count() == 48
+    assert TicketService.objects.filter(call_count__gt=1).count() == 0
+    assert TicketService.objects.filter(status="waiting").count() == 80 - 48
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_database_refuses_a_second_active_line_on_one_device(tenant, cryo, cryo_1):
+    from django.db import IntegrityError
+
+    a, b = queued_ticket(tenant, [cryo]), queued_ticket(tenant, [cryo])
+    TicketService.objects.filter(ticket=a).update(status="called", equipment=cryo_1)
+    with pytest.raises(IntegrityError):
+        TicketService.objects.filter(ticket=b).update(status="in_progress", equipment=cryo_1)
+
+
+@pytest.mark.postgres
+def test_the_claim_query_walks_the_queue_index_without_sorting(tenant, cryo, boots):
+    now = timezone.now()
+    tickets = Ticket.objects.bulk_create(
+        Ticket(
+            tenant=tenant,
+            day=now.date(),
+            sequence=i,
+            number=f"X{i}",
+            customer_name="x",
+            consent_version="1",
+            total=0,
+            status="in_queue",
+        )
+        for i in range(3000)
+    )
+    statuses = ["waiting", "completed", "completed", "cancelled"]
+    TicketService.objects.bulk_create(
+        TicketService(
+            tenant=tenant,
+            ticket=t,
+            service=(cryo, boots)[i % 2],
+            price=0,
+            status=statuses[i % 4],
+            queued_at=now - timedelta(seconds=i),
+            priority_rank=i % 3,
+            customer_key=t.token,
+        )
+        for i, t in enumerate(tickets)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE tickets_ticketservice")
+        cursor.execute("ANALYZE tickets_ticket")
+    with transaction.atomic():
+        assert queue.claim_query(cryo).first() is not None
+        plan = queue.claim_query(cryo).explain()
+    print(plan)
+    assert "line_queue_order" in plan
+    assert "Sort" not in plan
+    assert "Seq Scan" not in plan
+
+
+def test_expired_extras_are_untouched_by_queue_operations(tenant, cryo, towel, cryo_1):
+    # Stock is taken at sale and given back only for unpaid cancellations.
+    ticket = queued_ticket(tenant, [cryo], extras={towel.id: 1})
+    queue.cancel_ticket(tenant, ticket.id, reason="pago, mas desistiu")
+    assert Extra.objects.get(pk=towel.pk).stock == 1

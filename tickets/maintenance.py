@@ -1,0 +1,180 @@
+"""What the cron commands do, as small functions that return what they found or changed.
+
+`expire_tickets` and `cleanup_inconsistent_states` are thin wrappers around these, so tests
+call the same code cron runs.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from tenants.models import Tenant
+from tickets import queue
+from tickets.errors import DomainError
+from tickets.models import (
+    LINE_ACTIVE,
+    LineStatus,
+    Ticket,
+    TicketService,
+    TicketStatus,
+    change_line_status,
+    change_ticket_status,
+)
+
+L, T = LineStatus, TicketStatus
+OPEN_LINES = (L.WAITING, L.CALLED, L.IN_PROGRESS)
+PRINTING_STUCK_AFTER = timedelta(minutes=10)
+
+
+def live_tenants():
+    return Tenant.objects.alive().filter(is_active=True)
+
+
+def expire(now: datetime | None = None) -> Counter:
+    """One pass of expiry over every tenant; returns counts by what was done."""
+    now = now or timezone.now()
+    done: Counter = Counter()
+    for tenant in live_tenants():
+        done += expire_tenant(tenant, now)
+    return done
+
+
+def expire_tenant(tenant: Tenant, now: datetime) -> Counter:
+    done: Counter = Counter()
+    # Called customers who did not come within the timeout.
+    late = TicketService.objects.filter(
+        tenant=tenant,
+        status=L.CALLED,
+        called_at__lt=now - timedelta(minutes=tenant.no_show_timeout_minutes),
+    ).values_list("id", flat=True)
+    for line_id in late:
+        try:
+            queue.no_show(tenant, line_id, reason=_("no-show timeout"))
+            done["no_show"] += 1
+        except DomainError:
+            done["skipped"] += 1  # an operator acted on it meanwhile
+    # Tickets waiting too long, or left over from an earlier local day.
+    too_old = now - timedelta(hours=tenant.expiry_hours)
+    stale = Ticket.objects.filter(tenant=tenant, status__in=[T.IN_QUEUE, T.CALLED]).filter(
+        Q(queued_at__lt=too_old) | Q(day__lt=tenant.today())
+    )
+    for ticket_id in stale.values_list("id", flat=True):
+        if queue.expire_ticket(tenant, ticket_id, reason=_("waited past the expiry age")):
+            done["expired"] += 1
+    # Tickets never paid: cancelled, their extras back in stock.
+    unpaid = Ticket.objects.filter(
+        tenant=tenant,
+        status=T.PENDING_PAYMENT,
+        created_at__lt=now - timedelta(minutes=tenant.payment_timeout_minutes),
+    )
+    for ticket_id in unpaid.values_list("id", flat=True):
+        try:
+            queue.cancel_ticket(tenant, ticket_id, reason=_("payment not completed in time"))
+            done["unpaid_cancelled"] += 1
+        except DomainError:
+            done["skipped"] += 1  # paid at the last second: the payment won
+    return done
+
+
+@dataclass
+class Finding:
+    kind: str
+    ticket: str
+    detail: str
+
+
+@dataclass
+class Inspection:
+    findings: list[Finding] = field(default_factory=list)
+    fixed: int = 0
+
+
+def inspect(*, fix: bool, now: datetime | None = None) -> Inspection:
+    """Find (and with `fix`, repair) states that the rules forbid but a crash or a manual
+    database edit could leave behind."""
+    now = now or timezone.now()
+    result = Inspection()
+    final = [T.COMPLETED, T.CANCELLED, T.EXPIRED]
+    # Lines still open on a ticket that is over (this includes devices held by them).
+    for line in TicketService.objects.filter(
+        status__in=OPEN_LINES, ticket__status__in=final
+    ).select_related("ticket", "service", "equipment"):
+        holds = (
+            f", ocupando {line.equipment.name}"
+            if line.status in LINE_ACTIVE and line.equipment
+            else ""
+        )
+        result.findings.append(
+            Finding(
+                "open_line_on_closed_ticket",
+                line.ticket.number,
+                f"{line.service.name} {line.status} na senha {line.ticket.status}{holds}",
+            )
+        )
+        if fix and _close_line(line):
+            result.fixed += 1
+    # Tickets whose status is not what their lines add up to.
+    in_queue_states = [T.IN_QUEUE, T.CALLED, T.IN_PROGRESS]
+    for ticket in Ticket.objects.filter(status__in=in_queue_states).prefetch_related("lines"):
+        expected = queue.aggregate_status([line.status for line in ticket.lines.all()])
+        if expected != ticket.status:
+            result.findings.append(
+                Finding(
+                    "status_disagrees_with_lines", ticket.number, f"{ticket.status} ≠ {expected}"
+                )
+            )
+            if fix and _resync(ticket):
+                result.fixed += 1
+    # Tickets stuck in printing: the spooler died or the job was lost.
+    for ticket in Ticket.objects.filter(
+        status=T.PRINTING, printing_at__lt=now - PRINTING_STUCK_AFTER
+    ):
+        result.findings.append(
+            Finding("stuck_printing", ticket.number, f"desde {ticket.printing_at:%H:%M}")
+        )
+        if fix and _to_print_error(ticket):
+            result.fixed += 1
+    return result
+
+
+def _close_line(line: TicketService) -> bool:
+    with transaction.atomic():
+        line = (
+            TicketService.objects.select_for_update()
+            .select_related("ticket", "service")
+            .get(pk=line.pk)
+        )
+        if line.status not in OPEN_LINES:
+            return False
+        change_line_status(line, L.CANCELLED, reason=_("repair: the ticket was already closed"))
+    return True
+
+
+def _resync(ticket: Ticket) -> bool:
+    with transaction.atomic():
+        ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
+        try:
+            queue.sync_ticket(ticket, reason=_("repair: status did not match its lines"))
+        except DomainError:
+            return False
+    return True
+
+
+def _to_print_error(ticket: Ticket) -> bool:
+    with transaction.atomic():
+        ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
+        if ticket.status != T.PRINTING:
+            return False
+        change_ticket_status(
+            ticket,
+            T.PRINT_ERROR,
+            reason=_("repair: stuck in printing; reprint or move to the queue"),
+        )
+    return True
