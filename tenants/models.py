@@ -97,6 +97,14 @@ class Tenant(models.Model):
     def today(self):
         return self.local_now().date()
 
+    def is_open(self, at=None) -> bool:
+        """Within today's opening hours (local time). No hours configured: always open."""
+        now = timezone.localtime(at or timezone.now(), self.tzinfo)
+        hours = list(self.opening_hours.all())
+        if not hours:
+            return True
+        return any(h.weekday == now.weekday() and h.opens <= now.time() < h.closes for h in hours)
+
 
 class Role(models.TextChoices):
     # Declared from most to least powerful; `Role.rank` relies on this order.
@@ -144,3 +152,45 @@ class Membership(models.Model):
 
     def has_role(self, role: str) -> bool:
         return Role.rank(self.role) >= Role.rank(role)
+
+
+class Weekday(models.IntegerChoices):
+    MONDAY = 0, _("Monday")
+    TUESDAY = 1, _("Tuesday")
+    WEDNESDAY = 2, _("Wednesday")
+    THURSDAY = 3, _("Thursday")
+    FRIDAY = 4, _("Friday")
+    SATURDAY = 5, _("Saturday")
+    SUNDAY = 6, _("Sunday")
+
+
+class OpeningHours(models.Model):
+    """One opening interval on a weekday, in the tenant's local time; several per day allowed."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="opening_hours")
+    weekday = models.PositiveSmallIntegerField(_("weekday"), choices=Weekday.choices)
+    opens = models.TimeField(_("opens"))
+    closes = models.TimeField(_("closes"))
+
+    history = HistoricalRecords()
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("opening hours")
+        verbose_name_plural = _("opening hours")
+        ordering = ["tenant", "weekday", "opens"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(closes__gt=models.F("opens")), name="opening_hours_closes_after"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(weekday__gte=0, weekday__lte=6), name="opening_hours_weekday"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_weekday_display()} {self.opens:%H:%M}–{self.closes:%H:%M}"
+
+    def clean(self) -> None:
+        if self.opens and self.closes and self.closes <= self.opens:
+            raise ValidationError({"closes": _("Closing time must be after opening time.")})
