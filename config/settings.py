@@ -96,7 +96,21 @@ if REDIS_URL:
             # The pub/sub layer: the default RedisChannelLayer drops group messages silently
             # past its capacity; pub/sub delivers every event at display fan-out rates.
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_connect_timeout": 1}]},
+            # Fail fast when Redis is unreachable (a broadcast never hangs a request); redis-py's
+            # async pool refuses connections past 100 unless max_connections is raised; the
+            # health check finds a silently dropped subscriber connection.
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_connect_timeout": 1,
+                        "socket_timeout": 2,
+                        "socket_keepalive": True,
+                        "health_check_interval": 15,
+                        "max_connections": 1000,
+                    }
+                ]
+            },
         }
     }
 else:

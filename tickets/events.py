@@ -1,17 +1,39 @@
 """Real-time events: built by the domain functions, sent after their transaction commits.
 
 Every event goes to the tenant's group and, when it concerns a service, to that service's
-group, so a display or a station receives only what concerns it. The database stays the
-source of truth: a broadcast that fails is logged, never raised, and screens re-read their
-state when they reconnect.
+group, and to the ticket's own group, so a display or a station receives only what concerns
+it. The database stays the source of truth: a broadcast that fails is logged, never raised,
+and screens re-read their state when they reconnect.
+
+Loss is made visible with sequence numbers. Each message carries `seq` (per tenant: the
+tenant group's counter) and `group` / `group_seq` (the counter of the group it was delivered
+through — a screen subscribed only to some services sees its own consecutive numbers). A
+screen that sees `group_seq` jump re-reads its state over HTTP. The counters live:
+
+- in Redis (`INCR`) when `REDIS_URL` is set: atomic across every Daphne process, one round
+  trip per event, and on the same server that carries the events — when it is down there is
+  nothing to number. A database counter was rejected: it would be one more write per event,
+  and a per-tenant counter row locked inside the domain transaction would serialise every
+  operation of a tenant; incremented after commit it would cost a second transaction.
+- in this process otherwise: the in-memory channel layer only reaches this process's
+  sockets, so a process counter is exact. A restart drops every socket; screens reconnect,
+  get the new baseline in the `hello` message and re-read their state.
+
+Redis unreachable: the first failure (connect timeout 1 s) marks it down for a few seconds,
+during which broadcasts are skipped with a warning instead of each request waiting on it.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections import OrderedDict
 
+import redis
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -26,6 +48,33 @@ EVENT_TYPES = (
     "payment_update",
     "equipment_update",
 )
+# What a public screen (display, the customer's phone) may receive: no names, CPF or phone,
+# whatever another caller of `publish` adds for the operators.
+PUBLIC_FIELDS = frozenset(
+    {
+        "type",
+        "tenant",
+        "at",
+        "seq",
+        "group",
+        "group_seq",
+        "ticket_id",
+        "number",
+        "ticket_status",
+        "line_id",
+        "service_id",
+        "service",
+        "status",
+        "equipment_id",
+        "equipment",
+        "room",
+        "call_count",
+    }
+)
+SEQ_PREFIX = "totem:seq:"
+# A ticket's counter is only useful while someone follows the ticket.
+TICKET_SEQ_TTL = 2 * 24 * 3600
+REDIS_DOWN_SECONDS = 5.0
 
 
 def tenant_group(tenant_id: int) -> str:
@@ -38,6 +87,11 @@ def service_group(tenant_id: int, service_id: int) -> str:
 
 def ticket_group(token: str) -> str:
     return f"ticket.{token}"
+
+
+def public(payload: dict) -> dict:
+    """The event as a public screen may see it."""
+    return {key: value for key, value in payload.items() if key in PUBLIC_FIELDS}
 
 
 def event_payload(kind: str, *, tenant_id: int, ticket=None, line=None, **data) -> dict:
@@ -54,7 +108,11 @@ def event_payload(kind: str, *, tenant_id: int, ticket=None, line=None, **data) 
 
 
 def publish(kind: str, *, tenant_id: int, ticket=None, line=None, token: str = "", **data) -> None:
-    """Queue an event to be broadcast once the surrounding transaction commits."""
+    """Queue an event to be broadcast once the surrounding transaction commits.
+
+    Inside a savepoint that rolls back, the event is dropped with it (Django discards the
+    savepoint's on_commit callbacks); outside any transaction it is sent at once.
+    """
     assert kind in EVENT_TYPES, kind
     payload = event_payload(kind, tenant_id=tenant_id, ticket=ticket, line=line, **data)
     groups = [tenant_group(tenant_id)]
@@ -70,7 +128,108 @@ def _send(groups: list[str], payload: dict) -> None:
     if layer is None:
         return
     try:
-        for group in groups:
-            async_to_sync(layer.group_send)(group, {"type": "event", "event": payload})
+        numbers = next_sequences(groups)
+    except RedisDown as error:
+        log.warning("broadcast of %s skipped: %s", payload["type"], error)
+        return
+    messages = [
+        (group, {**payload, "seq": numbers[0], "group": group, "group_seq": number})
+        for group, number in zip(groups, numbers, strict=True)
+    ]
+
+    async def send_all() -> None:
+        for group, message in messages:
+            await layer.group_send(group, {"type": "event", "event": message})
+
+    try:
+        async_to_sync(send_all)()
     except Exception:  # noqa: BLE001 — a broadcast must never undo or fail a committed change
         log.exception("broadcast of %s failed; screens will catch up on reconnect", payload["type"])
+
+
+# --- sequence numbers ---------------------------------------------------------------------
+
+
+class RedisDown(Exception):
+    """Redis did not answer; events are not numbered nor sent for a few seconds."""
+
+
+_clients: dict[str, redis.Redis] = {}
+_down_until: dict[str, float] = {}
+_local: OrderedDict[str, int] = OrderedDict()
+_local_lock = threading.Lock()
+# Enough for every group of a busy day; the oldest (tickets long served) are forgotten first.
+LOCAL_MAX_GROUPS = 20_000
+
+
+def _redis() -> redis.Redis | None:
+    url = settings.REDIS_URL
+    if not url:
+        return None
+    if time.monotonic() < _down_until.get(url, 0):
+        raise RedisDown(f"Redis at {_safe(url)} was unreachable moments ago")
+    client = _clients.get(url)
+    if client is None:
+        # Short timeouts: a request that publishes must never wait long on a dead Redis.
+        client = redis.Redis.from_url(
+            url, socket_connect_timeout=1, socket_timeout=1, health_check_interval=30
+        )
+        _clients[url] = client
+    return client
+
+
+def _safe(url: str) -> str:
+    return url.split("@")[-1]
+
+
+def _mark_down(error: Exception) -> RedisDown:
+    _down_until[settings.REDIS_URL] = time.monotonic() + REDIS_DOWN_SECONDS
+    return RedisDown(f"Redis at {_safe(settings.REDIS_URL)} is unreachable ({error})")
+
+
+def next_sequences(groups: list[str]) -> list[int]:
+    """Increment and return each group's counter, in one round trip."""
+    client = _redis()
+    if client is None:
+        with _local_lock:
+            numbers = []
+            for group in groups:
+                _local[group] = _local.get(group, 0) + 1
+                _local.move_to_end(group)
+                numbers.append(_local[group])
+            while len(_local) > LOCAL_MAX_GROUPS:
+                _local.popitem(last=False)
+            return numbers
+    pipe = client.pipeline(transaction=False)
+    incr_at = []
+    for group in groups:
+        incr_at.append(len(pipe))
+        pipe.incr(SEQ_PREFIX + group)
+        if group.startswith("ticket."):
+            pipe.expire(SEQ_PREFIX + group, TICKET_SEQ_TTL)
+    try:
+        results = pipe.execute()
+    except redis.RedisError as error:
+        raise _mark_down(error) from error
+    return [results[i] for i in incr_at]
+
+
+def current_sequences(groups: list[str]) -> dict[str, int]:
+    """Each group's last number (0 when none yet): the baseline a screen starts from.
+
+    Blocking (Redis): consumers call it through `sync_to_async`. With Redis down it answers
+    zeros; the screen re-reads its state on the next event anyway.
+    """
+    try:
+        client = _redis()
+    except RedisDown:
+        return dict.fromkeys(groups, 0)
+    if client is None:
+        with _local_lock:
+            return {group: _local.get(group, 0) for group in groups}
+    try:
+        values = client.mget([SEQ_PREFIX + group for group in groups])
+    except redis.RedisError as error:
+        log.warning("%s", _mark_down(error))
+        return dict.fromkeys(groups, 0)
+    return {group: int(value or 0) for group, value in zip(groups, values, strict=True)}
