@@ -1,0 +1,51 @@
+// Staff screens: small glue around htmx. No framework; the server renders everything.
+(function () {
+  "use strict";
+
+  // The panel refreshes itself, but not while a row's extra actions are open (a reason being
+  // typed, a service being chosen): a refresh would close them and lose what was typed.
+  window.panelIdle = function () {
+    var live = document.getElementById("panel-live");
+    if (!live) return false;
+    if (live.querySelector("details[open], .more-slot:not(:empty)")) return false;
+    var active = document.activeElement;
+    return !(active && live.contains(active) && active.matches("input, select, textarea"));
+  };
+
+  function banner(text) {
+    var box = document.getElementById("connection");
+    if (!box) return;
+    box.textContent = text || "";
+    box.hidden = !text;
+  }
+
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    // The session ended: htmx followed the redirect to the login page; go there for real.
+    var url = event.detail.xhr.responseURL || "";
+    if (url.indexOf("/accounts/login/") !== -1) {
+      event.detail.shouldSwap = false;
+      window.location.assign(url);
+    }
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    if (event.detail.successful) banner("");
+  });
+  document.addEventListener("htmx:responseError", function (event) {
+    var status = event.detail.xhr.status;
+    var box = document.getElementById("connection");
+    var text = box && box.dataset["error" + status];
+    banner(text || (box && box.dataset.error) || "Erro " + status);
+  });
+  document.addEventListener("htmx:sendError", function () {
+    var box = document.getElementById("connection");
+    banner(box && box.dataset.offline);
+  });
+})();
+
+// "Close" in a row's extra actions empties the slot; the panel's refresh then resumes.
+document.addEventListener("click", function (event) {
+  var button = event.target.closest("[data-close-more]");
+  if (!button) return;
+  var slot = button.closest(".more-slot");
+  if (slot) slot.innerHTML = "";
+});

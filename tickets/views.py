@@ -1,0 +1,429 @@
+"""The operator panel: the station's queues, the lines I serve, and one action per button.
+
+Views stay thin. They look every row up through the tenant (another tenant's id is a 404),
+call one domain function of `tickets/queue.py`, and answer with the refreshed panel: the
+`live` partial for HTMX, a redirect for a plain form post (PRG), so the page also works
+without JavaScript. A refusal (`DomainError`) becomes a message shown beside the row or
+queue it concerns — never a 500.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.contrib.auth.decorators import login_required
+from django.db.models import Prefetch, Q
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from equipment.models import Equipment
+from tenants.access import tenant_member_required, tenants_for
+from tenants.models import Role, Tenant
+from tickets import queue
+from tickets.errors import DomainError
+from tickets.forms import ReasonForm, StationForm, TransferForm, first_error
+from tickets.models import LINE_ACTIVE, LineStatus, Service, Ticket, TicketService, TicketStatus
+
+L, T = LineStatus, TicketStatus
+# Rows shown per queue: a queue of thousands renders as fast as one of ten ("+N more").
+QUEUE_LIMIT = 50
+# Rows shown in the side lists (my lines, expired, payments, print errors).
+SIDE_LIMIT = 30
+FLASH_KEY = "panel_flash"
+
+
+def _station_key(tenant: Tenant) -> str:
+    return f"panel_station_{tenant.pk}"
+
+
+def _station(request: HttpRequest) -> Equipment | None:
+    """The service device chosen in this session for the request's tenant, if it still is one."""
+    device_id = request.session.get(_station_key(request.tenant))
+    if device_id is None:
+        return None
+    return (
+        Equipment.objects.service_devices()
+        .for_tenant(request.tenant)
+        .prefetch_related(Prefetch("services", queryset=Service.objects.sellable()))
+        .filter(pk=device_id)
+        .first()
+    )
+
+
+# --- the screens ----------------------------------------------------------------------------
+
+
+@require_GET
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    """The site's root: straight to the panel of the user's one studio, else a choice."""
+    tenants = list(tenants_for(request.user).order_by("name")[:100])
+    if len(tenants) == 1:
+        return redirect("panel", slug=tenants[0].slug)
+    return render(
+        request, "tickets/home.html", {"tenants": tenants}, status=200 if tenants else 403
+    )
+
+
+@require_GET
+@tenant_member_required(Role.OPERATOR)
+def panel(request: HttpRequest, slug: str) -> HttpResponse:
+    station = _station(request)
+    if station is None or "trocar" in request.GET:
+        if request.htmx:
+            # The station was removed while the page polled: show the picker, full page.
+            return HttpResponseClientRedirect(reverse("panel", args=[slug]))
+        return _render_stations(request, StationForm(request.tenant), current=station)
+    return _render_panel(request, station, request.session.pop(FLASH_KEY, None))
+
+
+@require_POST
+@tenant_member_required(Role.OPERATOR)
+def choose_station(request: HttpRequest, slug: str) -> HttpResponse:
+    form = StationForm(request.tenant, request.POST)
+    if not form.is_valid():
+        return _render_stations(request, form, current=_station(request), status=400)
+    request.session[_station_key(request.tenant)] = form.cleaned_data["station"].pk
+    return redirect("panel", slug=slug)
+
+
+def _render_stations(
+    request: HttpRequest, form: StationForm, *, current: Equipment | None, status: int = 200
+) -> HttpResponse:
+    devices = form.fields["station"].queryset.prefetch_related(
+        Prefetch("services", queryset=Service.objects.sellable())
+    )
+    context = {"tenant": request.tenant, "form": form, "devices": devices, "current": current}
+    return render(request, "tickets/stations.html", context, status=status)
+
+
+@dataclass
+class Row:
+    """A line as the panel shows it: how long it waited (and its colour), the other services."""
+
+    line: TicketService
+    minutes: int
+    level: str
+    others: list[TicketService]
+
+
+@dataclass
+class Queue:
+    stats: queue.ServiceStats
+    rows: list[Row]
+    more: int
+    flash: dict | None = None
+
+
+@dataclass
+class Flash:
+    """The outcome of the last action, placed beside the row or queue it concerns."""
+
+    message: str
+    level: str = "ok"
+    line: int | None = None
+    service: int | None = None
+
+
+def _row(tenant: Tenant, line: TicketService, now, *, since=None) -> Row:
+    if since is None:
+        minutes = queue.waited_minutes(line, now)
+        level = queue.wait_level(tenant, minutes)
+    else:
+        minutes = max(0, int((now - since).total_seconds() // 60))
+        level = "ok"
+    others = [other for other in line.ticket.lines.all() if other.pk != line.pk]
+    return Row(line=line, minutes=minutes, level=level, others=others)
+
+
+def _panel_context(request: HttpRequest, station: Equipment, flash: dict | None) -> dict:
+    """Everything the panel shows, in a number of queries that does not grow with the queues."""
+    tenant = request.tenant
+    now = timezone.now()
+    services = list(station.services.all())
+    # The other services of each ticket and where they stand, in one query per list.
+    others = Prefetch(
+        "ticket__lines",
+        queryset=TicketService.objects.select_related("service").order_by("position"),
+    )
+    queues = []
+    for stats in queue.service_stats(tenant, services):
+        lines = list(
+            queue.queue_lines(stats.service)
+            .select_related("ticket")
+            .prefetch_related(others)[:QUEUE_LIMIT]
+        )
+        queues.append(
+            Queue(
+                stats=stats,
+                rows=[_row(tenant, line, now) for line in lines],
+                more=max(stats.waiting - len(lines), 0),
+            )
+        )
+    mine = [
+        _row(tenant, line, now, since=line.started_at or line.called_at)
+        for line in TicketService.objects.for_tenant(tenant)
+        .filter(status__in=LINE_ACTIVE)
+        .filter(Q(operator=request.user) | Q(equipment=station))
+        .select_related("ticket", "service", "equipment")
+        .prefetch_related(others)
+        .order_by("called_at")[:SIDE_LIMIT]
+    ]
+    tickets = Ticket.objects.for_tenant(tenant)
+    expired = list(
+        tickets.filter(
+            status=T.EXPIRED,
+            day=tenant.today(),
+            lines__status=L.NO_SHOW,
+            lines__service__in=services,
+        )
+        .distinct()
+        .order_by("-expired_at")[:SIDE_LIMIT]
+    )
+    pending = list(tickets.filter(status=T.PENDING_PAYMENT).order_by("created_at")[:SIDE_LIMIT])
+    print_errors = list(
+        tickets.filter(status=T.PRINT_ERROR).order_by("print_error_at")[:SIDE_LIMIT]
+    )
+
+    flash = _place(flash, queues, mine)
+    for q in queues:
+        if flash and flash.get("where") == "queue" and flash.get("service") == q.stats.service.pk:
+            q.flash = flash
+    return {
+        "tenant": tenant,
+        "station": station,
+        "queues": queues,
+        "mine": mine,
+        "expired": expired,
+        "pending": pending,
+        "print_errors": print_errors,
+        "flash": flash,
+        "hide_names": tenant.hide_customer_names,
+    }
+
+
+def _place(flash: dict | None, queues: list[Queue], mine: list[Row]) -> dict | None:
+    """Decide where the message goes: beside its row, atop its queue, else atop the panel."""
+    if not flash:
+        return None
+    shown_lines = {row.line.pk for q in queues for row in q.rows} | {row.line.pk for row in mine}
+    shown_services = {q.stats.service.pk for q in queues}
+    if flash.get("line") in shown_lines:
+        where = "line"
+    elif flash.get("service") in shown_services:
+        where = "queue"
+    else:
+        where = "top"
+    return {**flash, "where": where}
+
+
+def _render_panel(request: HttpRequest, station: Equipment, flash: dict | None) -> HttpResponse:
+    context = _panel_context(request, station, flash)
+    template = "tickets/panel.html#live" if request.htmx else "tickets/panel.html"
+    # Times on the panel are the studio's local time, whatever the server's zone.
+    with timezone.override(request.tenant.tzinfo):
+        return render(request, template, context)
+
+
+@require_GET
+@tenant_member_required(Role.OPERATOR)
+def line_detail(request: HttpRequest, slug: str, line_id: int) -> HttpResponse:
+    """The rarer actions of a line (transfer, cancel), loaded into its row on demand."""
+    tenant = request.tenant
+    line = get_object_or_404(
+        TicketService.objects.for_tenant(tenant).select_related("ticket", "service"), pk=line_id
+    )
+    context = {
+        "tenant": tenant,
+        "line": line,
+        "hide_names": tenant.hide_customer_names,
+        "can_transfer": line.status == L.WAITING,
+        "can_cancel_line": line.status in (*queue.OPEN_LINES, L.NO_SHOW),
+        "can_cancel_ticket": line.ticket.status not in (T.COMPLETED, T.CANCELLED),
+        "transfer_services": Service.objects.sellable()
+        .for_tenant(tenant)
+        .exclude(pk__in=line.ticket.lines.values("service_id")),
+    }
+    template = "tickets/line.html#more" if request.htmx else "tickets/line.html"
+    return render(request, template, context)
+
+
+# --- actions --------------------------------------------------------------------------------
+
+
+def _respond(request: HttpRequest, flash: Flash) -> HttpResponse:
+    data = {"message": flash.message, "level": flash.level}
+    data.update(line=flash.line, service=flash.service)
+    if request.htmx:
+        station = _station(request)
+        if station is None:
+            request.session[FLASH_KEY] = data
+            return HttpResponseClientRedirect(reverse("panel", args=[request.tenant.slug]))
+        return _render_panel(request, station, data)
+    request.session[FLASH_KEY] = data
+    return redirect("panel", slug=request.tenant.slug)
+
+
+def _run(
+    request: HttpRequest, act: Callable[[], str], *, line: int | None = None, service=None
+) -> HttpResponse:
+    """Run one domain action; its message, or its refusal, goes back to the panel."""
+    try:
+        flash = Flash(act(), line=line, service=service)
+    except DomainError as error:
+        flash = Flash(str(error), level="error", line=line, service=service)
+    return _respond(request, flash)
+
+
+def _require_station(request: HttpRequest) -> Equipment:
+    station = _station(request)
+    if station is None:
+        raise queue.QueueError(_("Choose your station first."))
+    return station
+
+
+def _called_message(line: TicketService) -> str:
+    return _("Ticket %(number)s called for %(service)s at %(device)s.") % {
+        "number": line.ticket.number,
+        "service": line.service.name,
+        "device": line.equipment.name if line.equipment else "—",
+    }
+
+
+@require_POST
+@tenant_member_required(Role.OPERATOR)
+def call_next(request: HttpRequest, slug: str, service_id: int) -> HttpResponse:
+    service = get_object_or_404(Service.objects.for_tenant(request.tenant), pk=service_id)
+
+    def act() -> str:
+        return _called_message(
+            queue.call_next(service, _require_station(request), user=request.user)
+        )
+
+    return _run(request, act, service=service.pk)
+
+
+def _with_reason(request: HttpRequest, act: Callable[[str], str]) -> Callable[[], str]:
+    def run() -> str:
+        form = ReasonForm(request.POST)
+        if not form.is_valid():
+            raise queue.QueueError(_("Say why (the reason is required)."))
+        return act(form.cleaned_data["reason"])
+
+    return run
+
+
+def _line_action(request: HttpRequest, line: TicketService, action: str) -> Callable[[], str]:
+    """The domain call behind each row button, returning the message the panel shows."""
+    tenant, user = request.tenant, request.user
+    names = {"number": line.ticket.number, "service": line.service.name}
+
+    def call() -> str:
+        station = _require_station(request)
+        return _called_message(queue.call_line(tenant, line.pk, station, user=user))
+
+    def again() -> str:
+        done = queue.reannounce(tenant, line.pk, user=user)
+        if done.status == L.NO_SHOW:
+            return _("Ticket %(number)s was called too many times: marked as no-show.") % names
+        return _("Ticket %(number)s called again (call %(n)s).") % {
+            **names,
+            "n": done.call_count,
+        }
+
+    def begin() -> str:
+        queue.start(tenant, line.pk, user=user)
+        return _("%(service)s of ticket %(number)s started.") % names
+
+    def finish() -> str:
+        queue.complete(tenant, line.pk, user=user)
+        return _("%(service)s of ticket %(number)s completed.") % names
+
+    def back() -> str:
+        queue.send_back(tenant, line.pk, user=user, reason=_("sent back by the operator"))
+        return _("Ticket %(number)s is back in the %(service)s queue.") % names
+
+    def missed() -> str:
+        queue.no_show(tenant, line.pk, user=user)
+        return _("Ticket %(number)s did not show up for %(service)s.") % names
+
+    def cancel(reason: str) -> str:
+        queue.cancel_line(tenant, line.pk, user=user, reason=reason)
+        return _("%(service)s of ticket %(number)s cancelled.") % names
+
+    def move() -> str:
+        form = TransferForm(tenant, request.POST)
+        if not form.is_valid():
+            raise queue.QueueError(first_error(form))
+        target = form.cleaned_data["service"]
+        queue.transfer(tenant, line.pk, target, user=user)
+        return _("Ticket %(number)s moved to the %(service)s queue.") % {
+            **names,
+            "service": target.name,
+        }
+
+    actions = {
+        "chamar": call,
+        "rechamar": again,
+        "iniciar": begin,
+        "concluir": finish,
+        "devolver": back,
+        "ausente": missed,
+        "cancelar": _with_reason(request, cancel),
+        "transferir": move,
+    }
+    if action not in actions:
+        raise Http404("action")
+    return actions[action]
+
+
+@require_POST
+@tenant_member_required(Role.OPERATOR)
+def line_action(request: HttpRequest, slug: str, line_id: int, action: str) -> HttpResponse:
+    line = get_object_or_404(
+        TicketService.objects.for_tenant(request.tenant).select_related("ticket", "service"),
+        pk=line_id,
+    )
+    act = _line_action(request, line, action)
+    return _run(request, act, line=line.pk, service=line.service_id)
+
+
+def _ticket_action(request: HttpRequest, ticket: Ticket, action: str) -> Callable[[], str]:
+    tenant, user = request.tenant, request.user
+    names = {"number": ticket.number}
+
+    def cancel(reason: str) -> str:
+        queue.cancel_ticket(tenant, ticket.pk, user=user, reason=reason)
+        return _("Ticket %(number)s cancelled.") % names
+
+    def reactivate() -> str:
+        line = queue.reactivate(tenant, ticket.pk, _require_station(request), user=user)
+        return _("Ticket %(number)s reactivated: %(called)s") % {
+            **names,
+            "called": _called_message(line),
+        }
+
+    actions: dict[str, Callable[[], str]] = {
+        "cancelar": _with_reason(request, cancel),
+        "reativar": reactivate,
+    }
+    if action not in actions:
+        raise Http404("action")
+    return actions[action]
+
+
+@require_POST
+@tenant_member_required(Role.OPERATOR)
+def ticket_action(request: HttpRequest, slug: str, ticket_id: int, action: str) -> HttpResponse:
+    ticket = get_object_or_404(Ticket.objects.for_tenant(request.tenant), pk=ticket_id)
+    # The row the button sits on, only to show the outcome beside it.
+    row = request.POST.get("row", "")
+    return _run(
+        request, _ticket_action(request, ticket, action), line=int(row) if row.isdigit() else None
+    )
