@@ -122,13 +122,18 @@ def enter_queue(ticket: Ticket, *, user=None, reason: str = "") -> None:
 
 
 def mark_paid(ticket: Ticket, *, user=None, reason: str = "") -> None:
-    """`pending_payment → paid`, then on to the queue (or to the printer, once it prints).
+    """`pending_payment → paid`, then to the printer (`printing`, a print job) when the tenant
+    has an online ticket printer, else straight to the queue (a digital ticket).
 
     Call inside the payment's transaction, holding the ticket's lock, so money and ticket move
-    together.
+    together. Only the job row is written here; the spooler prints after the commit.
     """
+    # Imported here: equipment.printing builds on this module (enter_queue, place_of).
+    from equipment.printing import send_ticket_to_printer
+
     change_ticket_status(ticket, T.PAID, user=user, reason=reason)
-    enter_queue(ticket, user=user, reason=reason)
+    if send_ticket_to_printer(ticket, user=user, reason=reason) is None:
+        enter_queue(ticket, user=user, reason=reason)
 
 
 # --- devices --------------------------------------------------------------------------------
