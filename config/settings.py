@@ -152,3 +152,7 @@ MERCADOPAGO_BASE_URL = env.str("MERCADOPAGO_BASE_URL", default="https://api.merc
 MERCADOPAGO_TIMEOUT = env.float("MERCADOPAGO_TIMEOUT", default=10.0)
 # Seconds a webhook signature's timestamp may drift from our clock before it counts as replayed.
 MERCADOPAGO_WEBHOOK_TOLERANCE = env.int("MERCADOPAGO_WEBHOOK_TOLERANCE", default=300)
+
+# Where customers reach this installation: the QR code on a printed ticket points here
+# (`<PUBLIC_BASE_URL>/t/<slug>/senha/<token>/`), so it must be the address phones can open.
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
