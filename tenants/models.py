@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 import zoneinfo
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -194,3 +196,330 @@ class OpeningHours(models.Model):
     def clean(self) -> None:
         if self.opens and self.closes and self.closes <= self.opens:
             raise ValidationError({"closes": _("Closing time must be after opening time.")})
+
+
+# --- running the business: audit, daily statistics, outgoing webhooks, notifications --------
+# The functions that write these rows live in tenants/audit.py, tenants/stats.py,
+# tenants/webhooks.py and tenants/notifications.py.
+
+
+class AuditAction(models.TextChoices):
+    LOGIN = "login", _("Logged in")
+    LOGOUT = "logout", _("Logged out")
+    LOGIN_FAILED = "login_failed", _("Failed login")
+    STATUS_CHANGED = "status_changed", _("Status changed by hand")
+    TICKET_CANCELLED = "ticket_cancelled", _("Ticket cancelled")
+    LINE_CANCELLED = "line_cancelled", _("Service of a ticket cancelled")
+    PAYMENT_CONFIRMED = "payment_confirmed", _("Payment confirmed by hand")
+    PAYMENT_REFUNDED = "payment_refunded", _("Payment refunded")
+    REPRINT = "reprint", _("Reprint")
+    SETTINGS_CHANGED = "settings_changed", _("Settings changed")
+    DATA_PURGED = "data_purged", _("Old data purged")
+    DATA_EXPORTED = "data_exported", _("Customer data exported (LGPD)")
+    DATA_ERASED = "data_erased", _("Customer data erased (LGPD)")
+    EXPORTED_CSV = "exported_csv", _("Report exported")
+
+
+class AuditLog(models.Model):
+    """Who did what, when and from where. Written once, never changed; purged after months."""
+
+    # Null for what concerns no tenant: a failed login with an unknown username, the purge.
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("user"),
+    )
+    # Kept as written: the user may be deleted later, and a failed login has no user at all.
+    username = models.CharField(_("username"), max_length=150, blank=True)
+    action = models.CharField(_("action"), max_length=32, choices=AuditAction.choices)
+    entity = models.CharField(_("entity"), max_length=60, blank=True)
+    entity_id = models.CharField(_("entity id"), max_length=40, blank=True)
+    data = models.JSONField(_("data"), default=dict, blank=True, encoder=DjangoJSONEncoder)
+    ip = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    created_at = models.DateTimeField(_("time"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("audit entry")
+        verbose_name_plural = _("audit log")
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # Seed 003 §7: a tenant's log, newest first (the admin list).
+            models.Index(fields=["tenant", "-created_at"], name="audit_tenant_recent"),
+            # "Who did this to ticket 123?": the admin's filter from a ticket.
+            models.Index(fields=["entity", "entity_id"], name="audit_entity"),
+            # The purge deletes by age across every tenant.
+            models.Index(fields=["created_at"], name="audit_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.username or '-'} {self.action}"
+
+
+class DailyStats(models.Model):
+    """One tenant's day, per service (and one row with no service for the whole tenant).
+
+    Written by `snapshot_daily_stats` (an upsert, so running it twice changes nothing) and kept
+    after the purge: statistics hold no personal data.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="daily_stats")
+    service = models.ForeignKey(
+        "tickets.Service",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="daily_stats",
+        verbose_name=_("service"),
+    )
+    day = models.DateField(_("day"))
+    tickets = models.PositiveIntegerField(_("tickets"), default=0)
+    completed = models.PositiveIntegerField(_("completed"), default=0)
+    revenue = models.DecimalField(_("revenue (R$)"), max_digits=12, decimal_places=2, default=0)
+    avg_wait_seconds = models.PositiveIntegerField(_("average wait (s)"), null=True, blank=True)
+    p95_wait_seconds = models.PositiveIntegerField(
+        _("95th percentile wait (s)"), null=True, blank=True
+    )
+    avg_duration_seconds = models.PositiveIntegerField(
+        _("average duration (s)"), null=True, blank=True
+    )
+    no_shows = models.PositiveIntegerField(_("no-shows"), default=0)
+    cancellations = models.PositiveIntegerField(_("cancellations"), default=0)
+    # Tickets paid per local hour, 24 numbers: the "busiest hours" chart over a month.
+    hourly = models.JSONField(_("tickets per hour"), default=list, blank=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("daily statistics")
+        verbose_name_plural = _("daily statistics")
+        ordering = ["-day", "tenant", "service"]
+        constraints = [
+            # One row per tenant, service and day: what makes the snapshot an upsert.
+            models.UniqueConstraint(
+                fields=["tenant", "service", "day"],
+                condition=models.Q(service__isnull=False),
+                name="daily_stats_one_per_service_day",
+            ),
+            # NULLs are distinct in a unique index, so the tenant's total row needs its own.
+            models.UniqueConstraint(
+                fields=["tenant", "day"],
+                condition=models.Q(service__isnull=True),
+                name="daily_stats_one_total_per_day",
+            ),
+        ]
+        indexes = [models.Index(fields=["tenant", "-day"], name="daily_stats_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.day} {self.service_id or 'total'}"
+
+
+class WebhookEvent(models.TextChoices):
+    TICKET_CREATED = "ticket.created", "ticket.created"
+    TICKET_CALLED = "ticket.called", "ticket.called"
+    TICKET_COMPLETED = "ticket.completed", "ticket.completed"
+    PAYMENT_PAID = "payment.paid", "payment.paid"
+    PAYMENT_REFUNDED = "payment.refunded", "payment.refunded"
+
+
+class WebhookEndpoint(models.Model):
+    """Where a tenant wants its events POSTed (seed 003 config_webhook)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="webhook_endpoints")
+    target_url = models.URLField(_("target URL"), max_length=500)
+    secret = models.CharField(
+        _("signing secret"),
+        max_length=128,
+        help_text=_("Shared with the receiver, who checks the X-Totem-Signature header with it."),
+    )
+    enabled = models.BooleanField(_("enabled"), default=True)
+    event_types = models.JSONField(
+        _("events"), default=list, blank=True, help_text=_("None chosen sends every event.")
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    deleted_at = models.DateTimeField(_("deleted at"), null=True, blank=True)
+
+    # The secret stays out of the history table, where anyone who reads history would see it.
+    history = HistoricalRecords(excluded_fields=["secret"])
+    objects = SoftDeleteQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("outgoing webhook")
+        verbose_name_plural = _("outgoing webhooks")
+        ordering = ["tenant", "target_url"]
+
+    def __str__(self) -> str:
+        return self.target_url
+
+    def wants(self, event_type: str) -> bool:
+        return not self.event_types or event_type in self.event_types
+
+
+class OutboxStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    DELIVERED = "delivered", _("Delivered")
+    FAILED = "failed", _("Gave up")
+
+
+class WebhookOutbox(models.Model):
+    """An event to deliver to one endpoint, written in the transaction of the change itself.
+
+    The worker claims due rows with SKIP LOCKED and a lease (`next_attempt_at` moved forward),
+    so a worker killed mid-request leaves the row to be sent again, never lost.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="outbox", verbose_name=_("endpoint")
+    )
+    # Sent as X-Totem-Delivery: the receiver's key to ignore a delivery it already has.
+    event_id = models.UUIDField(_("event id"), default=uuid.uuid4, unique=True, editable=False)
+    event_type = models.CharField(_("event"), max_length=40, choices=WebhookEvent.choices)
+    payload = models.JSONField(_("payload"), encoder=DjangoJSONEncoder)
+    status = models.CharField(
+        _("status"), max_length=10, choices=OutboxStatus.choices, default=OutboxStatus.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt at"), default=timezone.now)
+    last_error = models.CharField(_("last error"), max_length=300, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("webhook event")
+        verbose_name_plural = _("webhook deliveries")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=OutboxStatus.values), name="outbox_status_valid"
+            ),
+        ]
+        indexes = [
+            # The worker's claim: pending rows whose time has come, oldest first.
+            models.Index(
+                fields=["next_attempt_at", "id"],
+                condition=models.Q(status="pending"),
+                name="outbox_due",
+            ),
+            models.Index(fields=["tenant", "-created_at"], name="outbox_tenant_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} → {self.endpoint}"
+
+
+class WebhookAttempt(models.Model):
+    """One POST of an outbox row: the delivery log a manager reads when a receiver complains."""
+
+    outbox = models.ForeignKey(WebhookOutbox, on_delete=models.CASCADE, related_name="log")
+    number = models.PositiveSmallIntegerField(_("attempt"))
+    at = models.DateTimeField(_("at"), default=timezone.now)
+    status_code = models.PositiveSmallIntegerField(_("HTTP status"), null=True, blank=True)
+    error = models.CharField(_("error"), max_length=300, blank=True)
+    duration_ms = models.PositiveIntegerField(_("duration (ms)"), default=0)
+
+    class Meta:
+        verbose_name = _("delivery attempt")
+        verbose_name_plural = _("delivery attempts")
+        ordering = ["outbox", "number"]
+
+    def __str__(self) -> str:
+        return f"#{self.number} {self.status_code or self.error}"
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+class NotificationSettings(models.Model):
+    """Where a tenant's alerts go, and what counts as an alert (seed 003 config_notification)."""
+
+    tenant = models.OneToOneField(
+        Tenant, on_delete=models.CASCADE, related_name="notification_settings"
+    )
+    enabled = models.BooleanField(_("enabled"), default=True)
+    slack_webhook_url = models.URLField(_("Slack webhook URL"), max_length=500, blank=True)
+    email_to = models.CharField(
+        _("send e-mail to"), max_length=500, blank=True, help_text=_("Comma-separated addresses.")
+    )
+    email_from = models.EmailField(_("e-mail sender"), blank=True)
+    smtp_host = models.CharField(
+        _("SMTP host"), max_length=200, blank=True, help_text=_("Empty uses the server's own.")
+    )
+    smtp_port = models.PositiveIntegerField(_("SMTP port"), default=587)
+    smtp_username = models.CharField(_("SMTP username"), max_length=200, blank=True)
+    smtp_password = models.CharField(_("SMTP password"), max_length=200, blank=True)
+    smtp_use_tls = models.BooleanField(_("SMTP with STARTTLS"), default=True)
+    queue_length_threshold = models.PositiveSmallIntegerField(
+        _("alert when a queue is longer than"), default=15
+    )
+    wait_minutes_threshold = models.PositiveSmallIntegerField(
+        _("alert when someone waits longer than (min)"), default=40
+    )
+    payment_failures_threshold = models.PositiveSmallIntegerField(
+        _("alert after this many failed payments in 30 minutes"), default=3
+    )
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    history = HistoricalRecords(excluded_fields=["smtp_password", "updated_at"])
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("notification settings")
+        verbose_name_plural = _("notification settings")
+
+    def __str__(self) -> str:
+        return str(self.tenant)
+
+    @property
+    def recipients(self) -> list[str]:
+        return [a.strip() for a in self.email_to.split(",") if a.strip()]
+
+
+class AlertKind(models.TextChoices):
+    PRINTER_OFFLINE = "printer_offline", _("Printer offline")
+    PAYMENTS_FAILING = "payments_failing", _("Payments failing")
+    QUEUE_LONG = "queue_long", _("Queue too long")
+    WAIT_LONG = "wait_long", _("Wait too long")
+
+
+class Alert(models.Model):
+    """A condition that was notified once and stays open until it clears."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="alerts")
+    kind = models.CharField(_("kind"), max_length=20, choices=AlertKind.choices)
+    # What the condition is about: a printer's or a service's id ("" for the whole tenant).
+    key = models.CharField(_("about"), max_length=40, blank=True)
+    message = models.CharField(_("message"), max_length=300)
+    opened_at = models.DateTimeField(_("opened at"), default=timezone.now)
+    resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
+    notified = models.BooleanField(_("notified"), default=False)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("alert")
+        verbose_name_plural = _("alerts")
+        ordering = ["-opened_at"]
+        constraints = [
+            # One open alert per condition: what keeps a lasting condition from repeating.
+            models.UniqueConstraint(
+                fields=["tenant", "kind", "key"],
+                condition=models.Q(resolved_at__isnull=True),
+                name="alert_one_open_per_condition",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(kind__in=AlertKind.values), name="alert_kind_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.message

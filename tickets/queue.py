@@ -24,6 +24,7 @@ from django.utils.translation import gettext as _
 
 from equipment.models import Equipment, Kind
 from equipment.models import Status as DeviceStatus
+from tenants import audit
 from tenants.models import Tenant
 from tickets import events
 from tickets.errors import DomainError
@@ -440,6 +441,13 @@ def cancel_line(tenant: Tenant, line_id: int, *, user=None, reason: str) -> Tick
         line = _lock_line(tenant, line_id)
         _check_status(line, *OPEN_LINES, L.NO_SHOW)
         change_line_status(line, L.CANCELLED, user=user, reason=reason)
+        audit.record(
+            "line_cancelled",
+            tenant=tenant,
+            user=user,
+            entity=line,
+            data={"ticket": line.ticket.number, "service": line.service.name, "reason": reason},
+        )
         if line.ticket.status in (T.IN_QUEUE, T.CALLED, T.IN_PROGRESS, T.EXPIRED):
             sync_ticket(line.ticket, user=user, reason=reason)
         events.publish("queue_update", tenant_id=tenant.id, ticket=line.ticket, line=line)
@@ -453,6 +461,13 @@ def cancel_ticket(tenant: Tenant, ticket_id: int, *, user=None, reason: str) -> 
         ticket = _lock_ticket(tenant, ticket_id)
         was_unpaid = ticket.status == T.PENDING_PAYMENT
         change_ticket_status(ticket, T.CANCELLED, user=user, reason=reason)
+        audit.record(
+            "ticket_cancelled",
+            tenant=tenant,
+            user=user,
+            entity=ticket,
+            data={"ticket": ticket.number, "reason": reason},
+        )
         for line in ticket.lines.select_for_update().exclude(status__in=[L.COMPLETED, L.CANCELLED]):
             line.ticket = ticket
             change_line_status(line, L.CANCELLED, user=user, reason=reason)

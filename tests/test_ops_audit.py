@@ -1,0 +1,102 @@
+"""The audit log: every critical action leaves who, what, when and from where."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from tenants.audit import record
+from tenants.models import AuditAction, AuditLog
+from tests.conftest import make_device, queued_ticket
+from tickets import queue
+
+
+def test_a_login_is_audited_in_the_users_tenant_with_the_ip(client, tenant, alice):
+    client.post(
+        reverse("login"), {"username": "alice", "password": "pw-alice"}, REMOTE_ADDR="10.1.2.3"
+    )
+    entry = AuditLog.objects.get(action=AuditAction.LOGIN)
+    assert (entry.tenant, entry.user, entry.username) == (tenant, alice, "alice")
+    assert entry.ip == "10.1.2.3"
+
+
+def test_a_logout_is_audited(client, tenant, alice):
+    client.force_login(alice)
+    client.post(reverse("logout"))
+    assert AuditLog.objects.filter(action=AuditAction.LOGOUT, user=alice, tenant=tenant).exists()
+
+
+def test_a_failed_login_is_audited_without_the_password(client, tenant, alice):
+    client.post(reverse("login"), {"username": "alice", "password": "wrong-guess"})
+    entry = AuditLog.objects.get(action=AuditAction.LOGIN_FAILED)
+    assert entry.tenant == tenant and entry.user is None and entry.username == "alice"
+    assert "wrong-guess" not in str(entry.data)
+
+
+def test_a_failed_login_for_an_unknown_name_has_no_tenant(client, tenant):
+    client.post(reverse("login"), {"username": "nobody", "password": "x"})
+    entry = AuditLog.objects.get(action=AuditAction.LOGIN_FAILED)
+    assert entry.tenant is None and entry.username == "nobody"
+
+
+def test_cancelling_a_service_line_is_audited_with_its_reason(tenant, cryo, boots, alice):
+    ticket = queued_ticket(tenant, [cryo, boots])
+    line = ticket.lines.get(service=cryo)
+    queue.cancel_line(tenant, line.pk, user=alice, reason="customer left")
+    entry = AuditLog.objects.get(action=AuditAction.LINE_CANCELLED)
+    assert (entry.user, entry.entity, entry.entity_id) == (
+        alice,
+        "tickets.ticketservice",
+        str(line.pk),
+    )
+    assert entry.data == {
+        "ticket": ticket.number,
+        "service": "Crioterapia",
+        "reason": "customer left",
+    }
+
+
+def test_cancelling_a_ticket_is_audited(tenant, cryo, bob):
+    ticket = queued_ticket(tenant, [cryo])
+    queue.cancel_ticket(tenant, ticket.pk, user=bob, reason="duplicate")
+    entry = AuditLog.objects.get(action=AuditAction.TICKET_CANCELLED)
+    assert (entry.tenant, entry.user, entry.entity_id) == (tenant, bob, str(ticket.pk))
+    assert entry.data["reason"] == "duplicate"
+
+
+def test_a_refused_cancellation_leaves_no_entry(tenant, cryo, alice):
+    ticket = queued_ticket(tenant, [cryo])
+    with pytest.raises(queue.QueueError):
+        queue.cancel_ticket(tenant, ticket.pk, user=alice, reason="  ")
+    device = make_device(tenant, "Cryo 1", [cryo])
+    line = queue.call_next(cryo, device, user=alice)
+    queue.start(tenant, line.pk, user=alice)
+    queue.complete(tenant, line.pk, user=alice)
+    with pytest.raises(queue.QueueError):
+        queue.cancel_line(tenant, line.pk, user=alice, reason="too late")
+    assert not AuditLog.objects.exists()
+
+
+def test_an_unknown_action_is_refused(tenant):
+    with pytest.raises(ValueError, match="unknown audit action"):
+        record("ticket_canceled", tenant=tenant)
+
+
+def test_the_audit_admin_is_read_only_and_scoped_to_the_managers_tenants(
+    client, tenant, other_tenant, bob, charlie
+):
+    mine = record(AuditAction.REPRINT, tenant=tenant, entity="tickets.ticket", entity_id=1)
+    theirs = record(AuditAction.REPRINT, tenant=other_tenant, entity="tickets.ticket", entity_id=2)
+    client.force_login(bob)
+    listing = client.get(reverse("admin:tenants_auditlog_changelist"))
+    assert listing.status_code == 200
+    shown = listing.context["cl"].queryset
+    assert list(shown.filter(action=AuditAction.REPRINT)) == [mine]
+    assert all(entry.tenant == tenant for entry in shown)
+    page = client.get(reverse("admin:tenants_auditlog_change", args=[mine.pk]))
+    assert page.status_code == 200 and b'name="_save"' not in page.content
+    assert client.get(reverse("admin:tenants_auditlog_change", args=[theirs.pk])).status_code in (
+        302,
+        404,
+    )
+    assert client.get(reverse("admin:tenants_auditlog_add")).status_code == 403
