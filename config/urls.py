@@ -8,6 +8,7 @@ from tickets import views as panel_views
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("t/<slug:slug>/pagamentos/", include("payments.urls")),
     path("", panel_views.home, name="panel_home"),
     path("t/<slug:slug>/painel/", include("tickets.urls")),
 ] + static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

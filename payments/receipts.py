@@ -1,0 +1,115 @@
+"""Receipts: frozen at confirmation, rendered as thermal text (the printer prints it) or a page.
+
+The content is plain JSON written once, so a later price change, rename or refund never
+rewrites what the customer was given.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from payments.models import PaymentSession, Receipt
+
+
+def brl(amount: Decimal | str) -> str:
+    """R$ 1.234,56 — Brazilian grouping whatever the active locale."""
+    value = Decimal(amount).quantize(Decimal("0.01"))
+    sign = "-" if value < 0 else ""
+    whole, cents = f"{abs(value):.2f}".split(".")
+    groups = []
+    while whole:
+        groups.insert(0, whole[-3:])
+        whole = whole[:-3]
+    return f"{sign}R$ {'.'.join(groups)},{cents}"
+
+
+def receipt_content(session: PaymentSession) -> dict:
+    """Everything a receipt shows: studio, ticket, items, totals, method, local date."""
+    ticket, tenant = session.ticket, session.tenant
+    paid_at = timezone.localtime(session.paid_at or timezone.now(), tenant.tzinfo)
+    items = [
+        {
+            "name": line.service.name,
+            "quantity": 1,
+            "unit": str(line.price),
+            "total": str(line.price),
+        }
+        for line in ticket.lines.select_related("service").order_by("position")
+    ]
+    items += [
+        {
+            "name": item.extra.name,
+            "quantity": item.quantity,
+            "unit": str(item.unit_price),
+            "total": str(item.subtotal),
+        }
+        for item in ticket.extras.select_related("extra").order_by("extra__name")
+    ]
+    content = {
+        "tenant": {"name": tenant.name, "email": tenant.contact_email},
+        "ticket": ticket.number,
+        "items": items,
+        "total": str(session.amount),
+        "method": session.method,
+        "method_label": str(session.get_method_display()),
+        "provider": session.provider,
+        "provider_id": session.provider_payment_id or session.external_id,
+        "session": session.pk,
+        "paid_at": paid_at.strftime("%d/%m/%Y %H:%M"),
+        "timezone": tenant.timezone,
+    }
+    if session.amount_received is not None:
+        content["received"] = str(session.amount_received)
+        content["change"] = str(session.change_given)
+    return content
+
+
+def create_receipt(session: PaymentSession) -> Receipt:
+    """The receipt of a session just confirmed paid (inside its transaction); once only."""
+    existing = Receipt.objects.filter(session=session).first()
+    if existing:
+        return existing
+    return Receipt.objects.create(
+        tenant_id=session.tenant_id, session=session, content=receipt_content(session)
+    )
+
+
+def _row(left: str, right: str, width: int) -> str:
+    room = width - len(right) - 1
+    return f"{left[:room]:<{room}} {right}"
+
+
+def render_receipt_text(receipt: Receipt, width: int = 42) -> str:
+    """The receipt as monospaced lines for a thermal printer (42 columns on 80 mm paper)."""
+    c = receipt.content
+    rule = "-" * width
+    lines = [
+        c["tenant"]["name"][:width].center(width),
+        _("RECEIPT").center(width),
+        rule,
+        _row(_("Receipt"), receipt.code, width),
+        _row(_("Ticket"), c["ticket"], width),
+        _row(_("Date"), c["paid_at"], width),
+        rule,
+    ]
+    for item in c["items"]:
+        label = f"{item['quantity']}x {item['name']}" if item["quantity"] > 1 else item["name"]
+        lines.append(_row(label, brl(item["total"]), width))
+    lines += [
+        rule,
+        _row(_("TOTAL"), brl(c["total"]), width),
+        _row(_("Paid by"), c["method_label"], width),
+    ]
+    if "received" in c:
+        lines.append(_row(_("Received"), brl(c["received"]), width))
+        lines.append(_row(_("Change"), brl(c["change"]), width))
+    if c.get("provider_id"):
+        lines.append(_row(_("Transaction"), c["provider_id"], width))
+    lines.append(rule)
+    if c["tenant"].get("email"):
+        lines.append(c["tenant"]["email"][:width].center(width))
+    lines.append(_("Not a tax document.").center(width))
+    return "\n".join(lines) + "\n"

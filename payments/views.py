@@ -1,0 +1,141 @@
+"""The webhook, the public receipt page and the demo's "simular pagamento" button."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import requests
+from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+from mercadopago.webhook import InvalidWebhookSignatureError, WebhookSignatureValidator
+
+from payments.models import (
+    Notification,
+    PaymentSession,
+    PaymentSettings,
+    Provider,
+    Receipt,
+    SessionStatus,
+)
+from payments.providers.mercadopago import is_demo_api
+from payments.receipts import render_receipt_text
+from payments.webhooks import process_mercadopago
+from tenants.access import get_tenant
+from tickets.models import Ticket
+
+log = logging.getLogger(__name__)
+
+
+# MercadoPago signs its notifications; there is no CSRF token to send. Only this view is exempt.
+@csrf_exempt
+@require_POST
+def mercadopago_webhook(request: HttpRequest, slug: str) -> HttpResponse:
+    """Verify, record, look up, apply. 401 forged or stale, 200 handled or ignored, 503 retry."""
+    tenant = get_tenant(slug)
+    config = PaymentSettings.objects.filter(tenant=tenant).first()
+    if config is None or not config.mercadopago_webhook_secret:
+        raise Http404("MercadoPago is not configured for this tenant")
+    data_id = request.GET.get("data.id") or request.GET.get("id") or ""
+    request_id = request.headers.get("x-request-id", "")
+    try:
+        WebhookSignatureValidator.validate(
+            request.headers.get("x-signature"),
+            request_id,
+            data_id,
+            config.mercadopago_webhook_secret,
+            tolerance_seconds=settings.MERCADOPAGO_WEBHOOK_TOLERANCE,
+        )
+    except InvalidWebhookSignatureError as error:
+        # Not recorded: a flood of forged requests must not fill the database.
+        log.warning(
+            "MercadoPago webhook for %s rejected: %s (request %s)",
+            slug,
+            error.reason.value,
+            request_id or "-",
+        )
+        return HttpResponse("invalid signature", status=401, content_type="text/plain")
+    try:
+        body = json.loads(request.body or b"{}")
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    kind = (
+        request.GET.get("type")
+        or request.GET.get("topic")
+        or body.get("type")
+        or body.get("topic")
+        or ""
+    )
+    notification = Notification.objects.create(
+        tenant=tenant,
+        provider=Provider.MERCADOPAGO,
+        kind=str(kind)[:60],
+        action=str(body.get("action", ""))[:60],
+        data_id=data_id[:64],
+        request_id=request_id[:100],
+        body=body,
+    )
+    outcome, session, detail = process_mercadopago(tenant, config, kind, data_id)
+    notification.outcome, notification.session, notification.detail = outcome, session, detail
+    notification.save(update_fields=["outcome", "session", "detail"])
+    if outcome == Notification.Outcome.RETRY:
+        return HttpResponse("provider unreachable, retry", status=503, content_type="text/plain")
+    return HttpResponse(outcome, content_type="text/plain")
+
+
+@require_GET
+def receipt_page(request: HttpRequest, slug: str, token: str) -> HttpResponse:
+    """The receipt of a ticket, reachable from its QR (the token is the only key)."""
+    tenant = get_tenant(slug)
+    ticket = Ticket.objects.filter(tenant=tenant, token=token).first()
+    if ticket is None:
+        raise Http404("ticket")
+    receipts = list(
+        Receipt.objects.filter(session__ticket=ticket)
+        .select_related("session")
+        .order_by("created_at")
+    )
+    if not receipts:
+        raise Http404("receipt")
+    return render(
+        request,
+        "payments/receipt.html",
+        {
+            "tenant": tenant,
+            "ticket": ticket,
+            "receipts": [(r, render_receipt_text(r)) for r in receipts],
+        },
+    )
+
+
+@require_POST
+def simulate_payment(request: HttpRequest, slug: str, session_id: int) -> HttpResponse:
+    """Demo only: ask the fake MercadoPago to approve this payment and notify us.
+
+    The approval then comes back as a signed webhook, through the same verification, lookup
+    and confirmation a real payment takes. Refused (404) unless the SDK talks to a server on
+    this machine.
+    """
+    if not is_demo_api():
+        raise Http404("not in demo mode")
+    tenant = get_tenant(slug)
+    session = PaymentSession.objects.filter(
+        tenant=tenant, pk=session_id, provider=Provider.MERCADOPAGO
+    ).first()
+    if session is None or not session.external_id:
+        raise Http404("payment")
+    if session.status != SessionStatus.PENDING:
+        return JsonResponse({"status": session.status}, status=409)
+    kind = "intents" if session.method == "card" else "payments"
+    url = f"{settings.MERCADOPAGO_BASE_URL.rstrip('/')}/_fake/{kind}/{session.external_id}/approve"
+    try:
+        answer = requests.post(url, timeout=5)
+    except requests.RequestException as error:
+        log.warning("fake MercadoPago unreachable at %s: %s", url, error)
+        return JsonResponse({"error": "fake MercadoPago is not running"}, status=503)
+    return JsonResponse({"status": "sent", "fake": answer.status_code}, status=202)
