@@ -122,6 +122,14 @@ class TenantScopedAdmin:
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return self.scope(request, super().get_queryset(request))
 
+    def get_object(self, request: HttpRequest, object_id: str, from_field=None):
+        # Django redirects to the index with "doesn't exist" when the row is not in the
+        # queryset; answer 404 instead, the same for a missing row and another tenant's.
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None:
+            raise Http404
+        return obj
+
     def get_readonly_fields(self, request: HttpRequest, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
         if obj is not None and self.tenant_field == "tenant" and "tenant" not in fields:
@@ -249,7 +257,10 @@ class SoftDeleteAdmin:
 
     def _mark(self, request, queryset, deleted_at, reason: str) -> list[models.Model]:
         done = []
-        for obj in queryset.select_related(None).select_for_update().order_by("pk"):
+        # Re-selected by id: the changelist's queryset may be DISTINCT, which FOR UPDATE refuses.
+        ids = list(queryset.values_list("pk", flat=True))
+        rows = queryset.model._default_manager.filter(pk__in=ids)
+        for obj in rows.select_for_update().order_by("pk"):
             obj.deleted_at = deleted_at
             obj._history_user = request.user
             obj._change_reason = reason
