@@ -1,0 +1,281 @@
+"""Admin of payments: settings with masked secrets, sessions with refunds, notifications, receipts.
+
+Scoped by `TenantScopedAdmin` (tenants/admin.py): a manager sees and acts on their tenants'
+rows only. Sessions, notifications and receipts are read-only here; money moves only through
+payments/sessions.py (the refund action calls `refund`).
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.options import ActionLocation
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.html import format_html
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+from simple_history.admin import SimpleHistoryAdmin
+
+from payments.models import Notification, PaymentSession, PaymentSettings, Receipt
+from payments.receipts import brl, render_receipt_text
+from payments.sessions import refund
+from tenants.admin import TenantConsistentForm, TenantScopedAdmin
+from tenants.models import Role
+from tickets.errors import DomainError
+
+SECRETS = ("mercadopago_access_token", "mercadopago_webhook_secret")
+STATUS_COLOURS = {
+    "pending": "#b45309",
+    "paid": "#16a34a",
+    "failed": "#dc2626",
+    "canceled": "#6b7280",
+    "refunded": "#7c3aed",
+}
+
+
+def mask(secret: str) -> str:
+    """Enough to recognise a secret, never enough to use it."""
+    if not secret:
+        return gettext("(not set)")
+    return "••••" + secret[-4:] if len(secret) > 8 else "••••"
+
+
+def local_time(value, tenant) -> str:
+    if value is None:
+        return "—"
+    return date_format(timezone.localtime(value, tenant.tzinfo), "SHORT_DATETIME_FORMAT")
+
+
+class PaymentSettingsForm(TenantConsistentForm):
+    """Secrets are write-only: the field is always empty, and empty keeps what is saved."""
+
+    class Meta:
+        model = PaymentSettings
+        fields = "__all__"
+        widgets = {name: forms.PasswordInput(render_value=False) for name in SECRETS}
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for name in SECRETS:
+            if name not in self.fields:
+                continue
+            current = getattr(self.instance, name, "") if self.instance.pk else ""
+            self.fields[name].required = False
+            self.fields[name].help_text = gettext("Saved: %(masked)s. Leave blank to keep it.") % {
+                "masked": mask(current)
+            }
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        for name in SECRETS:
+            if name in cleaned and not (cleaned.get(name) or "").strip() and self.instance.pk:
+                cleaned[name] = getattr(self.instance, name)
+        return cleaned
+
+
+@admin.register(PaymentSettings)
+class PaymentSettingsAdmin(TenantScopedAdmin, SimpleHistoryAdmin):
+    form = PaymentSettingsForm
+    allow_revert = False
+    list_display = ["tenant", "methods", "pix_provider", "token_masked", "secret_masked"]
+    list_select_related = ["tenant"]
+    fieldsets = [
+        (None, {"fields": ["tenant", "pix_enabled", "card_enabled", "cash_enabled"]}),
+        (
+            _("MercadoPago"),
+            {
+                "fields": [
+                    "pix_provider",
+                    "mercadopago_access_token",
+                    "mercadopago_webhook_secret",
+                    "mercadopago_point_device",
+                    "payer_email",
+                ]
+            },
+        ),
+        (_("Static PIX"), {"fields": ["pix_key", "merchant_name", "merchant_city"]}),
+    ]
+
+    @admin.display(description=_("methods offered"))
+    def methods(self, obj: PaymentSettings) -> str:
+        return ", ".join(obj.enabled_methods()) or "—"
+
+    @admin.display(description=_("access token"))
+    def token_masked(self, obj: PaymentSettings) -> str:
+        return mask(obj.mercadopago_access_token)
+
+    @admin.display(description=_("webhook secret"))
+    def secret_masked(self, obj: PaymentSettings) -> str:
+        return mask(obj.mercadopago_webhook_secret)
+
+
+class RefundForm(forms.Form):
+    reason = forms.CharField(
+        label=_("reason"),
+        max_length=200,
+        widget=forms.TextInput(attrs={"size": 60}),
+        help_text=_("Recorded in the payment's history."),
+    )
+
+
+class NotificationInline(TenantScopedAdmin, admin.TabularInline):
+    model = Notification
+    tenant_field = "tenant"
+    read_only = True
+    allow_add = False
+    extra = 0
+    fields = ["received_at", "kind", "action", "data_id", "request_id", "outcome", "detail"]
+    readonly_fields = fields
+    ordering = ["received_at"]
+
+
+@admin.register(PaymentSession)
+class PaymentSessionAdmin(TenantScopedAdmin, SimpleHistoryAdmin):
+    read_only = True  # money moves only through payments/sessions.py
+    allow_add = False
+    allow_revert = False
+    list_display = [
+        "id",
+        "ticket",
+        "tenant",
+        "method",
+        "provider",
+        "status_badge",
+        "amount_brl",
+        "created_local",
+        "needs_attention",
+    ]
+    list_filter = [
+        ("tenant", admin.RelatedOnlyFieldListFilter),
+        "status",
+        "method",
+        "provider",
+        "needs_attention",
+    ]
+    search_fields = ["ticket__number", "external_id", "provider_payment_id", "receipt__code"]
+    list_select_related = ["tenant", "ticket"]
+    list_per_page = 50
+    date_hierarchy = "created_at"
+    inlines = [NotificationInline]
+    actions = ["refund_sessions"]
+    fields = [
+        "tenant",
+        "ticket",
+        "method",
+        "provider",
+        "status_badge",
+        "amount_brl",
+        "external_id",
+        "provider_payment_id",
+        "provider_status",
+        "created_at",
+        "expires_at",
+        "paid_at",
+        "failed_at",
+        "canceled_at",
+        "refunded_at",
+        "confirmed_by",
+        "amount_received",
+        "refunded_by",
+        "refund_reason",
+        "refund_external_id",
+        "needs_attention",
+        "attention_note",
+        "receipt_link",
+    ]
+    readonly_fields = ["status_badge", "amount_brl", "receipt_link"]
+
+    @admin.display(description=_("status"), ordering="status")
+    def status_badge(self, obj: PaymentSession) -> str:
+        return format_html(
+            '<span style="color:{}">&#9679;</span> {}',
+            STATUS_COLOURS[obj.status],
+            obj.get_status_display(),
+        )
+
+    @admin.display(description=_("amount"), ordering="amount")
+    def amount_brl(self, obj: PaymentSession) -> str:
+        return brl(obj.amount)
+
+    @admin.display(description=_("created at"), ordering="created_at")
+    def created_local(self, obj: PaymentSession) -> str:
+        return local_time(obj.created_at, obj.tenant)
+
+    @admin.display(description=_("receipt"))
+    def receipt_link(self, obj: PaymentSession) -> str:
+        receipt = Receipt.objects.filter(session=obj).first()
+        if receipt is None:
+            return "—"
+        return format_html('<a href="../../../receipt/{}/change/">{}</a>', receipt.pk, receipt.code)
+
+    def has_refund_permission(self, request) -> bool:
+        return self._may(request, Role.MANAGER)
+
+    @admin.action(
+        permissions=["refund"],
+        description=_("Refund selected payments"),
+        location=[ActionLocation.CHANGE_LIST, ActionLocation.CHANGE_FORM],
+    )
+    def refund_sessions(self, request, queryset):
+        sessions = list(queryset.select_related("tenant", "ticket").order_by("pk")[:20])
+        form = RefundForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            prefix = f"{ActionLocation.CHANGE_FORM.value}-"
+            field = f"{prefix}action" if f"{prefix}action" in request.POST else "action"
+            context = {
+                **self.admin_site.each_context(request),
+                "title": gettext("Refund payments"),
+                "opts": self.opts,
+                "sessions": sessions,
+                "form": form,
+                "action": "refund_sessions",
+                "action_field": field,
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            }
+            return TemplateResponse(
+                request, "admin/payments/paymentsession/refund_action.html", context
+            )
+        done = []
+        for session in sessions:
+            try:
+                refund(session.tenant, session.pk, request.user, form.cleaned_data["reason"])
+            except DomainError as error:
+                self.message_user(request, f"#{session.pk}: {error}", messages.ERROR)
+            else:
+                done.append(f"#{session.pk}")
+        if done:
+            self.message_user(
+                request,
+                gettext("Refunded: %(ids)s.") % {"ids": ", ".join(done)},
+                messages.SUCCESS,
+            )
+        return None
+
+
+@admin.register(Notification)
+class NotificationAdmin(TenantScopedAdmin, admin.ModelAdmin):
+    read_only = True
+    allow_add = False
+    list_display = ["received_at", "tenant", "provider", "kind", "data_id", "outcome", "session"]
+    list_filter = [("tenant", admin.RelatedOnlyFieldListFilter), "provider", "outcome", "kind"]
+    search_fields = ["data_id", "request_id"]
+    list_select_related = ["tenant", "session"]
+    date_hierarchy = "received_at"
+
+
+@admin.register(Receipt)
+class ReceiptAdmin(TenantScopedAdmin, admin.ModelAdmin):
+    read_only = True
+    allow_add = False
+    list_display = ["code", "tenant", "session", "created_at"]
+    list_filter = [("tenant", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["code", "session__ticket__number"]
+    list_select_related = ["tenant", "session"]
+    fields = ["code", "tenant", "session", "created_at", "printable"]
+    readonly_fields = ["printable"]
+
+    @admin.display(description=_("printable text"))
+    def printable(self, obj: Receipt) -> str:
+        return format_html("<pre>{}</pre>", render_receipt_text(obj))
