@@ -49,3 +49,8 @@ format: venv
 
 clean:
 	rm -rf $(VENV) db.sqlite3 var .pytest_cache .ruff_cache
+
+# Benchmarks against PostgreSQL (and Redis), started like CI does when they are down.
+bench: venv
+	.ci/services
+	$(PY) bench/run.py

@@ -14,11 +14,12 @@ other and never deadlock.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import Avg, Count, Exists, F, OuterRef, Q
+from django.db.models import Avg, Count, Exists, F, OuterRef, Q, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -90,14 +91,10 @@ def _lock_ticket(tenant: Tenant, ticket_id: int) -> Ticket:
 
 def _lock_line(tenant: Tenant, line_id: int) -> TicketService:
     """Lock a line's ticket, then the line (the project's lock order)."""
-    ticket_id = (
-        TicketService.objects.filter(tenant=tenant, pk=line_id)
-        .values_list("ticket_id", flat=True)
-        .first()
-    )
-    if ticket_id is None:
+    owner = TicketService.objects.filter(tenant=tenant, pk=line_id).values("ticket_id")[:1]
+    ticket = Ticket.objects.select_for_update().filter(pk=Subquery(owner)).first()
+    if ticket is None:
         raise QueueError(_("Service line not found."))
-    ticket = _lock_ticket(tenant, ticket_id)
     line = TicketService.objects.select_for_update().select_related("service").get(pk=line_id)
     line.ticket = ticket
     return line
@@ -168,17 +165,19 @@ def check_device(device: Equipment, service: Service) -> None:
         )
 
 
-def _save_call(line: TicketService, save) -> None:
-    """Run a save that may break the partial unique indexes, with a clear message if it does."""
+@contextmanager
+def _conflicts():
+    """Turn a broken partial unique index into a clear refusal.
+
+    Wraps the whole transaction rather than a savepoint around the save: when the index
+    refuses, the operation is over anyway, and a savepoint would cost two round trips on
+    every call.
+    """
     try:
-        with transaction.atomic():
-            save()
+        yield
     except IntegrityError as error:
         if "customer" in str(error):
-            raise QueueError(
-                _("This customer is already being served in %(service)s.")
-                % {"service": line.service.name}
-            ) from None
+            raise QueueError(_("This customer is already being served in this service.")) from None
         raise QueueError(_("The device was taken by another operator. Try again.")) from None
 
 
@@ -242,6 +241,10 @@ def claim_query(service: Service, *, normal_only: bool = False, skip_busy_custom
     )[:1]
 
 
+def _operator(user):
+    return user if user is not None and user.is_authenticated else None
+
+
 def call_next(service: Service, device: Equipment, *, user=None) -> TicketService:
     """Call the next line of `service` onto `device`.
 
@@ -249,7 +252,7 @@ def call_next(service: Service, device: Equipment, *, user=None) -> TicketServic
     holds. By tenant policy, a customer being served elsewhere right now is passed over.
     """
     tenant = service.tenant
-    with transaction.atomic():
+    with _conflicts(), transaction.atomic():
         device = Equipment.objects.select_for_update().get(pk=device.pk)
         check_device(device, service)
         skip = tenant.skip_customers_in_service
@@ -261,16 +264,13 @@ def call_next(service: Service, device: Equipment, *, user=None) -> TicketServic
             raise QueueError(
                 _("Nobody free is waiting for %(service)s.") % {"service": service.name}
             )
-        _save_call(
+        change_line_status(
             line,
-            lambda: change_line_status(
-                line,
-                L.CALLED,
-                user=user,
-                equipment=device,
-                operator=user if user and user.is_authenticated else None,
-                call_count=line.call_count + 1,
-            ),
+            L.CALLED,
+            user=user,
+            equipment=device,
+            operator=_operator(user),
+            call_count=line.call_count + 1,
         )
         sync_ticket(line.ticket, user=user)
         _called(line, device, user)
@@ -284,7 +284,7 @@ def call_line(
 
     An expired ticket's missed line may be called again: that reactivates the ticket.
     """
-    with transaction.atomic():
+    with _conflicts(), transaction.atomic():
         line = _lock_line(tenant, line_id)
         ticket = line.ticket
         device = Equipment.objects.select_for_update().get(pk=device.pk)
@@ -303,21 +303,27 @@ def call_line(
                     "status": line.get_status_display().lower(),
                 }
             )
+        in_service = TicketService.objects.filter(
+            service=line.service, customer_key=line.customer_key, status__in=LINE_ACTIVE
+        )
+        if in_service.exists():
+            raise QueueError(
+                _("This customer is already being served in %(service)s.")
+                % {"service": line.service.name}
+            )
         if line.status == L.NO_SHOW and ticket.status == T.EXPIRED:
-            ticket.reactivation_count = F("reactivation_count") + 1
-            ticket.save(update_fields=["reactivation_count"])
-            ticket.refresh_from_db(fields=["reactivation_count"])
-        _save_call(
+            # The ticket's lock is held: the in-memory count is the database's, and the
+            # history row of the status change below records it.
+            ticket.reactivation_count += 1
+            Ticket.objects.filter(pk=ticket.pk).update(reactivation_count=ticket.reactivation_count)
+        change_line_status(
             line,
-            lambda: change_line_status(
-                line,
-                L.CALLED,
-                user=user,
-                reason=reason,
-                equipment=device,
-                operator=user if user and user.is_authenticated else None,
-                call_count=line.call_count + 1,
-            ),
+            L.CALLED,
+            user=user,
+            reason=reason,
+            equipment=device,
+            operator=_operator(user),
+            call_count=line.call_count + 1,
         )
         sync_ticket(ticket, user=user, reason=reason)
         _called(line, device, user)

@@ -1,0 +1,493 @@
+"""`make bench`: the product's hot paths measured beside the raw limits of the same servers.
+
+Every figure is taken side by side with a raw baseline in the same run and printed as a
+ratio, because these machines are shared and absolute times drift. Results go to stdout as
+one table and to bench/results/<timestamp>.json with the machine's description.
+
+Sections (choose with BENCH_ONLY=issuing,calling,screens):
+- issuing: tickets created through the kiosk's domain path (create, pay cash, confirm,
+  queue) by 1/4/16/64 parallel clients, on one service and over 50, against a raw SQL loop
+  doing the same essential writes; duplicates and gaps in numbering counted.
+- calling: operators calling next, starting and completing over a queue of 5,000+ lines,
+  against a raw SELECT … FOR UPDATE SKIP LOCKED claim loop; double calls and double-booked
+  devices counted.
+- screens: operator panel, display state and kiosk service list rendered with 10 / 1,000 /
+  10,000 waiting lines plus 20,000 finished: time per render and query count.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import platform
+import statistics
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+BENCH_DB = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/totem_bench")
+os.environ["DATABASE_URL"] = BENCH_DB
+os.environ.setdefault("DEBUG", "false")
+os.environ.setdefault("SECRET_KEY", "bench-only")
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+
+CLIENTS = [int(c) for c in os.environ.get("BENCH_CLIENTS", "1,4,16,64").split(",")]
+DURATION = float(os.environ.get("BENCH_SECONDS", "4"))
+
+
+def ensure_database() -> None:
+    import psycopg
+
+    name = BENCH_DB.rsplit("/", 1)[1]
+    admin = BENCH_DB.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def setup_django() -> None:
+    import django
+
+    django.setup()
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def run_clients(target, clients: int, args: tuple) -> tuple[int, list[float], float]:
+    """Run `target(i, deadline, queue, *args)` in `clients` processes; gather latencies."""
+    from django.db import connections
+
+    connections.close_all()  # forked children must not share the parent's socket
+    results: mp.Queue = mp.get_context("fork").Queue()
+    deadline = time.time() + 0.5 + DURATION
+    procs = [
+        mp.get_context("fork").Process(target=target, args=(i, deadline, results, *args))
+        for i in range(clients)
+    ]
+    started = time.time()
+    for p in procs:
+        p.start()
+    latencies: list[float] = []
+    done = 0
+    for _ in procs:
+        count, lats = results.get()
+        done += count
+        latencies.extend(lats)
+    for p in procs:
+        p.join()
+    elapsed = min(time.time() - started, DURATION + 0.5)
+    return done, latencies, max(elapsed - 0.5, 0.001)
+
+
+def child_loop(i: int, deadline: float, results, work) -> None:
+    from django.db import connections
+
+    connections.close_all()
+    while time.time() < deadline - DURATION:  # everyone starts together
+        time.sleep(0.001)
+    count, lats = 0, []
+    while time.time() < deadline:
+        t0 = time.perf_counter()
+        if not work(i, count):
+            break
+        lats.append(time.perf_counter() - t0)
+        count += 1
+    connections.close_all()
+    results.put((count, lats))
+
+
+# --- issuing ----------------------------------------------------------------------------------
+
+
+def make_tenant(slug: str, services: int):
+    from decimal import Decimal
+
+    from equipment.models import Equipment, Kind
+    from tenants.models import Tenant
+    from tickets.models import Service
+
+    tenant = Tenant.objects.create(slug=slug, name=slug)
+    made = [
+        Service.objects.create(
+            tenant=tenant,
+            name=f"Serviço {n}",
+            prefix="S",
+            price=Decimal("10.00"),
+            duration_minutes=10,
+            display_order=n,
+        )
+        for n in range(services)
+    ]
+    for n, service in enumerate(made):
+        device = Equipment.objects.create(
+            tenant=tenant, kind=Kind.SERVICE_DEVICE, name=f"D{n}", identifier=f"d{n}"
+        )
+        device.services.add(service)
+    return tenant, made
+
+
+def issue_domain(tenant_id: int, service_ids: list[int]):
+    from django.db import transaction
+
+    from tenants.models import Tenant
+    from tickets.issuing import create_ticket
+    from tickets.models import Ticket
+    from tickets.queue import mark_paid
+
+    tenant = Tenant.objects.get(pk=tenant_id)
+
+    def work(i: int, n: int) -> bool:
+        service = service_ids[(i + n) % len(service_ids)]
+        ticket = create_ticket(
+            tenant, service_ids=[service], customer_name="Bench", consent_version="1"
+        )
+        with transaction.atomic():
+            ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
+            mark_paid(ticket)
+        return True
+
+    return work
+
+
+def issue_raw(tenant_id: int, service_ids: list[int]):
+    """The essential writes of a sale in one transaction: counter bump, ticket, its line."""
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    def work(i: int, n: int) -> bool:
+        service = service_ids[(i + n) % len(service_ids)]
+        now = timezone.now()
+        with transaction.atomic(), connection.cursor() as c:
+            c.execute(
+                "INSERT INTO tickets_dailycounter (tenant_id, day, last) VALUES (%s, %s, 1) "
+                "ON CONFLICT (tenant_id, day) DO UPDATE SET last = tickets_dailycounter.last + 1 "
+                "RETURNING last",
+                [tenant_id, now.date()],
+            )
+            seq = c.fetchone()[0]
+            c.execute(
+                "INSERT INTO tickets_ticket (tenant_id, day, sequence, number, status, priority, "
+                "customer_name, customer_cpf, customer_phone, consent_version, total, token, "
+                "idempotency_key, created_at, updated_at, queued_at, print_attempts, "
+                "reactivation_count, operator_notes, cancellation_reason) VALUES (%s, %s, %s, %s, "
+                "'in_queue', 'normal', 'Bench', '', '', '1', 10, md5(random()::text), '', %s, %s, "
+                "%s, 0, 0, '', '') RETURNING id",
+                [tenant_id, now.date(), seq, f"R{seq:03d}", now, now, now],
+            )
+            ticket_id = c.fetchone()[0]
+            c.execute(
+                "INSERT INTO tickets_ticketservice (tenant_id, ticket_id, service_id, status, "
+                "priority_rank, customer_key, price, position, call_count, queued_at, "
+                "cancellation_reason) VALUES (%s, %s, %s, 'waiting', 2, md5(random()::text), 10, "
+                "0, 0, %s, '')",
+                [tenant_id, ticket_id, service, now],
+            )
+        return True
+
+    return work
+
+
+def numbering_faults(tenant_id: int) -> tuple[int, int]:
+    """Duplicated numbers and gaps in the tenant's sequence (both must be 0)."""
+    from tickets.models import Ticket
+
+    seqs = list(Ticket.objects.filter(tenant_id=tenant_id).values_list("sequence", flat=True))
+    duplicates = len(seqs) - len(set(seqs))
+    gaps = (max(seqs) - len(set(seqs))) if seqs else 0
+    return duplicates, gaps
+
+
+def bench_issuing(rows: list[dict]) -> None:
+    for spread in (1, 50):
+        for clients in CLIENTS:
+            figures = {}
+            for kind, factory in (("domain", issue_domain), ("raw", issue_raw)):
+                tenant, services = make_tenant(f"iss-{kind}-{spread}-{clients}", spread)
+                work = factory(tenant.id, [s.id for s in services])
+                done, lats, elapsed = run_clients(child_loop, clients, (work,))
+                figures[kind] = (done / elapsed, percentile(lats, 99) * 1000, tenant.id)
+            dup, gaps = numbering_faults(figures["domain"][2])
+            rows.append(
+                {
+                    "section": "issuing",
+                    "case": f"{spread} service(s), {clients} client(s)",
+                    "clients": clients,
+                    "services": spread,
+                    "per_s": round(figures["domain"][0], 1),
+                    "p99_ms": round(figures["domain"][1], 1),
+                    "raw_per_s": round(figures["raw"][0], 1),
+                    "ratio": round(figures["domain"][0] / figures["raw"][0], 2),
+                    "duplicates": dup,
+                    "gaps": gaps,
+                }
+            )
+            print_row(rows[-1])
+
+
+# --- calling ----------------------------------------------------------------------------------
+
+
+def fill_queue(tenant, services, lines: int) -> None:
+    """Thousands of waiting lines, written in bulk (the sale path is measured above)."""
+    from django.utils import timezone
+
+    from tickets.models import Ticket, TicketService
+
+    now = timezone.now()
+    tickets = Ticket.objects.bulk_create(
+        Ticket(
+            tenant=tenant,
+            day=now.date(),
+            sequence=n + 1,
+            number=f"Q{n + 1:05d}",
+            status="in_queue",
+            customer_name="Fila",
+            consent_version="1",
+            total=10,
+            queued_at=now,
+        )
+        for n in range(lines)
+    )
+    TicketService.objects.bulk_create(
+        TicketService(
+            tenant=tenant,
+            ticket=t,
+            service=services[n % len(services)],
+            price=10,
+            priority_rank=(0, 1, 2, 2, 2)[n % 5],
+            customer_key=t.token,
+            queued_at=now,
+        )
+        for n, t in enumerate(tickets)
+    )
+
+
+def call_domain(tenant_id: int, device_ids: list[int]):
+    from equipment.models import Equipment
+    from tickets import queue
+
+    def work(i: int, n: int) -> bool:
+        device = Equipment.objects.get(pk=device_ids[i])
+        service = device.services.first()
+        try:
+            line = queue.call_next(service, device)
+        except queue.QueueError:
+            return False
+        queue.start(service.tenant, line.id)
+        queue.complete(service.tenant, line.id)
+        return True
+
+    return work
+
+
+def call_raw(tenant_id: int, device_ids: list[int]):
+    """Claim with SKIP LOCKED, then the two status writes, in three short transactions."""
+    from django.db import connection, transaction
+
+    from equipment.models import Equipment
+
+    def work(i: int, n: int) -> bool:
+        device = device_ids[i]
+        service = Equipment.objects.get(pk=device).services.first().pk
+        with transaction.atomic(), connection.cursor() as c:
+            c.execute(
+                "SELECT id FROM tickets_ticketservice WHERE service_id = %s AND status = 'waiting' "
+                "AND queued_at IS NOT NULL ORDER BY priority_rank, queued_at, id "
+                "LIMIT 1 FOR UPDATE SKIP LOCKED",
+                [service],
+            )
+            row = c.fetchone()
+            if row is None:
+                return False
+            c.execute(
+                "UPDATE tickets_ticketservice SET status = 'called', equipment_id = %s, "
+                "call_count = call_count + 1, called_at = now() WHERE id = %s",
+                [device, row[0]],
+            )
+        with transaction.atomic(), connection.cursor() as c:
+            c.execute(
+                "UPDATE tickets_ticketservice SET status = 'in_progress', started_at = now() "
+                "WHERE id = %s",
+                [row[0]],
+            )
+        with transaction.atomic(), connection.cursor() as c:
+            c.execute(
+                "UPDATE tickets_ticketservice SET status = 'completed', completed_at = now() "
+                "WHERE id = %s",
+                [row[0]],
+            )
+        return True
+
+    return work
+
+
+def calling_faults(tenant_id: int) -> tuple[int, int]:
+    """Lines called more than once, and devices serving two lines at overlapping times."""
+    from django.db import connection
+
+    from tickets.models import TicketService
+
+    double_calls = TicketService.objects.filter(tenant_id=tenant_id, call_count__gt=1).count()
+    with connection.cursor() as c:
+        c.execute(
+            "SELECT count(*) FROM tickets_ticketservice a JOIN tickets_ticketservice b "
+            "ON a.equipment_id = b.equipment_id AND a.id < b.id "
+            "AND a.called_at < b.completed_at AND b.called_at < a.completed_at "
+            "WHERE a.tenant_id = %s",
+            [tenant_id],
+        )
+        overlaps = c.fetchone()[0]
+    return double_calls, overlaps
+
+
+def bench_calling(rows: list[dict]) -> None:
+    from equipment.models import Equipment, Kind
+
+    for clients in CLIENTS:
+        figures = {}
+        for kind, factory in (("domain", call_domain), ("raw", call_raw)):
+            tenant, services = make_tenant(f"call-{kind}-{clients}", 8)
+            devices = []
+            for n in range(clients):
+                device = Equipment.objects.create(
+                    tenant=tenant, kind=Kind.SERVICE_DEVICE, name=f"Op{n}", identifier=f"op{n}"
+                )
+                device.services.add(services[n % len(services)])
+                devices.append(device.id)
+            fill_queue(tenant, services, max(5000, clients * 400))
+            work = factory(tenant.id, devices)
+            done, lats, elapsed = run_clients(child_loop, clients, (work,))
+            figures[kind] = (done / elapsed, percentile(lats, 99) * 1000, tenant.id)
+        double_calls, overlaps = calling_faults(figures["domain"][2])
+        rows.append(
+            {
+                "section": "calling",
+                "case": f"{clients} operator(s), 8 services, 5,000+ waiting",
+                "clients": clients,
+                "per_s": round(figures["domain"][0], 1),
+                "p99_ms": round(figures["domain"][1], 1),
+                "raw_per_s": round(figures["raw"][0], 1),
+                "ratio": round(figures["domain"][0] / figures["raw"][0], 2),
+                "double_calls": double_calls,
+                "double_booked": overlaps,
+            }
+        )
+        print_row(rows[-1])
+
+
+# --- screens ----------------------------------------------------------------------------------
+
+
+def bench_screens(rows: list[dict]) -> None:
+    """Render the screens that exist with growing queues; time and query count per render."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+    from django.urls import NoReverseMatch, reverse
+    from django.utils import timezone
+
+    from tenants.models import Membership
+    from tickets.models import TicketService
+
+    user = get_user_model().objects.create_user("bench-op", password="x")
+    for waiting in (10, 1000, 10000):
+        tenant, services = make_tenant(f"screen-{waiting}", 4)
+        Membership.objects.create(user=user, tenant=tenant, role="operator")
+        fill_queue(tenant, services, waiting + 20000)
+        # All but `waiting` lines are finished ones.
+        finished = TicketService.objects.filter(tenant=tenant).order_by("id")[: 20000]
+        TicketService.objects.filter(pk__in=list(finished.values_list("pk", flat=True))).update(
+            status="completed", completed_at=timezone.now(), duration_seconds=600
+        )
+        client = Client()
+        client.force_login(user)
+        screens = []
+        for name, url_name in (
+            ("panel", "panel"),
+            ("display", "display_state"),
+            ("kiosk services", "kiosk_services"),
+        ):
+            try:
+                screens.append((name, reverse(url_name, args=[tenant.slug])))
+            except NoReverseMatch:
+                continue
+        for name, url in screens:
+            times, queries = [], 0
+            for _ in range(15):
+                with CaptureQueriesContext(connection) as captured:
+                    t0 = time.perf_counter()
+                    response = client.get(url)
+                    times.append(time.perf_counter() - t0)
+                queries = len(captured)
+            rows.append(
+                {
+                    "section": "screens",
+                    "case": f"{name}, {waiting} waiting + 20,000 finished",
+                    "status": response.status_code,
+                    "p50_ms": round(statistics.median(times) * 1000, 1),
+                    "p95_ms": round(percentile(times, 95) * 1000, 1),
+                    "queries": queries,
+                }
+            )
+            print_row(rows[-1])
+
+
+# --- output -----------------------------------------------------------------------------------
+
+
+def print_row(row: dict) -> None:
+    figures = "  ".join(f"{k}={v}" for k, v in row.items() if k not in ("section", "case"))
+    print(f"  {row['section']:8} {row['case']:46} {figures}", flush=True)
+
+
+def machine() -> dict:
+    from django.db import connection
+
+    with connection.cursor() as c:
+        c.execute("SELECT version()")
+        pg = c.fetchone()[0]
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "postgres": pg,
+        "duration_per_case_s": DURATION,
+    }
+
+
+def main() -> None:
+    ensure_database()
+    setup_django()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    only = os.environ.get("BENCH_ONLY", "issuing,calling,screens").split(",")
+    rows: list[dict] = []
+    print(f"Totem bench — {DURATION:.0f} s per case, clients {CLIENTS}", flush=True)
+    for name, fn in (("issuing", bench_issuing), ("calling", bench_calling), ("screens", bench_screens)):
+        if name in only:
+            print(f"[{name}]", flush=True)
+            fn(rows)
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    path = out / f"{datetime.now():%Y%m%d-%H%M%S}.json"
+    path.write_text(json.dumps({"machine": machine(), "rows": rows}, indent=2))
+    print(f"\nwritten {path.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
