@@ -206,7 +206,7 @@ class TicketPrint:
 
 def status_url(ticket: Ticket) -> str:
     """The ticket's public status page, followed from the phone through the QR code."""
-    base = getattr(settings, "PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+    base = settings.PUBLIC_BASE_URL.rstrip("/")
     return f"{base}/t/{ticket.tenant.slug}/senha/{ticket.token}/"
 
 
@@ -386,7 +386,7 @@ def render_test_page(printer: PrinterSettings) -> bytes:
         page.line("ÁÉÍÓÚ ÂÊÔ ÃÕ À Ç áéíóú âêô ãõ à ç º ª")
         page.line("Bota de compressão · Sauna · Crioterapia")
         page.big("A001")
-        page.qr(getattr(settings, "PUBLIC_BASE_URL", "http://127.0.0.1:8000"))
+        page.qr(settings.PUBLIC_BASE_URL)
         page.lines(printer.footer_text)
         return page.finish()
 
