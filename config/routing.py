@@ -2,4 +2,12 @@
 
 from __future__ import annotations
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from totem import consumers
+
+websocket_urlpatterns: list = [
+    path("ws/t/<slug:slug>/display/", consumers.DisplayConsumer.as_asgi()),
+    path("ws/t/<slug:slug>/panel/", consumers.PanelConsumer.as_asgi()),
+    path("ws/t/<slug:slug>/senha/<str:token>/", consumers.TicketConsumer.as_asgi()),
+]

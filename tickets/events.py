@@ -36,6 +36,8 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 log = logging.getLogger(__name__)
 
@@ -170,9 +172,14 @@ def _redis() -> redis.Redis | None:
         raise RedisDown(f"Redis at {_safe(url)} was unreachable moments ago")
     client = _clients.get(url)
     if client is None:
-        # Short timeouts: a request that publishes must never wait long on a dead Redis.
+        # Short timeouts and one quick retry (enough for a pooled connection that a Redis
+        # restart closed): a request that publishes must never wait long on a dead Redis.
         client = redis.Redis.from_url(
-            url, socket_connect_timeout=1, socket_timeout=1, health_check_interval=30
+            url,
+            socket_connect_timeout=1,
+            socket_timeout=1,
+            health_check_interval=30,
+            retry=Retry(ExponentialBackoff(cap=0.1, base=0.01), 1),
         )
         _clients[url] = client
     return client

@@ -1,0 +1,326 @@
+"""Real time: the three sockets, their refusals, sequence numbers, events only after commit,
+and Redis down. The end-to-end tests against real Daphne processes are at the bottom."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+from asgiref.sync import SyncToAsync, async_to_sync
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.db import connections, transaction
+from django.test import Client
+
+from config.asgi import application
+from tests.conftest import make_device, make_service, queued_ticket
+from tickets import events
+from tickets.queue import call_next, complete, start
+
+ORIGIN = (b"origin", b"http://testserver")
+realtime = pytest.mark.django_db(transaction=True)
+
+
+async def open_socket(path: str, *, origin=ORIGIN, cookie: str = ""):
+    headers = [origin] if origin else []
+    if cookie:
+        headers.append((b"cookie", f"sessionid={cookie}".encode()))
+    socket = WebsocketCommunicator(application, path, headers=headers)
+    connected, _ = await socket.connect()
+    return socket, connected
+
+
+async def greeted(path: str, **kwargs):
+    """A connected socket past its hello, and the hello's sequence numbers."""
+    socket, connected = await open_socket(path, **kwargs)
+    assert connected
+    hello = await socket.receive_json_from(timeout=3)
+    assert hello["type"] == "hello"
+    return socket, hello["seqs"]
+
+
+async def next_of(socket, kind: str) -> dict:
+    """The next event of `kind`, skipping others (a call also sends queue updates)."""
+    for _ in range(20):
+        event = await socket.receive_json_from(timeout=3)
+        if event["type"] == kind:
+            return event
+    raise AssertionError(f"no {kind}")
+
+
+@pytest.fixture
+def room(tenant, cryo):
+    return make_device(tenant, "Cabine 1", [cryo], location="Sala 2")
+
+
+@pytest.fixture
+def boots_room(tenant, boots):
+    return make_device(tenant, "Bota 1", [boots], location="Sala 3")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _close_worker_connections():
+    # Async tests reach the database from asgiref's one worker thread; its connection would
+    # outlive the tests and keep PostgreSQL from dropping the test database.
+    yield
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result()
+
+
+def session_of(user) -> str:
+    client = Client()
+    client.force_login(user)
+    return client.cookies["sessionid"].value
+
+
+# --- the public display ---------------------------------------------------------------------
+
+
+@realtime
+async def test_the_display_hears_a_call_with_its_service_and_room(tenant, cryo, room):
+    ticket = await database_sync_to_async(queued_ticket)(tenant, [cryo])
+    socket, seqs = await greeted(f"/ws/t/{tenant.slug}/display/")
+    group = events.tenant_group(tenant.id)
+
+    await database_sync_to_async(call_next)(cryo, room)
+
+    called = await next_of(socket, "ticket_called")
+    assert called["number"] == ticket.number
+    assert called["service"] == "Crioterapia"
+    assert called["room"] == "Sala 2"
+    assert called["service_id"] == cryo.id
+    assert called["call_count"] == 1
+    assert called["group"] == group
+    assert called["group_seq"] > seqs[group]
+    await socket.disconnect()
+
+
+@realtime
+async def test_the_display_numbers_its_events_one_after_another(tenant, cryo, room):
+    await database_sync_to_async(queued_ticket)(tenant, [cryo])
+    socket, seqs = await greeted(f"/ws/t/{tenant.slug}/display/")
+    group = events.tenant_group(tenant.id)
+
+    await database_sync_to_async(call_next)(cryo, room)
+
+    numbers = []
+    while len(numbers) < 4:  # ticket_update, ticket_called, service_called, queue_update
+        numbers.append((await socket.receive_json_from(timeout=3))["group_seq"])
+    assert numbers == [seqs[group] + n for n in (1, 2, 3, 4)]
+    await socket.disconnect()
+
+
+@realtime
+async def test_a_display_of_some_services_hears_only_those(tenant, cryo, boots, room, boots_room):
+    await database_sync_to_async(queued_ticket)(tenant, [cryo])
+    await database_sync_to_async(queued_ticket)(tenant, [boots])
+    socket, seqs = await greeted(f"/ws/t/{tenant.slug}/display/?services={boots.id}")
+    assert list(seqs) == [events.service_group(tenant.id, boots.id)]
+
+    await database_sync_to_async(call_next)(cryo, room)
+    await database_sync_to_async(call_next)(boots, boots_room)
+
+    called = await next_of(socket, "ticket_called")
+    assert called["service"] == "Bota de compressão"
+    await socket.disconnect()
+
+
+@realtime
+async def test_a_display_is_refused_for_an_unknown_tenant_or_another_tenants_service(
+    tenant, other_tenant, cryo
+):
+    theirs = await database_sync_to_async(make_service)(other_tenant)
+
+    assert not (await open_socket("/ws/t/nowhere/display/"))[1]
+    assert not (await open_socket(f"/ws/t/{tenant.slug}/display/?services={theirs.id}"))[1]
+    assert not (await open_socket(f"/ws/t/{tenant.slug}/display/?services=x"))[1]
+    socket, connected = await open_socket(f"/ws/t/{tenant.slug}/display/?services={cryo.id}")
+    assert connected
+    await socket.disconnect()
+
+
+@realtime
+async def test_only_sockets_opened_from_this_site_are_accepted(tenant):
+    path = f"/ws/t/{tenant.slug}/display/"
+
+    assert not (await open_socket(path, origin=(b"origin", b"http://evil.example")))[1]
+    assert not (await open_socket(path, origin=None))[1]
+    socket, connected = await open_socket(path)
+    assert connected
+    await socket.disconnect()
+
+
+@realtime
+async def test_public_sockets_never_carry_personal_data(tenant, cryo, alice):
+    ticket = await database_sync_to_async(queued_ticket)(tenant, [cryo], cpf="529.982.247-25")
+    display, _ = await greeted(f"/ws/t/{tenant.slug}/display/")
+    phone, _ = await greeted(f"/ws/t/{tenant.slug}/senha/{ticket.token}/")
+    cookie = await database_sync_to_async(session_of)(alice)
+    panel, _ = await greeted(f"/ws/t/{tenant.slug}/panel/", cookie=cookie)
+
+    def publish_with_a_name():
+        with transaction.atomic():
+            events.publish(
+                "ticket_update", tenant_id=tenant.id, ticket=ticket, customer_name="Maria Souza"
+            )
+
+    await database_sync_to_async(publish_with_a_name)()
+
+    for socket in (display, phone):
+        event = await socket.receive_json_from(timeout=3)
+        assert "customer_name" not in event
+        assert "Maria" not in str(event)
+    assert (await panel.receive_json_from(timeout=3))["customer_name"] == "Maria Souza"
+    for socket in (display, phone, panel):
+        await socket.disconnect()
+
+
+@realtime
+async def test_the_display_answers_a_ping_and_ignores_anything_else(tenant):
+    socket, _ = await greeted(f"/ws/t/{tenant.slug}/display/")
+    await socket.send_to(text_data="not json at all")
+    await socket.send_json_to({"type": "ping"})
+    assert await socket.receive_json_from(timeout=3) == {"type": "pong"}
+    await socket.disconnect()
+
+
+# --- the operator panel ---------------------------------------------------------------------
+
+
+@realtime
+async def test_the_panel_admits_only_members_of_the_tenant(tenant, other_tenant, alice, charlie):
+    theirs = await database_sync_to_async(make_device)(other_tenant, "Deles")
+    path = f"/ws/t/{tenant.slug}/panel/"
+    alices = await database_sync_to_async(session_of)(alice)
+    charlies = await database_sync_to_async(session_of)(charlie)
+
+    assert not (await open_socket(path))[1]
+    assert not (await open_socket(path, cookie=charlies))[1]
+    assert not (await open_socket(f"{path}?equipment={theirs.id}", cookie=alices))[1]
+    socket, connected = await open_socket(path, cookie=alices)
+    assert connected
+    await socket.disconnect()
+
+
+@realtime
+async def test_a_station_hears_only_the_services_it_runs(
+    tenant, cryo, boots, room, boots_room, alice
+):
+    await database_sync_to_async(queued_ticket)(tenant, [boots])
+    cryo_ticket = await database_sync_to_async(queued_ticket)(tenant, [cryo])
+    cookie = await database_sync_to_async(session_of)(alice)
+    socket, seqs = await greeted(f"/ws/t/{tenant.slug}/panel/?equipment={room.id}", cookie=cookie)
+    assert list(seqs) == [events.service_group(tenant.id, cryo.id)]
+
+    await database_sync_to_async(call_next)(boots, boots_room)
+    await database_sync_to_async(call_next)(cryo, room)
+
+    event = await socket.receive_json_from(timeout=3)
+    assert event["service_id"] == cryo.id
+    assert event["number"] == cryo_ticket.number
+    await socket.disconnect()
+
+
+# --- the ticket's own page ------------------------------------------------------------------
+
+
+@realtime
+async def test_the_ticket_socket_needs_the_tickets_own_token_under_its_tenant(
+    tenant, other_tenant, cryo
+):
+    ticket = await database_sync_to_async(queued_ticket)(tenant, [cryo])
+
+    assert not (await open_socket(f"/ws/t/{tenant.slug}/senha/{'x' * 32}/"))[1]
+    assert not (await open_socket(f"/ws/t/{tenant.slug}/senha/{ticket.token[:-1]}/"))[1]
+    assert not (await open_socket(f"/ws/t/{other_tenant.slug}/senha/{ticket.token}/"))[1]
+    socket, connected = await open_socket(f"/ws/t/{tenant.slug}/senha/{ticket.token}/")
+    assert connected
+    await socket.disconnect()
+
+
+@realtime
+async def test_the_customers_phone_learns_its_ticket_is_called(tenant, cryo, room):
+    ticket = await database_sync_to_async(queued_ticket)(tenant, [cryo])
+    socket, seqs = await greeted(f"/ws/t/{tenant.slug}/senha/{ticket.token}/")
+    assert events.ticket_group(ticket.token) in seqs
+
+    await database_sync_to_async(call_next)(cryo, room)
+
+    called = await next_of(socket, "ticket_called")
+    assert (called["ticket_id"], called["room"]) == (ticket.id, "Sala 2")
+    await socket.disconnect()
+
+
+# --- after commit, never on rollback ----------------------------------------------------------
+
+
+@realtime
+async def test_events_wait_for_the_commit_and_never_leave_a_rolled_back_transaction(
+    tenant, cryo, room
+):
+    first = await database_sync_to_async(queued_ticket)(tenant, [cryo])
+    second = await database_sync_to_async(queued_ticket)(tenant, [cryo])
+    socket, _ = await greeted(f"/ws/t/{tenant.slug}/display/")
+
+    def call_then_roll_back():
+        with pytest.raises(RuntimeError), transaction.atomic():
+            call_next(cryo, room)
+            raise RuntimeError("something after the call failed")
+
+    def call_and_look_before_commit() -> bool:
+        with transaction.atomic():
+            line = call_next(cryo, room)
+            heard_early = not async_to_sync(socket.receive_nothing)(0.3)
+        return line, heard_early
+
+    await database_sync_to_async(call_then_roll_back)()
+    assert await socket.receive_nothing(0.3)
+
+    line, heard_early = await database_sync_to_async(call_and_look_before_commit)()
+    assert not heard_early
+    called = await next_of(socket, "ticket_called")
+    # The rolled-back call took the first ticket and gave it back: the committed one is it.
+    assert called["number"] == line.ticket.number == first.number != second.number
+    await socket.disconnect()
+
+
+# --- Redis down -----------------------------------------------------------------------------
+
+
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]  # nothing listens once the probe is closed
+
+
+@pytest.mark.parametrize("counters_on_redis", [True, False], ids=["counters", "layer-only"])
+def test_calling_and_completing_succeed_while_redis_is_unreachable(
+    tenant, cryo, room, settings, caplog, django_capture_on_commit_callbacks, counters_on_redis
+):
+    dead = f"redis://127.0.0.1:{closed_port()}/0"
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [{"address": dead, "socket_connect_timeout": 1}]},
+        }
+    }
+    settings.REDIS_URL = dead if counters_on_redis else ""
+    ticket = queued_ticket(tenant, [cryo])
+    caplog.set_level(logging.WARNING, logger="tickets.events")
+
+    began = time.monotonic()
+    with django_capture_on_commit_callbacks(execute=True):
+        line = call_next(cryo, room)
+    with django_capture_on_commit_callbacks(execute=True):
+        start(tenant, line.id)
+    with django_capture_on_commit_callbacks(execute=True):
+        complete(tenant, line.id)
+    took = time.monotonic() - began
+
+    line.refresh_from_db()
+    ticket.refresh_from_db()
+    assert (line.status, ticket.status) == ("completed", "completed")
+    assert "broadcast of ticket_called" in caplog.text
+    assert took < 3, f"a dead Redis slowed the operations down to {took:.1f} s"
