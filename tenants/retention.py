@@ -1,0 +1,281 @@
+"""Retention and LGPD: anonymise old customer data, delete what is past its keeping, and answer
+a customer's request for their data (export) or its erasure, by CPF.
+
+Customer data lives in the ticket (name, CPF, phone, operator notes), in each service line's
+`customer_key` (the CPF, when one was given) and in the history tables of both, which keep every
+past version: anonymising touches all of them. Statistics (DailyStats) and the audit log hold
+no personal data and are kept by their own rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.apps import apps
+from django.db import transaction
+from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.utils import timezone
+
+from tenants.audit import record
+from tenants.models import Alert, AuditAction, AuditLog, OutboxStatus, Tenant, WebhookOutbox
+from tickets.br import mask_cpf
+from tickets.models import DailyCounter, Ticket, TicketService
+
+ANONYMOUS = ""
+PERSONAL = {
+    "customer_name": ANONYMOUS,
+    "customer_cpf": "",
+    "customer_phone": "",
+    "operator_notes": "",
+}
+DEFAULT_ANONYMISE_DAYS = 90
+DEFAULT_RETENTION_DAYS = 365
+DEFAULT_AUDIT_DAYS = 180
+# Delivered or abandoned webhook events are only a delivery log after this.
+OUTBOX_DAYS = 30
+
+
+def _model(label: str):
+    try:
+        return apps.get_model(label)
+    except LookupError:
+        return None
+
+
+def _not_anonymised() -> Q:
+    return (
+        ~Q(customer_name=ANONYMOUS)
+        | ~Q(customer_cpf="")
+        | ~Q(customer_phone="")
+        | ~Q(operator_notes="")
+    )
+
+
+def anonymise_tickets(ticket_ids: list[int]) -> int:
+    """Blank the personal fields of these tickets, of their history and of their lines.
+
+    A line's `customer_key` becomes the ticket's token, which is what a ticket without CPF
+    uses anyway: the one-customer-at-a-time rule still holds for a ticket still open.
+    """
+    token = Subquery(Ticket.objects.filter(pk=OuterRef("ticket_id")).values("token")[:1])
+    with transaction.atomic():
+        count = Ticket.objects.filter(pk__in=ticket_ids).update(**PERSONAL)
+        Ticket.history.model.objects.filter(id__in=ticket_ids).update(**PERSONAL)
+        TicketService.objects.filter(ticket_id__in=ticket_ids).update(customer_key=token)
+        TicketService.history.model.objects.filter(ticket_id__in=ticket_ids).update(
+            customer_key=token
+        )
+    return count
+
+
+def delete_tickets(ticket_ids: list[int]) -> dict[str, int]:
+    """Delete tickets with everything that hangs on them: receipts, payments, print jobs,
+    lines, extras and their history. Returns the number of rows deleted per model."""
+    deleted: dict[str, int] = {}
+
+    def note(result: tuple[int, dict[str, int]]) -> None:
+        for label, n in result[1].items():
+            deleted[label] = deleted.get(label, 0) + n
+
+    Session, Receipt = _model("payments.PaymentSession"), _model("payments.Receipt")
+    with transaction.atomic():
+        if Session is not None:
+            sessions = Session.objects.filter(ticket_id__in=ticket_ids)
+            if Receipt is not None:
+                note(Receipt.objects.filter(session__in=sessions).delete())
+            if hasattr(Session, "history"):
+                note(Session.history.model.objects.filter(ticket_id__in=ticket_ids).delete())
+            note(sessions.delete())
+        note(TicketService.history.model.objects.filter(ticket_id__in=ticket_ids).delete())
+        note(Ticket.history.model.objects.filter(id__in=ticket_ids).delete())
+        note(Ticket.objects.filter(pk__in=ticket_ids).delete())
+    return deleted
+
+
+@dataclass
+class PurgeReport:
+    """What a purge did (or, dry, would do), by step."""
+
+    anonymised: int = 0
+    tickets_deleted: int = 0
+    rows_deleted: dict[str, int] = field(default_factory=dict)
+    audit_deleted: int = 0
+    outbox_deleted: int = 0
+    alerts_deleted: int = 0
+    counters_deleted: int = 0
+    notifications_deleted: int = 0
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _batches(queryset: QuerySet, size: int, apply: bool):
+    """Yield lists of primary keys, paging by key: a row that a batch could not change is
+    never read again, so no loop can spin on it."""
+    last = 0
+    while True:
+        ids = list(queryset.filter(pk__gt=last).order_by("pk").values_list("pk", flat=True)[:size])
+        if not ids:
+            return
+        last = ids[-1]
+        yield ids
+
+
+def purge(
+    *,
+    anonymise_days: int = DEFAULT_ANONYMISE_DAYS,
+    retention_days: int = DEFAULT_RETENTION_DAYS,
+    audit_days: int = DEFAULT_AUDIT_DAYS,
+    batch_size: int = 500,
+    apply: bool = False,
+    now: datetime | None = None,
+    progress: Callable[[str], None] = lambda line: None,
+) -> PurgeReport:
+    """Anonymise, then delete what is past its retention, in batches of `batch_size`, each in
+    its own transaction (a long purge never holds locks the kiosks wait on). Dry by default.
+    """
+    now = now or timezone.now()
+    report = PurgeReport()
+    verb = "" if apply else "would be "
+
+    anonymise_before = now - timedelta(days=anonymise_days)
+    old = Ticket.objects.filter(created_at__lt=anonymise_before).filter(_not_anonymised())
+    for ids in _batches(old, batch_size, apply):
+        report.anonymised += anonymise_tickets(ids) if apply else len(ids)
+        progress(f"tickets {verb}anonymised: {report.anonymised}")
+
+    delete_before = now - timedelta(days=retention_days)
+    expired = Ticket.objects.filter(created_at__lt=delete_before)
+    for ids in _batches(expired, batch_size, apply):
+        if apply:
+            for label, n in delete_tickets(ids).items():
+                report.rows_deleted[label] = report.rows_deleted.get(label, 0) + n
+        report.tickets_deleted += len(ids)
+        progress(f"tickets {verb}deleted: {report.tickets_deleted}")
+    report.counters_deleted = _delete_all(
+        DailyCounter.objects.filter(day__lt=delete_before.date()), batch_size, apply
+    )
+    Notification = _model("payments.Notification")
+    if Notification is not None:
+        # Provider notifications carry the payer's details in their body.
+        report.notifications_deleted = _delete_all(
+            Notification.objects.filter(received_at__lt=delete_before), batch_size, apply
+        )
+
+    audit_before = now - timedelta(days=audit_days)
+    report.audit_deleted = _delete_all(
+        AuditLog.objects.filter(created_at__lt=audit_before), batch_size, apply
+    )
+    progress(f"audit entries {verb}deleted: {report.audit_deleted}")
+    report.alerts_deleted = _delete_all(
+        Alert.objects.filter(resolved_at__lt=audit_before), batch_size, apply
+    )
+    report.outbox_deleted = _delete_all(
+        WebhookOutbox.objects.filter(
+            created_at__lt=now - timedelta(days=OUTBOX_DAYS),
+            status__in=[OutboxStatus.DELIVERED, OutboxStatus.FAILED],
+        ),
+        batch_size,
+        apply,
+    )
+    if apply:
+        record(
+            AuditAction.DATA_PURGED,
+            tenant=None,
+            entity="",
+            data={
+                "anonymise_days": anonymise_days,
+                "retention_days": retention_days,
+                "audit_days": audit_days,
+                **report.as_dict(),
+            },
+        )
+    return report
+
+
+def _delete_all(queryset: QuerySet, size: int, apply: bool) -> int:
+    if not apply:
+        return queryset.count()
+    total = 0
+    for ids in _batches(queryset, size, apply):
+        with transaction.atomic():
+            total += (
+                queryset.model.objects.filter(pk__in=ids)
+                .delete()[1]
+                .get(queryset.model._meta.label, 0)
+            )
+    return total
+
+
+# --- LGPD requests --------------------------------------------------------------------------
+
+
+def _tickets_of(tenant: Tenant, cpf: str) -> QuerySet:
+    return Ticket.objects.for_tenant(tenant).filter(customer_cpf=cpf)
+
+
+def export_customer(tenant: Tenant, cpf: str, *, user=None, request=None) -> dict:
+    """Everything the tenant holds about a CPF, as plain data (the customer's copy)."""
+    Session = _model("payments.PaymentSession")
+    tickets = []
+    for ticket in _tickets_of(tenant, cpf).prefetch_related("lines__service", "extras__extra"):
+        item = {
+            "number": ticket.number,
+            "day": ticket.day,
+            "status": ticket.status,
+            "name": ticket.customer_name,
+            "cpf": ticket.customer_cpf,
+            "phone": ticket.customer_phone,
+            "priority": ticket.priority,
+            "consent_version": ticket.consent_version,
+            "total": ticket.total,
+            "created_at": ticket.created_at,
+            "services": [
+                {"service": line.service.name, "status": line.status, "price": line.price}
+                for line in ticket.lines.all()
+            ],
+            "extras": [
+                {"extra": e.extra.name, "quantity": e.quantity, "unit_price": e.unit_price}
+                for e in ticket.extras.all()
+            ],
+        }
+        if Session is not None:
+            item["payments"] = list(
+                Session.objects.filter(ticket=ticket).values(
+                    "method", "status", "amount", "created_at", "paid_at", "refunded_at"
+                )
+            )
+        tickets.append(item)
+    record(
+        AuditAction.DATA_EXPORTED,
+        tenant=tenant,
+        user=user,
+        entity="tickets.ticket",
+        data={"cpf": mask_cpf(cpf), "tickets": len(tickets)},
+        request=request,
+    )
+    return {"company": tenant.name, "exported_at": timezone.now(), "tickets": tickets}
+
+
+def erase_customer(tenant: Tenant, cpf: str, *, user=None, request=None) -> int:
+    """Anonymise every ticket of the tenant with this CPF, and the history rows that had it."""
+    with transaction.atomic():
+        ids = set(_tickets_of(tenant, cpf).values_list("pk", flat=True))
+        # A ticket whose CPF was corrected later still has the old one in its history.
+        ids |= set(
+            Ticket.history.model.objects.filter(tenant=tenant, customer_cpf=cpf).values_list(
+                "id", flat=True
+            )
+        )
+        count = anonymise_tickets(sorted(ids))
+        record(
+            AuditAction.DATA_ERASED,
+            tenant=tenant,
+            user=user,
+            entity="tickets.ticket",
+            data={"cpf": mask_cpf(cpf), "tickets": count},
+            request=request,
+        )
+    return count

@@ -1,0 +1,14 @@
+"""The manager's pages of a tenant, mounted at /t/<slug>/gestao/ (pt-BR paths)."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from tenants import views
+
+urlpatterns = [
+    path("", views.dashboard, name="ops_dashboard"),
+    path("exportar/senhas.csv", views.export_tickets, name="ops_export_tickets"),
+    path("exportar/pagamentos.csv", views.export_payments, name="ops_export_payments"),
+    path("lgpd/", views.customer_data, name="ops_customer_data"),
+]

@@ -1,0 +1,179 @@
+"""Daily statistics, the manager dashboard, CSV exports and the metrics endpoint, after a
+scripted day at the studio."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+
+from tenants.models import AuditAction, AuditLog, DailyStats
+from tenants.stats import compute_day, percentile
+from tests.conftest import make_device, make_ticket, queued_ticket
+from tickets import queue
+from tickets.models import TicketService
+
+
+def serve(line, device, user, *, wait, duration=None, show=True):
+    """Call `line` onto `device`; it had waited `wait` seconds; then serve it or not."""
+    line = queue.call_line(line.tenant, line.pk, device, user=user)
+    TicketService.objects.filter(pk=line.pk).update(
+        queued_at=line.called_at - timedelta(seconds=wait)
+    )
+    if not show:
+        queue.no_show(line.tenant, line.pk, user=user)
+        return
+    queue.start(line.tenant, line.pk, user=user)
+    if duration is not None:
+        queue.complete(line.tenant, line.pk, user=user)
+        TicketService.objects.filter(pk=line.pk).update(duration_seconds=duration)
+
+
+@pytest.fixture
+def day(tenant, cryo, boots, alice):
+    """Four paid tickets and one abandoned at the kiosk:
+
+    T1 cryo+boots: cryo waited 5 min, served 10 min; boots waited 15 min, no-show.
+    T2 cryo: waited 25 min, served 5 min.   T3 cryo: cancelled in the queue.
+    T4 boots: still waiting.                T5 cryo: never paid (not counted).
+    """
+    cryo_device = make_device(tenant, "Cryo 1", [cryo])
+    boots_device = make_device(tenant, "Boots 1", [boots])
+    t1 = queued_ticket(tenant, [cryo, boots])
+    t2 = queued_ticket(tenant, [cryo])
+    t3 = queued_ticket(tenant, [cryo])
+    t4 = queued_ticket(tenant, [boots])
+    make_ticket(tenant, [cryo])
+    serve(t1.lines.get(service=cryo), cryo_device, alice, wait=300, duration=600)
+    serve(t1.lines.get(service=boots), boots_device, alice, wait=900, show=False)
+    serve(t2.lines.get(service=cryo), cryo_device, alice, wait=1500, duration=300)
+    queue.cancel_ticket(tenant, t3.pk, user=alice, reason="gave up")
+    return {"t1": t1, "t2": t2, "t3": t3, "t4": t4}
+
+
+def test_percentile_is_the_nearest_rank():
+    assert percentile([], 95) is None
+    assert percentile([10], 95) == 10
+    assert percentile(list(range(1, 101)), 95) == 95
+    assert percentile([300, 1500], 95) == 1500
+
+
+def test_the_day_adds_up_per_service_and_in_total(tenant, cryo, boots, day):
+    rows = compute_day(tenant, tenant.today())
+    total, c, b = rows[None], rows[cryo.id], rows[boots.id]
+    assert (total.tickets, total.completed, total.cancellations) == (4, 2, 1)  # T1 and T2
+    assert total.revenue == Decimal("520.00")  # 200 + 120 + 120 (cancelled, not refunded) + 80
+    assert (c.tickets, c.completed, c.cancellations, c.no_shows) == (3, 2, 1, 0)
+    assert (c.avg_wait_seconds, c.p95_wait_seconds, c.avg_duration_seconds) == (900, 1500, 450)
+    assert c.revenue == Decimal("360.00")
+    assert (b.tickets, b.no_shows, b.avg_wait_seconds, b.completed) == (2, 1, 900, 0)
+    assert total.no_shows == 1
+    assert sum(total.hourly) == 4
+
+
+def test_snapshot_daily_stats_is_idempotent(tenant, cryo, boots, day):
+    today = tenant.today().isoformat()
+    call_command("snapshot_daily_stats", "--date", today, stdout=open("/dev/null", "w"))
+    first = list(DailyStats.objects.order_by("service_id").values())
+    call_command("snapshot_daily_stats", "--date", today, stdout=open("/dev/null", "w"))
+    second = list(DailyStats.objects.order_by("service_id").values())
+    assert len(first) == 3
+    strip = [{k: v for k, v in row.items() if k != "updated_at"} for row in first]
+    assert strip == [{k: v for k, v in row.items() if k != "updated_at"} for row in second]
+    cryo_row = DailyStats.objects.get(service=cryo)
+    assert (cryo_row.tickets, cryo_row.p95_wait_seconds, cryo_row.cancellations) == (3, 1500, 1)
+
+
+def test_snapshot_refuses_a_bad_date(tenant):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="YYYY-MM-DD"):
+        call_command("snapshot_daily_stats", "--date", "31/12/2026")
+
+
+def test_the_dashboard_shows_a_manager_today_and_the_last_30_days(client, tenant, bob, day):
+    DailyStats.objects.create(
+        tenant=tenant, day=tenant.today() - timedelta(days=3), tickets=7, revenue=Decimal("840")
+    )
+    client.force_login(bob)
+    page = client.get(reverse("ops_dashboard", args=[tenant.slug]))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert html.count("<svg") == 4
+    assert "R$ 520,00" in html  # today
+    assert "R$ 840,00" in html  # the last 30 days
+    assert "Crioterapia" in html
+
+
+def test_the_dashboard_is_403_for_an_operator_and_404_for_an_outsider(
+    client, tenant, alice, charlie
+):
+    url = reverse("ops_dashboard", args=[tenant.slug])
+    assert client.get(url).status_code == 302  # to the login page
+    client.force_login(alice)
+    assert client.get(url).status_code == 403
+    client.force_login(charlie)
+    assert client.get(url).status_code == 404
+
+
+def test_tickets_export_as_csv_for_a_date_range_and_is_audited(client, tenant, bob, day):
+    client.force_login(bob)
+    today = tenant.today().isoformat()
+    url = reverse("ops_export_tickets", args=[tenant.slug])
+    response = client.get(url, {"start": today, "end": today})
+    assert response["Content-Type"].startswith("text/csv")
+    rows = response.content.decode("utf-8-sig").strip().splitlines()
+    assert len(rows) == 1 + 5
+    assert day["t1"].number in rows[1] and "Crioterapia + Bota de compressão" in rows[1]
+    entry = AuditLog.objects.get(action=AuditAction.EXPORTED_CSV)
+    assert entry.user == bob and entry.data["rows"] == 5
+
+
+def test_an_export_with_bad_dates_is_refused_with_the_reason(client, tenant, bob):
+    client.force_login(bob)
+    url = reverse("ops_export_tickets", args=[tenant.slug])
+    response = client.get(url, {"start": "2026-02-10", "end": "2026-02-01"})
+    assert response.status_code == 400
+    assert client.get(url, {"start": "yesterday"}).status_code == 400
+
+
+# --- metrics -----------------------------------------------------------------------------------
+
+
+def sample(text: str, line_start: str) -> float:
+    found = [line for line in text.splitlines() if line.startswith(line_start + " ")]
+    assert len(found) == 1, (line_start, found)
+    return float(found[0].rsplit(" ", 1)[1])
+
+
+def test_metrics_refuse_without_the_token(client, settings, tenant):
+    settings.METRICS_TOKEN = "s3cret-token"
+    assert client.get("/metrics").status_code == 401
+    wrong = client.get("/metrics", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401 and wrong["WWW-Authenticate"].startswith("Bearer")
+    settings.METRICS_TOKEN = ""
+    assert client.get("/metrics", headers={"Authorization": "Bearer "}).status_code == 404
+
+
+def test_metrics_show_the_scripted_day(client, settings, tenant, cryo, boots, day):
+    settings.METRICS_TOKEN = "s3cret-token"
+    response = client.get("/metrics", headers={"Authorization": "Bearer s3cret-token"})
+    assert response.status_code == 200
+    text = response.content.decode()
+    c = 'tenant="studio",service="Crioterapia"'
+    b = 'tenant="studio",service="Bota de compressão"'
+    assert sample(text, 'totem_tickets_created_total{tenant="studio"}') == 5
+    assert sample(text, 'totem_tickets_paid_total{tenant="studio"}') == 4
+    assert sample(text, f"totem_queue_length{{{b}}}") == 1
+    assert sample(text, f"totem_queue_length{{{c}}}") == 0
+    assert sample(text, f"totem_service_lines_completed_total{{{c}}}") == 2
+    assert sample(text, f'totem_wait_seconds_bucket{{{c},le="300"}}') == 1
+    assert sample(text, f'totem_wait_seconds_bucket{{{c},le="+Inf"}}') == 2
+    assert sample(text, f"totem_wait_seconds_sum{{{c}}}") == pytest.approx(1800, abs=1)
+    assert sample(text, f"totem_service_duration_seconds_count{{{c}}}") == 2
+    assert sample(text, f"totem_service_duration_seconds_sum{{{c}}}") == 900
+    assert sample(text, f"totem_queue_oldest_wait_seconds{{{b}}}") >= 0
+    assert "# TYPE totem_wait_seconds histogram" in text
