@@ -17,7 +17,7 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest
 from django.utils import timezone
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
@@ -289,8 +289,8 @@ class SoftDeleteAdmin:
             )
         self.message_user(
             request,
-            ngettext("%(count)d row deleted.", "%(count)d rows deleted.", len(done))
-            % {"count": len(done)},
+            # No ngettext: the project's catalogue tooling fills singular messages only.
+            gettext("Soft deleted: %(count)d.") % {"count": len(done)},
             messages.SUCCESS,
         )
 
@@ -302,8 +302,7 @@ class SoftDeleteAdmin:
             done = self._mark(request, queryset.filter(deleted_at__isnull=False), None, "restored")
         self.message_user(
             request,
-            ngettext("%(count)d row restored.", "%(count)d rows restored.", len(done))
-            % {"count": len(done)},
+            gettext("Restored: %(count)d.") % {"count": len(done)},
             messages.SUCCESS,
         )
 

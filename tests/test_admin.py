@@ -12,6 +12,7 @@ from equipment.models import Equipment
 from tenants.models import Membership, Role
 from tests.conftest import make_device, make_service, make_ticket
 from tickets.models import (
+    DailyCounter,
     Extra,
     Service,
     Ticket,
@@ -282,3 +283,40 @@ def test_a_manager_views_his_tenant_but_only_its_administrator_edits_it(
     assert response.status_code == 302
     membership.refresh_from_db()
     assert membership.role == Role.ADMIN
+
+
+def test_change_status_works_from_the_tickets_own_page(client, bob, ours):
+    client.force_login(bob)
+    url = reverse("admin:tickets_ticket_change", args=[ours.pk])
+    assert "change_status" in client.get(url).content.decode()
+    data = {"CHANGE_FORM-action": "change_status", "_selected_action": [ours.pk]}
+    page = client.post(url, data)
+    assert page.status_code == 200
+    assert 'name="CHANGE_FORM-action"' in page.content.decode()
+    response = client.post(url, data | {"apply": "1", "target": T.PAID, "reason": "pix"})
+    assert response.status_code == 302
+    ours.refresh_from_db()
+    assert ours.status == T.PAID
+
+
+def test_every_admin_page_of_these_apps_opens(admin_client, bob, ours, tenant, cryo, towel):
+    rows = [
+        tenant,
+        Membership.objects.get(user=bob),
+        cryo,
+        towel,
+        ours,
+        ours.lines.first(),
+        DailyCounter.objects.get(tenant=tenant),
+        Equipment.objects.get(tenant=tenant),
+    ]
+    for row in rows:
+        meta = row._meta
+        base = f"admin:{meta.app_label}_{meta.model_name}"
+        assert admin_client.get(reverse(f"{base}_changelist")).status_code == 200
+        assert admin_client.get(reverse(f"{base}_change", args=[row.pk])).status_code == 200
+        if hasattr(row, "history"):
+            assert admin_client.get(reverse(f"{base}_history", args=[row.pk])).status_code == 200
+    for name in ("tenants_tenant", "tenants_membership", "tickets_service", "tickets_extra"):
+        assert admin_client.get(reverse(f"admin:{name}_add")).status_code == 200
+    assert admin_client.get(reverse("admin:tickets_ticket_add")).status_code == 403
