@@ -52,3 +52,7 @@ class EquipmentAdmin(TenantScopedAdmin, SoftDeleteAdmin, SimpleHistoryAdmin):
     @admin.display(description=_("services it can run"))
     def service_names(self, obj: Equipment) -> str:
         return ", ".join(service.name for service in obj.services.all())
+
+
+# Printers, print jobs and the test page live in their own module.
+from equipment import admin_printing  # noqa: E402, F401

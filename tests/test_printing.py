@@ -446,3 +446,46 @@ def test_a_test_page_shows_the_paper_width_and_the_accents(tenant, bob, fake_pri
     assert "Bota de compressão" in text and "ÁÉÍÓÚ" in text
     assert "01234567890123456789012345678901" in text
     assert job.created_by == bob
+
+
+# --- admin --------------------------------------------------------------------------------
+
+
+def test_a_manager_queues_a_test_page_from_admin_and_an_outsider_sees_no_printer(
+    client, tenant, bob, charlie
+):
+    printer = make_printer(tenant)
+    settings_id = printer.printer_settings.pk
+    client.force_login(bob)
+
+    response = client.post(
+        "/admin/equipment/printersettings/",
+        {"action": "test_page", "_selected_action": [settings_id]},
+    )
+
+    assert response.status_code == 302
+    job = PrintJob.objects.get()
+    assert (job.kind, job.printer, job.created_by) == (JobKind.TEST_PAGE, printer, bob)
+    assert client.get(f"/admin/equipment/printjob/{job.pk}/change/").status_code == 200
+    client.force_login(charlie)
+    assert client.get(f"/admin/equipment/printersettings/{settings_id}/change/").status_code == 404
+    assert client.get(f"/admin/equipment/printjob/{job.pk}/change/").status_code == 404
+    client.post(
+        "/admin/equipment/printersettings/",
+        {"action": "test_page", "_selected_action": [settings_id]},
+    )
+    assert PrintJob.objects.count() == 1
+
+
+def test_print_again_from_admin_reprints_a_failed_ticket(client, tenant, cryo, bob):
+    ticket = print_error_ticket(tenant, [cryo])
+    client.force_login(bob)
+
+    client.post(
+        "/admin/equipment/printjob/",
+        {"action": "print_again", "_selected_action": [PrintJob.objects.get().pk]},
+    )
+
+    ticket.refresh_from_db()
+    assert (ticket.status, ticket.print_attempts) == (T.PRINTING, 2)
+    assert ticket.history.first().history_user == bob

@@ -1,0 +1,158 @@
+"""Admin of printers (connection, paper, texts), their print jobs, and the test page.
+
+Imported at the end of equipment/admin.py. Scoped like every tenant-owned admin
+(`TenantScopedAdmin`): a manager sees and acts on his studios' printers and jobs only.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+from simple_history.admin import SimpleHistoryAdmin
+
+from equipment.models import JobKind, JobStatus, PrinterSettings, PrintJob
+from equipment.printing import PrintingError, print_test_page, reprint
+from tenants.admin import TenantScopedAdmin
+
+
+class PrinterSettingsInline(TenantScopedAdmin, admin.StackedInline):
+    """For EquipmentAdmin.inlines: a printer's settings on its own device page."""
+
+    model = PrinterSettings
+    tenant_field = "equipment__tenant"
+    can_delete = False
+    extra = 0
+    max_num = 1
+
+    def _row_tenant_id(self, obj) -> int:
+        return obj.equipment.tenant_id
+
+
+@admin.register(PrinterSettings)
+class PrinterSettingsAdmin(TenantScopedAdmin, SimpleHistoryAdmin):
+    tenant_field = "equipment__tenant"
+    list_display = [
+        "equipment",
+        "tenant",
+        "connection",
+        "address",
+        "paper_width",
+        "prints_tickets",
+        "prints_receipts",
+        "status",
+        "last_seen",
+    ]
+    list_filter = ["connection", "paper_width", "prints_tickets", "equipment__status"]
+    search_fields = ["equipment__name", "equipment__identifier", "host", "device"]
+    list_select_related = ["equipment__tenant"]
+    actions = ["test_page"]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": ["equipment", "prints_tickets", "prints_receipts"],
+                "description": _(
+                    "First add the printer as a device of kind “Printer”, then choose it here."
+                ),
+            },
+        ),
+        (
+            _("Connection"),
+            {"fields": ["connection", "host", "port", "device", "baudrate"]},
+        ),
+        (_("Paper"), {"fields": ["paper_width", "print_logo", "header_text", "footer_text"]}),
+    ]
+
+    def _row_tenant_id(self, obj: PrinterSettings) -> int:
+        return obj.equipment.tenant_id
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None:
+            fields.append("equipment")  # its jobs and history stay with that device
+        return fields
+
+    @admin.display(description=_("company/branch"))
+    def tenant(self, obj: PrinterSettings):
+        return obj.equipment.tenant
+
+    @admin.display(description=_("status"), ordering="equipment__status")
+    def status(self, obj: PrinterSettings) -> str:
+        return obj.equipment.get_status_display()
+
+    @admin.display(description=_("last seen"), ordering="equipment__last_seen_at")
+    def last_seen(self, obj: PrinterSettings):
+        return obj.equipment.last_seen_at
+
+    @admin.action(description=_("Print a test page"))
+    def test_page(self, request, queryset):
+        for printer in queryset.select_related("equipment"):
+            print_test_page(printer.equipment, user=request.user)
+        self.message_user(
+            request,
+            gettext(
+                "Test pages queued: %(count)d. They print within seconds if run_printer_spooler "
+                "is running."
+            )
+            % {"count": queryset.count()},
+            messages.SUCCESS,
+        )
+
+
+@admin.register(PrintJob)
+class PrintJobAdmin(TenantScopedAdmin, admin.ModelAdmin):
+    # Jobs are moved by the spooler and the domain functions, never edited by hand.
+    read_only = True
+    list_display = [
+        "id",
+        "created_at",
+        "tenant",
+        "printer",
+        "kind",
+        "ticket",
+        "status",
+        "attempts",
+        "short_error",
+        "printed_at",
+    ]
+    list_filter = [
+        ("tenant", admin.RelatedOnlyFieldListFilter),
+        "status",
+        "kind",
+        ("printer", admin.RelatedOnlyFieldListFilter),
+    ]
+    search_fields = ["ticket__number", "last_error"]
+    list_select_related = ["tenant", "printer", "ticket"]
+    date_hierarchy = "created_at"
+    actions = ["print_again"]
+
+    @admin.display(description=_("last error"))
+    def short_error(self, obj: PrintJob) -> str:
+        return obj.last_error[:80]
+
+    @admin.action(description=_("Print again"))
+    def print_again(self, request, queryset):
+        """Tickets go through `reprint` (counted, audited, print_error → printing); receipts
+        and test pages are queued again as they were."""
+        done = 0
+        for job in queryset.select_related("ticket", "printer"):
+            if job.status in (JobStatus.PENDING, JobStatus.PRINTING):
+                continue
+            try:
+                if job.kind == JobKind.TICKET:
+                    reprint(job.tenant, job.ticket_id, request.user)
+                else:
+                    PrintJob.objects.create(
+                        tenant=job.tenant,
+                        printer=job.printer,
+                        kind=job.kind,
+                        payload=job.payload,
+                        created_by=request.user,
+                    )
+                done += 1
+            except PrintingError as error:
+                self.message_user(request, str(error), messages.ERROR)
+        self.message_user(
+            request, gettext("Queued again: %(count)d.") % {"count": done}, messages.SUCCESS
+        )
