@@ -12,7 +12,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
-from django.core.exceptions import FieldDoesNotExist, PermissionDenied
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
 from django.db import IntegrityError, models, transaction
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest
@@ -193,9 +193,16 @@ class TenantScopedAdmin:
 
     # --- history pages answer 404 outside the user's tenants, like the change page --------
 
+    def valid_pk(self, object_id: str):
+        """The URL's id as the primary key's type, or 404 (never a 500 for /admin/…/abc/)."""
+        try:
+            return self.model._meta.pk.to_python(unquote(object_id))
+        except ValidationError:
+            raise Http404 from None
+
     def _object_in_scope(self, request: HttpRequest, object_id: str):
         """The live row, None for a superuser looking at a deleted one; 404 for outsiders."""
-        obj = self.get_queryset(request).filter(pk=unquote(object_id)).first()
+        obj = self.get_queryset(request).filter(pk=self.valid_pk(object_id)).first()
         if obj is None and not request.user.is_superuser:
             raise Http404
         return obj

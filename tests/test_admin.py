@@ -83,6 +83,8 @@ def test_an_outsider_gets_404_for_a_ticket_of_another_tenant(client, charlie, ou
     assert client.get(history).status_code == 404
     assert ours.pk not in listed(client, "tickets.ticket")
     assert ours.pk not in listed(client, "tickets.ticket", f"?q={CPF_TYPED}")
+    assert client.get(reverse("admin:tickets_ticket_change", args=["abc"])).status_code == 404
+    assert client.get(reverse("admin:tickets_ticket_history", args=["abc"])).status_code == 404
 
 
 def test_an_operator_is_sent_to_the_admin_login(client, alice):

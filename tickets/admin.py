@@ -13,7 +13,6 @@ from contextlib import nullcontext
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import ActionLocation
-from django.contrib.admin.utils import unquote
 from django.db import transaction
 from django.db.models import Prefetch, Q
 from django.template.response import TemplateResponse
@@ -365,7 +364,7 @@ class TicketAdmin(DocumentSearch, TenantScopedAdmin, SimpleHistoryAdmin):
         # Times on the page in the tenant's zone, not the server's.
         tenant_tz = (
             self.get_queryset(request)
-            .filter(pk=unquote(object_id))
+            .filter(pk=self.valid_pk(object_id))
             .values_list("tenant__timezone", flat=True)
             .first()
         )
