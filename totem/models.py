@@ -1,0 +1,105 @@
+"""Device pairing: how a browser becomes a tenant's kiosk or display.
+
+A manager creates a one-time `PairingCode` for an Equipment (kind kiosk or display) in admin;
+typed into the unpaired browser, it is spent and the browser gets a long-lived signed cookie
+naming that pairing (`totem/pairing.py`). Revoking the pairing (or deleting the device) turns
+the cookie into nothing.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from equipment.models import Equipment, Kind
+from tenants.models import Tenant, TenantQuerySet
+
+# Kinds of device a browser can be paired as.
+PAIRABLE_KINDS = (Kind.KIOSK, Kind.DISPLAY)
+CODE_DIGITS = 8
+CODE_VALID_MINUTES = 30
+
+
+def new_code() -> str:
+    # Digits only: typed on the kiosk's on-screen keypad. 10^8 codes, valid for minutes, with
+    # failed attempts throttled (totem/pairing.py): guessing one is not practical.
+    return "".join(secrets.choice("0123456789") for _ in range(CODE_DIGITS))
+
+
+def default_expiry():
+    return timezone.now() + timedelta(minutes=CODE_VALID_MINUTES)
+
+
+class PairingQuerySet(TenantQuerySet):
+    def redeemable(self) -> PairingQuerySet:
+        return self.filter(
+            used_at__isnull=True, revoked_at__isnull=True, expires_at__gt=timezone.now()
+        )
+
+
+class PairingCode(models.Model):
+    """A one-time code that pairs one browser with one device; then that pairing itself."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    equipment = models.ForeignKey(
+        Equipment,
+        on_delete=models.CASCADE,
+        related_name="pairings",
+        limit_choices_to={"kind__in": PAIRABLE_KINDS, "deleted_at__isnull": True},
+        verbose_name=_("device"),
+    )
+    code = models.CharField(_("code"), max_length=CODE_DIGITS, default=new_code, editable=False)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    expires_at = models.DateTimeField(_("code valid until"), default=default_expiry)
+    used_at = models.DateTimeField(_("paired at"), null=True, blank=True)
+    revoked_at = models.DateTimeField(
+        _("revoked at"),
+        null=True,
+        blank=True,
+        help_text=_("A revoked pairing stops the browser that used it at once."),
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created by"),
+    )
+    user_agent = models.CharField(_("paired browser"), max_length=200, blank=True)
+
+    objects = PairingQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("device pairing")
+        verbose_name_plural = _("device pairings")
+        ordering = ["-created_at"]
+        constraints = [
+            # A typed code must name one pairing: no two redeemable codes alike in a tenant.
+            models.UniqueConstraint(
+                fields=["tenant", "code"],
+                condition=Q(used_at__isnull=True, revoked_at__isnull=True),
+                name="pairing_code_open_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.equipment} · {self.code}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.used_at is not None and self.revoked_at is None
+
+    def clean(self) -> None:
+        if self.equipment_id:
+            if self.equipment.kind not in PAIRABLE_KINDS:
+                raise ValidationError({"equipment": _("Only a kiosk or a display can be paired.")})
+            if self.tenant_id and self.equipment.tenant_id != self.tenant_id:
+                raise ValidationError({"equipment": _("Choose a device of this company/branch.")})

@@ -1,0 +1,246 @@
+// The kiosk's small glue: inactivity timeout, on-screen keyboards, one submit per tap, bigger
+// text, the offline banner. The server renders every screen and keeps every state; nothing
+// here is needed for a purchase to be correct, only for it to be pleasant on a touch screen.
+(function () {
+  "use strict";
+
+  var body = document.body;
+
+  // --- inactivity: warn with a visible countdown, then leave (the server decides what an
+  // abandoned screen cancels). Only touches and keys count as activity, never the polling.
+  var idleSeconds = parseInt(body.dataset.idleSeconds || "0", 10);
+  var warningSeconds = parseInt(body.dataset.warningSeconds || "0", 10);
+  var dialog = document.getElementById("idle-dialog");
+  var idleForm = document.getElementById("idle-form");
+  var idleTimer = null;
+  var tickTimer = null;
+
+  function leave() {
+    if (idleForm && !idleForm.dataset.sent) {
+      idleForm.dataset.sent = "1";
+      idleForm.submit();
+    }
+  }
+
+  function hideWarning() {
+    if (tickTimer) clearInterval(tickTimer);
+    tickTimer = null;
+    if (dialog) dialog.hidden = true;
+  }
+
+  function showWarning() {
+    if (!dialog || warningSeconds <= 0) return leave();
+    var left = warningSeconds;
+    var counter = dialog.querySelector("[data-countdown]");
+    counter.textContent = left;
+    dialog.hidden = false;
+    dialog.querySelector("[data-idle-continue]").focus();
+    tickTimer = setInterval(function () {
+      left -= 1;
+      counter.textContent = Math.max(left, 0);
+      if (left <= 0) {
+        clearInterval(tickTimer);
+        leave();
+      }
+    }, 1000);
+  }
+
+  function restartIdle() {
+    if (idleSeconds <= 0) return;
+    hideWarning();
+    if (idleTimer) clearTimeout(idleTimer);
+    idleTimer = setTimeout(showWarning, idleSeconds * 1000);
+  }
+
+  if (idleSeconds > 0) {
+    ["pointerdown", "keydown", "input", "scroll"].forEach(function (name) {
+      document.addEventListener(name, function () {
+        // A touch while the warning shows is "I'm still here" too.
+        restartIdle();
+      }, { passive: true, capture: true });
+    });
+    restartIdle();
+  }
+
+  document.addEventListener("click", function (event) {
+    if (event.target.closest("[data-idle-continue]")) restartIdle();
+  });
+
+  // --- one submit per tap: a second tap on a form already sent does nothing. The server is
+  // the real guard (one idempotency key per purchase); this spares it the work.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form.hasAttribute("data-once")) return;
+    if (form.dataset.sent) {
+      event.preventDefault();
+      return;
+    }
+    form.dataset.sent = "1";
+  }, true);
+  // Coming back through the history cache: the form may be used again.
+  window.addEventListener("pageshow", function (event) {
+    if (event.persisted) window.location.reload();
+  });
+
+  // --- bigger text, kept for this customer only (the welcome screen resets it).
+  var sizeButton = document.querySelector("[data-text-size]");
+  function applySize(large) {
+    document.documentElement.classList.toggle("text-large", large);
+    if (sizeButton) sizeButton.setAttribute("aria-pressed", large ? "true" : "false");
+  }
+  try {
+    if (body.classList.contains("welcome")) sessionStorage.removeItem("kioskTextLarge");
+    applySize(sessionStorage.getItem("kioskTextLarge") === "1");
+  } catch (e) { /* storage off: the button still works for this page */ }
+  if (sizeButton) {
+    sizeButton.addEventListener("click", function () {
+      var large = !document.documentElement.classList.contains("text-large");
+      applySize(large);
+      try { sessionStorage.setItem("kioskTextLarge", large ? "1" : "0"); } catch (e) { /* ignore */ }
+    });
+  }
+
+  // --- offline banner for htmx requests (polling, toggles).
+  var offline = document.getElementById("offline");
+  document.addEventListener("htmx:sendError", function () { if (offline) offline.hidden = false; });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    if (offline && event.detail.successful) offline.hidden = true;
+  });
+
+  // --- on-screen keyboards. Letters for names, a keypad for CPF, phone and codes, with the
+  // punctuation put in as the digits are typed.
+  var keyboard = document.getElementById("keyboard");
+  if (!keyboard) return;
+  var target = null;
+  var LETTERS = [
+    "QWERTYUIOP".split(""),
+    "ASDFGHJKLÇ".split(""),
+    "ZXCVBNM".split(""),
+    "ÁÉÍÓÚÂÊÔÃÕ".split(""),
+  ];
+  var DIGITS = [["1", "2", "3"], ["4", "5", "6"], ["7", "8", "9"]];
+  var labels = keyboard.dataset;
+
+  function onlyDigits(value) { return (value || "").replace(/\D/g, ""); }
+  var masks = {
+    cpf: function (d) {
+      d = d.slice(0, 11);
+      if (d.length > 9) return d.slice(0, 3) + "." + d.slice(3, 6) + "." + d.slice(6, 9) + "-" + d.slice(9);
+      if (d.length > 6) return d.slice(0, 3) + "." + d.slice(3, 6) + "." + d.slice(6);
+      if (d.length > 3) return d.slice(0, 3) + "." + d.slice(3);
+      return d;
+    },
+    phone: function (d) {
+      d = d.slice(0, 11);
+      if (d.length > 10) return "(" + d.slice(0, 2) + ") " + d.slice(2, 7) + "-" + d.slice(7);
+      if (d.length > 6) return "(" + d.slice(0, 2) + ") " + d.slice(2, 6) + "-" + d.slice(6);
+      if (d.length > 2) return "(" + d.slice(0, 2) + ") " + d.slice(2);
+      if (d.length) return "(" + d;
+      return d;
+    },
+    digits: function (d) { return d.slice(0, 12); },
+  };
+
+  function kind(input) { return input.dataset.keyboard || input.dataset.keypad || "letters"; }
+
+  function key(label, value, extra) {
+    var button = document.createElement("button");
+    button.type = "button";
+    button.textContent = label;
+    button.dataset.key = value;
+    if (extra) button.className = extra;
+    return button;
+  }
+
+  function row(keys) {
+    var line = document.createElement("div");
+    line.className = "keys";
+    keys.forEach(function (k) { line.appendChild(k); });
+    return line;
+  }
+
+  function build(type) {
+    keyboard.innerHTML = "";
+    keyboard.className = "keyboard " + (type === "letters" ? "letters" : "digits");
+    if (type === "letters") {
+      LETTERS.forEach(function (letters) {
+        keyboard.appendChild(row(letters.map(function (l) { return key(l, l); })));
+      });
+      keyboard.appendChild(row([
+        key(labels.labelClear, "clear", "action"),
+        key(labels.labelSpace, " ", "wide"),
+        key("⌫ " + labels.labelBackspace, "backspace", "action"),
+        key(labels.labelDone, "done", "action"),
+      ]));
+    } else {
+      DIGITS.forEach(function (digits) {
+        keyboard.appendChild(row(digits.map(function (d) { return key(d, d); })));
+      });
+      keyboard.appendChild(row([
+        key(labels.labelClear, "clear", "action"),
+        key("0", "0"),
+        key("⌫ " + labels.labelBackspace, "backspace", "action"),
+      ]));
+      keyboard.appendChild(row([key(labels.labelDone, "done", "action wide")]));
+    }
+  }
+
+  function setValue(value) {
+    var type = kind(target);
+    if (masks[type]) value = masks[type](onlyDigits(value));
+    var max = parseInt(target.getAttribute("maxlength") || "0", 10);
+    if (max && value.length > max) value = value.slice(0, max);
+    target.value = value;
+    target.dispatchEvent(new Event("input", { bubbles: true }));
+  }
+
+  function open(input) {
+    if (target) target.classList.remove("typing");
+    target = input;
+    target.classList.add("typing");
+    build(kind(input));
+    keyboard.hidden = false;
+  }
+
+  function close() {
+    if (target) target.classList.remove("typing");
+    target = null;
+    keyboard.hidden = true;
+  }
+
+  document.querySelectorAll("input[data-keyboard], input[data-keypad]").forEach(function (input) {
+    input.addEventListener("focus", function () { open(input); });
+    input.addEventListener("click", function () { open(input); });
+  });
+
+  // pointerdown + preventDefault: the field keeps its focus (and the caret) while keys are hit.
+  keyboard.addEventListener("pointerdown", function (event) {
+    if (event.target.closest("button[data-key]")) event.preventDefault();
+  });
+  keyboard.addEventListener("click", function (event) {
+    var button = event.target.closest("button[data-key]");
+    if (!button || !target) return;
+    var value = button.dataset.key;
+    if (value === "done") return close();
+    if (value === "clear") return setValue("");
+    if (value === "backspace") {
+      var current = target.value;
+      if (kind(target) !== "letters") current = onlyDigits(current).slice(0, -1);
+      else current = current.slice(0, -1);
+      return setValue(current);
+    }
+    if (kind(target) === "letters") {
+      var text = target.value;
+      // Names read naturally: a capital after a space, lower case otherwise.
+      var lower = text.length > 0 && text.slice(-1) !== " ";
+      setValue(text + (lower ? value.toLowerCase() : value));
+    } else {
+      setValue(onlyDigits(target.value) + value);
+    }
+  });
+
+  // A field with an error opens its keyboard at once; else the first empty one.
+  var first = document.querySelector(".has-error input[data-keyboard], .has-error input[data-keypad]")
+    || document.querySelector("input[data-keyboard], input[data-keypad]");
+  if (first) first.focus();
+})();

@@ -1,0 +1,494 @@
+"""The kiosk through the test client: pairing, the purchase flow, what must never happen."""
+
+from __future__ import annotations
+
+from datetime import time, timedelta
+
+import pytest
+from django.core.cache import cache
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from equipment.models import Kind
+from payments.models import Method, PaymentSession, PaymentSettings, SessionStatus
+from payments.sessions import confirm_static_pix
+from tenants.models import OpeningHours
+from tests.conftest import make_device, make_service
+from tickets.models import Priority, Ticket, TicketStatus
+from totem import kiosk
+from totem.consent import CONSENT_VERSION
+from totem.models import PairingCode
+
+T = TicketStatus
+VALID_CPF = "529.982.247-25"
+
+
+# --- fixtures and steps ----------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _forget_pairing_failures():
+    # Failed pairing attempts are counted in the cache, which outlives each test's database.
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def url(tenant, name: str) -> str:
+    return reverse(name, args=[tenant.slug])
+
+
+def pair(client: Client, tenant, device) -> None:
+    code = PairingCode.objects.create(tenant=tenant, equipment=device)
+    response = client.post(url(tenant, "kiosk_pair"), {"code": code.code})
+    assert response.status_code == 302, response.content
+
+
+@pytest.fixture
+def kiosk_device(tenant):
+    return make_device(tenant, "Totem 1", kind=Kind.KIOSK)
+
+
+@pytest.fixture
+def machines(tenant, cryo, boots):
+    """An online device for each service: both can be sold today."""
+    return [make_device(tenant, "Crio 1", [cryo]), make_device(tenant, "Botas 1", [boots])]
+
+
+@pytest.fixture
+def pix(tenant):
+    """The tenant accepts static PIX (confirmed by an operator) and cash."""
+    return PaymentSettings.objects.create(
+        tenant=tenant,
+        pix_key="studio@example.com",
+        merchant_name="Studio Alfa",
+        merchant_city="Sao Paulo",
+    )
+
+
+@pytest.fixture
+def kiosk_client(tenant, kiosk_device, machines) -> Client:
+    client = Client()
+    pair(client, tenant, kiosk_device)
+    return client
+
+
+def identify(client, tenant, **overrides):
+    data = {
+        "customer_name": "Maria Souza",
+        "customer_cpf": VALID_CPF,
+        "customer_phone": "(11) 91234-5678",
+        "priority": "",
+        "consent": "on",
+        **overrides,
+    }
+    return client.post(url(tenant, "kiosk_identify"), data)
+
+
+def fill_cart(client, tenant, services, extras=()):
+    """Welcome → services → extras → identification: up to the summary."""
+    assert client.post(url(tenant, "kiosk_start")).status_code == 302
+    for service in services:
+        client.post(url(tenant, "kiosk_services"), {"toggle": service.pk})
+    for extra in extras:
+        client.post(url(tenant, "kiosk_extras"), {"extra": extra.pk, "change": "add"})
+    assert client.post(url(tenant, "kiosk_extras"), {"next": "1"})["Location"].endswith(
+        "/identificacao/"
+    )
+    assert identify(client, tenant)["Location"].endswith("/resumo/")
+
+
+def cart_key(client, tenant) -> str:
+    return client.session[f"kiosk_cart_{tenant.pk}"]["key"]
+
+
+def buy(client, tenant, method="cash"):
+    return client.post(
+        url(tenant, "kiosk_summary"), {"method": method, "key": cart_key(client, tenant)}
+    )
+
+
+# --- pairing ---------------------------------------------------------------------------------
+
+
+def test_an_unpaired_browser_sees_the_pairing_screen(tenant, kiosk_device):
+    client = Client()
+    response = client.get(url(tenant, "kiosk_welcome"))
+    assert response.status_code == 302
+    assert response["Location"].startswith(url(tenant, "kiosk_pair"))
+    page = client.get(response["Location"])
+    assert page.status_code == 200
+    assert [t.name for t in page.templates][0] == "kiosk/pair.html"
+    assert client.get(url(tenant, "kiosk_services")).status_code == 302
+    assert client.post(url(tenant, "kiosk_start")).status_code == 302
+    assert not client.session.get(f"kiosk_cart_{tenant.pk}")
+
+
+def test_a_paired_browser_sees_the_welcome_screen(kiosk_client, tenant):
+    response = kiosk_client.get(url(tenant, "kiosk_welcome"))
+    assert response.status_code == 200
+    assert b"touch-to-start" in response.content
+
+
+def test_a_kiosk_of_one_tenant_cannot_open_another_tenants_kiosk(
+    kiosk_client, tenant, other_tenant
+):
+    make_device(other_tenant, "Totem B", kind=Kind.KIOSK)
+    response = kiosk_client.get(url(other_tenant, "kiosk_welcome"))
+    assert response.status_code == 302
+    assert response["Location"].startswith(url(other_tenant, "kiosk_pair"))
+    assert kiosk_client.post(url(other_tenant, "kiosk_start")).status_code == 302
+    assert not kiosk_client.session.get(f"kiosk_cart_{other_tenant.pk}")
+
+
+def test_a_pairing_code_cannot_be_used_twice(tenant, kiosk_device):
+    code = PairingCode.objects.create(tenant=tenant, equipment=kiosk_device)
+    first, second = Client(), Client()
+    assert first.post(url(tenant, "kiosk_pair"), {"code": code.code}).status_code == 302
+    response = second.post(url(tenant, "kiosk_pair"), {"code": code.code})
+    assert response.status_code == 200
+    assert response.context["form"].errors["code"]
+    assert "totem_kiosk" not in response.cookies
+    assert second.get(url(tenant, "kiosk_welcome")).status_code == 302
+    assert first.get(url(tenant, "kiosk_welcome")).status_code == 200
+
+
+def test_a_code_of_another_tenant_pairs_nothing(tenant, other_tenant, kiosk_device):
+    code = PairingCode.objects.create(tenant=tenant, equipment=kiosk_device)
+    client = Client()
+    response = client.post(url(other_tenant, "kiosk_pair"), {"code": code.code})
+    assert response.status_code == 200
+    assert response.context["form"].errors["code"]
+    assert PairingCode.objects.get(pk=code.pk).used_at is None
+
+
+def test_an_expired_code_pairs_nothing(tenant, kiosk_device):
+    code = PairingCode.objects.create(
+        tenant=tenant, equipment=kiosk_device, expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    response = Client().post(url(tenant, "kiosk_pair"), {"code": code.code})
+    assert response.context["form"].errors["code"]
+
+
+def test_wrong_codes_are_throttled(tenant, kiosk_device):
+    code = PairingCode.objects.create(tenant=tenant, equipment=kiosk_device)
+    client = Client()
+    for _ in range(5):
+        client.post(url(tenant, "kiosk_pair"), {"code": "00000000"})
+    response = client.post(url(tenant, "kiosk_pair"), {"code": code.code})
+    assert response.status_code == 200
+    assert PairingCode.objects.get(pk=code.pk).used_at is None
+
+
+def test_revoking_a_pairing_unpairs_the_browser_at_once(kiosk_client, tenant):
+    PairingCode.objects.update(revoked_at=timezone.now())
+    assert kiosk_client.get(url(tenant, "kiosk_welcome")).status_code == 302
+
+
+def test_a_forged_cookie_pairs_nothing(tenant, kiosk_device):
+    client = Client()
+    client.cookies["totem_kiosk"] = f'{{"p": 1, "e": {kiosk_device.pk}}}'
+    assert client.get(url(tenant, "kiosk_welcome")).status_code == 302
+
+
+def test_a_display_code_pairs_the_browser_as_that_display(tenant):
+    display = make_device(tenant, "TV", kind=Kind.DISPLAY)
+    code = PairingCode.objects.create(tenant=tenant, equipment=display)
+    client = Client()
+    response = client.post(
+        url(tenant, "kiosk_pair"), {"code": code.code, "next": f"/t/{tenant.slug}/display/"}
+    )
+    assert response["Location"] == f"/t/{tenant.slug}/display/"
+    assert "totem_display" in response.cookies
+    # …and not as a kiosk.
+    assert client.get(url(tenant, "kiosk_welcome")).status_code == 302
+
+
+# --- the flow ----------------------------------------------------------------------------------
+
+
+def test_the_whole_cash_flow_creates_exactly_one_ticket(kiosk_client, tenant, cryo, boots, towel):
+    fill_cart(kiosk_client, tenant, [cryo, boots], [towel])
+    summary = kiosk_client.get(url(tenant, "kiosk_summary"))
+    assert summary.context["total"] == cryo.price + boots.price + towel.price
+    assert summary.context["methods"] == [(Method.CASH, Method.CASH.label)]
+
+    response = buy(kiosk_client, tenant, "cash")
+    assert response["Location"] == url(tenant, "kiosk_payment")
+    ticket = Ticket.objects.get()
+    assert ticket.status == T.PENDING_PAYMENT
+    assert ticket.customer_name == "Maria Souza"
+    assert ticket.customer_cpf == "52998224725"
+    assert ticket.consent_version == CONSENT_VERSION
+    assert [line.service for line in ticket.lines.order_by("position")] == [cryo, boots]
+    session = PaymentSession.objects.get()
+    assert (session.method, session.status) == (Method.CASH, SessionStatus.PENDING)
+
+    page = kiosk_client.get(url(tenant, "kiosk_payment"))
+    assert page.context["state"] == "cash"
+    assert ticket.number.encode() in page.content
+    assert b"<svg" in page.content
+
+    # Done: back to the welcome screen; the cash ticket waits for the cashier.
+    done = kiosk_client.post(url(tenant, "kiosk_leave"), {"reason": "done"})
+    assert done["Location"] == url(tenant, "kiosk_welcome")
+    ticket.refresh_from_db()
+    assert ticket.status == T.PENDING_PAYMENT
+    assert Ticket.objects.count() == 1
+
+
+def test_an_idle_cash_screen_is_not_abandoned(kiosk_client, tenant, cryo, towel):
+    fill_cart(kiosk_client, tenant, [cryo], [towel])
+    buy(kiosk_client, tenant, "cash")
+    kiosk_client.post(url(tenant, "kiosk_leave"), {"reason": "idle"})
+    assert Ticket.objects.get().status == T.PENDING_PAYMENT
+    towel.refresh_from_db()
+    assert towel.stock == 1
+
+
+def test_a_double_submit_with_the_same_key_creates_one_ticket(kiosk_client, tenant, cryo, pix):
+    fill_cart(kiosk_client, tenant, [cryo])
+    key = cart_key(kiosk_client, tenant)
+    # Two taps whose requests both left before the first answer: the same session state.
+    other = Client()
+    other.cookies = kiosk_client.cookies
+    first = kiosk_client.post(url(tenant, "kiosk_summary"), {"method": "pix", "key": key})
+    second = other.post(url(tenant, "kiosk_summary"), {"method": "pix", "key": key})
+    assert first["Location"] == second["Location"] == url(tenant, "kiosk_payment")
+    assert Ticket.objects.count() == 1
+    assert PaymentSession.objects.filter(status=SessionStatus.PENDING).count() == 1
+
+
+def test_the_create_ticket_idempotency_survives_a_session_that_forgot_the_ticket(
+    kiosk_client, tenant, cryo
+):
+    fill_cart(kiosk_client, tenant, [cryo])
+    key = cart_key(kiosk_client, tenant)
+    buy(kiosk_client, tenant)
+    # A racing request saved the session without the ticket id: the key still finds it.
+    session = kiosk_client.session
+    cart = session[f"kiosk_cart_{tenant.pk}"]
+    cart["ticket"] = None
+    session[f"kiosk_cart_{tenant.pk}"] = cart
+    session.save()
+    kiosk_client.post(url(tenant, "kiosk_summary"), {"method": "cash", "key": key})
+    assert Ticket.objects.count() == 1
+
+
+def test_an_extra_beyond_its_stock_shows_the_error_beside_it(kiosk_client, tenant, cryo, towel):
+    kiosk_client.post(url(tenant, "kiosk_start"))
+    kiosk_client.post(url(tenant, "kiosk_services"), {"toggle": cryo.pk})
+    for _ in range(2):
+        kiosk_client.post(url(tenant, "kiosk_extras"), {"extra": towel.pk, "change": "add"})
+    response = kiosk_client.post(
+        url(tenant, "kiosk_extras"),
+        {"extra": towel.pk, "change": "add"},
+        headers={"HX-Request": "true"},
+    )
+    assert response.status_code == 200
+    row = next(r for r in response.context["rows"] if r["extra"] == towel)
+    assert row["quantity"] == 2
+    assert row["error"]
+    assert f'id="extra-error-{towel.pk}"'.encode() in response.content
+
+
+def test_a_sold_out_extra_cannot_be_added(kiosk_client, tenant, cryo, towel):
+    towel.stock = 0
+    towel.save()
+    kiosk_client.post(url(tenant, "kiosk_start"))
+    kiosk_client.post(url(tenant, "kiosk_services"), {"toggle": cryo.pk})
+    page = kiosk_client.get(url(tenant, "kiosk_extras"))
+    assert next(r for r in page.context["rows"] if r["extra"] == towel)["sold_out"]
+    kiosk_client.post(url(tenant, "kiosk_extras"), {"extra": towel.pk, "change": "add"})
+    assert kiosk_client.session[f"kiosk_cart_{tenant.pk}"]["extras"] == {}
+
+
+def test_an_extra_sold_out_before_paying_sends_back_to_extras_with_the_error(
+    kiosk_client, tenant, cryo, towel
+):
+    fill_cart(kiosk_client, tenant, [cryo], [towel, towel])
+    towel.stock = 1  # someone else bought one meanwhile
+    towel.save()
+    response = buy(kiosk_client, tenant)
+    assert response["Location"] == url(tenant, "kiosk_extras")
+    assert Ticket.objects.count() == 0
+    page = kiosk_client.get(url(tenant, "kiosk_extras"))
+    assert "Toalha" in page.content.decode()
+    assert next(r for r in page.context["rows"] if r["extra"] == towel)["error"]
+    assert [str(m) for m in page.context["messages"]]
+
+
+def test_an_invalid_cpf_shows_the_error_next_to_the_field(kiosk_client, tenant, cryo):
+    kiosk_client.post(url(tenant, "kiosk_start"))
+    kiosk_client.post(url(tenant, "kiosk_services"), {"toggle": cryo.pk})
+    response = identify(kiosk_client, tenant, customer_cpf="123.456.789-00")
+    assert response.status_code == 200
+    errors = response.context["form"].errors
+    assert list(errors) == ["customer_cpf"]
+    html = response.content.decode()
+    error_at = html.index('id="id_customer_cpf-error"')
+    assert html.index('id="id_customer_cpf"') < error_at < html.index('id="id_customer_phone"')
+    assert errors["customer_cpf"][0] in html[error_at : error_at + 200]
+    assert 'aria-invalid="true"' in html
+
+
+def test_name_and_consent_are_required(kiosk_client, tenant, cryo):
+    kiosk_client.post(url(tenant, "kiosk_start"))
+    kiosk_client.post(url(tenant, "kiosk_services"), {"toggle": cryo.pk})
+    response = identify(kiosk_client, tenant, customer_name="  ", consent="")
+    assert set(response.context["form"].errors) == {"customer_name", "consent"}
+
+
+def test_only_the_priority_class_is_stored_never_the_reason(kiosk_client, tenant, cryo):
+    kiosk_client.post(url(tenant, "kiosk_start"))
+    kiosk_client.post(url(tenant, "kiosk_services"), {"toggle": cryo.pk})
+    identify(kiosk_client, tenant, priority="pregnant")
+    assert "pregnant" not in str(dict(kiosk_client.session))
+    buy(kiosk_client, tenant)
+    assert Ticket.objects.get().priority == Priority.PRIORITY
+
+
+def test_eighty_plus_gets_the_first_priority_class(kiosk_client, tenant, cryo):
+    kiosk_client.post(url(tenant, "kiosk_start"))
+    kiosk_client.post(url(tenant, "kiosk_services"), {"toggle": cryo.pk})
+    identify(kiosk_client, tenant, priority="80")
+    buy(kiosk_client, tenant)
+    assert Ticket.objects.get().priority == Priority.PRIORITY_80
+
+
+def test_outside_opening_hours_the_kiosk_says_so_and_sells_nothing(kiosk_client, tenant, cryo):
+    tomorrow = (tenant.local_now().weekday() + 1) % 7
+    OpeningHours.objects.create(tenant=tenant, weekday=tomorrow, opens=time(8), closes=time(9))
+    page = kiosk_client.get(url(tenant, "kiosk_welcome"))
+    assert page.context["is_open"] is False
+    assert b"touch-to-start" not in page.content
+    assert kiosk_client.post(url(tenant, "kiosk_start"))["Location"] == url(tenant, "kiosk_welcome")
+    assert not kiosk_client.session.get(f"kiosk_cart_{tenant.pk}")
+
+
+def test_closing_while_a_customer_chooses_sells_nothing(kiosk_client, tenant, cryo):
+    fill_cart(kiosk_client, tenant, [cryo])
+    tomorrow = (tenant.local_now().weekday() + 1) % 7
+    OpeningHours.objects.create(tenant=tenant, weekday=tomorrow, opens=time(8), closes=time(9))
+    response = buy(kiosk_client, tenant)
+    assert response["Location"] == url(tenant, "kiosk_services")
+    assert Ticket.objects.count() == 0
+
+
+def test_a_service_without_an_online_device_is_not_sold(kiosk_client, tenant, cryo):
+    sauna = make_service(tenant, "Sauna", "S", "90.00", 25, 5)
+    kiosk_client.post(url(tenant, "kiosk_start"))
+    page = kiosk_client.get(url(tenant, "kiosk_services"))
+    option = next(o for o in page.context["options"] if o.service == sauna)
+    assert not option.available
+    kiosk_client.post(url(tenant, "kiosk_services"), {"toggle": sauna.pk})
+    assert kiosk_client.session[f"kiosk_cart_{tenant.pk}"]["services"] == []
+
+
+def test_the_service_list_shows_the_current_wait(kiosk_client, tenant, cryo):
+    from tests.conftest import queued_ticket
+
+    for n in range(2):
+        queued_ticket(tenant, [cryo], customer_name=f"Cliente {n}")
+    kiosk_client.post(url(tenant, "kiosk_start"))
+    response = kiosk_client.get(url(tenant, "kiosk_services"), headers={"HX-Request": "true"})
+    option = next(o for o in response.context["options"] if o.service == cryo)
+    # Two waiting on one device of 10 minutes each: about 20 minutes.
+    assert (option.waiting, option.wait_minutes) == (2, 20)
+    assert b"<html" not in response.content  # the partial only
+
+
+def test_abandoning_cancels_the_ticket_and_returns_the_stock(
+    kiosk_client, tenant, cryo, towel, pix
+):
+    fill_cart(kiosk_client, tenant, [cryo], [towel, towel])
+    buy(kiosk_client, tenant, "pix")
+    towel.refresh_from_db()
+    assert towel.stock == 0
+    page = kiosk_client.get(url(tenant, "kiosk_payment"))
+    assert page.context["state"] == "pix"
+    assert page.context["session"].qr_code.encode() in page.content
+
+    response = kiosk_client.post(url(tenant, "kiosk_leave"), {"reason": "idle"})
+    assert response["Location"] == url(tenant, "kiosk_welcome")
+    ticket = Ticket.objects.get()
+    assert ticket.status == T.CANCELLED
+    assert PaymentSession.objects.get().status == SessionStatus.CANCELED
+    towel.refresh_from_db()
+    assert towel.stock == 2
+
+
+def test_the_back_button_after_purchase_does_not_buy_again(kiosk_client, tenant, cryo, towel):
+    fill_cart(kiosk_client, tenant, [cryo], [towel])
+    key = cart_key(kiosk_client, tenant)
+    buy(kiosk_client, tenant)
+    for step in ("kiosk_services", "kiosk_extras", "kiosk_identify", "kiosk_summary"):
+        response = kiosk_client.get(url(tenant, step))
+        assert response["Location"] == url(tenant, "kiosk_payment"), step
+    again = kiosk_client.post(url(tenant, "kiosk_summary"), {"method": "cash", "key": key})
+    assert again["Location"] == url(tenant, "kiosk_payment")
+    kiosk_client.post(url(tenant, "kiosk_extras"), {"extra": towel.pk, "change": "add"})
+    # After finishing, the old summary page posts into nothing.
+    kiosk_client.post(url(tenant, "kiosk_leave"), {"reason": "done"})
+    late = kiosk_client.post(url(tenant, "kiosk_summary"), {"method": "cash", "key": key})
+    assert late["Location"] == url(tenant, "kiosk_welcome")
+    assert Ticket.objects.count() == 1
+    assert Ticket.objects.get().extras.get().quantity == 1
+
+
+def test_a_summary_page_from_an_earlier_purchase_never_buys(kiosk_client, tenant, cryo):
+    fill_cart(kiosk_client, tenant, [cryo])
+    old_key = cart_key(kiosk_client, tenant)
+    kiosk_client.post(url(tenant, "kiosk_leave"), {"reason": "cancel"})
+    fill_cart(kiosk_client, tenant, [cryo])
+    response = kiosk_client.post(url(tenant, "kiosk_summary"), {"method": "cash", "key": old_key})
+    assert response["Location"] == url(tenant, "kiosk_summary")
+    assert Ticket.objects.count() == 0
+
+
+def test_a_paid_pix_moves_on_to_the_ticket_screen(kiosk_client, tenant, cryo, pix, alice):
+    fill_cart(kiosk_client, tenant, [cryo])
+    buy(kiosk_client, tenant, "pix")
+    status = kiosk_client.get(url(tenant, "kiosk_payment_status"), headers={"HX-Request": "true"})
+    assert status.status_code == 200 and "HX-Redirect" not in status
+    confirm_static_pix(tenant, PaymentSession.objects.get().pk, alice)
+    status = kiosk_client.get(url(tenant, "kiosk_payment_status"), headers={"HX-Request": "true"})
+    assert status["HX-Redirect"] == url(tenant, "kiosk_ticket")
+    page = kiosk_client.get(url(tenant, "kiosk_ticket"))
+    ticket = Ticket.objects.get()
+    assert ticket.number.encode() in page.content
+    assert page.context["lines"][0]["place"].position == 1
+    assert page.context["status_url"].endswith(f"/t/{tenant.slug}/senha/{ticket.token}/")
+    assert b"<svg" in page.content
+    # The payment screen now shows the ticket, never a new payment.
+    assert kiosk_client.get(url(tenant, "kiosk_payment"))["Location"] == url(tenant, "kiosk_ticket")
+
+
+def test_a_failed_payment_offers_to_try_again_or_pay_another_way(kiosk_client, tenant, cryo, pix):
+    fill_cart(kiosk_client, tenant, [cryo])
+    buy(kiosk_client, tenant, "pix")
+    PaymentSession.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    page = kiosk_client.get(url(tenant, "kiosk_payment"))
+    assert page.context["state"] == "expired"
+    assert b'data-testid="pay-pix"' in page.content and b'data-testid="pay-cash"' in page.content
+    kiosk_client.post(url(tenant, "kiosk_payment"), {"method": "cash"})
+    assert kiosk_client.get(url(tenant, "kiosk_payment")).context["state"] == "cash"
+    assert Ticket.objects.count() == 1
+    assert PaymentSession.objects.filter(status=SessionStatus.PENDING).get().method == "cash"
+
+
+def test_a_server_error_shows_the_friendly_screen(kiosk_client, tenant, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("database on fire")
+
+    kiosk_client.post(url(tenant, "kiosk_start"))
+    monkeypatch.setattr(kiosk, "service_options", broken)
+    kiosk_client.raise_request_exception = False
+    response = kiosk_client.get(url(tenant, "kiosk_services"))
+    assert response.status_code == 500
+    assert [t.name for t in response.templates] == ["kiosk/error.html"]
+    assert b"database on fire" not in response.content
+    assert f"url={url(tenant, 'kiosk_welcome')}".encode() in response.content
+    htmx = kiosk_client.get(url(tenant, "kiosk_services"), headers={"HX-Request": "true"})
+    assert htmx["HX-Redirect"] == url(tenant, "kiosk_error")

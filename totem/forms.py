@@ -1,0 +1,100 @@
+"""Kiosk forms: the pairing code and the customer's identification."""
+
+from __future__ import annotations
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+from tickets.br import digits, normalize_cpf, normalize_phone
+from tickets.models import Priority
+from totem.consent import CONSENT_LABEL
+
+# What the customer may declare, and the class each one gives. Only the class is kept: the
+# declaration itself is health data (LGPD art. 11) and never leaves this form.
+PRIORITY_DECLARATIONS = [
+    ("", _("No priority"), Priority.NORMAL),
+    ("60", _("60 years or older"), Priority.PRIORITY),
+    ("80", _("80 years or older"), Priority.PRIORITY_80),
+    ("pregnant", _("Pregnant or breastfeeding"), Priority.PRIORITY),
+    ("infant", _("With a baby or small child in arms"), Priority.PRIORITY),
+    ("disability", _("Person with a disability"), Priority.PRIORITY),
+    ("autism", _("Autism spectrum"), Priority.PRIORITY),
+    ("mobility", _("Reduced mobility"), Priority.PRIORITY),
+]
+PRIORITY_CLASS = {value: klass for value, _label, klass in PRIORITY_DECLARATIONS}
+
+
+class PairingForm(forms.Form):
+    code = forms.CharField(
+        label=_("Pairing code"),
+        max_length=20,
+        error_messages={"required": _("Type the code shown in the admin.")},
+        widget=forms.TextInput(
+            attrs={"inputmode": "numeric", "autocomplete": "off", "data-keypad": "digits"}
+        ),
+    )
+
+    def clean_code(self) -> str:
+        code = digits(self.cleaned_data["code"])
+        if not code:
+            raise ValidationError(_("Type the code shown in the admin."))
+        return code
+
+
+class IdentificationForm(forms.Form):
+    customer_name = forms.CharField(
+        label=_("Your name"),
+        help_text=_("The name we will call you by."),
+        max_length=40,
+        error_messages={"required": _("Tell us the name you want to be called by.")},
+        # inputmode none: the kiosk's own keyboard types here, never the system's.
+        widget=forms.TextInput(
+            attrs={"autocomplete": "off", "inputmode": "none", "data-keyboard": "letters"}
+        ),
+    )
+    customer_cpf = forms.CharField(
+        label=_("CPF (optional)"),
+        required=False,
+        max_length=14,
+        widget=forms.TextInput(
+            attrs={"autocomplete": "off", "inputmode": "none", "data-keyboard": "cpf"}
+        ),
+    )
+    customer_phone = forms.CharField(
+        label=_("Mobile phone (optional)"),
+        required=False,
+        max_length=16,
+        widget=forms.TextInput(
+            attrs={"autocomplete": "off", "inputmode": "none", "data-keyboard": "phone"}
+        ),
+    )
+    priority = forms.ChoiceField(
+        label=_("Priority service"),
+        help_text=_("A document may be asked for at the front desk."),
+        required=False,
+        choices=[(value, label) for value, label, _klass in PRIORITY_DECLARATIONS],
+        widget=forms.RadioSelect,
+    )
+    consent = forms.BooleanField(
+        label=CONSENT_LABEL,
+        error_messages={"required": _("To continue, agree to the use of your data.")},
+    )
+
+    def clean_customer_name(self) -> str:
+        name = " ".join(self.cleaned_data["customer_name"].split())
+        if not name:
+            raise ValidationError(_("Tell us the name you want to be called by."))
+        return name
+
+    def clean_customer_cpf(self) -> str:
+        value = self.cleaned_data["customer_cpf"]
+        return normalize_cpf(value) if digits(value) else ""
+
+    def clean_customer_phone(self) -> str:
+        value = self.cleaned_data["customer_phone"]
+        return normalize_phone(value) if digits(value) else ""
+
+    @property
+    def priority_class(self) -> str:
+        return PRIORITY_CLASS[self.cleaned_data.get("priority") or ""]

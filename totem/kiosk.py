@@ -1,0 +1,761 @@
+"""The kiosk (totem): welcome → services → extras → identification → summary → payment → ticket.
+
+One purchase is one *cart* kept server-side in the Django session, per tenant: the chosen
+services and extras, the customer's data, and — once created — the ticket's id. The cart's
+`key` is the ticket's idempotency key, so a double tap, a resent form or two racing requests
+all end at the same ticket. Once the cart holds a ticket, every earlier step sends the
+browser to that ticket's payment or ticket screen: the back button cannot buy again.
+
+Pages are full pages (a plain POST redirects); HTMX only swaps partials: toggling a service,
+changing an extra's quantity, the every-15-s refresh of waits and stock, the payment status.
+Every view runs inside `kiosk_errors`, which turns anything unexpected into the kiosk's
+friendly error screen that returns to the welcome screen by itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import wraps
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods
+
+from equipment.models import Kind, PrinterSettings
+from equipment.printing import status_url
+from payments.models import Method, SessionStatus
+from payments.sessions import (
+    PaymentError,
+    cancel_session,
+    refresh_status,
+    session_for_ticket,
+    settings_for,
+    start_payment,
+)
+from tenants.access import get_tenant
+from tenants.models import Tenant
+from tickets import queue
+from tickets.br import format_cpf
+from tickets.errors import DomainError
+from tickets.issuing import create_ticket
+from tickets.models import Extra, Priority, Service, Ticket, TicketStatus
+from totem import consent
+from totem.forms import IdentificationForm, PairingForm
+from totem.pairing import (
+    PairingError,
+    device_required,
+    pair_response,
+    paired_device,
+    redeem,
+    safe_next,
+)
+
+log = logging.getLogger(__name__)
+T, S = TicketStatus, SessionStatus
+# Most of one extra a customer may take (create_ticket refuses more).
+MAX_EXTRA = 20
+
+
+def idle_settings(final: bool = False) -> dict[str, int]:
+    """Seconds of inactivity before the warning, and of the warning's countdown.
+
+    Generous by default (a slow reader gets 2 minutes, then 30 s of warning); the final
+    screens (ticket, cash) go back sooner. Tests shorten them through settings.
+    """
+    if final:
+        return {
+            "idle_seconds": getattr(settings, "KIOSK_DONE_SECONDS", 40),
+            "warning_seconds": 0,
+        }
+    return {
+        "idle_seconds": getattr(settings, "KIOSK_IDLE_SECONDS", 120),
+        "warning_seconds": getattr(settings, "KIOSK_IDLE_WARNING_SECONDS", 30),
+    }
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+def kiosk_errors(view: Callable) -> Callable:
+    """Anything unexpected becomes the friendly error screen (HTTP 500), never a stack trace."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, slug: str, *args, **kwargs) -> HttpResponse:
+        try:
+            return view(request, slug, *args, **kwargs)
+        except (Http404, PermissionDenied):
+            raise
+        except Exception:
+            log.exception("kiosk %s: %s failed", slug, request.path)
+            if request.htmx:
+                # htmx swaps nothing on a 500; send the whole screen to the error page.
+                response = HttpResponse(status=200)
+                response["HX-Redirect"] = reverse("kiosk_error", args=[slug])
+                return response
+            return render(request, "kiosk/error.html", _error_context(slug), status=500)
+
+    return wrapper
+
+
+def _error_context(slug: str) -> dict:
+    return {
+        "home_url": reverse("kiosk_welcome", args=[slug]),
+        "return_seconds": getattr(settings, "KIOSK_ERROR_SECONDS", 15),
+    }
+
+
+@never_cache
+@require_GET
+def error(request: HttpRequest, slug: str) -> HttpResponse:
+    """The friendly error screen on its own (htmx requests are sent here). Needs no database."""
+    return render(request, "kiosk/error.html", _error_context(slug))
+
+
+def kiosk_view(*methods: str) -> Callable:
+    """Errors caught, never cached (back restores nothing stale), paired kiosks only."""
+
+    def decorator(view: Callable) -> Callable:
+        return kiosk_errors(
+            never_cache(require_http_methods(list(methods))(device_required(Kind.KIOSK)(view)))
+        )
+
+    return decorator
+
+
+# --- the cart -------------------------------------------------------------------------------
+
+
+def _cart_key(tenant: Tenant) -> str:
+    return f"kiosk_cart_{tenant.pk}"
+
+
+def get_cart(request: HttpRequest) -> dict | None:
+    return request.session.get(_cart_key(request.tenant))
+
+
+def save_cart(request: HttpRequest, cart: dict) -> None:
+    request.session[_cart_key(request.tenant)] = cart
+    request.session.modified = True
+
+
+def new_cart(request: HttpRequest) -> dict:
+    cart = {
+        "key": uuid.uuid4().hex,
+        "started_at": timezone.now().isoformat(),
+        "services": [],
+        "extras": {},
+        "customer": None,
+        "ticket": None,
+    }
+    save_cart(request, cart)
+    return cart
+
+
+def clear_cart(request: HttpRequest) -> None:
+    request.session.pop(_cart_key(request.tenant), None)
+
+
+def _url(request: HttpRequest, name: str) -> str:
+    return reverse(name, args=[request.tenant.slug])
+
+
+def _cart_ticket(request: HttpRequest, cart: dict) -> Ticket | None:
+    if not cart or not cart.get("ticket"):
+        return None
+    return Ticket.objects.for_tenant(request.tenant).filter(pk=cart["ticket"]).first()
+
+
+def _where_ticket_is(request: HttpRequest, ticket: Ticket | None) -> HttpResponse:
+    """The screen of a purchase that already has its ticket."""
+    if ticket is None or ticket.status == T.CANCELLED:
+        clear_cart(request)
+        if ticket is not None:
+            messages.info(request, _("That purchase was cancelled. You can start again."))
+        return redirect(_url(request, "kiosk_welcome"))
+    if ticket.status == T.PENDING_PAYMENT:
+        return redirect(_url(request, "kiosk_payment"))
+    return redirect(_url(request, "kiosk_ticket"))
+
+
+def purchase_step(view: Callable) -> Callable:
+    """For the steps before the ticket exists: needs a cart, and no ticket in it yet."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, slug: str, *args, **kwargs) -> HttpResponse:
+        cart = get_cart(request)
+        if cart is None:
+            return _redirect(request, _url(request, "kiosk_welcome"))
+        if cart.get("ticket"):
+            return _where_ticket_is(request, _cart_ticket(request, cart))
+        request.cart = cart
+        return view(request, slug, *args, **kwargs)
+
+    return wrapper
+
+
+def _redirect(request: HttpRequest, url: str) -> HttpResponse:
+    """A redirect that also moves the whole screen when the request came from htmx."""
+    if request.htmx:
+        response = HttpResponse(status=200)
+        response["HX-Redirect"] = url
+        return response
+    return redirect(url)
+
+
+# --- what can be sold now -------------------------------------------------------------------
+
+
+@dataclass
+class ServiceOption:
+    service: Service
+    available: bool
+    wait_minutes: int
+    waiting: int
+    selected: bool = False
+
+
+def service_options(tenant: Tenant, selected: list[int] | None = None) -> list[ServiceOption]:
+    """The tenant's sellable services with their current wait; unavailable ones marked.
+
+    A service is sold only while the tenant is open and an online device can run it today.
+    """
+    services = list(Service.objects.sellable().for_tenant(tenant))
+    is_open = tenant.is_open()
+    chosen = set(selected or [])
+    options = []
+    for stats in queue.service_stats(tenant, services):
+        options.append(
+            ServiceOption(
+                service=stats.service,
+                available=is_open and stats.devices > 0,
+                wait_minutes=queue.estimate_wait_minutes(
+                    stats.waiting, stats.devices, stats.average_duration_minutes * 60
+                ),
+                waiting=stats.waiting,
+                selected=stats.service.pk in chosen,
+            )
+        )
+    return options
+
+
+def _sellable_ids(tenant: Tenant) -> set[int]:
+    return {o.service.pk for o in service_options(tenant) if o.available}
+
+
+def _extras(tenant: Tenant):
+    return list(Extra.objects.sellable().for_tenant(tenant))
+
+
+def _payment_methods(tenant: Tenant) -> list[tuple[str, str]]:
+    enabled = settings_for(tenant).enabled_methods()
+    return [(m, Method(m).label) for m in (Method.PIX, Method.CARD, Method.CASH) if m in enabled]
+
+
+def _cart_items(tenant: Tenant, cart: dict) -> tuple[list, list, Decimal]:
+    services = list(Service.objects.for_tenant(tenant).filter(pk__in=cart["services"]))
+    services.sort(key=lambda s: (s.display_order, s.name))
+    wanted = {int(k): v for k, v in cart["extras"].items() if v > 0}
+    extras = [
+        (extra, wanted[extra.pk], extra.price * wanted[extra.pk])
+        for extra in Extra.objects.for_tenant(tenant).filter(pk__in=wanted)
+    ]
+    total = sum((s.price for s in services), Decimal("0")) + sum(
+        (sub for _e, _q, sub in extras), Decimal("0")
+    )
+    return services, extras, total
+
+
+def _base_context(request: HttpRequest, *, final: bool = False, **extra) -> dict:
+    return {
+        "tenant": request.tenant,
+        "device": request.device,
+        "cart": getattr(request, "cart", None) or get_cart(request),
+        **idle_settings(final),
+        **extra,
+    }
+
+
+# --- pairing --------------------------------------------------------------------------------
+
+
+@kiosk_errors
+@never_cache
+@require_http_methods(["GET", "POST"])
+def pair(request: HttpRequest, slug: str) -> HttpResponse:
+    """Type a one-time code from the admin; this browser becomes that kiosk (or display)."""
+    tenant = get_tenant(slug)
+    default = reverse("kiosk_welcome", args=[slug])
+    next_url = safe_next(request, request.POST.get("next") or request.GET.get("next", ""), default)
+    form = PairingForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            pairing = redeem(
+                tenant,
+                form.cleaned_data["code"],
+                address=request.META.get("REMOTE_ADDR", ""),
+                user_agent=request.headers.get("User-Agent", ""),
+            )
+        except PairingError as refused:
+            form.add_error("code", str(refused))
+        else:
+            if pairing.equipment.kind != Kind.KIOSK and next_url == default:
+                next_url = "/"
+            response = redirect(next_url)
+            pair_response(response, request, pairing)
+            return response
+    return render(
+        request,
+        "kiosk/pair.html",
+        {
+            "tenant": tenant,
+            "form": form,
+            "next": next_url,
+            "already": paired_device(request, tenant, Kind.KIOSK),
+        },
+    )
+
+
+# --- the screens ----------------------------------------------------------------------------
+
+
+@kiosk_view("GET")
+def welcome(request: HttpRequest, slug: str) -> HttpResponse:
+    """“Toque para começar”, or why nothing can be sold now."""
+    cart = get_cart(request)
+    if cart and cart.get("ticket"):
+        ticket = _cart_ticket(request, cart)
+        if ticket is not None and ticket.status == T.PENDING_PAYMENT:
+            session = session_for_ticket(ticket)
+            if not (session and session.method == Method.CASH):
+                return redirect(_url(request, "kiosk_payment"))
+        # A finished purchase left behind (the customer walked off): start clean.
+        clear_cart(request)
+    elif cart:
+        clear_cart(request)
+    tenant = request.tenant
+    is_open = tenant.is_open()
+    sellable = is_open and bool(_sellable_ids(tenant))
+    hours = list(tenant.opening_hours.all()) if not is_open else []
+    return render(
+        request,
+        "kiosk/welcome.html",
+        _base_context(
+            request, cart=None, is_open=is_open, sellable=sellable, hours=hours, welcome=True
+        ),
+    )
+
+
+@kiosk_view("POST")
+def start(request: HttpRequest, slug: str) -> HttpResponse:
+    if not _sellable_ids(request.tenant):
+        return redirect(_url(request, "kiosk_welcome"))
+    new_cart(request)
+    return redirect(_url(request, "kiosk_services"))
+
+
+@kiosk_view("GET", "POST")
+@purchase_step
+def services(request: HttpRequest, slug: str) -> HttpResponse:
+    """Pick one or more services. A toggle (HTMX or plain POST) updates the cart at once."""
+    cart = request.cart
+    if request.method == "POST":
+        chosen = list(cart["services"])
+        try:
+            toggled = int(request.POST.get("toggle", ""))
+        except ValueError:
+            toggled = None
+        if toggled is not None:
+            if toggled in chosen:
+                chosen.remove(toggled)
+            elif toggled in _sellable_ids(request.tenant):
+                chosen.append(toggled)
+            else:
+                messages.error(request, _("This service cannot be sold right now."))
+            cart["services"] = chosen
+            save_cart(request, cart)
+        if not request.htmx:
+            return redirect(_url(request, "kiosk_services"))
+    options = service_options(request.tenant, cart["services"])
+    # A chosen service that stopped being sellable (device offline, closing time) drops out.
+    available = {o.service.pk for o in options if o.available}
+    if any(pk not in available for pk in cart["services"]):
+        cart["services"] = [pk for pk in cart["services"] if pk in available]
+        save_cart(request, cart)
+        for option in options:
+            option.selected = option.service.pk in cart["services"]
+    context = _base_context(request, options=options, step=1)
+    if request.htmx:
+        return render(request, "kiosk/services.html#choices", context)
+    return render(request, "kiosk/services.html", context)
+
+
+def _extra_rows(tenant: Tenant, cart: dict, errors: dict[int, str]) -> list[dict]:
+    rows = []
+    for extra in _extras(tenant):
+        rows.append(
+            {
+                "extra": extra,
+                "quantity": cart["extras"].get(str(extra.pk), 0),
+                "sold_out": extra.stock == 0,
+                "error": errors.get(extra.pk, ""),
+            }
+        )
+    return rows
+
+
+def _stock_errors(tenant: Tenant, cart: dict) -> dict[int, str]:
+    """Extras in the cart beyond what is left now, with the message shown beside each."""
+    errors = {}
+    for extra in Extra.objects.for_tenant(tenant).filter(pk__in=[int(k) for k in cart["extras"]]):
+        wanted = cart["extras"].get(str(extra.pk), 0)
+        if extra.stock is not None and wanted > extra.stock:
+            errors[extra.pk] = (
+                _("Sold out.") if extra.stock == 0 else _("Only %(n)s left.") % {"n": extra.stock}
+            )
+    return errors
+
+
+@kiosk_view("GET", "POST")
+@purchase_step
+def extras(request: HttpRequest, slug: str) -> HttpResponse:
+    """Optional extras with price and what is left; sold-out ones cannot be added."""
+    cart, tenant = request.cart, request.tenant
+    if not cart["services"]:
+        messages.error(request, _("Choose at least one service."))
+        return _redirect(request, _url(request, "kiosk_services"))
+    errors: dict[int, str] = {}
+    if request.method == "POST":
+        if "next" in request.POST:
+            errors = _stock_errors(tenant, cart)
+            if not errors:
+                return redirect(_url(request, "kiosk_identify"))
+        else:
+            errors = _change_extra(request, cart)
+            if not request.htmx and not errors:
+                return redirect(_url(request, "kiosk_extras"))
+    elif not _extras(tenant):
+        # Nothing to offer: straight on (and back from identification comes to services).
+        return redirect(_url(request, "kiosk_identify"))
+    else:
+        errors = _stock_errors(tenant, cart)
+    context = _base_context(request, rows=_extra_rows(tenant, cart, errors), step=2)
+    if request.htmx:
+        return render(request, "kiosk/extras.html#choices", context)
+    return render(request, "kiosk/extras.html", context)
+
+
+def _change_extra(request: HttpRequest, cart: dict) -> dict[int, str]:
+    try:
+        extra_id = int(request.POST.get("extra", ""))
+        change = {"add": 1, "remove": -1}[request.POST.get("change", "")]
+    except (ValueError, KeyError):
+        return {}
+    extra = Extra.objects.sellable().for_tenant(request.tenant).filter(pk=extra_id).first()
+    if extra is None:
+        return {}
+    current = cart["extras"].get(str(extra_id), 0)
+    wanted = max(0, current + change)
+    if change > 0 and extra.stock is not None and wanted > extra.stock:
+        # Sold while the customer looked: say so beside it, keep what is still possible.
+        kept = min(current, extra.stock)
+        if kept:
+            cart["extras"][str(extra_id)] = kept
+        else:
+            cart["extras"].pop(str(extra_id), None)
+        save_cart(request, cart)
+        return {
+            extra.pk: _("Sold out.")
+            if extra.stock == 0
+            else _("Only %(n)s left.") % {"n": extra.stock}
+        }
+    if wanted > MAX_EXTRA:
+        return {extra.pk: _("At most %(n)s of each.") % {"n": MAX_EXTRA}}
+    if wanted:
+        cart["extras"][str(extra_id)] = wanted
+    else:
+        cart["extras"].pop(str(extra_id), None)
+    save_cart(request, cart)
+    return {}
+
+
+@kiosk_view("GET", "POST")
+@purchase_step
+def identify(request: HttpRequest, slug: str) -> HttpResponse:
+    """Name to be called by, optional CPF and phone, priority declaration, LGPD consent."""
+    cart = request.cart
+    if not cart["services"]:
+        messages.error(request, _("Choose at least one service."))
+        return redirect(_url(request, "kiosk_services"))
+    if request.method == "POST":
+        form = IdentificationForm(request.POST)
+        if form.is_valid():
+            data = form.cleaned_data
+            # Only the class is kept: the declared reason is health data (LGPD art. 11).
+            cart["customer"] = {
+                "customer_name": data["customer_name"],
+                "cpf": data["customer_cpf"],
+                "phone": data["customer_phone"],
+                "priority": form.priority_class,
+                "consent_version": consent.CONSENT_VERSION,
+            }
+            save_cart(request, cart)
+            return redirect(_url(request, "kiosk_summary"))
+    else:
+        form = IdentificationForm(initial=_identify_initial(cart.get("customer")))
+    back = "kiosk_extras" if _extras(request.tenant) else "kiosk_services"
+    return render(
+        request,
+        "kiosk/identify.html",
+        _base_context(
+            request,
+            form=form,
+            step=3,
+            back_url=_url(request, back),
+            consent=consent,
+            declared_priority=(cart.get("customer") or {}).get("priority") == Priority.PRIORITY,
+        ),
+    )
+
+
+def _identify_initial(customer: dict | None) -> dict:
+    if not customer:
+        return {}
+    return {
+        "customer_name": customer["customer_name"],
+        "customer_cpf": format_cpf(customer["cpf"]),
+        "customer_phone": customer["phone"],
+        # The reason was never kept: only 80+ can be shown again as it was declared.
+        "priority": "80" if customer["priority"] == Priority.PRIORITY_80 else "",
+        "consent": True,
+    }
+
+
+@kiosk_view("GET", "POST")
+@purchase_step
+def summary(request: HttpRequest, slug: str) -> HttpResponse:
+    """Everything chosen, the total and the payment methods; choosing one buys."""
+    cart, tenant = request.cart, request.tenant
+    if not cart["services"]:
+        return redirect(_url(request, "kiosk_services"))
+    if not cart.get("customer"):
+        return redirect(_url(request, "kiosk_identify"))
+    methods = _payment_methods(tenant)
+    if request.method == "POST":
+        response = _buy(request, cart, methods)
+        if response is not None:
+            return response
+    services_, extras_, total = _cart_items(tenant, cart)
+    return render(
+        request,
+        "kiosk/summary.html",
+        _base_context(
+            request,
+            services=services_,
+            extras=extras_,
+            total=total,
+            methods=methods,
+            customer=cart["customer"],
+            step=4,
+        ),
+    )
+
+
+def _buy(request: HttpRequest, cart: dict, methods: list[tuple[str, str]]) -> HttpResponse | None:
+    """Create the ticket (once per cart) and start its payment; None re-renders the summary."""
+    tenant = request.tenant
+    if request.POST.get("key") != cart["key"]:
+        # A page from an earlier purchase (back button, a second tab): never buys.
+        messages.error(request, _("This screen was out of date. Check your order and try again."))
+        return redirect(_url(request, "kiosk_summary"))
+    method = request.POST.get("method", "")
+    if method not in dict(methods):
+        messages.error(request, _("Choose how you want to pay."))
+        return None
+    sellable = _sellable_ids(tenant)
+    if any(pk not in sellable for pk in cart["services"]):
+        cart["services"] = [pk for pk in cart["services"] if pk in sellable]
+        save_cart(request, cart)
+        messages.error(
+            request, _("A service you chose cannot be sold right now. Check your choice.")
+        )
+        return redirect(_url(request, "kiosk_services"))
+    customer = cart["customer"]
+    try:
+        ticket = create_ticket(
+            tenant,
+            service_ids=cart["services"],
+            extras={int(k): v for k, v in cart["extras"].items()},
+            customer_name=customer["customer_name"],
+            cpf=customer["cpf"],
+            phone=customer["phone"],
+            consent_version=customer["consent_version"],
+            priority=customer["priority"],
+            idempotency_key=cart["key"],
+        )
+    except ValidationError as refused:
+        return _refused(request, refused)
+    cart["ticket"] = ticket.pk
+    cart["method"] = method
+    save_cart(request, cart)
+    _start(request, ticket, method)
+    return redirect(_url(request, "kiosk_payment"))
+
+
+def _refused(request: HttpRequest, refused: ValidationError) -> HttpResponse:
+    """Send the customer back to the step whose data create_ticket refused, saying why."""
+    errors = refused.message_dict if hasattr(refused, "error_dict") else {"": refused.messages}
+    for text in (m for field_messages in errors.values() for m in field_messages):
+        messages.error(request, text)
+    if "extras" in errors:
+        return redirect(_url(request, "kiosk_extras"))
+    if "services" in errors:
+        return redirect(_url(request, "kiosk_services"))
+    return redirect(_url(request, "kiosk_identify"))
+
+
+def _start(request: HttpRequest, ticket: Ticket, method: str) -> None:
+    try:
+        start_payment(ticket, method)
+    except PaymentError as refused:
+        # Shown on the payment screen with the choice to try again or pay another way.
+        messages.error(request, str(refused))
+
+
+@kiosk_view("GET", "POST")
+def payment(request: HttpRequest, slug: str) -> HttpResponse:
+    """PIX QR and copia e cola, the card terminal, or “go to the cashier” for cash.
+
+    A POST starts (again) the payment with the chosen method: trying again after a failure or
+    an expiry, or switching to another method.
+    """
+    cart = get_cart(request)
+    ticket = _cart_ticket(request, cart)
+    if ticket is None or ticket.status != T.PENDING_PAYMENT:
+        return _where_ticket_is(request, ticket)
+    methods = _payment_methods(request.tenant)
+    if request.method == "POST":
+        method = request.POST.get("method", "")
+        if method in dict(methods):
+            cart["method"] = method
+            save_cart(request, cart)
+            _start(request, ticket, method)
+        return redirect(_url(request, "kiosk_payment"))
+    session = session_for_ticket(ticket)
+    context = _payment_context(request, ticket, session, methods)
+    return render(request, "kiosk/payment.html", context)
+
+
+def _payment_context(request, ticket, session, methods) -> dict:
+    state = "none"
+    if session is not None:
+        if session.status == S.PENDING and session.expires_at <= timezone.now():
+            state = "expired"
+        elif session.status == S.PENDING:
+            state = session.method
+        elif session.status in (S.FAILED, S.CANCELED):
+            state = "failed"
+    cash = state == Method.CASH
+    return _base_context(
+        request,
+        final=cash,
+        ticket=ticket,
+        session=session,
+        state=state,
+        methods=methods,
+        status_url=status_url(ticket),
+        step=5,
+    )
+
+
+@kiosk_view("GET")
+def payment_status(request: HttpRequest, slug: str) -> HttpResponse:
+    """Polled every few seconds by the payment screen: asks the provider, moves on when paid."""
+    cart = get_cart(request)
+    ticket = _cart_ticket(request, cart)
+    if ticket is None or ticket.status != T.PENDING_PAYMENT:
+        if ticket is not None and ticket.status != T.CANCELLED:
+            return _redirect(request, _url(request, "kiosk_ticket"))
+        return _redirect(request, _url(request, "kiosk_welcome"))
+    session = session_for_ticket(ticket)
+    if session is not None and session.status == S.PENDING and session.method != Method.CASH:
+        session = refresh_status(session)
+        ticket.refresh_from_db()
+        if ticket.status != T.PENDING_PAYMENT:
+            return _redirect(request, _url(request, "kiosk_ticket"))
+    context = _payment_context(request, ticket, session, _payment_methods(request.tenant))
+    return render(request, "kiosk/payment.html#status", context)
+
+
+@kiosk_view("GET")
+def ticket_screen(request: HttpRequest, slug: str) -> HttpResponse:
+    """The number, huge; each service's place and wait; the QR to follow it on the phone."""
+    cart = get_cart(request)
+    ticket = _cart_ticket(request, cart)
+    if ticket is None or ticket.status in (T.PENDING_PAYMENT, T.CANCELLED):
+        return _where_ticket_is(request, ticket)
+    lines = [
+        {"line": line, "place": queue.place_of(line)}
+        for line in ticket.lines.select_related("service").order_by("position")
+    ]
+    printed = PrinterSettings.objects.ticket_printer(request.tenant) is not None
+    return render(
+        request,
+        "kiosk/ticket.html",
+        _base_context(
+            request,
+            final=True,
+            ticket=ticket,
+            lines=lines,
+            printed=printed,
+            status_url=status_url(ticket),
+        ),
+    )
+
+
+@kiosk_view("POST")
+def leave(request: HttpRequest, slug: str) -> HttpResponse:
+    """Back to the welcome screen: the customer cancelled, finished or walked away.
+
+    A ticket still awaiting payment is abandoned — its payment and the ticket are cancelled
+    and its extras go back to stock — unless it was sent to the cashier (cash): that one
+    waits for the operator until the payment timeout of the expiry command.
+    """
+    cart = get_cart(request)
+    ticket = _cart_ticket(request, cart)
+    if ticket is not None and ticket.status == T.PENDING_PAYMENT:
+        ticket = _abandon(request.tenant, ticket)
+    clear_cart(request)
+    paid_meanwhile = ticket is not None and ticket.status not in (T.PENDING_PAYMENT, T.CANCELLED)
+    if paid_meanwhile and request.POST.get("reason") == "cancel":
+        # Paid at the very last moment: show the ticket rather than lose it.
+        save_cart(request, {**cart, "ticket": ticket.pk})
+        return redirect(_url(request, "kiosk_ticket"))
+    return redirect(_url(request, "kiosk_welcome"))
+
+
+def _abandon(tenant: Tenant, ticket: Ticket) -> Ticket:
+    session = session_for_ticket(ticket)
+    if session and session.method == Method.CASH and session.status == S.PENDING:
+        return ticket
+    reason = _("abandoned at the kiosk")
+    for pending in ticket.payment_sessions.filter(status=S.PENDING):
+        # PaymentError: paid meanwhile; the ticket is then no longer pending and is kept below.
+        with suppress(PaymentError):
+            cancel_session(tenant, pending.pk, reason=reason)
+    try:
+        return queue.cancel_ticket(tenant, ticket.pk, reason=reason)
+    except DomainError:
+        ticket.refresh_from_db()
+        return ticket

@@ -1,0 +1,209 @@
+"""Which device a browser is: one-time pairing codes, and the signed cookie they leave behind.
+
+A browser is paired by typing a code made in admin (`PairingCode`). The code is spent in one
+conditional UPDATE, so two browsers typing it at once cannot both win, and the browser gets a
+long-lived cookie signed with SECRET_KEY (`django.core.signing`) naming the pairing and its
+device. Every request re-reads that pairing: revoking it in admin, soft-deleting the device or
+moving it to another kind unpairs the browser at once. One cookie per kind (`totem_kiosk`,
+`totem_display`), so one machine may be a tenant's kiosk and show a display in another tab.
+
+The public display pairs the same way:
+
+    from totem.pairing import device_required
+    @device_required(Kind.DISPLAY)
+    def display(request, slug): ...          # request.tenant, request.device
+
+and its consumer, whose scope carries the cookies (AuthMiddlewareStack / CookieMiddleware):
+
+    device = await database_sync_to_async(paired_device_from_cookies)(
+        scope["cookies"], tenant, Kind.DISPLAY)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from functools import wraps
+from urllib.parse import urlencode
+
+from django.core import signing
+from django.core.cache import cache
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+
+from equipment.models import Equipment
+from tenants.access import get_tenant
+from tenants.models import Tenant
+from tickets.br import digits
+from totem.models import PAIRABLE_KINDS, PairingCode
+
+SALT = "totem.pairing"
+# A kiosk is paired once and then runs for years; revocation, not expiry, ends a pairing.
+COOKIE_MAX_AGE = 5 * 365 * 24 * 3600
+# Failed codes per browser address and tenant before pairing pauses; the pause.
+MAX_FAILURES = 5
+FAILURE_WINDOW = 15 * 60
+# The device's last_seen_at is written at most this often (a kiosk polls every few seconds).
+SEEN_EVERY = timedelta(minutes=1)
+
+
+class PairingError(Exception):
+    """The code was refused; the message is for the screen."""
+
+
+def cookie_name(kind: str) -> str:
+    return f"totem_{kind}"
+
+
+# --- pairing -----------------------------------------------------------------------------------
+
+
+def _failure_key(tenant: Tenant, address: str) -> str:
+    return f"totem:pairing-failures:{tenant.pk}:{address}"
+
+
+def redeem(tenant: Tenant, code: str, *, address: str = "", user_agent: str = "") -> PairingCode:
+    """Spend a pairing code of `tenant`; the pairing it becomes, or PairingError.
+
+    Codes of another tenant are unknown here. Failed attempts are counted per browser address:
+    past MAX_FAILURES in FAILURE_WINDOW, even a right code is refused for a while.
+    """
+    key = _failure_key(tenant, address)
+    if cache.get(key, 0) >= MAX_FAILURES:
+        raise PairingError(_("Too many wrong codes. Wait a few minutes and try again."))
+    code = digits(code)
+    now = timezone.now()
+    with transaction.atomic():
+        pairing = (
+            PairingCode.objects.redeemable()
+            .for_tenant(tenant)
+            .filter(
+                code=code, equipment__deleted_at__isnull=True, equipment__kind__in=PAIRABLE_KINDS
+            )
+            .select_related("equipment")
+            .first()
+        )
+        # The conditional UPDATE is the check: a code spent by a parallel request counts 0 rows.
+        spent = pairing is not None and PairingCode.objects.filter(
+            pk=pairing.pk, used_at__isnull=True, revoked_at__isnull=True
+        ).update(used_at=now, user_agent=user_agent[:200])
+    if not spent:
+        try:
+            cache.incr(key)
+        except ValueError:
+            cache.set(key, 1, FAILURE_WINDOW)
+        raise PairingError(_("This code is not valid. Check it, or ask for a new one."))
+    cache.delete(key)
+    pairing.used_at = now
+    return pairing
+
+
+def pair_response(response: HttpResponse, request: HttpRequest, pairing: PairingCode) -> None:
+    """Give the browser the device cookie for `pairing`."""
+    value = signing.dumps({"p": pairing.pk, "e": pairing.equipment_id}, salt=SALT)
+    response.set_cookie(
+        cookie_name(pairing.equipment.kind),
+        value,
+        max_age=COOKIE_MAX_AGE,
+        httponly=True,
+        samesite="Lax",
+        secure=request.is_secure(),
+    )
+
+
+def unpair_response(response: HttpResponse, kind: str) -> None:
+    response.delete_cookie(cookie_name(kind), samesite="Lax")
+
+
+# --- which device is this browser ----------------------------------------------------------
+
+
+def paired_device_from_cookies(
+    cookies: Mapping[str, str], tenant: Tenant, kind: str
+) -> Equipment | None:
+    """The live device of `tenant` and `kind` these cookies were paired as, or None.
+
+    Blocking (database): call it from async code through `database_sync_to_async`.
+    """
+    raw = cookies.get(cookie_name(kind))
+    if not raw:
+        return None
+    try:
+        data = signing.loads(raw, salt=SALT)
+        pairing_id, equipment_id = int(data["p"]), int(data["e"])
+    except (signing.BadSignature, KeyError, TypeError, ValueError):
+        return None
+    pairing = (
+        PairingCode.objects.filter(
+            pk=pairing_id,
+            tenant=tenant,
+            equipment_id=equipment_id,
+            used_at__isnull=False,
+            revoked_at__isnull=True,
+            equipment__tenant=tenant,
+            equipment__kind=kind,
+            equipment__deleted_at__isnull=True,
+        )
+        .select_related("equipment")
+        .first()
+    )
+    if pairing is None:
+        return None
+    device = pairing.equipment
+    now = timezone.now()
+    if device.last_seen_at is None or now - device.last_seen_at > SEEN_EVERY:
+        Equipment.objects.filter(pk=device.pk).update(last_seen_at=now)
+        device.last_seen_at = now
+    return device
+
+
+def paired_device(request: HttpRequest, tenant: Tenant, kind: str) -> Equipment | None:
+    """The device of `tenant` and `kind` this browser is paired as, or None."""
+    return paired_device_from_cookies(request.COOKIES, tenant, kind)
+
+
+def pairing_url(tenant: Tenant, next_url: str = "") -> str:
+    url = reverse("kiosk_pair", args=[tenant.slug])
+    return f"{url}?{urlencode({'next': next_url})}" if next_url else url
+
+
+def safe_next(request: HttpRequest, next_url: str, default: str) -> str:
+    if next_url and url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return next_url
+    return default
+
+
+def device_required(kind: str) -> Callable:
+    """View decorator for `/t/<slug>/…` device screens (kiosk, display).
+
+    Sets `request.tenant` and `request.device`. An unpaired browser — or one paired with
+    another tenant's device — is sent to this tenant's pairing screen and sees nothing else.
+    """
+    assert kind in PAIRABLE_KINDS, kind
+
+    def decorator(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapper(request: HttpRequest, slug: str, *args, **kwargs) -> HttpResponse:
+            tenant = get_tenant(slug)
+            device = paired_device(request, tenant, kind)
+            if device is None:
+                target = pairing_url(tenant, request.get_full_path())
+                if request.htmx:
+                    response = HttpResponse(status=204)
+                    response["HX-Redirect"] = target
+                    return response
+                return redirect(target)
+            request.tenant = tenant
+            request.device = device
+            return view(request, slug, *args, **kwargs)
+
+        return wrapper
+
+    return decorator

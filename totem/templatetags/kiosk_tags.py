@@ -1,0 +1,29 @@
+"""Kiosk template helpers: BRL amounts and QR codes as inline SVG."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import segno
+from django import template
+from django.utils.safestring import mark_safe
+
+from payments.receipts import brl as format_brl
+
+register = template.Library()
+
+
+@register.filter
+def brl(value: Decimal | str | int | None) -> str:
+    """R$ 1.234,56 whatever the active locale."""
+    return "" if value is None or value == "" else format_brl(value)
+
+
+@register.simple_tag
+def qr_svg(data: str, label: str = "", scale: int = 6) -> str:
+    """`data` as an inline SVG QR code (dark on white, with its quiet zone), titled `label`."""
+    qr = segno.make(data, error="m")
+    # omitsize: a viewBox instead of a fixed size, so CSS sizes the code. segno escapes the
+    # title itself; the rest is its own markup.
+    svg = qr.svg_inline(scale=scale, dark="#000", light="#fff", title=label or None, omitsize=True)
+    return mark_safe(svg)
