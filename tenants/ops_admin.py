@@ -7,13 +7,40 @@ their values when they are secrets.
 
 from __future__ import annotations
 
-from django.contrib import admin
+from urllib.parse import urlsplit
 
-from tenants.admin import TenantScopedAdmin
+from django import forms
+from django.contrib import admin, messages
+from django.core.validators import validate_email
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
+from simple_history.admin import SimpleHistoryAdmin
+
+from tenants.admin import DeletedFilter, SoftDeleteAdmin, TenantConsistentForm, TenantScopedAdmin
 from tenants.audit import record
-from tenants.models import AuditAction, AuditLog
+from tenants.models import (
+    Alert,
+    AuditAction,
+    AuditLog,
+    DailyStats,
+    NotificationSettings,
+    Role,
+    WebhookAttempt,
+    WebhookEndpoint,
+    WebhookEvent,
+    WebhookOutbox,
+)
+from tenants.webhooks import retry
 
 SECRET_FIELDS = frozenset({"secret", "smtp_password"})
+
+
+def _loggable(name: str, value):
+    if name in SECRET_FIELDS:
+        return "***"
+    if value is None or isinstance(value, str | int | float | bool | list):
+        return value
+    return str(value)
 
 
 class AuditedSettingsAdmin:
@@ -24,10 +51,7 @@ class AuditedSettingsAdmin:
         changed = list(form.changed_data)
         if change and not changed:
             return
-        values = {
-            name: ("***" if name in SECRET_FIELDS else form.cleaned_data.get(name))
-            for name in changed
-        }
+        values = {name: _loggable(name, form.cleaned_data.get(name)) for name in changed}
         record(
             AuditAction.SETTINGS_CHANGED,
             tenant=obj.tenant,
@@ -53,3 +77,197 @@ class AuditLogAdmin(TenantScopedAdmin, admin.ModelAdmin):
     fields += ["data", "ip"]
     readonly_fields = fields
     show_full_result_count = False
+
+
+# --- outgoing webhooks -------------------------------------------------------------------------
+
+
+class WebhookEndpointForm(TenantConsistentForm):
+    event_types = forms.MultipleChoiceField(
+        label=_("events"),
+        choices=WebhookEvent.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("None chosen sends every event."),
+    )
+    secret = forms.CharField(
+        label=_("signing secret"),
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text=_(
+            "At least 16 characters, shared with the receiver. Never shown again; "
+            "leave empty to keep the current one."
+        ),
+    )
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ["tenant", "target_url", "secret", "enabled", "event_types"]
+
+    def clean_target_url(self) -> str:
+        url = self.cleaned_data["target_url"]
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise forms.ValidationError(_("Use an http:// or https:// address."))
+        return url
+
+    def clean_secret(self) -> str:
+        secret = self.cleaned_data["secret"]
+        if not secret:
+            if not self.instance.pk:
+                raise forms.ValidationError(_("A new webhook needs a secret."))
+            return self.instance.secret
+        if len(secret) < 16:
+            raise forms.ValidationError(_("Use at least 16 characters."))
+        return secret
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(
+    TenantScopedAdmin, SoftDeleteAdmin, AuditedSettingsAdmin, SimpleHistoryAdmin
+):
+    form = WebhookEndpointForm
+    list_display = ["target_url", "tenant", "enabled", "events", "is_deleted", "created_at"]
+    list_filter = ["enabled", ("tenant", admin.RelatedOnlyFieldListFilter), DeletedFilter]
+    actions = ["soft_delete", "restore"]
+
+    @admin.display(description=_("events"))
+    def events(self, obj) -> str:
+        return ", ".join(obj.event_types) or gettext("all")
+
+
+class WebhookAttemptInline(TenantScopedAdmin, admin.TabularInline):
+    model = WebhookAttempt
+    tenant_field = "outbox__tenant"
+    read_only = True
+    allow_add = False
+    extra = 0
+    fields = ["number", "at", "status_code", "error", "duration_ms"]
+    readonly_fields = fields
+
+    def _row_tenant_id(self, obj) -> int:
+        return obj.outbox.tenant_id
+
+
+@admin.register(WebhookOutbox)
+class WebhookOutboxAdmin(TenantScopedAdmin, admin.ModelAdmin):
+    """The delivery log: what was sent where, how often, and what the receiver answered."""
+
+    read_only = True
+    allow_add = False
+    list_display = ["created_at", "tenant", "event_type", "endpoint", "status", "attempts"]
+    list_display += ["next_attempt_at", "last_error"]
+    list_filter = ["status", "event_type", ("tenant", admin.RelatedOnlyFieldListFilter)]
+    list_select_related = ["tenant", "endpoint"]
+    date_hierarchy = "created_at"
+    fields = ["event_id", "tenant", "endpoint", "event_type", "payload", "status", "attempts"]
+    fields += ["next_attempt_at", "last_error", "created_at", "delivered_at"]
+    readonly_fields = fields
+    inlines = [WebhookAttemptInline]
+    actions = ["retry_now"]
+
+    def has_retry_permission(self, request) -> bool:
+        return self._may(request, Role.MANAGER)
+
+    @admin.action(permissions=["retry"], description=_("Send the selected events again now"))
+    def retry_now(self, request, queryset) -> None:
+        count = retry(queryset)
+        self.message_user(
+            request,
+            ngettext("%(count)d event queued again.", "%(count)d events queued again.", count)
+            % {"count": count},
+            messages.SUCCESS,
+        )
+
+
+# --- notifications, alerts, statistics ---------------------------------------------------------
+
+
+class NotificationSettingsForm(TenantConsistentForm):
+    smtp_password = forms.CharField(
+        label=_("SMTP password"),
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text=_("Never shown again; leave empty to keep the current one."),
+    )
+
+    class Meta:
+        model = NotificationSettings
+        fields = "__all__"
+
+    def clean_smtp_password(self) -> str:
+        return self.cleaned_data["smtp_password"] or self.instance.smtp_password
+
+    def clean_email_to(self) -> str:
+        value = self.cleaned_data["email_to"]
+        for address in [a.strip() for a in value.split(",") if a.strip()]:
+            try:
+                validate_email(address)
+            except forms.ValidationError:
+                raise forms.ValidationError(
+                    _("“%(address)s” is not an e-mail address.") % {"address": address}
+                ) from None
+        return value
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if cleaned.get("enabled") and not (
+            cleaned.get("slack_webhook_url") or cleaned.get("email_to")
+        ):
+            raise forms.ValidationError(_("Give a Slack webhook or an e-mail address to alert."))
+        return cleaned
+
+
+@admin.register(NotificationSettings)
+class NotificationSettingsAdmin(TenantScopedAdmin, AuditedSettingsAdmin, SimpleHistoryAdmin):
+    form = NotificationSettingsForm
+    list_display = ["tenant", "enabled", "slack_webhook_url", "email_to"]
+    fieldsets = [
+        (None, {"fields": ["tenant", "enabled"]}),
+        (_("Where to"), {"fields": ["slack_webhook_url", "email_to", "email_from"]}),
+        (
+            _("SMTP (empty: the server's own)"),
+            {
+                "fields": [
+                    "smtp_host",
+                    "smtp_port",
+                    "smtp_username",
+                    "smtp_password",
+                    "smtp_use_tls",
+                ]
+            },
+        ),
+        (
+            _("When"),
+            {
+                "fields": [
+                    "queue_length_threshold",
+                    "wait_minutes_threshold",
+                    "payment_failures_threshold",
+                ]
+            },
+        ),
+    ]
+
+
+@admin.register(Alert)
+class AlertAdmin(TenantScopedAdmin, admin.ModelAdmin):
+    read_only = True
+    allow_add = False
+    list_display = ["opened_at", "tenant", "kind", "message", "resolved_at", "notified"]
+    list_filter = ["kind", ("tenant", admin.RelatedOnlyFieldListFilter)]
+    readonly_fields = ["tenant", "kind", "key", "message", "opened_at", "resolved_at", "notified"]
+
+
+@admin.register(DailyStats)
+class DailyStatsAdmin(TenantScopedAdmin, admin.ModelAdmin):
+    read_only = True
+    allow_add = False
+    list_display = ["day", "tenant", "service", "tickets", "completed", "revenue"]
+    list_display += ["avg_wait_seconds", "p95_wait_seconds", "no_shows", "cancellations"]
+    list_filter = [("tenant", admin.RelatedOnlyFieldListFilter)]
+    list_select_related = ["tenant", "service"]
+    date_hierarchy = "day"
+    exclude = ["hourly"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields if f.name != "hourly"]

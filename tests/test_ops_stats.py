@@ -3,6 +3,7 @@ scripted day at the studio."""
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 from decimal import Decimal
 
@@ -76,9 +77,9 @@ def test_the_day_adds_up_per_service_and_in_total(tenant, cryo, boots, day):
 
 def test_snapshot_daily_stats_is_idempotent(tenant, cryo, boots, day):
     today = tenant.today().isoformat()
-    call_command("snapshot_daily_stats", "--date", today, stdout=open("/dev/null", "w"))
+    call_command("snapshot_daily_stats", "--date", today, stdout=io.StringIO())
     first = list(DailyStats.objects.order_by("service_id").values())
-    call_command("snapshot_daily_stats", "--date", today, stdout=open("/dev/null", "w"))
+    call_command("snapshot_daily_stats", "--date", today, stdout=io.StringIO())
     second = list(DailyStats.objects.order_by("service_id").values())
     assert len(first) == 3
     strip = [{k: v for k, v in row.items() if k != "updated_at"} for row in first]

@@ -11,6 +11,7 @@ from django.db.models import F
 from django.utils.translation import gettext as _
 from simple_history.utils import bulk_create_with_history
 
+from tenants import webhooks
 from tenants.models import Tenant
 from tickets.br import normalize_cpf, normalize_phone
 from tickets.models import (
@@ -174,4 +175,5 @@ def _insert(tenant, services, catalog, wanted, customer, priority, idempotency_k
             )
             for i, q in wanted.items()
         )
+    webhooks.enqueue(tenant, "ticket.created", webhooks.ticket_payload(ticket))
     return ticket

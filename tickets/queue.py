@@ -25,7 +25,7 @@ from django.utils.translation import gettext as _
 
 from equipment.models import Equipment, Kind
 from equipment.models import Status as DeviceStatus
-from tenants import audit
+from tenants import audit, webhooks
 from tenants.models import Tenant
 from tickets import events
 from tickets.errors import DomainError
@@ -79,6 +79,7 @@ def sync_ticket(ticket: Ticket, *, user=None, reason: str = "") -> None:
         target = T.CANCELLED
     if target != ticket.status:
         change_ticket_status(ticket, target, user=user, reason=reason)
+        webhooks.on_ticket_status(ticket)
         events.publish("ticket_update", tenant_id=ticket.tenant_id, ticket=ticket)
 
 
@@ -194,6 +195,7 @@ def _called(line: TicketService, device: Equipment, user) -> None:
     events.publish(
         "queue_update", tenant_id=line.tenant_id, ticket=line.ticket, service_id=line.service_id
     )
+    webhooks.enqueue(line.tenant_id, "ticket.called", webhooks.line_payload(line, device))
 
 
 # --- calling --------------------------------------------------------------------------------

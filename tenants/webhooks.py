@@ -1,0 +1,233 @@
+"""Outgoing webhooks: events written to an outbox in the transaction of the change, delivered
+by `manage.py deliver_webhooks`.
+
+The outbox is what makes "a receiver that is down loses nothing" true: the row commits or rolls
+back with the ticket or payment it describes, and stays pending until the receiver answers 2xx.
+Delivery is at least once — a worker killed after the POST but before recording it sends the
+event again — so each carries its id in X-Totem-Delivery for the receiver to drop repeats.
+
+Signature: X-Totem-Signature is `sha256=` + HMAC-SHA256(secret, "<timestamp>.<body>") in hex,
+X-Totem-Timestamp the Unix time it was signed at. A receiver recomputes it over the raw body
+and refuses a timestamp more than a few minutes old (a replayed request).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+import urllib.error
+import urllib.request
+from datetime import datetime, timedelta
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from tenants.models import (
+    OutboxStatus,
+    Tenant,
+    WebhookAttempt,
+    WebhookEndpoint,
+    WebhookEvent,
+    WebhookOutbox,
+)
+
+log = logging.getLogger(__name__)
+
+TIMEOUT_SECONDS = 10
+# A claimed row is not due again for this long: longer than one POST can take.
+LEASE = timedelta(seconds=TIMEOUT_SECONDS * 6)
+MAX_ATTEMPTS = 15
+USER_AGENT = "Totem-Webhooks/1"
+
+
+def backoff(attempts: int) -> timedelta:
+    """30 s, 1 min, 2 min… doubling, at most 6 h: 15 attempts span about two days."""
+    return timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 6 * 3600))
+
+
+# --- writing events -------------------------------------------------------------------------
+
+
+def enqueue(tenant: Tenant | int, event_type: str, payload: dict) -> int:
+    """One outbox row per enabled endpoint of the tenant that wants `event_type`.
+
+    Call inside the transaction that makes the change, so both commit or neither does.
+    Returns the number of rows written (0 for a tenant with no webhook: one query).
+    """
+    if event_type not in WebhookEvent.values:
+        raise ValueError(f"unknown webhook event: {event_type!r}")
+    tenant_id = tenant if isinstance(tenant, int) else tenant.pk
+    endpoints = [
+        e
+        for e in WebhookEndpoint.objects.alive().filter(tenant_id=tenant_id, enabled=True)
+        if e.wants(event_type)
+    ]
+    WebhookOutbox.objects.bulk_create(
+        WebhookOutbox(tenant_id=tenant_id, endpoint=e, event_type=event_type, payload=payload)
+        for e in endpoints
+    )
+    return len(endpoints)
+
+
+def ticket_payload(ticket) -> dict:
+    """What a receiver learns of a ticket: no name, CPF or phone (they are the studio's to
+    share, not the integration's)."""
+    return {
+        "ticket_id": ticket.pk,
+        "number": ticket.number,
+        "day": ticket.day,
+        "status": ticket.status,
+        "priority": ticket.priority,
+        "total": ticket.total,
+        "created_at": ticket.created_at,
+        "services": [
+            {"line_id": line.pk, "service_id": line.service_id, "status": line.status}
+            for line in ticket.lines.all()
+        ],
+    }
+
+
+def line_payload(line, device=None) -> dict:
+    device = device or line.equipment
+    return {
+        "ticket_id": line.ticket_id,
+        "number": line.ticket.number,
+        "line_id": line.pk,
+        "service_id": line.service_id,
+        "service": line.service.name,
+        "status": line.status,
+        "equipment_id": device.pk if device else None,
+        "equipment": device.name if device else None,
+        "call_count": line.call_count,
+        "called_at": line.called_at,
+    }
+
+
+def payment_payload(session) -> dict:
+    return {
+        "payment_id": session.pk,
+        "ticket_id": session.ticket_id,
+        "method": session.method,
+        "provider": session.provider,
+        "status": session.status,
+        "amount": session.amount,
+        "paid_at": getattr(session, "paid_at", None),
+        "refunded_at": getattr(session, "refunded_at", None),
+    }
+
+
+def on_ticket_status(ticket) -> None:
+    """Called where the ticket's status changes: a completed ticket is an event."""
+    if ticket.status == "completed":
+        enqueue(ticket.tenant_id, WebhookEvent.TICKET_COMPLETED, ticket_payload(ticket))
+
+
+# --- delivering them ------------------------------------------------------------------------
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    message = str(timestamp).encode() + b"." + body
+    return "sha256=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def body_of(row: WebhookOutbox) -> bytes:
+    envelope = {
+        "id": str(row.event_id),
+        "type": row.event_type,
+        "created_at": row.created_at,
+        "tenant": row.tenant.slug,
+        "data": row.payload,
+    }
+    return json.dumps(envelope, cls=DjangoJSONEncoder, sort_keys=True).encode()
+
+
+def claim(now: datetime, limit: int = 20) -> list[WebhookOutbox]:
+    """Take up to `limit` due rows: SKIP LOCKED so parallel workers split the work, then a
+    lease (next attempt pushed forward) so the rows stay ours after this transaction ends."""
+    with transaction.atomic():
+        rows = list(
+            WebhookOutbox.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("tenant")
+            .filter(status=OutboxStatus.PENDING, next_attempt_at__lte=now)
+            .order_by("next_attempt_at", "id")[:limit]
+        )
+        WebhookOutbox.objects.filter(pk__in=[r.pk for r in rows]).update(
+            next_attempt_at=now + LEASE, attempts=F("attempts") + 1
+        )
+    for row in rows:
+        row.attempts += 1
+    return rows
+
+
+def post(url: str, body: bytes, headers: dict[str, str]) -> int:
+    """POST and return the HTTP status; raises OSError when nothing answered."""
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def deliver(row: WebhookOutbox, now: datetime | None = None) -> bool:
+    """One attempt at a claimed row, outside any transaction; records it in the log."""
+    now = now or timezone.now()
+    endpoint = WebhookEndpoint.objects.filter(pk=row.endpoint_id).first()
+    if endpoint is None or not endpoint.enabled or endpoint.deleted_at is not None:
+        WebhookOutbox.objects.filter(pk=row.pk).update(
+            status=OutboxStatus.FAILED, last_error="endpoint disabled or deleted"
+        )
+        return False
+    body = body_of(row)
+    timestamp = int(time.time())
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "X-Totem-Event": row.event_type,
+        "X-Totem-Delivery": str(row.event_id),
+        "X-Totem-Timestamp": str(timestamp),
+        "X-Totem-Signature": sign(endpoint.secret, timestamp, body),
+    }
+    started = time.monotonic()
+    status_code, error = None, ""
+    try:
+        status_code = post(endpoint.target_url, body, headers)
+    except (OSError, ValueError) as exc:  # refused, timed out, DNS, bad URL
+        error = str(exc)[:300] or exc.__class__.__name__
+    elapsed = int((time.monotonic() - started) * 1000)
+    WebhookAttempt.objects.create(
+        outbox=row, number=row.attempts, status_code=status_code, error=error, duration_ms=elapsed
+    )
+    if status_code is not None and 200 <= status_code < 300:
+        WebhookOutbox.objects.filter(pk=row.pk).update(
+            status=OutboxStatus.DELIVERED, delivered_at=timezone.now(), last_error=""
+        )
+        return True
+    reason = error or f"HTTP {status_code}"
+    if row.attempts >= MAX_ATTEMPTS:
+        update = {"status": OutboxStatus.FAILED}
+        log.warning("webhook %s to %s given up: %s", row.event_id, endpoint.target_url, reason)
+    else:
+        update = {"next_attempt_at": now + backoff(row.attempts)}
+    WebhookOutbox.objects.filter(pk=row.pk).update(last_error=reason[:300], **update)
+    return False
+
+
+def deliver_due(now: datetime | None = None, limit: int = 20) -> int:
+    """Claim and attempt the due rows once; the number attempted (0: nothing was due)."""
+    rows = claim(now or timezone.now(), limit)
+    for row in rows:
+        deliver(row, now)
+    return len(rows)
+
+
+def retry(queryset) -> int:
+    """Due now again, with a fresh count of attempts (an admin action after a long outage)."""
+    return queryset.exclude(status=OutboxStatus.DELIVERED).update(
+        status=OutboxStatus.PENDING, next_attempt_at=timezone.now(), attempts=0
+    )
