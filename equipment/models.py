@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -105,31 +107,38 @@ class PaperWidth(models.IntegerChoices):
     MM80 = 80, _("80 mm (48 columns)")
 
 
+# A printer counts as online only if a spooler has seen it this recently (its heartbeat runs
+# every 30 s): with no spooler running, paid tickets go to the queue as digital tickets
+# instead of waiting in `printing` for a print that nobody will make.
+PRINTER_FRESHNESS = timedelta(minutes=2)
+
+
 class PrinterSettingsQuerySet(models.QuerySet):
     def alive(self) -> PrinterSettingsQuerySet:
         return self.filter(equipment__kind=Kind.PRINTER, equipment__deleted_at__isnull=True)
 
+    def in_service(self, tenant: Tenant) -> PrinterSettingsQuerySet:
+        """`tenant`'s printers that are online and were seen by a spooler lately."""
+        return (
+            self.alive()
+            .filter(
+                equipment__tenant=tenant,
+                equipment__status=Status.ONLINE,
+                equipment__last_seen_at__gte=timezone.now() - PRINTER_FRESHNESS,
+            )
+            .select_related("equipment")
+            .order_by("equipment__name", "pk")
+        )
+
     def ticket_printer(self, tenant: Tenant) -> PrinterSettings | None:
-        """The online printer that prints `tenant`'s tickets, or None (digital tickets only).
+        """The printer in service that prints `tenant`'s tickets, or None (digital tickets).
 
         With several, the first by name: one kiosk, one printer is the usual studio.
         """
-        return (
-            self.alive()
-            .filter(equipment__tenant=tenant, equipment__status=Status.ONLINE, prints_tickets=True)
-            .select_related("equipment")
-            .order_by("equipment__name", "pk")
-            .first()
-        )
+        return self.in_service(tenant).filter(prints_tickets=True).first()
 
     def receipt_printer(self, tenant: Tenant) -> PrinterSettings | None:
-        return (
-            self.alive()
-            .filter(equipment__tenant=tenant, equipment__status=Status.ONLINE, prints_receipts=True)
-            .select_related("equipment")
-            .order_by("equipment__name", "pk")
-            .first()
-        )
+        return self.in_service(tenant).filter(prints_receipts=True).first()
 
 
 class PrinterSettings(models.Model):

@@ -60,6 +60,9 @@ def fake_printer():
 
 def make_printer(tenant, *, port=9100, name="Impressora", **settings) -> Equipment:
     device = make_device(tenant, name, kind=Kind.PRINTER)
+    # As the spooler's heartbeat leaves it: seen just now.
+    Equipment.objects.filter(pk=device.pk).update(last_seen_at=timezone.now())
+    device.refresh_from_db()
     settings.setdefault("connection", Connection.NETWORK)
     settings.setdefault("host", "127.0.0.1")
     PrinterSettings.objects.create(equipment=device, port=port, **settings)
@@ -98,6 +101,17 @@ def test_an_offline_printer_is_passed_over_and_the_ticket_is_digital(tenant, cry
 
     assert ticket.status == T.IN_QUEUE
     assert not PrintJob.objects.exists()
+
+
+def test_a_printer_no_spooler_has_seen_lately_is_passed_over(tenant, cryo):
+    printer = make_printer(tenant)
+    Equipment.objects.filter(pk=printer.pk).update(
+        last_seen_at=timezone.now() - timedelta(minutes=5)
+    )
+
+    ticket = pay(make_ticket(tenant, [cryo]))
+
+    assert ticket.status == T.IN_QUEUE
 
 
 def test_a_network_printer_receives_the_number_the_services_and_the_status_qr(
@@ -263,13 +277,14 @@ def test_the_heartbeat_brings_a_reachable_printer_online_and_marks_a_dead_one_of
     alive = make_printer(tenant, port=fake_printer.port, name="Viva")
     dead = make_printer(tenant, port=refusing_port(), name="Morta")
     Equipment.objects.filter(pk=alive.pk).update(status=Status.OFFLINE)
+    seen_before = dead.last_seen_at
 
     assert Spooler().heartbeat() == 2
 
     alive.refresh_from_db()
     dead.refresh_from_db()
-    assert alive.status == Status.ONLINE and alive.last_seen_at is not None
-    assert dead.status == Status.OFFLINE and dead.last_seen_at is None
+    assert alive.status == Status.ONLINE and alive.last_seen_at > seen_before
+    assert dead.status == Status.OFFLINE and dead.last_seen_at == seen_before
     assert fake_printer.prints == []  # probing prints nothing
 
 
