@@ -65,7 +65,7 @@ def test_an_operator_logs_in_calls_next_starts_and_completes(
     page.get_by_role("heading", name="Escolha a sua estação").wait_for()
     page.get_by_role("button", name="Crio 1").click()
     page.get_by_test_id("station").filter(has_text="Crio 1").wait_for()
-    queue = page.locator("#queue-%d" % cryo.pk)
+    queue = page.locator(f"#queue-{cryo.pk}")
     queue.get_by_test_id("queue-row").filter(has_text="C001").wait_for()
     assert "Bota de compressão: Aguardando" in queue.inner_text()
 
