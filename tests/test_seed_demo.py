@@ -21,7 +21,8 @@ def test_seed_demo_builds_the_demo_studio_and_can_run_twice(db):
         "Sauna infravermelha",
     ]
     assert Extra.objects.get(name="Toalha").stock == 3
-    assert Equipment.objects.for_tenant(tenant).count() == 8
+    # 6 service devices, the kiosk, the TV and the (file) printer.
+    assert Equipment.objects.for_tenant(tenant).count() == 9
     user = get_user_model().objects.get(username="operator")
     assert user.check_password("demo-operator")
     assert Membership.objects.get(user=user).role == "operator"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from equipment.models import Equipment, Kind
+from equipment.models import Connection, Equipment, Kind, PrinterSettings
 from tenants.models import Membership, Role, Tenant
 from tickets.models import Extra, Service
 
@@ -81,6 +83,24 @@ class Command(BaseCommand):
                 deleted_at=None,
                 defaults={"name": name, "kind": kind},
             )
+        # A file printer, so `make run` prints tickets without hardware: run_printer_spooler
+        # appends their ESC/POS bytes to var/printer-demo.bin. Settings are created once, so a
+        # rerun keeps a real printer configured in admin.
+        printer, _ = Equipment.objects.get_or_create(
+            tenant=tenant,
+            identifier="impressora",
+            deleted_at=None,
+            defaults={"name": "Impressora do totem", "kind": Kind.PRINTER},
+        )
+        printer_settings, _ = PrinterSettings.objects.get_or_create(
+            equipment=printer,
+            defaults={
+                "connection": Connection.FILE,
+                "device": "var/printer-demo.bin",
+                "prints_receipts": True,
+                "footer_text": "Obrigado pela visita!",
+            },
+        )
         User = get_user_model()
         for username, password, role, staff in USERS:
             user, _ = User.objects.get_or_create(username=username)
@@ -97,3 +117,8 @@ class Command(BaseCommand):
                 f"users {', '.join(u[0] for u in USERS)}."
             )
         )
+        if printer_settings.connection == Connection.FILE:
+            self.stdout.write(
+                f"Demo printer: tickets are appended to "
+                f"{Path(settings.BASE_DIR) / printer_settings.device} by run_printer_spooler."
+            )
