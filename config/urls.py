@@ -15,4 +15,5 @@ urlpatterns = [
     path("t/<slug:slug>/gestao/", include("tenants.urls")),
     path("metrics", ops_metrics.metrics, name="metrics"),
     path("t/<slug:slug>/totem/", include("totem.kiosk_urls")),
+    path("t/<slug:slug>/", include("totem.urls")),
 ] + static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

@@ -324,3 +324,67 @@ def test_calling_and_completing_succeed_while_redis_is_unreachable(
     assert (line.status, ticket.status) == ("completed", "completed")
     assert "broadcast of ticket_called" in caplog.text
     assert took < 3, f"a dead Redis slowed the operations down to {took:.1f} s"
+
+
+# --- the pages ------------------------------------------------------------------------------
+
+
+def test_the_display_shows_calls_and_queues_without_any_personal_data(
+    client, tenant, cryo, boots, room
+):
+    called = queued_ticket(tenant, [cryo], customer_name="Joana Prado")
+    queued_ticket(tenant, [cryo, boots], customer_name="Pedro Lima")
+    call_next(cryo, room)
+
+    page = client.get(f"/t/{tenant.slug}/display/")
+    state = client.get(f"/t/{tenant.slug}/display/state/", headers={"HX-Request": "true"})
+
+    for response in (page, state):
+        html = response.content.decode()
+        assert response.status_code == 200
+        assert called.number in html and "Crioterapia" in html and "Sala 2" in html
+        assert "Joana" not in html and "Pedro" not in html
+    assert "<html" not in state.content.decode()
+    queues = {s.service.name: s.waiting for s in state.context["queues"]}
+    assert queues == {"Crioterapia": 1, "Bota de compressão": 1}
+    assert [line.ticket.number for line in state.context["current"]] == [called.number]
+
+
+def test_the_display_of_an_unknown_tenant_or_unknown_services_is_an_error(client, tenant):
+    assert client.get("/t/nowhere/display/").status_code == 404
+    assert client.get(f"/t/{tenant.slug}/display/?services=999").status_code == 400
+    assert client.get(f"/t/{tenant.slug}/display/state/?services=x").status_code == 400
+
+
+def test_the_ticket_page_shows_each_service_with_its_place_in_line(
+    client, tenant, cryo, boots, room
+):
+    queued_ticket(tenant, [cryo])
+    ticket = queued_ticket(tenant, [cryo, boots])
+
+    html = client.get(f"/t/{tenant.slug}/senha/{ticket.token}/").content.decode()
+
+    assert ticket.number in html
+    assert "Posição 2 na fila" in html  # behind the first cryotherapy customer
+    assert "Você é o próximo" in html  # first for the boots
+    assert "your-turn" not in html
+
+
+def test_the_ticket_page_says_your_turn_when_called(client, tenant, cryo, room):
+    ticket = queued_ticket(tenant, [cryo])
+    call_next(cryo, room)
+
+    response = client.get(f"/t/{tenant.slug}/senha/{ticket.token}/", headers={"HX-Request": "true"})
+
+    html = response.content.decode()
+    assert "your-turn" in html and "Sua vez!" in html and "Sala 2" in html
+    assert "<html" not in html
+
+
+def test_a_ticket_page_needs_the_right_token_under_the_right_tenant(
+    client, tenant, other_tenant, cryo
+):
+    ticket = queued_ticket(tenant, [cryo])
+
+    assert client.get(f"/t/{tenant.slug}/senha/{'x' * 32}/").status_code == 404
+    assert client.get(f"/t/{other_tenant.slug}/senha/{ticket.token}/").status_code == 404

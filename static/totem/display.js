@@ -1,0 +1,202 @@
+/* The public display (TV): shows the calls and announces each one, chime then voice.
+ *
+ * The board is server-rendered; it is re-read from display/state/ on every (re)connect, after
+ * a lost event, shortly after any event, and once a minute whatever happens. Announcements
+ * come only from ticket_called events and play one after another, so two calls close together
+ * are both heard in order; a re-announce (the same line with a higher call_count) repeats.
+ * The spoken text is also shown as a caption, for those who cannot hear it.
+ */
+(function () {
+  "use strict";
+  const config = JSON.parse(document.getElementById("display-config").textContent);
+  const board = document.getElementById("board");
+  const caption = document.getElementById("caption");
+  const soundButton = document.getElementById("sound-on");
+  const startedAt = Date.now();
+  const pending = [];
+  const heard = new Set();
+  const announced = [];
+  let speaking = false;
+  let current = null;
+
+  // --- the board -----------------------------------------------------------------------
+  let loading = false;
+  let again = false;
+
+  async function refresh() {
+    if (loading) {
+      again = true;
+      return;
+    }
+    loading = true;
+    try {
+      const response = await fetch(config.state, {
+        headers: { "HX-Request": "true" },
+        cache: "no-store",
+      });
+      if (response.ok) {
+        board.innerHTML = await response.text();
+        highlight();
+      }
+    } catch (error) {
+      /* offline: the socket's reconnect will bring us back here */
+    } finally {
+      loading = false;
+      if (again) {
+        again = false;
+        refresh();
+      }
+    }
+  }
+  const refreshSoon = window.Totem.live.debounce(refresh, 250);
+
+  function highlight() {
+    for (const card of board.querySelectorAll(".call.flash")) card.classList.remove("flash");
+    if (!current) return;
+    const card = board.querySelector('.call[data-line="' + current.line_id + '"]');
+    if (card) card.classList.add("flash");
+  }
+
+  // --- announcements -------------------------------------------------------------------
+  function spell(number) {
+    return String(number).split("").join(" ");
+  }
+
+  function phrase(event) {
+    return config.phrase
+      .replace("{number}", spell(event.number))
+      .replace("{service}", event.service || "")
+      .replace("{room}", event.room || "")
+      .replace(/[,\s]+$/, "");
+  }
+
+  function voice() {
+    const voices = window.speechSynthesis ? window.speechSynthesis.getVoices() : [];
+    const lang = config.lang.toLowerCase();
+    return (
+      voices.find((v) => v.lang.replace("_", "-").toLowerCase() === lang) ||
+      voices.find((v) => v.lang.toLowerCase().startsWith(lang.split("-")[0])) ||
+      null
+    );
+  }
+
+  function speak(text) {
+    return new Promise((resolve) => {
+      const synth = window.speechSynthesis;
+      if (!synth || !window.SpeechSynthesisUtterance) {
+        setTimeout(resolve, 1500);
+        return;
+      }
+      const utterance = new SpeechSynthesisUtterance(text);
+      utterance.lang = config.lang;
+      utterance.rate = 0.9;
+      const chosen = voice();
+      if (chosen) utterance.voice = chosen;
+      let done = false;
+      // Some engines never fire onend (no voice installed, a stuck queue): give up in time.
+      const guard = setTimeout(() => {
+        synth.cancel();
+        finish();
+      }, 4000 + text.length * 150);
+      function finish() {
+        if (done) return;
+        done = true;
+        clearTimeout(guard);
+        resolve();
+      }
+      utterance.onend = finish;
+      utterance.onerror = finish;
+      synth.speak(utterance);
+    });
+  }
+
+  function wait(ms) {
+    return new Promise((resolve) => setTimeout(resolve, ms));
+  }
+
+  function announce(event) {
+    const key = event.line_id + ":" + event.call_count;
+    if (heard.has(key)) return;
+    heard.add(key);
+    if (heard.size > 500) heard.delete(heard.values().next().value);
+    pending.push({ event, text: phrase(event) });
+    play();
+  }
+
+  async function play() {
+    if (speaking) return;
+    speaking = true;
+    while (pending.length) {
+      const { event, text } = pending.shift();
+      current = event;
+      caption.textContent = text;
+      caption.hidden = false;
+      announced.push(text);
+      if (announced.length > 50) announced.shift();
+      highlight();
+      await window.Totem.sound.chime();
+      await speak(text);
+      await wait(800);
+    }
+    speaking = false;
+    setTimeout(() => {
+      if (!speaking) {
+        caption.hidden = true;
+        current = null;
+        highlight();
+      }
+    }, 6000);
+  }
+
+  // --- clock -----------------------------------------------------------------------------
+  const clock = document.getElementById("clock");
+  const date = document.getElementById("date");
+  const time = new Intl.DateTimeFormat(config.lang, {
+    timeZone: config.timezone,
+    hour: "2-digit",
+    minute: "2-digit",
+  });
+  const day = new Intl.DateTimeFormat(config.lang, {
+    timeZone: config.timezone,
+    weekday: "long",
+    day: "numeric",
+    month: "long",
+  });
+  function tick() {
+    const now = new Date();
+    clock.textContent = time.format(now);
+    date.textContent = day.format(now);
+  }
+
+  // --- sound needs one tap, unless the kiosk browser allows autoplay ----------------------
+  function offerSound() {
+    soundButton.hidden = window.Totem.sound.ready();
+  }
+  function turnSoundOn() {
+    window.Totem.sound.unlock().then(offerSound);
+    if (window.speechSynthesis) window.speechSynthesis.getVoices();
+  }
+  document.addEventListener("click", turnSoundOn);
+  document.addEventListener("keydown", turnSoundOn);
+
+  // --- live ------------------------------------------------------------------------------
+  window.Totem.live.connect(config.socket, {
+    onEvent(event) {
+      if (event.type === "ticket_called") announce(event);
+      refreshSoon();
+    },
+    onResync: refresh,
+  });
+
+  tick();
+  setInterval(tick, 1000);
+  setInterval(refresh, 60000);
+  // Up for days: reload once a day when quiet, to pick up new releases and start clean.
+  setInterval(() => {
+    if (Date.now() - startedAt > 20 * 3600 * 1000 && !speaking && !pending.length) location.reload();
+  }, 600000);
+  setTimeout(offerSound, 1000);
+  if (window.speechSynthesis) window.speechSynthesis.getVoices();
+
+  window.totemDisplay = { announced, refresh };
+})();

@@ -1,0 +1,126 @@
+"""The public screens that follow the queue live: the TV display and a ticket's own page.
+
+Both render server-side and re-read themselves through a partial (`display/state/`, or the
+ticket page asked by HTMX) when their socket says something changed, reconnects, or loses an
+event (totem/consumers.py, static/totem/live.js).
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET
+
+from tenants.access import get_tenant
+from tenants.models import Tenant
+from tickets.models import LineStatus, Service, Ticket, TicketService, TicketStatus
+from tickets.queue import place_of, service_stats
+from totem.access import may_watch_display
+
+CURRENT_CALLS = 4
+LAST_CALLS = 6
+
+
+def _display_tenant(request: HttpRequest, slug: str) -> Tenant:
+    """The tenant whose display this browser may watch, or 404/403 (pairing slots in here)."""
+    tenant = get_tenant(slug)
+    if not may_watch_display(tenant, request.session):
+        raise PermissionDenied
+    return tenant
+
+
+def _chosen_services(request: HttpRequest, tenant: Tenant) -> list[Service] | None:
+    """All sellable services, or those of `?services=1,2` (a display per area); None if bad."""
+    services = list(Service.objects.for_tenant(tenant).sellable().order_by("display_order", "name"))
+    raw = request.GET.get("services", "")
+    if not raw:
+        return services
+    try:
+        wanted = {int(part) for part in raw.split(",") if part.strip()}
+    except ValueError:
+        return None
+    chosen = [service for service in services if service.id in wanted]
+    return chosen if chosen and len(chosen) == len(wanted) else None
+
+
+def board(tenant: Tenant, services: list[Service]) -> dict:
+    """What the display shows: calls now, the last calls of the day, queue length per service.
+
+    Only numbers, services and rooms: nothing about the person.
+    """
+    start_of_day = tenant.local_now().replace(hour=0, minute=0, second=0, microsecond=0)
+    today = (
+        TicketService.objects.for_tenant(tenant)
+        .filter(service__in=services, called_at__gte=start_of_day)
+        .select_related("ticket", "service", "equipment")
+        .order_by("-called_at")
+    )
+    current = list(today.filter(status=LineStatus.CALLED)[:CURRENT_CALLS])
+    last = list(today.exclude(pk__in=[line.pk for line in current])[:LAST_CALLS])
+    return {
+        "current": current,
+        "last": last,
+        "queues": service_stats(tenant, services),
+    }
+
+
+@require_GET
+def display(request: HttpRequest, slug: str) -> HttpResponse:
+    tenant = _display_tenant(request, slug)
+    services = _chosen_services(request, tenant)
+    if services is None:
+        return HttpResponseBadRequest(_("Unknown services for this display."))
+    query = request.GET.get("services", "")
+    suffix = f"?services={','.join(str(s.id) for s in services)}" if query else ""
+    config = {
+        "socket": f"/ws/t/{tenant.slug}/display/{suffix}",
+        "state": reverse("display_state", args=[tenant.slug]) + suffix,
+        "timezone": tenant.timezone,
+        "lang": "pt-BR",
+        # The spoken call; {number} is spelled out letter by letter ("C 0 2 7").
+        "phrase": _("Ticket {number}, {service}, {room}"),
+    }
+    return render(
+        request,
+        "totem/display.html",
+        {"tenant": tenant, "config": config, **board(tenant, services)},
+    )
+
+
+@require_GET
+def display_state(request: HttpRequest, slug: str) -> HttpResponse:
+    tenant = _display_tenant(request, slug)
+    services = _chosen_services(request, tenant)
+    if services is None:
+        return HttpResponseBadRequest(_("Unknown services for this display."))
+    response = render(request, "totem/display.html#state", board(tenant, services))
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_GET
+def ticket_status(request: HttpRequest, slug: str, token: str) -> HttpResponse:
+    """A ticket's live page, reached from the QR code printed on it (the token is the key)."""
+    tenant = get_tenant(slug)
+    ticket = get_object_or_404(Ticket.objects.for_tenant(tenant), token=token)
+    lines = list(ticket.lines.select_related("service", "equipment").order_by("position", "id"))
+    rows = [{"line": line, "place": place_of(line)} for line in lines]
+    context = {
+        "tenant": tenant,
+        "ticket": ticket,
+        "rows": rows,
+        "called": [line for line in lines if line.status == LineStatus.CALLED],
+        "unpaid": ticket.status == TicketStatus.PENDING_PAYMENT,
+        "config": {
+            "socket": f"/ws/t/{tenant.slug}/senha/{ticket.token}/",
+            "ticket": ticket.id,
+            "title": _("Your turn!"),
+        },
+    }
+    template = "totem/ticket_status.html#status" if request.htmx else "totem/ticket_status.html"
+    response = render(request, template, context)
+    response["Cache-Control"] = "no-store"
+    return response
