@@ -85,12 +85,18 @@ def delete_tickets(ticket_ids: list[int]) -> dict[str, int]:
             sessions = Session.objects.filter(ticket_id__in=ticket_ids)
             if Receipt is not None:
                 note(Receipt.objects.filter(session__in=sessions).delete())
-            if hasattr(Session, "history"):
-                note(Session.history.model.objects.filter(ticket_id__in=ticket_ids).delete())
             note(sessions.delete())
-        note(TicketService.history.model.objects.filter(ticket_id__in=ticket_ids).delete())
-        note(Ticket.history.model.objects.filter(id__in=ticket_ids).delete())
         note(Ticket.objects.filter(pk__in=ticket_ids).delete())
+        # Last: deleting a row makes simple-history write one more version of it ("-"),
+        # with every personal field in it.
+        histories = [
+            (Ticket.history.model, "id"),
+            (TicketService.history.model, "ticket_id"),
+        ]
+        if Session is not None and hasattr(Session, "history"):
+            histories.append((Session.history.model, "ticket_id"))
+        for model, key in histories:
+            note(model.objects.filter(**{f"{key}__in": ticket_ids}).delete())
     return deleted
 
 
@@ -141,12 +147,15 @@ def purge(
     verb = "" if apply else "would be "
 
     anonymise_before = now - timedelta(days=anonymise_days)
-    old = Ticket.objects.filter(created_at__lt=anonymise_before).filter(_not_anonymised())
+    delete_before = now - timedelta(days=retention_days)
+    # Tickets past the retention are deleted below: anonymising them first is wasted work.
+    old = Ticket.objects.filter(
+        created_at__lt=anonymise_before, created_at__gte=delete_before
+    ).filter(_not_anonymised())
     for ids in _batches(old, batch_size, apply):
         report.anonymised += anonymise_tickets(ids) if apply else len(ids)
         progress(f"tickets {verb}anonymised: {report.anonymised}")
 
-    delete_before = now - timedelta(days=retention_days)
     expired = Ticket.objects.filter(created_at__lt=delete_before)
     for ids in _batches(expired, batch_size, apply):
         if apply:
