@@ -233,16 +233,10 @@ def test_a_studio_hiding_names_shows_numbers_only_and_never_a_cpf(alice_client, 
 
 
 def test_pending_payments_and_print_errors_are_listed(alice_client, tenant, cryo):
-    from django.db import transaction
-
-    from tickets.models import change_ticket_status
-
     make_ticket(tenant, [cryo], customer_name="Paula Dias")
-    failed = make_ticket(tenant, [cryo], customer_name="Rui Costa")
-    with transaction.atomic():
-        failed = Ticket.objects.select_for_update().get(pk=failed.pk)
-        change_ticket_status(failed, "paid")
-        change_ticket_status(failed, "print_error")
+    print_error_ticket(tenant, [cryo]).__class__.objects.filter(status="print_error").update(
+        customer_name="Rui Costa"
+    )
     response = alice_client.get(panel_url(tenant))
     assert [t.customer_name for t in response.context["pending"]] == ["Paula Dias"]
     assert [t.customer_name for t in response.context["print_errors"]] == ["Rui Costa"]
@@ -454,6 +448,90 @@ def test_actions_only_accept_post(alice_client, tenant, cryo):
     line = line_of(queued_ticket(tenant, [cryo]), cryo)
     assert alice_client.get(panel_url(tenant, "linha", line.pk, "chamar")).status_code == 405
     assert alice_client.get(panel_url(tenant, "servico", cryo.pk, "chamar")).status_code == 405
+
+
+# --- payments and printing, through their own apps' functions --------------------------------
+
+
+def test_cash_at_the_counter_is_confirmed_from_the_panel(alice_client, tenant, cryo):
+    from payments.sessions import start_payment
+
+    ticket = make_ticket(tenant, [cryo], customer_name="Paula Dias")
+    session = start_payment(ticket, "cash")
+    response = alice_client.get(panel_url(tenant))
+    assert [t.pk for t in response.context["pending"]] == [ticket.pk]
+    assert "Confirmar dinheiro" in response.content.decode()
+    confirm = panel_url(tenant, "pagamento", session.pk, "dinheiro")
+    response = alice_client.post(confirm, {"amount_received": "100,00"}, headers=HTMX)
+    assert response.context["flash"]["where"] == "ticket"
+    assert "menor" in response.context["flash"]["message"]  # less than the R$ 120 due
+    ticket.refresh_from_db()
+    assert ticket.status == "pending_payment"
+    response = alice_client.post(confirm, {"amount_received": "150,00"}, headers=HTMX)
+    assert response.context["flash"]["level"] == "ok"
+    ticket.refresh_from_db()
+    session.refresh_from_db()
+    assert ticket.status == "in_queue"
+    assert (session.status, session.confirmed_by.username) == ("paid", "alice")
+    assert str(session.amount_received) == "150.00"
+    assert [row.line.ticket for row in response.context["queues"][0].rows] == [ticket]
+
+
+def test_static_pix_is_confirmed_from_the_panel(alice_client, tenant, cryo):
+    from payments.models import PaymentSettings
+    from payments.sessions import start_payment
+
+    PaymentSettings.objects.create(
+        tenant=tenant, pix_key="pix@studio.test", merchant_name="Studio", merchant_city="Recife"
+    )
+    ticket = make_ticket(tenant, [cryo])
+    session = start_payment(ticket, "pix")
+    alice_client.post(panel_url(tenant, "pagamento", session.pk, "pix"))
+    ticket.refresh_from_db()
+    assert ticket.status == "in_queue"
+
+
+def test_an_outsider_cannot_confirm_a_payment(client, charlie, tenant, other_tenant, cryo):
+    from payments.sessions import start_payment
+
+    ticket = make_ticket(tenant, [cryo])
+    session = start_payment(ticket, "cash")
+    client.force_login(charlie)
+    for slug_tenant in (tenant, other_tenant):
+        url = panel_url(slug_tenant, "pagamento", session.pk, "dinheiro")
+        assert client.post(url, {"amount_received": "200"}).status_code == 404
+    ticket.refresh_from_db()
+    assert ticket.status == "pending_payment"
+
+
+def print_error_ticket(tenant, services) -> Ticket:
+    from django.db import transaction
+
+    from tickets.models import change_ticket_status
+
+    ticket = make_ticket(tenant, services)
+    with transaction.atomic():
+        ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
+        change_ticket_status(ticket, "paid")
+        change_ticket_status(ticket, "print_error")
+    return ticket
+
+
+def test_a_print_error_is_reprinted_or_moved_to_the_queue_from_the_panel(
+    alice_client, tenant, cryo
+):
+    ticket = print_error_ticket(tenant, [cryo])
+    response = alice_client.get(panel_url(tenant))
+    assert [t.pk for t in response.context["print_errors"]] == [ticket.pk]
+    # No printer in service: refused beside the row, the ticket stays where it was.
+    response = alice_client.post(panel_url(tenant, "senha", ticket.pk, "reimprimir"), headers=HTMX)
+    assert response.status_code == 200
+    assert response.context["flash"]["where"] == "ticket"
+    assert response.context["flash"]["level"] == "error"
+    response = alice_client.post(panel_url(tenant, "senha", ticket.pk, "para-fila"), headers=HTMX)
+    ticket.refresh_from_db()
+    assert ticket.status == "in_queue"
+    assert [row.line.ticket for row in response.context["queues"][0].rows] == [ticket]
 
 
 # --- it stays fast ---------------------------------------------------------------------------

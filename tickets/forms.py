@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
@@ -30,6 +32,17 @@ class TransferForm(forms.Form):
     def __init__(self, tenant: Tenant, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["service"].queryset = Service.objects.sellable().for_tenant(tenant)
+
+
+class CashForm(forms.Form):
+    # Localized: operators type "50,00"; the payment function checks it covers the amount.
+    amount_received = forms.DecimalField(
+        label=_("Amount received (R$)"),
+        max_digits=10,
+        decimal_places=2,
+        min_value=Decimal("0.01"),
+        localize=True,
+    )
 
 
 def first_error(form: forms.Form) -> str:

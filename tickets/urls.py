@@ -13,4 +13,5 @@ urlpatterns = [
     path("linha/<int:line_id>/", views.line_detail, name="panel_line_detail"),
     path("linha/<int:line_id>/<slug:action>/", views.line_action, name="panel_line"),
     path("senha/<int:ticket_id>/<slug:action>/", views.ticket_action, name="panel_ticket"),
+    path("pagamento/<int:session_id>/<slug:action>/", views.payment_action, name="panel_payment"),
 ]

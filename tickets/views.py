@@ -23,11 +23,14 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from equipment.models import Equipment
+from equipment.printing import REPRINTABLE, move_to_queue, reprint
+from payments.models import PaymentSession, SessionStatus
+from payments.sessions import confirm_cash, confirm_static_pix
 from tenants.access import tenant_member_required, tenants_for
 from tenants.models import Role, Tenant
 from tickets import queue
 from tickets.errors import DomainError
-from tickets.forms import ReasonForm, StationForm, TransferForm, first_error
+from tickets.forms import CashForm, ReasonForm, StationForm, TransferForm, first_error
 from tickets.models import LINE_ACTIVE, LineStatus, Service, Ticket, TicketService, TicketStatus
 
 L, T = LineStatus, TicketStatus
@@ -121,16 +124,6 @@ class Queue:
     flash: dict | None = None
 
 
-@dataclass
-class Flash:
-    """The outcome of the last action, placed beside the row or queue it concerns."""
-
-    message: str
-    level: str = "ok"
-    line: int | None = None
-    service: int | None = None
-
-
 def _row(tenant: Tenant, line: TicketService, now, *, since=None) -> Row:
     if since is None:
         minutes = queue.waited_minutes(line, now)
@@ -186,12 +179,25 @@ def _panel_context(request: HttpRequest, station: Equipment, flash: dict | None)
         .distinct()
         .order_by("-expired_at")[:SIDE_LIMIT]
     )
-    pending = list(tickets.filter(status=T.PENDING_PAYMENT).order_by("created_at")[:SIDE_LIMIT])
+    # With their open payment sessions: cash and static PIX are confirmed here.
+    pending = list(
+        tickets.filter(status=T.PENDING_PAYMENT)
+        .prefetch_related(
+            Prefetch(
+                "payment_sessions",
+                queryset=PaymentSession.objects.filter(status=SessionStatus.PENDING).order_by(
+                    "-created_at"
+                ),
+                to_attr="open_sessions",
+            )
+        )
+        .order_by("created_at")[:SIDE_LIMIT]
+    )
     print_errors = list(
         tickets.filter(status=T.PRINT_ERROR).order_by("print_error_at")[:SIDE_LIMIT]
     )
 
-    flash = _place(flash, queues, mine)
+    flash = _place(flash, queues, mine, [*expired, *pending, *print_errors])
     for q in queues:
         if flash and flash.get("where") == "queue" and flash.get("service") == q.stats.service.pk:
             q.flash = flash
@@ -208,7 +214,9 @@ def _panel_context(request: HttpRequest, station: Equipment, flash: dict | None)
     }
 
 
-def _place(flash: dict | None, queues: list[Queue], mine: list[Row]) -> dict | None:
+def _place(
+    flash: dict | None, queues: list[Queue], mine: list[Row], tickets: list[Ticket]
+) -> dict | None:
     """Decide where the message goes: beside its row, atop its queue, else atop the panel."""
     if not flash:
         return None
@@ -216,6 +224,8 @@ def _place(flash: dict | None, queues: list[Queue], mine: list[Row]) -> dict | N
     shown_services = {q.stats.service.pk for q in queues}
     if flash.get("line") in shown_lines:
         where = "line"
+    elif flash.get("ticket") in {ticket.pk for ticket in tickets}:
+        where = "ticket"
     elif flash.get("service") in shown_services:
         where = "queue"
     else:
@@ -246,6 +256,7 @@ def line_detail(request: HttpRequest, slug: str, line_id: int) -> HttpResponse:
         "can_transfer": line.status == L.WAITING,
         "can_cancel_line": line.status in (*queue.OPEN_LINES, L.NO_SHOW),
         "can_cancel_ticket": line.ticket.status not in (T.COMPLETED, T.CANCELLED),
+        "can_reprint": line.ticket.status in REPRINTABLE,
         "transfer_services": Service.objects.sellable()
         .for_tenant(tenant)
         .exclude(pk__in=line.ticket.lines.values("service_id")),
@@ -257,9 +268,7 @@ def line_detail(request: HttpRequest, slug: str, line_id: int) -> HttpResponse:
 # --- actions --------------------------------------------------------------------------------
 
 
-def _respond(request: HttpRequest, flash: Flash) -> HttpResponse:
-    data = {"message": flash.message, "level": flash.level}
-    data.update(line=flash.line, service=flash.service)
+def _respond(request: HttpRequest, data: dict) -> HttpResponse:
     if request.htmx:
         station = _station(request)
         if station is None:
@@ -271,13 +280,24 @@ def _respond(request: HttpRequest, flash: Flash) -> HttpResponse:
 
 
 def _run(
-    request: HttpRequest, act: Callable[[], str], *, line: int | None = None, service=None
+    request: HttpRequest,
+    act: Callable[[], str],
+    *,
+    line: int | None = None,
+    service: int | None = None,
+    ticket: int | None = None,
 ) -> HttpResponse:
-    """Run one domain action; its message, or its refusal, goes back to the panel."""
+    """Run one domain action; its message, or its refusal, goes back to the panel.
+
+    `line`, `service` and `ticket` say where the message belongs on the screen.
+    """
     try:
-        flash = Flash(act(), line=line, service=service)
+        message, level = act(), "ok"
     except DomainError as error:
-        flash = Flash(str(error), level="error", line=line, service=service)
+        message, level = str(error), "error"
+    flash = {"message": message, "level": level, "line": line, "service": service}
+    if ticket is not None:
+        flash["ticket"] = ticket
     return _respond(request, flash)
 
 
@@ -409,9 +429,19 @@ def _ticket_action(request: HttpRequest, ticket: Ticket, action: str) -> Callabl
             "called": _called_message(line),
         }
 
+    def print_again() -> str:
+        reprint(tenant, ticket.pk, user=user)
+        return _("Ticket %(number)s sent to the printer again.") % names
+
+    def to_queue() -> str:
+        move_to_queue(tenant, ticket.pk, user=user)
+        return _("Ticket %(number)s is in the queue without a printed ticket.") % names
+
     actions: dict[str, Callable[[], str]] = {
         "cancelar": _with_reason(request, cancel),
         "reativar": reactivate,
+        "reimprimir": print_again,
+        "para-fila": to_queue,
     }
     if action not in actions:
         raise Http404("action")
@@ -425,5 +455,35 @@ def ticket_action(request: HttpRequest, slug: str, ticket_id: int, action: str) 
     # The row the button sits on, only to show the outcome beside it.
     row = request.POST.get("row", "")
     return _run(
-        request, _ticket_action(request, ticket, action), line=int(row) if row.isdigit() else None
+        request,
+        _ticket_action(request, ticket, action),
+        line=int(row) if row.isdigit() else None,
+        ticket=ticket.pk,
     )
+
+
+@require_POST
+@tenant_member_required(Role.OPERATOR)
+def payment_action(request: HttpRequest, slug: str, session_id: int, action: str) -> HttpResponse:
+    """Confirm a payment an operator sees arrive: cash at the counter, or a static PIX."""
+    tenant = request.tenant
+    session = get_object_or_404(
+        PaymentSession.objects.filter(tenant=tenant).select_related("ticket"), pk=session_id
+    )
+    names = {"number": session.ticket.number}
+
+    def cash() -> str:
+        form = CashForm(request.POST)
+        if not form.is_valid():
+            raise queue.QueueError(first_error(form))
+        confirm_cash(tenant, session.pk, request.user, form.cleaned_data["amount_received"])
+        return _("Cash payment of ticket %(number)s confirmed.") % names
+
+    def pix() -> str:
+        confirm_static_pix(tenant, session.pk, request.user)
+        return _("PIX of ticket %(number)s confirmed.") % names
+
+    actions = {"dinheiro": cash, "pix": pix}
+    if action not in actions:
+        raise Http404("action")
+    return _run(request, actions[action], ticket=session.ticket_id)
