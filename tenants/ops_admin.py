@@ -135,17 +135,25 @@ class WebhookEndpointAdmin(
         return ", ".join(obj.event_types) or gettext("all")
 
 
-class WebhookAttemptInline(TenantScopedAdmin, admin.TabularInline):
+class WebhookAttemptInline(admin.TabularInline):
+    """Read-only; shown only inside an outbox row the user may already see."""
+
     model = WebhookAttempt
-    tenant_field = "outbox__tenant"
-    read_only = True
-    allow_add = False
     extra = 0
     fields = ["number", "at", "status_code", "error", "duration_ms"]
     readonly_fields = fields
 
-    def _row_tenant_id(self, obj) -> int:
-        return obj.outbox.tenant_id
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return request.user.is_active and request.user.is_staff
 
 
 @admin.register(WebhookOutbox)

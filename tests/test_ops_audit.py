@@ -100,3 +100,49 @@ def test_the_audit_admin_is_read_only_and_scoped_to_the_managers_tenants(
         404,
     )
     assert client.get(reverse("admin:tenants_auditlog_add")).status_code == 403
+
+
+def test_webhook_settings_saved_in_admin_are_audited_without_the_secret(client, tenant, bob):
+    from tenants.models import WebhookEndpoint
+
+    client.force_login(bob)
+    response = client.post(
+        reverse("admin:tenants_webhookendpoint_add"),
+        {
+            "tenant": tenant.pk,
+            "target_url": "https://crm.example/hooks/totem",
+            "secret": "a-very-long-shared-secret",
+            "enabled": "on",
+            "event_types": ["ticket.created", "payment.paid"],
+        },
+    )
+    assert response.status_code == 302, response.content
+    hook = WebhookEndpoint.objects.get()
+    assert hook.secret == "a-very-long-shared-secret"
+    entry = AuditLog.objects.get(action=AuditAction.SETTINGS_CHANGED)
+    assert entry.user == bob and entry.entity == "tenants.webhookendpoint"
+    assert entry.data["changed"]["secret"] == "***"
+    assert entry.data["changed"]["event_types"] == ["ticket.created", "payment.paid"]
+    assert "a-very-long-shared-secret" not in str(AuditLog.objects.values_list("data"))
+    page = client.get(reverse("admin:tenants_webhookendpoint_change", args=[hook.pk]))
+    assert b"a-very-long-shared-secret" not in page.content
+
+
+def test_the_webhook_delivery_log_shows_each_attempt_to_the_manager(client, tenant, bob, charlie):
+    from tenants.models import WebhookAttempt, WebhookEndpoint, WebhookOutbox
+
+    hook = WebhookEndpoint.objects.create(
+        tenant=tenant, target_url="https://crm.example/h", secret="x" * 16
+    )
+    row = WebhookOutbox.objects.create(
+        tenant=tenant, endpoint=hook, event_type="ticket.created", payload={"number": "C001"}
+    )
+    WebhookAttempt.objects.create(outbox=row, number=1, status_code=503)
+    client.force_login(bob)
+    page = client.get(reverse("admin:tenants_webhookoutbox_change", args=[row.pk]))
+    assert page.status_code == 200 and b"503" in page.content
+    client.force_login(charlie)
+    assert client.get(reverse("admin:tenants_webhookoutbox_change", args=[row.pk])).status_code in (
+        302,
+        404,
+    )
