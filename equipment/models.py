@@ -159,7 +159,7 @@ class PrinterSettings(models.Model):
     )
     port = models.PositiveIntegerField(_("port"), default=9100)
     device = models.CharField(
-        _("device"),
+        _("path, device or queue"),
         max_length=255,
         blank=True,
         help_text=_(

@@ -488,9 +488,13 @@ def probe(printer: PrinterSettings) -> str:
                 with socket.create_connection((printer.host, printer.port), NETWORK_TIMEOUT):
                     return ""
             case Connection.FILE:
+                # Writable, or creatable: `send` makes the missing folders (var/ on a fresh
+                # checkout), so the nearest existing one must be writable.
                 path = _file_path(printer.device)
-                target = path if path.exists() else path.parent
-                if target.exists() and os.access(target, os.W_OK):
+                target = path
+                while not target.exists():
+                    target = target.parent
+                if os.access(target, os.W_OK) and (target == path or target.is_dir()):
                     return ""
                 return f"cannot write to {path}"
             case Connection.SERIAL:
