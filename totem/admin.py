@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
 from tenants.admin import TenantScopedAdmin
 from totem.models import PairingCode
@@ -54,5 +54,5 @@ class PairingCodeAdmin(TenantScopedAdmin, admin.ModelAdmin):
         count = scoped.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
         self.message_user(
             request,
-            ngettext("%(n)d pairing revoked.", "%(n)d pairings revoked.", count) % {"n": count},
+            gettext("Pairings revoked: %(n)d.") % {"n": count},
         )

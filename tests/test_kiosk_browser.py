@@ -1,0 +1,260 @@
+"""Customers at the kiosk in a real Chromium, touching only what is on the screen.
+
+Each step's screenshot is saved under a temporary folder printed at the start of the test
+(`pytest -s` shows it). Any console error or uncaught script error fails the test.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from equipment.models import Kind
+from payments.models import PaymentSession, PaymentSettings
+from payments.sessions import confirm_static_pix
+from tests.conftest import REQUIRE_SERVERS, make_device
+from tickets.models import Priority, Ticket
+from totem.models import PairingCode
+
+CHROMIUM = "/usr/bin/chromium"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists() and not REQUIRE_SERVERS,
+        reason=f"needs Chromium at {CHROMIUM} (apt-get install chromium)",
+    ),
+]
+
+# The live server runs in a thread of this process; Playwright's sync API makes Django think
+# it is inside an event loop.
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ],
+    }
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args):
+    # A kiosk screen in portrait-ish landscape, touch enabled, in Portuguese.
+    return {
+        **browser_context_args,
+        "locale": "pt-BR",
+        "viewport": {"width": 1080, "height": 1500},
+        "has_touch": True,
+    }
+
+
+class Kiosk:
+    """The page, its screenshots and its console, for one test."""
+
+    def __init__(self, page, live_server, tenant, name: str) -> None:
+        self.page, self.tenant = page, tenant
+        self.base = f"{live_server.url}/t/{tenant.slug}/totem/"
+        self.shots = Path(tempfile.mkdtemp(prefix=f"kiosk-{name}-"))
+        print(f"\nkiosk screenshots: {self.shots}")
+        self.step = 0
+        self.problems: list[str] = []
+        page.on(
+            "console", lambda msg: self.problems.append(msg.text) if msg.type == "error" else None
+        )
+        page.on("pageerror", lambda error: self.problems.append(str(error)))
+
+    def shot(self, name: str) -> None:
+        self.step += 1
+        self.page.screenshot(path=self.shots / f"{self.step:02d}-{name}.png", full_page=True)
+
+    def tap(self, locator) -> None:
+        locator.tap()
+
+    def pair(self, device) -> None:
+        code = PairingCode.objects.create(tenant=self.tenant, equipment=device)
+        self.page.goto(self.base)
+        self.page.get_by_role("heading", name="Este equipamento não está pareado").wait_for()
+        self.shot("pairing")
+        self.page.get_by_label("Código de pareamento").click()
+        for digit in code.code:
+            self.page.locator(f'#keyboard button[data-key="{digit}"]').tap()
+        self.page.get_by_role("button", name="Parear").tap()
+        self.page.get_by_text("Toque para começar").wait_for()
+        self.shot("welcome")
+
+    def type_letters(self, text: str) -> None:
+        for char in text:
+            key = " " if char == " " else char.upper()
+            self.page.locator(f'#keyboard button[data-key="{key}"]').tap()
+
+    def type_digits(self, digits: str) -> None:
+        for digit in digits:
+            self.page.locator(f'#keyboard button[data-key="{digit}"]').tap()
+
+    def choose(self, *services) -> None:
+        self.page.get_by_text("Toque para começar").tap()
+        self.page.get_by_role("heading", name="Escolha seus serviços").wait_for()
+        for service in services:
+            card = self.page.get_by_test_id(f"service-{service.pk}")
+            card.tap()
+            self.page.locator(
+                f'[data-testid="service-{service.pk}"][aria-pressed="true"]'
+            ).wait_for()
+
+    def identify(self, name="Maria", cpf="", priority="Sem prioridade") -> None:
+        self.page.get_by_label("Seu nome").click()
+        self.type_letters(name)
+        if cpf:
+            self.page.get_by_label("CPF (opcional)").click()
+            self.type_digits(cpf)
+        self.page.get_by_label(priority).check()
+        self.page.get_by_label("Li e concordo").check()
+
+    def done(self) -> None:
+        assert self.problems == []
+
+
+@pytest.fixture
+def scene(transactional_db, tenant, cryo, boots, towel):
+    make_device(tenant, "Crio 1", [cryo])
+    make_device(tenant, "Botas 1", [boots])
+    return make_device(tenant, "Totem 1", kind=Kind.KIOSK)
+
+
+def test_a_customer_buys_with_cash_through_a_wrong_cpf_a_sold_out_extra_and_a_double_tap(
+    page, live_server, scene, tenant, cryo, boots, towel
+):
+    towel.stock = 1
+    towel.save()
+    kiosk = Kiosk(page, live_server, tenant, "cash")
+    kiosk.pair(scene)
+    kiosk.choose(cryo, boots)
+    kiosk.shot("services")
+    page.get_by_role("link", name="Continuar").tap()
+
+    # Extras: one towel is left; a second tap says so beside it.
+    page.get_by_role("heading", name="Deseja algum adicional?").wait_for()
+    row = page.get_by_test_id(f"extra-{towel.pk}")
+    row.get_by_role("button", name="Mais um(a) Toalha").tap()
+    row.locator("output", has_text="1").wait_for()
+    row.get_by_role("button", name="Mais um(a) Toalha").tap()
+    row.get_by_text("Só restam 1.").wait_for()
+    kiosk.shot("extra-beyond-stock")
+    page.get_by_role("button", name="Continuar").tap()
+
+    # Identification: a wrong CPF is refused next to its field.
+    page.get_by_role("heading", name="Seus dados").wait_for()
+    kiosk.identify(name="Maria Souza", cpf="12345678900", priority="60 anos ou mais")
+    assert page.get_by_label("CPF (opcional)").input_value() == "123.456.789-00"
+    page.get_by_role("button", name="Continuar").tap()
+    page.locator("#id_customer_cpf-error", has_text="CPF inválido").wait_for()
+    kiosk.shot("invalid-cpf")
+    assert page.get_by_label("Seu nome").input_value() == "Maria Souza"
+    page.get_by_label("CPF (opcional)").click()
+    page.locator('#keyboard button[data-key="clear"]').tap()
+    kiosk.type_digits("52998224725")
+    page.get_by_label("60 anos ou mais").check()
+    page.get_by_label("Li e concordo").check()
+    page.get_by_role("button", name="Continuar").tap()
+
+    # Summary: the total, then a double tap on cash.
+    page.get_by_role("heading", name="Confira e pague").wait_for()
+    assert page.get_by_test_id("total").inner_text() == "R$ 205,00"
+    kiosk.shot("summary")
+    page.get_by_test_id("pay-cash").dblclick()
+    page.get_by_role("heading", name="Dirija-se ao caixa").wait_for()
+    kiosk.shot("cash")
+    ticket = Ticket.objects.get()
+    assert page.get_by_test_id("ticket-number").inner_text() == ticket.number
+    assert ticket.priority == Priority.PRIORITY
+    assert ticket.customer_cpf == "52998224725"
+    assert PaymentSession.objects.count() == 1
+
+    # Back does not buy again: it lands on this ticket's screen.
+    page.go_back()
+    page.get_by_role("heading", name="Dirija-se ao caixa").wait_for()
+    page.get_by_role("button", name="Concluir").tap()
+    page.get_by_text("Toque para começar").wait_for()
+    kiosk.shot("back-to-welcome")
+    assert Ticket.objects.count() == 1
+    kiosk.done()
+
+
+def test_a_customer_pays_with_static_pix_and_gets_the_ticket_screen(
+    page, live_server, scene, tenant, cryo, alice
+):
+    PaymentSettings.objects.create(
+        tenant=tenant,
+        pix_key="studio@example.com",
+        merchant_name="Studio",
+        merchant_city="Sao Paulo",
+    )
+    kiosk = Kiosk(page, live_server, tenant, "pix")
+    kiosk.pair(scene)
+    kiosk.choose(cryo)
+    page.get_by_role("link", name="Continuar").tap()
+    page.get_by_role("button", name="Continuar").tap()
+    kiosk.identify(name="Ana")
+    page.get_by_role("button", name="Continuar").tap()
+    page.get_by_test_id("pay-pix").tap()
+    page.get_by_role("heading", name="Pague com PIX").wait_for()
+    session = PaymentSession.objects.get()
+    assert page.locator("#copia-e-cola").input_value() == session.qr_code
+    assert page.locator(".qr-pix svg").is_visible()
+    kiosk.shot("pix")
+
+    confirm_static_pix(tenant, session.pk, alice)  # the operator saw it in the bank app
+    page.get_by_test_id("ticket-number").wait_for(timeout=10_000)
+    kiosk.shot("ticket")
+    ticket = Ticket.objects.get()
+    assert page.get_by_test_id("ticket-number").inner_text() == ticket.number
+    assert page.get_by_text("Posição 1 na fila").is_visible()
+    kiosk.done()
+
+
+def test_an_idle_kiosk_warns_then_cancels_the_unpaid_ticket_and_returns_to_welcome(
+    page, live_server, scene, tenant, cryo, towel, settings
+):
+    settings.KIOSK_IDLE_SECONDS = 2
+    settings.KIOSK_IDLE_WARNING_SECONDS = 2
+    PaymentSettings.objects.create(
+        tenant=tenant,
+        pix_key="studio@example.com",
+        merchant_name="Studio",
+        merchant_city="Sao Paulo",
+    )
+    kiosk = Kiosk(page, live_server, tenant, "idle")
+    kiosk.pair(scene)
+    kiosk.choose(cryo)
+    page.get_by_role("link", name="Continuar").tap()
+    page.get_by_test_id(f"extra-{towel.pk}").get_by_role("button", name="Mais um(a) Toalha").tap()
+    page.get_by_test_id(f"extra-{towel.pk}").locator("output", has_text="1").wait_for()
+    page.get_by_role("button", name="Continuar").tap()
+    kiosk.identify(name="Ana")
+    page.get_by_role("button", name="Continuar").tap()
+    page.get_by_test_id("pay-pix").tap()
+    page.get_by_role("heading", name="Pague com PIX").wait_for()
+    towel.refresh_from_db()
+    assert towel.stock == 1
+
+    page.get_by_role("alertdialog").wait_for(timeout=5_000)
+    kiosk.shot("idle-warning")
+    page.get_by_text("Toque para começar").wait_for(timeout=6_000)
+    kiosk.shot("welcome-again")
+    assert Ticket.objects.get().status == "cancelled"
+    towel.refresh_from_db()
+    assert towel.stock == 2
+    kiosk.done()
