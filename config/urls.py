@@ -1,13 +1,25 @@
 from django.conf import settings
 from django.conf.urls.static import static
 from django.contrib import admin
+from django.contrib.auth.views import LoginView
 from django.urls import include, path
+from django.utils.translation import gettext_lazy as _
 
 from tenants import metrics as ops_metrics
+from tenants.throttle import ThrottledAdminAuthenticationForm, ThrottledAuthenticationForm
 from tickets import views as panel_views
+
+admin.site.login_form = ThrottledAdminAuthenticationForm
+admin.site.site_header = _("Totem administration")
+admin.site.site_title = _("Totem")
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path(
+        "accounts/login/",
+        LoginView.as_view(authentication_form=ThrottledAuthenticationForm),
+        name="login",
+    ),
     path("accounts/", include("django.contrib.auth.urls")),
     path("t/<slug:slug>/pagamentos/", include("payments.urls")),
     path("", panel_views.home, name="panel_home"),

@@ -149,3 +149,11 @@ def queued_ticket(tenant, services, **kwargs):
         ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
         mark_paid(ticket)
     return ticket
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    # Throttle counters live in the cache; one test's failed logins must not lock out another.
+    from django.core.cache import cache
+
+    cache.clear()

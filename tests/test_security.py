@@ -1,0 +1,37 @@
+"""Web security: login throttling, CSRF, what a hostile visitor can and cannot do."""
+
+from __future__ import annotations
+
+from django.test import Client
+from django.urls import reverse
+
+
+def login(client: Client, username: str, password: str):
+    return client.post(reverse("login"), {"username": username, "password": password})
+
+
+def test_login_is_refused_after_five_failures_even_with_the_right_password(alice):
+    client = Client()
+    for _ in range(5):
+        response = login(client, "alice", "wrong")
+        assert response.status_code == 200
+    response = login(client, "alice", "pw-alice")
+    assert "Muitas tentativas" in response.content.decode()
+    assert "_auth_user_id" not in client.session
+
+
+def test_a_right_password_before_the_limit_logs_in(alice):
+    client = Client()
+    for _ in range(4):
+        login(client, "alice", "wrong")
+    response = login(client, "alice", "pw-alice")
+    assert response.status_code == 302
+    assert client.session["_auth_user_id"] == str(alice.pk)
+
+
+def test_the_admin_login_is_throttled_too(bob):
+    client = Client()
+    for _ in range(5):
+        client.post(reverse("admin:login"), {"username": "bob", "password": "wrong"})
+    response = client.post(reverse("admin:login"), {"username": "bob", "password": "pw-bob"})
+    assert "Muitas tentativas" in response.content.decode()
