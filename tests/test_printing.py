@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 from datetime import timedelta
 from decimal import Decimal
@@ -13,6 +14,7 @@ from django.core.management.base import CommandError
 from django.db import connection, transaction
 from django.utils import timezone, translation
 
+from equipment.management.commands.run_printer_spooler import Command as SpoolerCommand
 from equipment.models import (
     Connection,
     Equipment,
@@ -311,6 +313,26 @@ def test_the_command_prints_what_is_due_once_and_says_so(tenant, cryo, fake_prin
     assert f"ticket {ticket.number} printed" in out.getvalue()
     assert "1 printed, 0 retries, 0 failed" in out.getvalue()
     assert len(fake_printer.wait_for(1)) == 1
+
+
+def test_sigterm_stops_the_spooler_after_the_job_in_hand(tenant, cryo, fake_printer):
+    make_printer(tenant, port=fake_printer.port)
+    first, second = (pay(make_ticket(tenant, [cryo])) for _ in range(2))
+    command = SpoolerCommand(stdout=StringIO())
+    command.stop = threading.Event()
+    spooler = Spooler(say=command.say)
+    printing = spooler.process
+
+    def signalled_mid_job(job):
+        command.on_signal(signal.SIGTERM, None)  # arrives while the first job prints
+        return printing(job)
+
+    spooler.process = signalled_mid_job
+    command.run_forever(spooler, interval=0.01, heartbeat_every=30)
+
+    statuses = dict(Ticket.objects.values_list("number", "status"))
+    assert statuses == {first.number: T.IN_QUEUE, second.number: T.PRINTING}
+    assert "stopping after the job in hand" in command.stdout.getvalue()
 
 
 def test_the_command_refuses_an_unknown_printer(db):

@@ -67,6 +67,7 @@ class Command(BaseCommand):
 
     def say(self, line: str) -> None:
         self.stdout.write(f"{time.strftime('%H:%M:%S')} {line}")
+        self.stdout.flush()  # progress shows at once when the output is a file or a pipe
 
     def on_signal(self, signum, frame) -> None:
         # Only a flag: the job in hand is finished and settled, then the loop ends.
