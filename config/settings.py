@@ -45,6 +45,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.middleware.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -88,6 +89,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    # A transaction left idle (a crashed worker, a debugger) is ended by the server rather
+    # than holding its locks on tickets and counters.
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
+        "-c idle_in_transaction_session_timeout=30000"
+    )
 
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
