@@ -3,8 +3,12 @@ and Redis down. The end-to-end tests against real Daphne processes are at the bo
 
 from __future__ import annotations
 
+import json
 import logging
+import statistics
 import time
+from contextlib import contextmanager
+from datetime import datetime
 
 import pytest
 from asgiref.sync import SyncToAsync, async_to_sync
@@ -14,11 +18,14 @@ from django.db import connections, transaction
 from django.test import Client
 
 from config.asgi import application
+from tests import daphne_server
 from tests.conftest import make_device, make_service, queued_ticket
 from tickets import events
 from tickets.queue import call_next, complete, start
 
 ORIGIN = (b"origin", b"http://testserver")
+# Real Daphne processes for the end-to-end tests at the bottom (fixtures).
+two_daphnes = daphne_server.two_daphnes
 realtime = pytest.mark.django_db(transaction=True)
 
 
@@ -388,3 +395,134 @@ def test_a_ticket_page_needs_the_right_token_under_the_right_tenant(
 
     assert client.get(f"/t/{tenant.slug}/senha/{'x' * 32}/").status_code == 404
     assert client.get(f"/t/{other_tenant.slug}/senha/{ticket.token}/").status_code == 404
+
+
+# --- end to end: real Daphne processes, PostgreSQL and Redis -------------------------------
+
+
+@contextmanager
+def display_client(address: str, slug: str):
+    """A `websockets` client connected to a Daphne process as a display, past its hello."""
+    from websockets.sync.client import connect
+
+    with connect(f"ws://{address}/ws/t/{slug}/display/", origin=f"http://{address}") as client:
+        hello = json.loads(client.recv(timeout=5))
+        assert hello["type"] == "hello"
+        yield client
+
+
+def since_stamped(event: dict) -> float:
+    """Milliseconds from the event's creation (in the domain function) to now."""
+    return (time.time() - datetime.fromisoformat(event["at"]).timestamp()) * 1000
+
+
+def wait_for(client, kind: str) -> dict:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        event = json.loads(client.recv(timeout=max(deadline - time.monotonic(), 0.01)))
+        if event["type"] == kind:
+            return event
+    raise AssertionError(f"no {kind} within 5 s")
+
+
+def report(capsys, text: str) -> None:
+    with capsys.disabled():
+        print(f"\n    {text}")
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@realtime
+def test_a_display_on_daphne_hears_a_call_made_through_the_queue(
+    two_daphnes, tenant, cryo, room, capsys
+):
+    daphne = two_daphnes[0]
+    ticket = queued_ticket(tenant, [cryo])
+
+    with display_client(daphne, tenant.slug) as client:
+        began = time.perf_counter()
+        call_next(cryo, room)  # commits, then publishes through Redis
+        called = wait_for(client, "ticket_called")
+        heard = time.perf_counter()
+        stamped = since_stamped(called)
+        # The transport alone: outside a transaction an event is sent at once.
+        transport = []
+        for _ in range(20):
+            sent = time.perf_counter()
+            events.publish("ticket_update", tenant_id=tenant.id, ticket=ticket)
+            wait_for(client, "ticket_update")
+            transport.append((time.perf_counter() - sent) * 1000)
+
+    assert (called["number"], called["service"], called["room"]) == (
+        ticket.number,
+        "Crioterapia",
+        "Sala 2",
+    )
+    report(
+        capsys,
+        f"delivery: call→display {(heard - began) * 1000:.1f} ms, "
+        f"event created→display {stamped:.1f} ms (includes the commit); "
+        f"publish→display over 20 events: median {statistics.median(transport):.1f} ms, "
+        f"max {max(transport):.1f} ms",
+    )
+
+
+def panel_post(address: str, path: str, user, station) -> int:
+    """POST as `user` with `station` chosen, over plain HTTP to a Daphne process."""
+    import http.client
+
+    client = Client()
+    client.force_login(user)
+    session = client.session
+    session[f"panel_station_{station.tenant_id}"] = station.pk
+    session.save()
+    csrf = "a" * 32
+    connection = http.client.HTTPConnection(address, timeout=10)
+    connection.request(
+        "POST",
+        path,
+        body="",
+        headers={
+            "Cookie": f"sessionid={session.session_key}; csrftoken={csrf}",
+            "X-CSRFToken": csrf,
+            "Origin": f"http://{address}",
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+    )
+    status = connection.getresponse().status
+    connection.close()
+    return status
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@realtime
+def test_a_call_made_in_the_panel_on_one_daphne_reaches_displays_on_both(
+    two_daphnes, tenant, cryo, room, alice, capsys
+):
+    daphne, second_daphne = two_daphnes
+    ticket = queued_ticket(tenant, [cryo])
+
+    with (
+        display_client(daphne, tenant.slug) as here,
+        display_client(second_daphne, tenant.slug) as there,
+    ):
+        status = panel_post(
+            daphne, f"/t/{tenant.slug}/painel/servico/{cryo.id}/chamar/", alice, room
+        )
+        on_other = wait_for(there, "ticket_called")
+        stamped = since_stamped(on_other)
+        on_same = wait_for(here, "ticket_called")
+
+    assert status in (200, 302)
+    for called in (on_same, on_other):
+        assert (called["number"], called["service"], called["room"]) == (
+            ticket.number,
+            "Crioterapia",
+            "Sala 2",
+        )
+    report(
+        capsys,
+        f"delivery across processes: event created in Daphne A→display on Daphne B "
+        f"{stamped:.1f} ms (includes the commit)",
+    )

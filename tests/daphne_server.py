@@ -1,0 +1,163 @@
+"""Real Daphne processes on 127.0.0.1 for end-to-end tests (PostgreSQL and Redis only).
+
+A Daphne process is another process: it cannot see rows inside a pytest transaction, so tests
+that use it mark `django_db(transaction=True)` and the process is pointed at the test database
+by name. It shares the test's Redis, so events cross between it and the test process (and
+between two Daphnes) as they do in production.
+
+Also the ASGI application those processes serve (`tests.daphne_server:application`): the
+project's, with static files served as `runserver` would, so a browser gets the pages' CSS
+and JS.
+
+Use in a test module:
+
+    from tests import daphne_server
+    daphne = daphne_server.daphne  # or two_daphnes
+
+`daphne` yields the base address, e.g. "127.0.0.1:53187"; `two_daphnes` a list of two.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+STARTUP_SECONDS = 30
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def database_url(settings_dict: dict) -> str:
+    """The URL of the database pytest-django created (`test_<name>`)."""
+    user = settings_dict.get("USER") or ""
+    password = settings_dict.get("PASSWORD") or ""
+    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    host = settings_dict.get("HOST") or "127.0.0.1"
+    port = settings_dict.get("PORT") or 5432
+    return f"postgres://{auth}{host}:{port}/{settings_dict['NAME']}"
+
+
+class DaphneProcess:
+    def __init__(self, env: dict[str, str]):
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        # Kept open for the life of the process (its output), closed in stop().
+        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115
+            prefix="daphne-", suffix=".log", delete=False
+        )
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "tests.daphne_server:application",
+            ],
+            cwd=BASE_DIR,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_until_listening(self) -> None:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"Daphne did not start on {self.address}:\n{self.output()}")
+
+    def output(self) -> str:
+        return Path(self.log.name).read_text(errors="replace")[-4000:]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+        Path(self.log.name).unlink(missing_ok=True)
+
+
+def _serve(count: int, django_db_blocker) -> Iterator[list[str]]:
+    from django.conf import settings
+    from django.db import connection
+
+    from tests.conftest import ON_POSTGRES, ON_REDIS
+
+    if not (ON_POSTGRES and ON_REDIS):
+        pytest.skip("a real Daphne needs PostgreSQL and Redis (DATABASE_URL, REDIS_URL)")
+    with django_db_blocker.unblock():
+        url = database_url(connection.settings_dict)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": url,
+        "REDIS_URL": settings.REDIS_URL,
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "DEBUG": "true",
+        "LOG_LEVEL": "WARNING",
+        # A test's transactional flush must not wait on the server's idle connections.
+        "CONN_MAX_AGE": "0",
+    }
+    # Started together: each spends seconds importing Django.
+    servers = [DaphneProcess(env) for _ in range(count)]
+    try:
+        for server in servers:
+            server.wait_until_listening()
+        yield [server.address for server in servers]
+    finally:
+        for server in servers:
+            server.stop()
+
+
+@pytest.fixture(scope="module")
+def daphne(django_db_setup, django_db_blocker) -> Iterator[str]:
+    """One Daphne process: its address."""
+    for addresses in _serve(1, django_db_blocker):
+        yield addresses[0]
+
+
+@pytest.fixture(scope="module")
+def two_daphnes(django_db_setup, django_db_blocker) -> Iterator[list[str]]:
+    """Two Daphne processes sharing the database and Redis: their addresses."""
+    yield from _serve(2, django_db_blocker)
+
+
+def _application():
+    from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+
+    from config.asgi import application as project
+
+    return ASGIStaticFilesHandler(project)
+
+
+# Only built when Daphne imports it: importing this module for its fixtures sets up nothing.
+def __getattr__(name: str):
+    if name == "application":
+        return _application()
+    raise AttributeError(name)
