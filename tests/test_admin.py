@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import translation
 
 from equipment.models import Equipment
-from tenants.models import Membership, Role
+from tenants.models import AuditAction, AuditLog, Membership, Role
 from tests.conftest import make_device, make_service, make_ticket
 from tickets.models import (
     DailyCounter,
@@ -160,6 +160,14 @@ def test_change_status_moves_a_ticket_and_records_who_and_why(client, bob, ours)
     assert (last.history_user, last.history_change_reason) == (bob, "pagou no caixa")
     history = client.get(reverse("admin:tickets_ticket_history", args=[ours.pk]))
     assert "pagou no caixa" in history.content.decode()
+    entry = AuditLog.objects.get(action=AuditAction.STATUS_CHANGED)
+    assert (entry.user, entry.entity_id, entry.tenant) == (bob, str(ours.pk), ours.tenant)
+    assert entry.data == {
+        "ticket": ours.number,
+        "from": T.PENDING_PAYMENT,
+        "to": T.PAID,
+        "reason": "pagou no caixa",
+    }
 
 
 def test_change_status_into_the_queue_gives_the_lines_their_place(client, bob, ours):
@@ -184,6 +192,8 @@ def test_a_refused_move_names_ticket_and_states_and_changes_nothing(
     assert ours.status == T.PENDING_PAYMENT
     assert ours.history.count() == 1
     assert paid.status == T.PRINTING
+    audited = AuditLog.objects.filter(action=AuditAction.STATUS_CHANGED)
+    assert [e.entity_id for e in audited] == [str(paid.pk)]
     errors = [str(m) for m in response.wsgi_request._messages if m.level_tag == "error"]
     assert len(errors) == 1
     with translation.override("pt-br"):

@@ -23,7 +23,9 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
+from tenants import audit
 from tenants.admin import DeletedFilter, SoftDeleteAdmin, TenantConsistentForm, TenantScopedAdmin
+from tenants.models import AuditAction
 from tickets import events
 from tickets.br import digits
 from tickets.errors import DomainError
@@ -514,20 +516,29 @@ class TicketAdmin(DocumentSearch, TenantScopedAdmin, SimpleHistoryAdmin):
 def move_ticket(ticket: Ticket, target: str, *, user, reason: str) -> None:
     """Move one ticket by the admin's hand: lock it, let its machine decide, record why.
 
-    Cancelling goes through `cancel_ticket` (its lines are cancelled and unpaid stock returns);
-    entering the queue through `enter_queue` (its lines get their place in the queues). A
-    refused move raises InvalidTransition naming the ticket and both states; nothing changes.
+    Cancelling goes through `cancel_ticket` (its lines are cancelled and unpaid stock returns,
+    and it writes its own audit entry); entering the queue through `enter_queue` (its lines get
+    their place in the queues). A refused move raises InvalidTransition naming the ticket and
+    both states; nothing changes and nothing is audited.
     """
     if target == T.CANCELLED:
         cancel_ticket(ticket.tenant, ticket.pk, user=user, reason=reason)
         return
     with transaction.atomic():
         locked = Ticket.objects.select_for_update().get(pk=ticket.pk)
+        current = locked.status
         if target == T.IN_QUEUE and locked.status in BEFORE_QUEUE:
             enter_queue(locked, user=user, reason=reason)
         else:
             change_ticket_status(locked, target, user=user, reason=reason)
             events.publish("ticket_update", tenant_id=locked.tenant_id, ticket=locked)
+        audit.record(
+            AuditAction.STATUS_CHANGED,
+            tenant=ticket.tenant,
+            user=user,
+            entity=locked,
+            data={"ticket": locked.number, "from": current, "to": target, "reason": reason},
+        )
 
 
 @admin.register(TicketService)
