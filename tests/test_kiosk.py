@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import time, timedelta
 
 import pytest
 from django.core.cache import cache
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -492,3 +494,48 @@ def test_a_server_error_shows_the_friendly_screen(kiosk_client, tenant, monkeypa
     assert f"url={url(tenant, 'kiosk_welcome')}".encode() in response.content
     htmx = kiosk_client.get(url(tenant, "kiosk_services"), headers={"HX-Request": "true"})
     assert htmx["HX-Redirect"] == url(tenant, "kiosk_error")
+
+
+@pytest.mark.postgres
+def test_two_taps_racing_on_pay_create_one_ticket_and_one_payment(
+    transactional_db, tenant, kiosk_device, machines, cryo, pix
+):
+    client = Client()
+    pair(client, tenant, kiosk_device)
+    fill_cart(client, tenant, [cryo])
+    key = cart_key(client, tenant)
+    barrier = threading.Barrier(2)
+    answers = []
+
+    def tap() -> None:
+        racer = Client()
+        racer.cookies = client.cookies
+        barrier.wait()
+        answers.append(racer.post(url(tenant, "kiosk_summary"), {"method": "pix", "key": key}))
+        connection.close()
+
+    threads = [threading.Thread(target=tap) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [a["Location"] for a in answers] == [url(tenant, "kiosk_payment")] * 2
+    assert Ticket.objects.count() == 1
+    assert PaymentSession.objects.filter(status=SessionStatus.PENDING).count() == 1
+
+
+def test_each_screen_gets_its_inactivity_timeout(kiosk_client, tenant, cryo, pix, settings):
+    settings.KIOSK_IDLE_SECONDS = 111
+    settings.KIOSK_PAYMENT_IDLE_SECONDS = 222
+    settings.KIOSK_DONE_SECONDS = 33
+    settings.KIOSK_IDLE_WARNING_SECONDS = 44
+    welcome = kiosk_client.get(url(tenant, "kiosk_welcome"))
+    assert b'data-idle-seconds="0"' in welcome.content  # the welcome screen is the idle state
+    fill_cart(kiosk_client, tenant, [cryo])
+    summary = kiosk_client.get(url(tenant, "kiosk_summary")).content
+    assert b'data-idle-seconds="111"' in summary and b'data-warning-seconds="44"' in summary
+    buy(kiosk_client, tenant, "pix")
+    assert b'data-idle-seconds="222"' in kiosk_client.get(url(tenant, "kiosk_payment")).content
+    kiosk_client.post(url(tenant, "kiosk_payment"), {"method": "cash"})
+    cash = kiosk_client.get(url(tenant, "kiosk_payment")).content
+    assert b'data-idle-seconds="33"' in cash and b'data-warning-seconds="0"' in cash

@@ -225,11 +225,11 @@ def test_a_customer_pays_with_static_pix_and_gets_the_ticket_screen(
     kiosk.done()
 
 
-def test_an_idle_kiosk_warns_then_cancels_the_unpaid_ticket_and_returns_to_welcome(
+def test_an_idle_payment_screen_warns_then_cancels_the_ticket_and_returns_to_welcome(
     page, live_server, scene, tenant, cryo, towel, settings
 ):
-    settings.KIOSK_IDLE_SECONDS = 2
     settings.KIOSK_IDLE_WARNING_SECONDS = 2
+    settings.KIOSK_PAYMENT_IDLE_SECONDS = 2
     PaymentSettings.objects.create(
         tenant=tenant,
         pix_key="studio@example.com",

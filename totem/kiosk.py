@@ -68,20 +68,25 @@ T, S = TicketStatus, SessionStatus
 MAX_EXTRA = 20
 
 
-def idle_settings(final: bool = False) -> dict[str, int]:
+def idle_settings(screen: str = "step") -> dict[str, int]:
     """Seconds of inactivity before the warning, and of the warning's countdown.
 
-    Generous by default (a slow reader gets 2 minutes, then 30 s of warning); the final
-    screens (ticket, cash) go back sooner. Tests shorten them through settings.
+    Generous by default: a slow reader gets 2 minutes, then 30 s of warning. While a PIX or
+    card payment waits, the customer is busy with a phone or the card machine, not with this
+    screen: 5 minutes (the payment's own expiry still ends it). The final screens (ticket,
+    cash) go back sooner and cancel nothing. Tests shorten them through settings.
     """
-    if final:
+    if screen == "final":
+        return {"idle_seconds": getattr(settings, "KIOSK_DONE_SECONDS", 40), "warning_seconds": 0}
+    warning = getattr(settings, "KIOSK_IDLE_WARNING_SECONDS", 30)
+    if screen == "payment":
         return {
-            "idle_seconds": getattr(settings, "KIOSK_DONE_SECONDS", 40),
-            "warning_seconds": 0,
+            "idle_seconds": getattr(settings, "KIOSK_PAYMENT_IDLE_SECONDS", 300),
+            "warning_seconds": warning,
         }
     return {
         "idle_seconds": getattr(settings, "KIOSK_IDLE_SECONDS", 120),
-        "warning_seconds": getattr(settings, "KIOSK_IDLE_WARNING_SECONDS", 30),
+        "warning_seconds": warning,
     }
 
 
@@ -277,12 +282,12 @@ def _cart_items(tenant: Tenant, cart: dict) -> tuple[list, list, Decimal]:
     return services, extras, total
 
 
-def _base_context(request: HttpRequest, *, final: bool = False, **extra) -> dict:
+def _base_context(request: HttpRequest, *, screen: str = "step", **extra) -> dict:
     return {
         "tenant": request.tenant,
         "device": request.device,
         "cart": getattr(request, "cart", None) or get_cart(request),
-        **idle_settings(final),
+        **idle_settings(screen),
         **extra,
     }
 
@@ -666,10 +671,10 @@ def _payment_context(request, ticket, session, methods) -> dict:
             state = session.method
         elif session.status in (S.FAILED, S.CANCELED):
             state = "failed"
-    cash = state == Method.CASH
+    waiting = {Method.CASH: "final", Method.PIX: "payment", Method.CARD: "payment"}
     return _base_context(
         request,
-        final=cash,
+        screen=waiting.get(state, "step"),
         ticket=ticket,
         session=session,
         state=state,
@@ -715,7 +720,7 @@ def ticket_screen(request: HttpRequest, slug: str) -> HttpResponse:
         "kiosk/ticket.html",
         _base_context(
             request,
-            final=True,
+            screen="final",
             ticket=ticket,
             lines=lines,
             printed=printed,
