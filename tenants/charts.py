@@ -48,7 +48,9 @@ def bar_chart(
     count = max(len(labels), 1)
     numbers = [v or 0 for v in values] + [v or 0 for v in (line or [])]
     top = nice_ceiling(max(numbers, default=0))
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    # Room on the left for the longest axis label (money labels are wide).
+    left = max(LEFT, 7 * len(fmt(top)) + 10)
+    plot_w, plot_h = WIDTH - left - RIGHT, HEIGHT - TOP - BOTTOM
     slot = plot_w / count
     bar_w = max(slot * 0.7, 1)
 
@@ -59,18 +61,18 @@ def bar_chart(
         format_html(
             '<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#d1d5db"/>'
             '<text x="{}" y="{}" text-anchor="end" class="axis">{}</text>',
-            LEFT,
+            left,
             n(y(level)),
             WIDTH - RIGHT,
             n(y(level)),
-            LEFT - 4,
+            left - 4,
             n(y(level) + 4),
             fmt(level),
         )
         for level in (0, top / 2, top)
     ]
     for index, (label, value) in enumerate(zip(labels, values, strict=True)):
-        x = LEFT + index * slot + (slot - bar_w) / 2
+        x = left + index * slot + (slot - bar_w) / 2
         if value:
             parts.append(
                 format_html(
@@ -89,14 +91,14 @@ def bar_chart(
             parts.append(
                 format_html(
                     '<text x="{}" y="{}" text-anchor="middle" class="axis">{}</text>',
-                    n(LEFT + index * slot + slot / 2),
+                    n(left + index * slot + slot / 2),
                     HEIGHT - 10,
                     label,
                 )
             )
     if line:
         points = " ".join(
-            f"{LEFT + i * slot + slot / 2:.1f},{y(v):.1f}"
+            f"{left + i * slot + slot / 2:.1f},{y(v):.1f}"
             for i, v in enumerate(line)
             if v is not None
         )

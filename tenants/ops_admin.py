@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from django import forms
 from django.contrib import admin, messages
 from django.core.validators import validate_email
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
@@ -180,10 +180,7 @@ class WebhookOutboxAdmin(TenantScopedAdmin, admin.ModelAdmin):
     def retry_now(self, request, queryset) -> None:
         count = retry(queryset)
         self.message_user(
-            request,
-            ngettext("%(count)d event queued again.", "%(count)d events queued again.", count)
-            % {"count": count},
-            messages.SUCCESS,
+            request, gettext("Events queued again: %(count)d.") % {"count": count}, messages.SUCCESS
         )
 
 
