@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
+from django.db import connection
+from django.test import Client
 
+from tests import daphne_server
 from tests.conftest import REQUIRE_SERVERS, make_device, queued_ticket
 from tickets.models import TicketService
 
 CHROMIUM = "/usr/bin/chromium"
+daphne = daphne_server.daphne
 
 pytestmark = [
     pytest.mark.browser,
@@ -47,24 +52,45 @@ def browser_context_args(browser_context_args):
     return {**browser_context_args, "locale": "pt-BR"}
 
 
+def watch_console(page, *, websocket: bool) -> list[str]:
+    """Console errors and uncaught exceptions of the page, collected for the final assert.
+
+    Django's live server speaks no WebSocket: there (websocket=False) the realtime socket's
+    failed handshake is expected and the panel falls back to polling; any other error counts.
+    """
+    problems: list[str] = []
+
+    def on_console(msg) -> None:
+        if msg.type != "error":
+            return
+        if not websocket and msg.text.startswith("WebSocket connection to"):
+            return
+        problems.append(msg.text)
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    return problems
+
+
+def log_in_and_pick(page, base_url: str, station: str) -> None:
+    page.goto(base_url + "/")
+    page.get_by_label("Usuário").fill("alice")
+    page.get_by_label("Senha de acesso").fill("pw-alice")
+    page.get_by_role("button", name="Entrar").click()
+    page.get_by_role("heading", name="Escolha a sua estação").wait_for()
+    page.get_by_role("button", name=station).click()
+    page.get_by_test_id("station").filter(has_text=station).wait_for()
+
+
 def test_an_operator_logs_in_calls_next_starts_and_completes(
     page, live_server, transactional_db, alice, tenant, cryo, boots
 ):
-    problems: list[str] = []
-    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
-    page.on("pageerror", lambda error: problems.append(str(error)))
+    problems = watch_console(page, websocket=False)
     make_device(tenant, "Crio 1", [cryo], location="Sala 1")
     ticket = queued_ticket(tenant, [cryo, boots], customer_name="Maria Souza")
     line = TicketService.objects.get(ticket=ticket, service=cryo)
 
-    page.goto(live_server.url + "/")
-    page.get_by_label("Usuário").fill("alice")
-    page.get_by_label("Senha de acesso").fill("pw-alice")
-    page.get_by_role("button", name="Entrar").click()
-
-    page.get_by_role("heading", name="Escolha a sua estação").wait_for()
-    page.get_by_role("button", name="Crio 1").click()
-    page.get_by_test_id("station").filter(has_text="Crio 1").wait_for()
+    log_in_and_pick(page, live_server.url, "Crio 1")
     queue = page.locator(f"#queue-{cryo.pk}")
     queue.get_by_test_id("queue-row").filter(has_text="C001").wait_for()
     assert "Bota de compressão: Aguardando" in queue.inner_text()
@@ -88,4 +114,44 @@ def test_an_operator_logs_in_calls_next_starts_and_completes(
     ticket.refresh_from_db()
     assert line.status == "completed"
     assert ticket.status == "in_queue"  # the boots still wait in their own queue
+    assert problems == []
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_on_daphne_a_new_ticket_appears_without_waiting_for_the_poll(
+    page, daphne, alice, tenant, cryo
+):
+    problems = watch_console(page, websocket=True)
+    device = make_device(tenant, "Crio 1", [cryo])
+    # The Daphne process hashes passwords with the real hashers, not the suite's fast one:
+    # the browser gets a session made here instead (the login page is driven above).
+    client = Client()
+    client.force_login(alice)
+    session = client.session
+    session[f"panel_station_{tenant.pk}"] = device.pk
+    session.save()
+    host = daphne.split(":")[0]
+    page.context.add_cookies(
+        [{"name": "sessionid", "value": session.session_key, "domain": host, "path": "/"}]
+    )
+    page.goto(f"http://{daphne}/t/{tenant.slug}/painel/")
+    page.get_by_test_id("station").filter(has_text="Crio 1").wait_for()
+    page.wait_for_function("document.body.dataset.live === 'open'")
+    assert page.get_by_test_id("queue-row").count() == 0
+
+    # From another thread: Playwright's loop owns this one, and the broadcast after commit
+    # needs a thread of its own, as a kiosk's request would have.
+    def issue() -> None:
+        try:
+            queued_ticket(tenant, [cryo])
+        finally:
+            connection.close()  # this thread's own connection, or the test DB stays in use
+
+    worker = threading.Thread(target=issue)
+    worker.start()
+    worker.join()
+    # The poll comes every 10 s; the WebSocket event brings the row well before.
+    page.get_by_test_id("queue-row").filter(has_text="C001").wait_for(timeout=5000)
     assert problems == []

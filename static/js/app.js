@@ -49,3 +49,21 @@ document.addEventListener("click", function (event) {
   var slot = button.closest(".more-slot");
   if (slot) slot.innerHTML = "";
 });
+
+// The operator panel listens to its station's queues over the WebSocket (totem/live.js);
+// each event triggers queue-changed on body and the panel re-reads itself. Polling stays as
+// the fallback when the socket is down.
+document.addEventListener("DOMContentLoaded", function () {
+  var config = document.getElementById("panel-config");
+  if (!config || !window.Totem || !window.Totem.live) return;
+  window.Totem.live.panel({ slug: config.dataset.slug, equipment: config.dataset.equipment });
+});
+
+// Browsers keep audio muted until a gesture: the operator's first tap allows the panel's blip.
+document.addEventListener(
+  "click",
+  function () {
+    if (window.Totem && window.Totem.sound) window.Totem.sound.unlock();
+  },
+  { once: true }
+);
