@@ -38,6 +38,13 @@ def sign(secret: str, data_id: str, request_id: str, ts: int | str) -> str:
     return f"ts={ts},v1={digest}"
 
 
+class _Server(ThreadingHTTPServer):
+    # The default backlog of 5 drops connections when 50 webhooks look a payment up at once;
+    # the client then waits for TCP's retransmission (seconds) and times out.
+    request_queue_size = 128
+    daemon_threads = True
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -65,8 +72,7 @@ class FakeMercadoPago:
         # Faults for the next API calls, in order: ("status", 503) or ("delay", seconds).
         self.faults: list[tuple[str, float]] = []
         self.ids = itertools.count(1_000_000_001)
-        self.server = ThreadingHTTPServer((host, port), self._handler())
-        self.server.daemon_threads = True
+        self.server = _Server((host, port), self._handler())
         self.thread: threading.Thread | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
