@@ -25,6 +25,7 @@ during which broadcasts are skipped with a warning instead of each request waiti
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -143,10 +144,24 @@ def _send(groups: list[str], payload: dict) -> None:
         for group, message in messages:
             await layer.group_send(group, {"type": "event", "event": message})
 
+    def deliver() -> None:
+        try:
+            async_to_sync(send_all)()
+        except Exception:  # noqa: BLE001 — a broadcast must never undo or fail a committed change
+            log.exception(
+                "broadcast of %s failed; screens will catch up on reconnect", payload["type"]
+            )
+
     try:
-        async_to_sync(send_all)()
-    except Exception:  # noqa: BLE001 — a broadcast must never undo or fail a committed change
-        log.exception("broadcast of %s failed; screens will catch up on reconnect", payload["type"])
+        asyncio.get_running_loop()
+    except RuntimeError:
+        deliver()  # the usual case: a sync view, command or test
+    else:
+        # Sync code running in an event loop's thread (allowed by DJANGO_ALLOW_ASYNC_UNSAFE,
+        # e.g. under Playwright's sync API) cannot use async_to_sync: deliver from a thread.
+        helper = threading.Thread(target=deliver, name="events-send")
+        helper.start()
+        helper.join(timeout=10)
 
 
 # --- sequence numbers ---------------------------------------------------------------------

@@ -1,0 +1,110 @@
+"""The TV display and a customer's phone in a real Chromium, against a real Daphne.
+
+The operator's calls are made through the queue domain from the test (the panel's own browser
+test covers the panel); they reach the pages through Redis and the Daphne process.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests import daphne_server
+from tests.conftest import REQUIRE_SERVERS, make_device, queued_ticket
+from tickets.queue import call_next, reannounce
+
+CHROMIUM = "/usr/bin/chromium"
+daphne = daphne_server.daphne
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.postgres,
+    pytest.mark.redis,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists() and not REQUIRE_SERVERS,
+        reason=f"needs Chromium at {CHROMIUM} (apt-get install chromium)",
+    ),
+]
+
+# Playwright's sync API makes Django think it is inside an event loop.
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            # As the TV's kiosk browser is launched: sound without a tap.
+            "--autoplay-policy=no-user-gesture-required",
+        ],
+    }
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args):
+    return {**browser_context_args, "locale": "pt-BR"}
+
+
+def errors_of(page) -> list[str]:
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+    return problems
+
+
+def test_the_display_shows_and_announces_calls_in_order(page, daphne, tenant, cryo, boots):
+    cabin = make_device(tenant, "Cabine 1", [cryo], location="Sala 2")
+    chair = make_device(tenant, "Bota 1", [boots], location="Sala 3")
+    first = queued_ticket(tenant, [cryo], customer_name="Joana Prado")
+    second = queued_ticket(tenant, [boots], customer_name="Pedro Lima")
+    problems = errors_of(page)
+    page.goto(f"http://{daphne}/t/{tenant.slug}/display/")
+    page.wait_for_selector("body[data-live='open']")
+
+    call_next(cryo, cabin)
+    line = call_next(boots, chair)  # right after: both must be heard, in order
+
+    page.wait_for_selector(f".call-number:text('{second.number}')")
+    assert page.locator(".now .call-number").all_inner_texts() == [second.number, first.number]
+    page.wait_for_function("window.totemDisplay.announced.length >= 2", timeout=30000)
+    reannounce(tenant, line.id)
+    page.wait_for_function("window.totemDisplay.announced.length >= 3", timeout=30000)
+    assert page.evaluate("window.totemDisplay.announced") == [
+        f"Senha {' '.join(first.number)}, Crioterapia, Sala 2",
+        f"Senha {' '.join(second.number)}, Bota de compressão, Sala 3",
+        f"Senha {' '.join(second.number)}, Bota de compressão, Sala 3",
+    ]
+    html = page.content()
+    assert "Joana" not in html and "Pedro" not in html
+    assert "Bota de compressão" in page.locator(".queues").inner_text()
+    assert problems == []
+
+
+def test_the_customers_phone_says_your_turn_when_called(page, daphne, tenant, cryo):
+    cabin = make_device(tenant, "Cabine 1", [cryo], location="Sala 2")
+    queued_ticket(tenant, [cryo])
+    ticket = queued_ticket(tenant, [cryo])
+    problems = errors_of(page)
+    page.goto(f"http://{daphne}/t/{tenant.slug}/senha/{ticket.token}/")
+    page.wait_for_selector("body[data-live='open']")
+    assert "Posição 2 na fila" in page.locator("#ticket-status").inner_text()
+
+    call_next(cryo, cabin)  # the customer ahead: this one moves up
+    page.wait_for_selector("text=Você é o próximo")
+    call_next(cryo, make_device(tenant, "Cabine 2", [cryo], location="Sala 4"))
+
+    page.wait_for_selector(".your-turn")
+    assert "Sala 4" in page.locator(".your-turn").inner_text()
+    assert page.title().startswith("Sua vez!")
+    assert problems == []
