@@ -27,7 +27,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
@@ -315,8 +315,8 @@ def pair(request: HttpRequest, slug: str) -> HttpResponse:
         except PairingError as refused:
             form.add_error("code", str(refused))
         else:
-            if pairing.equipment.kind != Kind.KIOSK and next_url == default:
-                next_url = "/"
+            if pairing.equipment.kind == Kind.DISPLAY and next_url == default:
+                next_url = _display_url(slug)
             response = redirect(next_url)
             pair_response(response, request, pairing)
             return response
@@ -330,6 +330,14 @@ def pair(request: HttpRequest, slug: str) -> HttpResponse:
             "already": paired_device(request, tenant, Kind.KIOSK),
         },
     )
+
+
+def _display_url(slug: str) -> str:
+    # The display's page belongs to the real-time screens (totem/urls.py, name "display").
+    try:
+        return reverse("display", args=[slug])
+    except NoReverseMatch:
+        return "/"
 
 
 # --- the screens ----------------------------------------------------------------------------
