@@ -40,6 +40,7 @@ from payments.providers import (
     provider_for_method,
 )
 from payments.receipts import create_receipt
+from tenants import audit, webhooks
 from tenants.access import has_role
 from tenants.models import Role, Tenant
 from tickets import events, queue
@@ -294,6 +295,7 @@ def _apply_locked(
             needs_attention=True,
             attention_note=session.attention_note,
         )
+        webhooks.enqueue(session.tenant_id, "payment.refunded", webhooks.payment_payload(session))
         _publish(session, ticket)
         return Out.UPDATED, remote.provider_status
     return Out.DUPLICATE, f"{remote.provider_status} changes nothing"
@@ -351,6 +353,7 @@ def _confirm(ticket: Ticket, session: PaymentSession, *, user, reason: str, **ch
     change_session_status(session, S.PAID, user=user, reason=reason, **changes)
     queue.mark_paid(ticket, user=user, reason=reason)
     create_receipt(session)
+    webhooks.enqueue(session.tenant_id, "payment.paid", webhooks.payment_payload(session))
     _publish(session, ticket)
 
 
@@ -376,6 +379,7 @@ def refund_late_payment(tenant: Tenant, session_id: int) -> PaymentSession:
             needs_attention=True,
             attention_note=session.attention_note,
         )
+        webhooks.enqueue(tenant, "payment.refunded", webhooks.payment_payload(session))
         _publish(session, ticket)
     return session
 
@@ -428,6 +432,13 @@ def confirm_cash(tenant: Tenant, session_id: int, user, amount_received) -> Paym
             confirmed_by=user,
             amount_received=received,
         )
+        audit.record(
+            "payment_confirmed",
+            tenant=tenant,
+            user=user,
+            entity=session,
+            data={"ticket": ticket.number, "method": session.method, "amount": session.amount},
+        )
     return session
 
 
@@ -439,6 +450,13 @@ def confirm_static_pix(tenant: Tenant, session_id: int, user) -> PaymentSession:
         _operator_confirmable(ticket, session, Provider.PIX_STATIC)
         _confirm(
             ticket, session, user=user, reason=_("PIX seen in the bank app"), confirmed_by=user
+        )
+        audit.record(
+            "payment_confirmed",
+            tenant=tenant,
+            user=user,
+            entity=session,
+            data={"ticket": ticket.number, "method": session.method, "amount": session.amount},
         )
     return session
 
@@ -508,6 +526,14 @@ def refund(tenant: Tenant, session_id: int, user, reason: str) -> PaymentSession
             refunded_by=user,
             refund_reason=reason[:200],
             refund_external_id=refund_id,
+        )
+        webhooks.enqueue(tenant, "payment.refunded", webhooks.payment_payload(session))
+        audit.record(
+            "payment_refunded",
+            tenant=tenant,
+            user=user,
+            entity=session,
+            data={"ticket": ticket.number, "amount": session.amount, "reason": reason},
         )
         served = ticket.lines.filter(status__in=SERVED).exists()
         if not served and ticket.status not in (T.COMPLETED, T.CANCELLED):

@@ -59,7 +59,7 @@ def test_expire_tickets_cancels_unpaid_tickets_and_returns_their_stock(tenant, c
     Ticket.objects.filter(pk=ticket.pk).update(created_at=timezone.now() - timedelta(minutes=16))
     recent = make_ticket(tenant, [cryo])
 
-    assert "1 unpaid cancelled" in run("expire_tickets")
+    assert "1 unpaid ticket(s) or payment session(s) cancelled" in run("expire_tickets")
     ticket.refresh_from_db()
     towel.refresh_from_db()
     assert ticket.status == "cancelled" and towel.stock == 2

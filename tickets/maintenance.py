@@ -15,6 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from payments.sessions import expire_pending_sessions
 from tenants.models import Tenant
 from tickets import queue
 from tickets.errors import DomainError
@@ -41,6 +42,10 @@ def expire(now: datetime | None = None) -> Counter:
     """One pass of expiry over every tenant; returns counts by what was done."""
     now = now or timezone.now()
     done: Counter = Counter()
+    # Unpaid tickets and their payment sessions, in payments' one place for it: each session
+    # is looked up at its provider before it is cancelled, so a payment made at the last
+    # second confirms its ticket instead of losing the money; extras go back to stock.
+    done["unpaid_cancelled"] += expire_pending_sessions(now)
     for tenant in live_tenants():
         done += expire_tenant(tenant, now)
     return done
@@ -68,18 +73,6 @@ def expire_tenant(tenant: Tenant, now: datetime) -> Counter:
     for ticket_id in stale.values_list("id", flat=True):
         if queue.expire_ticket(tenant, ticket_id, reason=_("waited past the expiry age")):
             done["expired"] += 1
-    # Tickets never paid: cancelled, their extras back in stock.
-    unpaid = Ticket.objects.filter(
-        tenant=tenant,
-        status=T.PENDING_PAYMENT,
-        created_at__lt=now - timedelta(minutes=tenant.payment_timeout_minutes),
-    )
-    for ticket_id in unpaid.values_list("id", flat=True):
-        try:
-            queue.cancel_ticket(tenant, ticket_id, reason=_("payment not completed in time"))
-            done["unpaid_cancelled"] += 1
-        except DomainError:
-            done["skipped"] += 1  # paid at the last second: the payment won
     return done
 
 

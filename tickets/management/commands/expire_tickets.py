@@ -19,6 +19,6 @@ class Command(BaseCommand):
         self.stdout.write(
             "expire_tickets: "
             f"{done['no_show']} no-show(s), {done['expired']} expired, "
-            f"{done['unpaid_cancelled']} unpaid cancelled, "
+            f"{done['unpaid_cancelled']} unpaid ticket(s) or payment session(s) cancelled, "
             f"{done['skipped']} skipped (changed meanwhile)"
         )
