@@ -10,9 +10,11 @@ import os
 from pathlib import Path
 
 import pytest
+from channels.layers import get_channel_layer
 
 from tests import daphne_server
 from tests.conftest import REQUIRE_SERVERS, make_device, queued_ticket
+from tickets import events
 from tickets.queue import call_next, reannounce
 
 CHROMIUM = "/usr/bin/chromium"
@@ -108,3 +110,28 @@ def test_the_customers_phone_says_your_turn_when_called(page, daphne, tenant, cr
     assert "Sala 4" in page.locator(".your-turn").inner_text()
     assert page.title().startswith("Sua vez!")
     assert problems == []
+
+
+def test_a_call_lost_on_the_way_is_still_announced_when_the_display_sees_the_gap(
+    page, daphne, tenant, cryo, monkeypatch
+):
+    cabin = make_device(tenant, "Cabine 1", [cryo], location="Sala 2")
+    ticket = queued_ticket(tenant, [cryo])
+    page.goto(f"http://{daphne}/t/{tenant.slug}/display/")
+    page.wait_for_selector("body[data-live='open']")
+    layer = get_channel_layer()
+
+    async def lost(group, message):
+        return None
+
+    with monkeypatch.context() as patch:
+        patch.setattr(layer, "group_send", lost)  # numbered, then dropped: as Redis may
+        call_next(cryo, cabin)
+    page.wait_for_timeout(500)
+    assert page.evaluate("window.totemDisplay.announced") == []
+    events.publish("queue_update", tenant_id=tenant.id, service_id=cryo.id)  # shows the gap
+
+    page.wait_for_function("window.totemDisplay.announced.length >= 1", timeout=15000)
+    assert page.evaluate("window.totemDisplay.announced") == [
+        f"Senha {' '.join(ticket.number)}, Crioterapia, Sala 2"
+    ]

@@ -11,6 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
@@ -59,6 +60,11 @@ def board(tenant: Tenant, services: list[Service]) -> dict:
         .order_by("-called_at")
     )
     current = list(today.filter(status=LineStatus.CALLED)[:CURRENT_CALLS])
+    now = timezone.now()
+    for line in current:
+        # Seconds since the call, by the server's clock: a display that missed the event (a
+        # Wi-Fi blip, a lost message) still announces a call this recent when it re-reads.
+        line.age = int((now - line.called_at).total_seconds())
     last = list(today.exclude(pk__in=[line.pk for line in current])[:LAST_CALLS])
     return {
         "current": current,

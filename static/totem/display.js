@@ -13,6 +13,7 @@
   const caption = document.getElementById("caption");
   const soundButton = document.getElementById("sound-on");
   const startedAt = Date.now();
+  const RECENT_SECONDS = 90;
   const pending = [];
   const heard = new Set();
   const announced = [];
@@ -36,6 +37,7 @@
       });
       if (response.ok) {
         board.innerHTML = await response.text();
+        catchUp();
         highlight();
       }
     } catch (error) {
@@ -49,6 +51,32 @@
     }
   }
   const refreshSoon = window.Totem.live.debounce(refresh, 250);
+
+  // Calls on the board that no event announced: missed while offline or lost on the way
+  // (the sequence gap that triggered this re-read). Announced if recent, oldest first. The
+  // first read of the page only takes note: a TV switched on does not replay the morning.
+  let primed = false;
+  function catchUp() {
+    const cards = Array.from(board.querySelectorAll(".call[data-line]"));
+    const missed = [];
+    for (const card of cards) {
+      const event = {
+        line_id: Number(card.dataset.line),
+        call_count: Number(card.dataset.calls),
+        number: card.dataset.number,
+        service: card.dataset.service,
+        room: card.dataset.room,
+      };
+      const key = event.line_id + ":" + event.call_count;
+      if (!primed) heard.add(key);
+      else if (!heard.has(key) && Number(card.dataset.age) <= RECENT_SECONDS) {
+        missed.push([Number(card.dataset.age), event]);
+      }
+    }
+    primed = true;
+    missed.sort((a, b) => b[0] - a[0]);
+    for (const [, event] of missed) announce(event);
+  }
 
   function highlight() {
     for (const card of board.querySelectorAll(".call.flash")) card.classList.remove("flash");
