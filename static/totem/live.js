@@ -22,7 +22,8 @@
  * either option, the whole tenant) and, on every event, on every reconnect and on a lost
  * event, fires `queue-changed` on document.body (debounced 150 ms), so partials declared with
  * hx-trigger="queue-changed from:body" re-fetch themselves. It plays Totem.sound.soft() when
- * a ticket enters one of the station's queues and re-dispatches each event as a
+ * a ticket enters one of the station's queues, Totem.sound.alert() when a called customer of
+ * those services is marked a no-show, and re-dispatches each event as a
  * `totem:event` DOM event (detail = the event) for anything else the panel wants to do.
  */
 (function () {
@@ -200,6 +201,8 @@
       onEvent(event) {
         changed({ event });
         if (opts.sound && enteredQueue(event)) blip();
+        // A called customer who never came (the no-show timeout or the last re-call).
+        if (opts.sound && event.status === "no_show" && Totem.sound) Totem.sound.alert();
         document.dispatchEvent(new CustomEvent("totem:event", { detail: event }));
       },
       onResync(reason) {
