@@ -25,16 +25,23 @@ venv: $(VENV)/.installed
 
 run: venv
 	$(PY) manage.py migrate --no-input
-	$(PY) manage.py compilemessages --ignore=.venv >/dev/null 2>&1 || true
 	$(PY) manage.py seed_demo
-	@echo ""
-	@echo "  Totem is running on http://$(HOST):$(PORT)/"
-	@echo "  Kiosk:          http://$(HOST):$(PORT)/t/demo/totem/"
-	@echo "  Operator panel: http://$(HOST):$(PORT)/t/demo/painel/   (operator / demo-operator)"
-	@echo "  Display (TV):   http://$(HOST):$(PORT)/t/demo/display/"
-	@echo "  Admin:          http://$(HOST):$(PORT)/admin/           (admin / demo-admin, manager / demo-manager)"
-	@echo ""
-	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) config.asgi:application
+	@KIOSK_CODE=$$($(PY) manage.py pairing_code demo kiosk --minutes 720) && \
+	TV_CODE=$$($(PY) manage.py pairing_code demo display --minutes 720) && \
+	echo "" && \
+	echo "  Totem is running on http://$(HOST):$(PORT)/" && \
+	echo "  Kiosk:          http://$(HOST):$(PORT)/t/demo/totem/     pairing code $$KIOSK_CODE" && \
+	echo "  Operator panel: http://$(HOST):$(PORT)/t/demo/painel/    operator / demo-operator" && \
+	echo "  Display (TV):   http://$(HOST):$(PORT)/t/demo/display/   pairing code $$TV_CODE" && \
+	echo "  Dashboard:      http://$(HOST):$(PORT)/t/demo/gestao/    manager / demo-manager" && \
+	echo "  Admin:          http://$(HOST):$(PORT)/admin/            admin / demo-admin" && \
+	echo "  Printed tickets go to var/printer-demo.bin; payments go to a fake MercadoPago on :8001." && \
+	echo "  (Pairing codes last 12 hours; make one later with: .venv/bin/python manage.py pairing_code demo kiosk)" && \
+	echo ""
+	@$(PY) manage.py run_fake_mercadopago --port 8001 --app-url http://$(HOST):$(PORT) --tenant demo & FAKE=$$!; \
+	$(PY) manage.py run_printer_spooler & SPOOLER=$$!; \
+	trap 'kill $$FAKE $$SPOOLER 2>/dev/null' EXIT INT TERM; \
+	MERCADOPAGO_BASE_URL=http://127.0.0.1:8001 $(VENV)/bin/daphne -b $(HOST) -p $(PORT) config.asgi:application
 
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -176,3 +176,15 @@ MERCADOPAGO_WEBHOOK_TOLERANCE = env.int("MERCADOPAGO_WEBHOOK_TOLERANCE", default
 # Where customers reach this installation: the QR code on a printed ticket points here
 # (`<PUBLIC_BASE_URL>/t/<slug>/senha/<token>/`), so it must be the address phones can open.
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+
+# Prometheus scrapes /metrics with `Authorization: Bearer <METRICS_TOKEN>`; empty turns it off.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
+# Kiosk timing, in seconds: idle before going back to welcome (with a warning shown for the
+# last KIOSK_IDLE_WARNING_SECONDS), while a PIX or card payment waits, on the ticket screen,
+# and on the error screen.
+KIOSK_IDLE_SECONDS = env.int("KIOSK_IDLE_SECONDS", default=120)
+KIOSK_IDLE_WARNING_SECONDS = env.int("KIOSK_IDLE_WARNING_SECONDS", default=30)
+KIOSK_PAYMENT_IDLE_SECONDS = env.int("KIOSK_PAYMENT_IDLE_SECONDS", default=300)
+KIOSK_DONE_SECONDS = env.int("KIOSK_DONE_SECONDS", default=40)
+KIOSK_ERROR_SECONDS = env.int("KIOSK_ERROR_SECONDS", default=15)

@@ -13,7 +13,6 @@ next one: Prometheus reads that as a counter reset, as after a restart, so `incr
 from __future__ import annotations
 
 import hmac
-import os
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import timedelta
@@ -36,7 +35,7 @@ SEEN_RECENTLY = timedelta(minutes=2)
 
 
 def metrics_token() -> str:
-    return getattr(settings, "METRICS_TOKEN", "") or os.environ.get("METRICS_TOKEN", "")
+    return settings.METRICS_TOKEN
 
 
 def escape(value: object) -> str:

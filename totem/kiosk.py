@@ -77,15 +77,15 @@ def idle_settings(screen: str = "step") -> dict[str, int]:
     cash) go back sooner and cancel nothing. Tests shorten them through settings.
     """
     if screen == "final":
-        return {"idle_seconds": getattr(settings, "KIOSK_DONE_SECONDS", 40), "warning_seconds": 0}
-    warning = getattr(settings, "KIOSK_IDLE_WARNING_SECONDS", 30)
+        return {"idle_seconds": settings.KIOSK_DONE_SECONDS, "warning_seconds": 0}
+    warning = settings.KIOSK_IDLE_WARNING_SECONDS
     if screen == "payment":
         return {
-            "idle_seconds": getattr(settings, "KIOSK_PAYMENT_IDLE_SECONDS", 300),
+            "idle_seconds": settings.KIOSK_PAYMENT_IDLE_SECONDS,
             "warning_seconds": warning,
         }
     return {
-        "idle_seconds": getattr(settings, "KIOSK_IDLE_SECONDS", 120),
+        "idle_seconds": settings.KIOSK_IDLE_SECONDS,
         "warning_seconds": warning,
     }
 
@@ -117,7 +117,7 @@ def kiosk_errors(view: Callable) -> Callable:
 def _error_context(slug: str) -> dict:
     return {
         "home_url": reverse("kiosk_welcome", args=[slug]),
-        "return_seconds": getattr(settings, "KIOSK_ERROR_SECONDS", 15),
+        "return_seconds": settings.KIOSK_ERROR_SECONDS,
     }
 
 
