@@ -14,6 +14,7 @@ from channels.layers import get_channel_layer
 
 from tests import daphne_server
 from tests.conftest import REQUIRE_SERVERS, make_device, queued_ticket
+from tests.test_realtime import pair_display
 from tickets import events
 from tickets.queue import call_next, reannounce
 
@@ -58,6 +59,19 @@ def browser_context_args(browser_context_args):
     return {**browser_context_args, "locale": "pt-BR"}
 
 
+def open_display(page, daphne: str, tenant) -> None:
+    """The display page in a browser paired as the tenant's TV, once its socket is live."""
+    cookies = pair_display(tenant)
+    page.context.add_cookies(
+        [
+            {"name": name, "value": value, "url": f"http://{daphne}"}
+            for name, value in cookies.items()
+        ]
+    )
+    page.goto(f"http://{daphne}/t/{tenant.slug}/display/")
+    page.wait_for_selector("body[data-live='open']")
+
+
 def errors_of(page) -> list[str]:
     problems: list[str] = []
     page.on("pageerror", lambda error: problems.append(str(error)))
@@ -71,8 +85,7 @@ def test_the_display_shows_and_announces_calls_in_order(page, daphne, tenant, cr
     first = queued_ticket(tenant, [cryo], customer_name="Joana Prado")
     second = queued_ticket(tenant, [boots], customer_name="Pedro Lima")
     problems = errors_of(page)
-    page.goto(f"http://{daphne}/t/{tenant.slug}/display/")
-    page.wait_for_selector("body[data-live='open']")
+    open_display(page, daphne, tenant)
 
     call_next(cryo, cabin)
     line = call_next(boots, chair)  # right after: both must be heard, in order
@@ -117,8 +130,7 @@ def test_a_call_lost_on_the_way_is_still_announced_when_the_display_sees_the_gap
 ):
     cabin = make_device(tenant, "Cabine 1", [cryo], location="Sala 2")
     ticket = queued_ticket(tenant, [cryo])
-    page.goto(f"http://{daphne}/t/{tenant.slug}/display/")
-    page.wait_for_selector("body[data-live='open']")
+    open_display(page, daphne, tenant)
     layer = get_channel_layer()
 
     async def lost(group, message):

@@ -16,6 +16,7 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.db import connections, transaction
 from django.test import Client
+from django.utils import timezone
 
 from config.asgi import application
 from tests import daphne_server
@@ -29,10 +30,13 @@ two_daphnes = daphne_server.two_daphnes
 realtime = pytest.mark.django_db(transaction=True)
 
 
-async def open_socket(path: str, *, origin=ORIGIN, cookie: str = ""):
+async def open_socket(path: str, *, origin=ORIGIN, cookie: str = "", cookies=None):
     headers = [origin] if origin else []
+    jar = dict(cookies or {})
     if cookie:
-        headers.append((b"cookie", f"sessionid={cookie}".encode()))
+        jar["sessionid"] = cookie
+    if jar:
+        headers.append((b"cookie", cookie_header(jar).encode()))
     socket = WebsocketCommunicator(application, path, headers=headers)
     connected, _ = await socket.connect()
     return socket, connected
@@ -62,6 +66,12 @@ def room(tenant, cryo):
 
 
 @pytest.fixture
+def tv(tenant) -> dict[str, str]:
+    """The cookies of a browser paired as the tenant's display."""
+    return pair_display(tenant)
+
+
+@pytest.fixture
 def boots_room(tenant, boots):
     return make_device(tenant, "Bota 1", [boots], location="Sala 3")
 
@@ -74,6 +84,26 @@ def _close_worker_connections():
     SyncToAsync.single_thread_executor.submit(connections.close_all).result()
 
 
+def pair_display(tenant) -> dict[str, str]:
+    """Cookies of a browser paired as one of `tenant`'s displays (as the pairing page leaves)."""
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    from equipment.models import Kind
+    from totem.models import PairingCode
+    from totem.pairing import pair_response, redeem
+
+    device = make_device(tenant, "TV da recepção", kind=Kind.DISPLAY)
+    pairing = redeem(tenant, PairingCode.objects.create(tenant=tenant, equipment=device).code)
+    response = HttpResponse()
+    pair_response(response, RequestFactory().get("/"), pairing)
+    return {name: morsel.value for name, morsel in response.cookies.items()}
+
+
+def cookie_header(cookies: dict[str, str]) -> str:
+    return "; ".join(f"{name}={value}" for name, value in cookies.items())
+
+
 def session_of(user) -> str:
     client = Client()
     client.force_login(user)
@@ -84,9 +114,9 @@ def session_of(user) -> str:
 
 
 @realtime
-async def test_the_display_hears_a_call_with_its_service_and_room(tenant, cryo, room):
+async def test_the_display_hears_a_call_with_its_service_and_room(tenant, cryo, room, tv):
     ticket = await database_sync_to_async(queued_ticket)(tenant, [cryo])
-    socket, seqs = await greeted(f"/ws/t/{tenant.slug}/display/")
+    socket, seqs = await greeted(f"/ws/t/{tenant.slug}/display/", cookies=tv)
     group = events.tenant_group(tenant.id)
 
     await database_sync_to_async(call_next)(cryo, room)
@@ -103,9 +133,9 @@ async def test_the_display_hears_a_call_with_its_service_and_room(tenant, cryo, 
 
 
 @realtime
-async def test_the_display_numbers_its_events_one_after_another(tenant, cryo, room):
+async def test_the_display_numbers_its_events_one_after_another(tenant, cryo, room, tv):
     await database_sync_to_async(queued_ticket)(tenant, [cryo])
-    socket, seqs = await greeted(f"/ws/t/{tenant.slug}/display/")
+    socket, seqs = await greeted(f"/ws/t/{tenant.slug}/display/", cookies=tv)
     group = events.tenant_group(tenant.id)
 
     await database_sync_to_async(call_next)(cryo, room)
@@ -118,10 +148,12 @@ async def test_the_display_numbers_its_events_one_after_another(tenant, cryo, ro
 
 
 @realtime
-async def test_a_display_of_some_services_hears_only_those(tenant, cryo, boots, room, boots_room):
+async def test_a_display_of_some_services_hears_only_those(
+    tenant, cryo, boots, room, boots_room, tv
+):
     await database_sync_to_async(queued_ticket)(tenant, [cryo])
     await database_sync_to_async(queued_ticket)(tenant, [boots])
-    socket, seqs = await greeted(f"/ws/t/{tenant.slug}/display/?services={boots.id}")
+    socket, seqs = await greeted(f"/ws/t/{tenant.slug}/display/?services={boots.id}", cookies=tv)
     assert list(seqs) == [events.service_group(tenant.id, boots.id)]
 
     await database_sync_to_async(call_next)(cryo, room)
@@ -134,33 +166,54 @@ async def test_a_display_of_some_services_hears_only_those(tenant, cryo, boots, 
 
 @realtime
 async def test_a_display_is_refused_for_an_unknown_tenant_or_another_tenants_service(
-    tenant, other_tenant, cryo
+    tenant, other_tenant, cryo, tv
 ):
     theirs = await database_sync_to_async(make_service)(other_tenant)
 
-    assert not (await open_socket("/ws/t/nowhere/display/"))[1]
-    assert not (await open_socket(f"/ws/t/{tenant.slug}/display/?services={theirs.id}"))[1]
-    assert not (await open_socket(f"/ws/t/{tenant.slug}/display/?services=x"))[1]
-    socket, connected = await open_socket(f"/ws/t/{tenant.slug}/display/?services={cryo.id}")
+    assert not (await open_socket("/ws/t/nowhere/display/", cookies=tv))[1]
+    path = f"/ws/t/{tenant.slug}/display/"
+    assert not (await open_socket(f"{path}?services={theirs.id}", cookies=tv))[1]
+    assert not (await open_socket(f"{path}?services=x", cookies=tv))[1]
+    socket, connected = await open_socket(f"{path}?services={cryo.id}", cookies=tv)
     assert connected
     await socket.disconnect()
 
 
 @realtime
-async def test_only_sockets_opened_from_this_site_are_accepted(tenant):
+async def test_the_display_socket_needs_a_browser_paired_as_a_display_of_the_tenant(
+    tenant, other_tenant, tv
+):
+    from totem.models import PairingCode
+
+    theirs = await database_sync_to_async(pair_display)(other_tenant)
     path = f"/ws/t/{tenant.slug}/display/"
 
-    assert not (await open_socket(path, origin=(b"origin", b"http://evil.example")))[1]
-    assert not (await open_socket(path, origin=None))[1]
-    socket, connected = await open_socket(path)
+    assert not (await open_socket(path))[1]
+    assert not (await open_socket(path, cookies=theirs))[1]
+    assert not (await open_socket(path, cookies={"totem_display": "forged"}))[1]
+    socket, connected = await open_socket(path, cookies=tv)
+    assert connected
+    await socket.disconnect()
+    await PairingCode.objects.filter(tenant=tenant).aupdate(revoked_at=timezone.now())
+    assert not (await open_socket(path, cookies=tv))[1]
+
+
+@realtime
+async def test_only_sockets_opened_from_this_site_are_accepted(tenant, tv):
+    path = f"/ws/t/{tenant.slug}/display/"
+
+    evil = (b"origin", b"http://evil.example")
+    assert not (await open_socket(path, origin=evil, cookies=tv))[1]
+    assert not (await open_socket(path, origin=None, cookies=tv))[1]
+    socket, connected = await open_socket(path, cookies=tv)
     assert connected
     await socket.disconnect()
 
 
 @realtime
-async def test_public_sockets_never_carry_personal_data(tenant, cryo, alice):
+async def test_public_sockets_never_carry_personal_data(tenant, cryo, alice, tv):
     ticket = await database_sync_to_async(queued_ticket)(tenant, [cryo], cpf="529.982.247-25")
-    display, _ = await greeted(f"/ws/t/{tenant.slug}/display/")
+    display, _ = await greeted(f"/ws/t/{tenant.slug}/display/", cookies=tv)
     phone, _ = await greeted(f"/ws/t/{tenant.slug}/senha/{ticket.token}/")
     cookie = await database_sync_to_async(session_of)(alice)
     panel, _ = await greeted(f"/ws/t/{tenant.slug}/panel/", cookie=cookie)
@@ -183,8 +236,8 @@ async def test_public_sockets_never_carry_personal_data(tenant, cryo, alice):
 
 
 @realtime
-async def test_the_display_answers_a_ping_and_ignores_anything_else(tenant):
-    socket, _ = await greeted(f"/ws/t/{tenant.slug}/display/")
+async def test_the_display_answers_a_ping_and_ignores_anything_else(tenant, tv):
+    socket, _ = await greeted(f"/ws/t/{tenant.slug}/display/", cookies=tv)
     await socket.send_to(text_data="not json at all")
     await socket.send_json_to({"type": "ping"})
     assert await socket.receive_json_from(timeout=3) == {"type": "pong"}
@@ -263,11 +316,11 @@ async def test_the_customers_phone_learns_its_ticket_is_called(tenant, cryo, roo
 
 @realtime
 async def test_events_wait_for_the_commit_and_never_leave_a_rolled_back_transaction(
-    tenant, cryo, room
+    tenant, cryo, room, tv
 ):
     first = await database_sync_to_async(queued_ticket)(tenant, [cryo])
     second = await database_sync_to_async(queued_ticket)(tenant, [cryo])
-    socket, _ = await greeted(f"/ws/t/{tenant.slug}/display/")
+    socket, _ = await greeted(f"/ws/t/{tenant.slug}/display/", cookies=tv)
 
     def call_then_roll_back():
         with pytest.raises(RuntimeError), transaction.atomic():
@@ -343,6 +396,8 @@ def test_the_display_shows_calls_and_queues_without_any_personal_data(
     queued_ticket(tenant, [cryo, boots], customer_name="Pedro Lima")
     call_next(cryo, room)
 
+    for name, value in pair_display(tenant).items():
+        client.cookies[name] = value
     page = client.get(f"/t/{tenant.slug}/display/")
     state = client.get(f"/t/{tenant.slug}/display/state/", headers={"HX-Request": "true"})
 
@@ -358,6 +413,8 @@ def test_the_display_shows_calls_and_queues_without_any_personal_data(
 
 
 def test_the_display_of_an_unknown_tenant_or_unknown_services_is_an_error(client, tenant):
+    for name, value in pair_display(tenant).items():
+        client.cookies[name] = value
     assert client.get("/t/nowhere/display/").status_code == 404
     assert client.get(f"/t/{tenant.slug}/display/?services=999").status_code == 400
     assert client.get(f"/t/{tenant.slug}/display/state/?services=x").status_code == 400
@@ -388,6 +445,14 @@ def test_the_ticket_page_says_your_turn_when_called(client, tenant, cryo, room):
     assert "<html" not in html
 
 
+def test_an_unpaired_browser_is_sent_to_pairing_and_its_board_reads_nothing(client, tenant):
+    page = client.get(f"/t/{tenant.slug}/display/")
+    state = client.get(f"/t/{tenant.slug}/display/state/", headers={"HX-Request": "true"})
+
+    assert page.status_code == 302 and "/totem/" in page["Location"]
+    assert state.status_code == 204 and state["HX-Redirect"]
+
+
 def test_a_ticket_page_needs_the_right_token_under_the_right_tenant(
     client, tenant, other_tenant, cryo
 ):
@@ -401,11 +466,15 @@ def test_a_ticket_page_needs_the_right_token_under_the_right_tenant(
 
 
 @contextmanager
-def display_client(address: str, slug: str):
-    """A `websockets` client connected to a Daphne process as a display, past its hello."""
+def display_client(address: str, slug: str, cookies: dict[str, str]):
+    """A `websockets` client connected to a Daphne process as a paired display, past its hello."""
     from websockets.sync.client import connect
 
-    with connect(f"ws://{address}/ws/t/{slug}/display/", origin=f"http://{address}") as client:
+    with connect(
+        f"ws://{address}/ws/t/{slug}/display/",
+        origin=f"http://{address}",
+        additional_headers={"Cookie": cookie_header(cookies)},
+    ) as client:
         hello = json.loads(client.recv(timeout=5))
         assert hello["type"] == "hello"
         yield client
@@ -434,12 +503,12 @@ def report(capsys, text: str) -> None:
 @pytest.mark.redis
 @realtime
 def test_a_display_on_daphne_hears_a_call_made_through_the_queue(
-    two_daphnes, tenant, cryo, room, capsys
+    two_daphnes, tenant, cryo, room, tv, capsys
 ):
     daphne = two_daphnes[0]
     ticket = queued_ticket(tenant, [cryo])
 
-    with display_client(daphne, tenant.slug) as client:
+    with display_client(daphne, tenant.slug, tv) as client:
         began = time.perf_counter()
         call_next(cryo, room)  # commits, then publishes through Redis
         called = wait_for(client, "ticket_called")
@@ -498,14 +567,14 @@ def panel_post(address: str, path: str, user, station) -> int:
 @pytest.mark.redis
 @realtime
 def test_a_call_made_in_the_panel_on_one_daphne_reaches_displays_on_both(
-    two_daphnes, tenant, cryo, room, alice, capsys
+    two_daphnes, tenant, cryo, room, alice, tv, capsys
 ):
     daphne, second_daphne = two_daphnes
     ticket = queued_ticket(tenant, [cryo])
 
     with (
-        display_client(daphne, tenant.slug) as here,
-        display_client(second_daphne, tenant.slug) as there,
+        display_client(daphne, tenant.slug, tv) as here,
+        display_client(second_daphne, tenant.slug, tv) as there,
     ):
         status = panel_post(
             daphne, f"/t/{tenant.slug}/painel/servico/{cryo.id}/chamar/", alice, room

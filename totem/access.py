@@ -1,15 +1,22 @@
-"""Who may watch a tenant's public display: one function for the page, its state and its socket.
+"""Who may watch a tenant's public display: one answer for its page, its state and its socket.
 
-Today any browser may (a TV needs no login). Device pairing will slot in here: it will look
-for the paired display's key in the session, which both HTTP requests and WebSocket scopes
-carry.
+A browser may when it is paired as one of the tenant's display devices (a one-time code typed
+on the TV, then a signed cookie: totem/pairing.py). Pages use `device_required(Kind.DISPLAY)`
+from there; the socket asks `display_device` with the cookies of its scope. Both end in
+`paired_device_from_cookies`, so revoking a pairing in admin stops the page and the socket.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from equipment.models import Equipment, Kind
 from tenants.models import Tenant
+from totem.pairing import paired_device_from_cookies
 
 
-def may_watch_display(tenant: Tenant, session) -> bool:
-    """Whether the browser holding `session` may see `tenant`'s display."""
-    return tenant.is_active and tenant.deleted_at is None
+def display_device(tenant: Tenant, cookies: Mapping[str, str]) -> Equipment | None:
+    """The display device of `tenant` these cookies were paired as, or None (blocking: DB)."""
+    if not tenant.is_active or tenant.deleted_at is not None:
+        return None
+    return paired_device_from_cookies(cookies, tenant, Kind.DISPLAY)

@@ -2,9 +2,9 @@
 
 Three sockets, one per kind of screen:
 
-- `ws/t/<slug>/display/` — the public display: read-only, no login (see
-  `totem.access.may_watch_display`). Joins the tenant's group, or with `?services=1,2` only
-  those services' groups.
+- `ws/t/<slug>/display/` — the public display: read-only, no login, but only from a browser
+  paired as one of the tenant's displays (`totem.access.display_device`). Joins the tenant's
+  group, or with `?services=1,2` only those services' groups.
 - `ws/t/<slug>/panel/` — the operator panel: members of the tenant only. With `?equipment=<id>`
   it joins the groups of the services that device runs, with `?services=…` those services,
   else the whole tenant.
@@ -30,7 +30,7 @@ from tenants.access import role_in
 from tenants.models import Tenant
 from tickets import events
 from tickets.models import Service, Ticket
-from totem.access import may_watch_display
+from totem.access import display_device
 
 # Close codes a client can tell apart (4000-4999 are the application's).
 REFUSED = 4403
@@ -93,8 +93,11 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
 
 @database_sync_to_async
-def _tenant(slug: str) -> Tenant | None:
-    return Tenant.objects.alive().filter(slug=slug, is_active=True).first()
+def _display_tenant(slug: str, cookies: dict) -> Tenant | None:
+    tenant = Tenant.objects.alive().filter(slug=slug, is_active=True).first()
+    if tenant is None or display_device(tenant, cookies) is None:
+        return None
+    return tenant
 
 
 @database_sync_to_async
@@ -109,8 +112,9 @@ def _service_ids(tenant: Tenant, wanted: list[int]) -> list[int]:
 
 class DisplayConsumer(LiveConsumer):
     async def resolve(self) -> list[str]:
-        tenant = await _tenant(self.scope["url_route"]["kwargs"]["slug"])
-        if tenant is None or not may_watch_display(tenant, self.scope.get("session")):
+        slug = self.scope["url_route"]["kwargs"]["slug"]
+        tenant = await _display_tenant(slug, self.scope.get("cookies", {}))
+        if tenant is None:
             return []
         wanted = self.query_ids("services")
         if wanted is None:

@@ -1,13 +1,14 @@
 """The public screens that follow the queue live: the TV display and a ticket's own page.
 
-Both render server-side and re-read themselves through a partial (`display/state/`, or the
+The display is for browsers paired as one of the tenant's displays (a code typed once on the
+TV: totem/pairing.py); a ticket's page needs only its unguessable token. Both render
+server-side and re-read themselves through a partial (`display/state/`, or the
 ticket page asked by HTMX) when their socket says something changed, reconnects, or loses an
 event (totem/consumers.py, static/totem/live.js).
 """
 
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -15,22 +16,15 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
+from equipment.models import Kind
 from tenants.access import get_tenant
 from tenants.models import Tenant
 from tickets.models import LineStatus, Service, Ticket, TicketService, TicketStatus
 from tickets.queue import place_of, service_stats
-from totem.access import may_watch_display
+from totem.pairing import device_required
 
 CURRENT_CALLS = 4
 LAST_CALLS = 6
-
-
-def _display_tenant(request: HttpRequest, slug: str) -> Tenant:
-    """The tenant whose display this browser may watch, or 404/403 (pairing slots in here)."""
-    tenant = get_tenant(slug)
-    if not may_watch_display(tenant, request.session):
-        raise PermissionDenied
-    return tenant
 
 
 def _chosen_services(request: HttpRequest, tenant: Tenant) -> list[Service] | None:
@@ -74,8 +68,9 @@ def board(tenant: Tenant, services: list[Service]) -> dict:
 
 
 @require_GET
+@device_required(Kind.DISPLAY)
 def display(request: HttpRequest, slug: str) -> HttpResponse:
-    tenant = _display_tenant(request, slug)
+    tenant = request.tenant
     services = _chosen_services(request, tenant)
     if services is None:
         return HttpResponseBadRequest(_("Unknown services for this display."))
@@ -97,8 +92,9 @@ def display(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @require_GET
+@device_required(Kind.DISPLAY)
 def display_state(request: HttpRequest, slug: str) -> HttpResponse:
-    tenant = _display_tenant(request, slug)
+    tenant = request.tenant
     services = _chosen_services(request, tenant)
     if services is None:
         return HttpResponseBadRequest(_("Unknown services for this display."))

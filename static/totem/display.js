@@ -35,6 +35,12 @@
         headers: { "HX-Request": "true" },
         cache: "no-store",
       });
+      const unpaired = response.headers.get("HX-Redirect");
+      if (unpaired) {
+        // The pairing was revoked: this screen goes back to the pairing page.
+        location.href = unpaired;
+        return;
+      }
       if (response.ok) {
         board.innerHTML = await response.text();
         catchUp();
