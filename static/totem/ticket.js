@@ -39,8 +39,12 @@
 
   window.Totem.live.connect(config.socket, {
     onEvent(event) {
-      if (event.type === "ticket_called" && event.ticket_id === config.ticket) yourTurn(event);
-      refreshSoon();
+      const mine = event.ticket_id === config.ticket;
+      if (event.type === "ticket_called" && mine) yourTurn(event);
+      // Others' moves change this ticket's place only through its queues' queue_update
+      // (sent on every call, completion, return, cancellation): the rest would re-read for
+      // nothing, on every phone following the queue.
+      if (mine || event.type === "queue_update") refreshSoon();
     },
     onResync: refresh,
   });
