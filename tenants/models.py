@@ -130,9 +130,17 @@ class TenantQuerySet(models.QuerySet):
 
 class Membership(models.Model):
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="memberships",
+        verbose_name=_("user"),
     )
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
+    tenant = models.ForeignKey(
+        Tenant,
+        on_delete=models.CASCADE,
+        related_name="memberships",
+        verbose_name=_("company/branch"),
+    )
     role = models.CharField(_("role"), max_length=16, choices=Role.choices, default=Role.OPERATOR)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
@@ -169,7 +177,12 @@ class Weekday(models.IntegerChoices):
 class OpeningHours(models.Model):
     """One opening interval on a weekday, in the tenant's local time; several per day allowed."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="opening_hours")
+    tenant = models.ForeignKey(
+        Tenant,
+        on_delete=models.CASCADE,
+        related_name="opening_hours",
+        verbose_name=_("company/branch"),
+    )
     weekday = models.PositiveSmallIntegerField(_("weekday"), choices=Weekday.choices)
     opens = models.TimeField(_("opens"))
     closes = models.TimeField(_("closes"))

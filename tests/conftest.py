@@ -24,6 +24,9 @@ REQUIRE_SERVERS = os.environ.get("TOTEM_REQUIRE_SERVERS") == "1"
 
 
 def pytest_collection_modifyitems(config, items):
+    # Browser tests last: pytest-playwright keeps an event loop running in the main thread for
+    # the rest of the session, which breaks every later test that starts its own loop.
+    items[:] = sorted(items, key=lambda item: "browser" in item.keywords)
     # CI sets TOTEM_REQUIRE_SERVERS: there a test that would skip for a missing server is a
     # failure, so a misconfigured run cannot pass by skipping the hard tests.
     for item in items:

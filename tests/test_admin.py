@@ -145,28 +145,42 @@ def test_the_change_status_page_offers_only_what_the_machine_allows(client, bob,
     response = act(client, "change_status", [ours])
     assert response.status_code == 200
     choices = {value for value, _label in response.context["form"].fields["target"].choices}
-    assert choices == {T.PAID, T.CANCELLED}
+    assert choices == {T.CANCELLED}  # paying by hand is the payments' confirmation
+
+
+def test_a_queued_ticket_follows_its_lines_so_only_cancel_and_expire_are_offered(client, bob, ours):
+    moved_to(ours, T.PAID)
+    client.force_login(bob)
+    act(client, "change_status", [ours], apply="1", target=T.IN_QUEUE, reason="sem impressora")
+    response = act(client, "change_status", [ours])
+    choices = {value for value, _label in response.context["form"].fields["target"].choices}
+    assert choices == {T.CANCELLED, T.EXPIRED}
+    act(client, "change_status", [ours], apply="1", target=T.EXPIRED, reason="foi embora")
+    ours.refresh_from_db()
+    assert ours.status == T.EXPIRED
+    assert ours.lines.get().status == "no_show"  # the line went along
 
 
 def test_change_status_moves_a_ticket_and_records_who_and_why(client, bob, ours):
+    moved_to(ours, T.PAID)
     client.force_login(bob)
     response = act(
-        client, "change_status", [ours], apply="1", target=T.PAID, reason="pagou no caixa"
+        client, "change_status", [ours], apply="1", target=T.PRINT_ERROR, reason="sem papel"
     )
     assert response.status_code == 302
     ours.refresh_from_db()
-    assert ours.status == T.PAID and ours.paid_at is not None
+    assert ours.status == T.PRINT_ERROR and ours.print_error_at is not None
     last = ours.history.latest()
-    assert (last.history_user, last.history_change_reason) == (bob, "pagou no caixa")
+    assert (last.history_user, last.history_change_reason) == (bob, "sem papel")
     history = client.get(reverse("admin:tickets_ticket_history", args=[ours.pk]))
-    assert "pagou no caixa" in history.content.decode()
+    assert "sem papel" in history.content.decode()
     entry = AuditLog.objects.get(action=AuditAction.STATUS_CHANGED)
     assert (entry.user, entry.entity_id, entry.tenant) == (bob, str(ours.pk), ours.tenant)
     assert entry.data == {
         "ticket": ours.number,
-        "from": T.PENDING_PAYMENT,
-        "to": T.PAID,
-        "reason": "pagou no caixa",
+        "from": T.PAID,
+        "to": T.PRINT_ERROR,
+        "reason": "sem papel",
     }
 
 
@@ -305,10 +319,10 @@ def test_change_status_works_from_the_tickets_own_page(client, bob, ours):
     page = client.post(url, data)
     assert page.status_code == 200
     assert 'name="CHANGE_FORM-action"' in page.content.decode()
-    response = client.post(url, data | {"apply": "1", "target": T.PAID, "reason": "pix"})
+    response = client.post(url, data | {"apply": "1", "target": T.CANCELLED, "reason": "desistiu"})
     assert response.status_code == 302
     ours.refresh_from_db()
-    assert ours.status == T.PAID
+    assert ours.status == T.CANCELLED
 
 
 def test_every_admin_page_of_these_apps_opens(admin_client, bob, ours, tenant, cryo, towel):

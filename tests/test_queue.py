@@ -428,3 +428,14 @@ def test_expired_extras_are_untouched_by_queue_operations(tenant, cryo, towel, c
     ticket = queued_ticket(tenant, [cryo], extras={towel.id: 1})
     queue.cancel_ticket(tenant, ticket.id, reason="pago, mas desistiu")
     assert Extra.objects.get(pk=towel.pk).stock == 1
+
+
+def test_a_manager_cannot_force_a_queued_ticket_past_its_lines(tenant, cryo, bob):
+    ticket = queued_ticket(tenant, [cryo])
+    with pytest.raises(QueueError, match="segue seus serviços"):
+        queue.move_by_hand(tenant, ticket.id, "completed", user=bob, reason="forçar")
+    with pytest.raises(QueueError, match="motivo"):
+        queue.move_by_hand(tenant, ticket.id, "expired", user=bob, reason="")
+    queue.move_by_hand(tenant, ticket.id, "expired", user=bob, reason="foi embora")
+    assert status_of(ticket) == "expired"
+    assert line_of(ticket, cryo).status == "no_show"

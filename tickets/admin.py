@@ -13,7 +13,6 @@ from contextlib import nullcontext
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import ActionLocation
-from django.db import transaction
 from django.db.models import Prefetch, Q
 from django.template.response import TemplateResponse
 from django.utils import timezone
@@ -23,10 +22,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
-from tenants import audit
 from tenants.admin import DeletedFilter, SoftDeleteAdmin, TenantConsistentForm, TenantScopedAdmin
-from tenants.models import AuditAction
-from tickets import events
 from tickets.br import digits
 from tickets.errors import DomainError
 from tickets.models import (
@@ -37,16 +33,14 @@ from tickets.models import (
     TicketExtra,
     TicketService,
     TicketStatus,
-    change_ticket_status,
     valid_transitions,
 )
-from tickets.queue import cancel_ticket, enter_queue
+from tickets.queue import cancel_ticket, hand_moves, move_by_hand
 
 T = TicketStatus
 # An action's page lists every ticket it touches; past this, filter the list first.
 MAX_TICKETS_PER_ACTION = 100
 # States a ticket enters the queue from: its lines must get their place in the queues too.
-BEFORE_QUEUE = (T.PAID, T.PRINTING, T.PRINT_ERROR)
 
 
 def brl(value) -> str:
@@ -439,9 +433,9 @@ class TicketAdmin(DocumentSearch, TenantScopedAdmin, SimpleHistoryAdmin):
         tickets = self._selected(request, queryset)
         if tickets is None:
             return None
-        # Only states the machine allows from where some selected ticket is; each ticket is
-        # checked again under its lock when the move is applied.
-        targets = set().union(*(valid_transitions(t.status) for t in tickets))
+        # Only states a manager may reach from where some selected ticket is (the machine's,
+        # less those its lines drive); each ticket is checked again under its lock.
+        targets = set().union(*(hand_moves(t.status) for t in tickets))
         if not targets:
             self.message_user(
                 request,
@@ -462,7 +456,7 @@ class TicketAdmin(DocumentSearch, TenantScopedAdmin, SimpleHistoryAdmin):
         done = []
         for ticket in tickets:
             try:
-                move_ticket(ticket, target, user=request.user, reason=reason)
+                move_by_hand(ticket.tenant, ticket.pk, target, user=request.user, reason=reason)
             except DomainError as error:
                 self.message_user(request, str(error), messages.ERROR)
             else:
@@ -511,34 +505,6 @@ class TicketAdmin(DocumentSearch, TenantScopedAdmin, SimpleHistoryAdmin):
                 messages.SUCCESS,
             )
         return None
-
-
-def move_ticket(ticket: Ticket, target: str, *, user, reason: str) -> None:
-    """Move one ticket by the admin's hand: lock it, let its machine decide, record why.
-
-    Cancelling goes through `cancel_ticket` (its lines are cancelled and unpaid stock returns,
-    and it writes its own audit entry); entering the queue through `enter_queue` (its lines get
-    their place in the queues). A refused move raises InvalidTransition naming the ticket and
-    both states; nothing changes and nothing is audited.
-    """
-    if target == T.CANCELLED:
-        cancel_ticket(ticket.tenant, ticket.pk, user=user, reason=reason)
-        return
-    with transaction.atomic():
-        locked = Ticket.objects.select_for_update().get(pk=ticket.pk)
-        current = locked.status
-        if target == T.IN_QUEUE and locked.status in BEFORE_QUEUE:
-            enter_queue(locked, user=user, reason=reason)
-        else:
-            change_ticket_status(locked, target, user=user, reason=reason)
-            events.publish("ticket_update", tenant_id=locked.tenant_id, ticket=locked)
-        audit.record(
-            AuditAction.STATUS_CHANGED,
-            tenant=ticket.tenant,
-            user=user,
-            entity=locked,
-            data={"ticket": locked.number, "from": current, "to": target, "reason": reason},
-        )
 
 
 @admin.register(TicketService)

@@ -32,7 +32,9 @@ class CatalogQuerySet(SoftDeleteQuerySet, TenantQuerySet):
 
 
 class Service(models.Model):
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="services")
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.PROTECT, related_name="services", verbose_name=_("company/branch")
+    )
     name = models.CharField(_("name"), max_length=120)
     description = models.TextField(_("description"), blank=True)
     price = models.DecimalField(_("price (R$)"), **money)
@@ -63,7 +65,9 @@ class Service(models.Model):
 
 
 class Extra(models.Model):
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="extras")
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.PROTECT, related_name="extras", verbose_name=_("company/branch")
+    )
     name = models.CharField(_("name"), max_length=120)
     price = models.DecimalField(_("price (R$)"), **money)
     stock = models.PositiveIntegerField(
@@ -95,11 +99,13 @@ class Extra(models.Model):
 class DailyCounter(models.Model):
     """The last ticket sequence issued per tenant and local day; locked to number tickets."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE)
-    day = models.DateField()
-    last = models.PositiveIntegerField(default=0)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, verbose_name=_("company/branch"))
+    day = models.DateField(_("day"))
+    last = models.PositiveIntegerField(_("last number issued"), default=0)
 
     class Meta:
+        verbose_name = _("daily counter")
+        verbose_name_plural = _("daily counters")
         constraints = [
             models.UniqueConstraint(fields=["tenant", "day"], name="daily_counter_one_per_day")
         ]
@@ -188,7 +194,9 @@ def new_token() -> str:
 
 
 class Ticket(models.Model):
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="tickets")
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.PROTECT, related_name="tickets", verbose_name=_("company/branch")
+    )
     day = models.DateField(_("day"), help_text=_("The tenant's local day the number belongs to."))
     sequence = models.PositiveIntegerField(_("sequence"))
     number = models.CharField(_("number"), max_length=12)
@@ -316,9 +324,15 @@ LINE_ACTIVE = (L.CALLED, L.IN_PROGRESS)
 class TicketService(models.Model):
     """One service of a ticket, queued, called and served on its own."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
-    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="lines")
-    service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="lines")
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.PROTECT, related_name="+", verbose_name=_("company/branch")
+    )
+    ticket = models.ForeignKey(
+        Ticket, on_delete=models.CASCADE, related_name="lines", verbose_name=_("ticket")
+    )
+    service = models.ForeignKey(
+        Service, on_delete=models.PROTECT, related_name="lines", verbose_name=_("service")
+    )
     status = models.CharField(
         _("status"), max_length=20, choices=LineStatus.choices, default=L.WAITING
     )
@@ -420,9 +434,15 @@ class TicketService(models.Model):
 
 
 class TicketExtra(models.Model):
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
-    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="extras")
-    extra = models.ForeignKey(Extra, on_delete=models.PROTECT, related_name="sold")
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.PROTECT, related_name="+", verbose_name=_("company/branch")
+    )
+    ticket = models.ForeignKey(
+        Ticket, on_delete=models.CASCADE, related_name="extras", verbose_name=_("ticket")
+    )
+    extra = models.ForeignKey(
+        Extra, on_delete=models.PROTECT, related_name="sold", verbose_name=_("extra")
+    )
     quantity = models.PositiveSmallIntegerField(_("quantity"), validators=[MinValueValidator(1)])
     unit_price = models.DecimalField(_("unit price (R$)"), **money)
 

@@ -26,7 +26,7 @@ from django.utils.translation import gettext as _
 from equipment.models import Equipment, Kind
 from equipment.models import Status as DeviceStatus
 from tenants import audit, webhooks
-from tenants.models import Tenant
+from tenants.models import AuditAction, Tenant
 from tickets import events
 from tickets.errors import DomainError
 from tickets.models import (
@@ -40,6 +40,7 @@ from tickets.models import (
     TicketStatus,
     change_line_status,
     change_ticket_status,
+    valid_transitions,
 )
 
 L, T = LineStatus, TicketStatus
@@ -658,4 +659,66 @@ def expire_ticket(tenant: Tenant, ticket_id: int, *, reason: str) -> Ticket | No
             change_line_status(line, L.NO_SHOW, reason=reason)
             events.publish("queue_update", tenant_id=tenant.id, ticket=ticket, line=line)
         sync_ticket(ticket, reason=reason)
+    return ticket
+
+
+# --- by a manager's hand --------------------------------------------------------------------
+
+BEFORE_QUEUE = (T.PAID, T.PRINTING, T.PRINT_ERROR)
+# Once in the queue, these states are what the ticket's lines add up to: only the lines move
+# them (in the operator panel), or a forced status would disagree with its lines.
+FOLLOW_LINES = (T.CALLED, T.IN_PROGRESS, T.COMPLETED)
+
+
+def hand_moves(status: str) -> set[str]:
+    """The states a manager may move a ticket to from `status` (a subset of its machine's)."""
+    allowed = set(valid_transitions(status)) - {T.PAID, *FOLLOW_LINES}
+    if status not in BEFORE_QUEUE:
+        allowed.discard(T.IN_QUEUE)
+    return allowed
+
+
+def move_by_hand(tenant: Tenant, ticket_id: int, target: str, *, user, reason: str) -> Ticket:
+    """A manager moves a ticket to a state its machine allows; audited with who and why.
+
+    Cancelling and expiring take the ticket's lines along; entering the queue gives its lines
+    their place. A move that would leave the lines behind (to called, in service or
+    completed, or back to the queue from a call) is refused: those follow the services, which
+    move in the operator panel. Paying by hand is the payments' confirmation, not this.
+    """
+    reason = _require_reason(reason)
+    if target == T.CANCELLED:
+        return cancel_ticket(tenant, ticket_id, user=user, reason=reason)
+    with transaction.atomic():
+        ticket = _lock_ticket(tenant, ticket_id)
+        current = ticket.status
+        if target not in valid_transitions(current):
+            change_ticket_status(ticket, target, user=user, reason=reason)  # raises, naming both
+        if target == T.PAID:
+            raise QueueError(
+                _("Confirm the payment of ticket %(number)s in the operator panel or in payments.")
+                % {"number": ticket.number}
+            )
+        if target not in hand_moves(current):
+            raise QueueError(
+                _(
+                    "Ticket %(number)s follows its services once in the queue: call, start or "
+                    "complete them in the operator panel."
+                )
+                % {"number": ticket.number}
+            )
+        if target == T.IN_QUEUE:
+            enter_queue(ticket, user=user, reason=reason)
+        elif target == T.EXPIRED:
+            expire_ticket(tenant, ticket.pk, reason=reason)
+        else:
+            change_ticket_status(ticket, target, user=user, reason=reason)
+            events.publish("ticket_update", tenant_id=tenant.id, ticket=ticket)
+        audit.record(
+            AuditAction.STATUS_CHANGED,
+            tenant=tenant,
+            user=user,
+            entity=ticket,
+            data={"ticket": ticket.number, "from": current, "to": target, "reason": reason},
+        )
     return ticket
