@@ -3,6 +3,7 @@ and Redis down. The end-to-end tests against real Daphne processes are at the bo
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import statistics
@@ -84,7 +85,10 @@ def _close_worker_connections():
     SyncToAsync.single_thread_executor.submit(connections.close_all).result()
 
 
-def pair_display(tenant) -> dict[str, str]:
+_tvs = itertools.count(1)
+
+
+def pair_display(tenant, services=()) -> dict[str, str]:
     """Cookies of a browser paired as one of `tenant`'s displays (as the pairing page leaves)."""
     from django.http import HttpResponse
     from django.test import RequestFactory
@@ -93,7 +97,7 @@ def pair_display(tenant) -> dict[str, str]:
     from totem.models import PairingCode
     from totem.pairing import pair_response, redeem
 
-    device = make_device(tenant, "TV da recepção", kind=Kind.DISPLAY)
+    device = make_device(tenant, f"TV {next(_tvs)}", services, kind=Kind.DISPLAY)
     pairing = redeem(tenant, PairingCode.objects.create(tenant=tenant, equipment=device).code)
     response = HttpResponse()
     pair_response(response, RequestFactory().get("/"), pairing)
@@ -162,6 +166,32 @@ async def test_a_display_of_some_services_hears_only_those(
     called = await next_of(socket, "ticket_called")
     assert called["service"] == "Bota de compressão"
     await socket.disconnect()
+
+
+@realtime
+async def test_a_display_set_to_some_services_hears_and_shows_only_those(
+    tenant, cryo, boots, room, boots_room
+):
+    area = await database_sync_to_async(pair_display)(tenant, [boots])
+    await database_sync_to_async(queued_ticket)(tenant, [cryo])
+    await database_sync_to_async(queued_ticket)(tenant, [boots])
+    socket, seqs = await greeted(f"/ws/t/{tenant.slug}/display/", cookies=area)
+    assert list(seqs) == [events.service_group(tenant.id, boots.id)]
+
+    await database_sync_to_async(call_next)(cryo, room)
+    await database_sync_to_async(call_next)(boots, boots_room)
+
+    assert (await next_of(socket, "ticket_called"))["service"] == "Bota de compressão"
+    await socket.disconnect()
+
+    def board_services():
+        client = Client()
+        for name, value in area.items():
+            client.cookies[name] = value
+        state = client.get(f"/t/{tenant.slug}/display/state/", headers={"HX-Request": "true"})
+        return [stat.service.name for stat in state.context["queues"]]
+
+    assert await database_sync_to_async(board_services)() == ["Bota de compressão"]
 
 
 @realtime

@@ -3,8 +3,9 @@
 Three sockets, one per kind of screen:
 
 - `ws/t/<slug>/display/` — the public display: read-only, no login, but only from a browser
-  paired as one of the tenant's displays (`totem.access.display_device`). Joins the tenant's
-  group, or with `?services=1,2` only those services' groups.
+  paired as one of the tenant's displays (`totem.access.display_device`). Joins the groups of
+  `?services=1,2`, else of the services set on that display device in admin, else the
+  tenant's group.
 - `ws/t/<slug>/panel/` — the operator panel: members of the tenant only. With `?equipment=<id>`
   it joins the groups of the services that device runs, with `?services=…` those services,
   else the whole tenant.
@@ -93,11 +94,13 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
 
 @database_sync_to_async
-def _display_tenant(slug: str, cookies: dict) -> Tenant | None:
+def _display(slug: str, cookies: dict) -> tuple[Tenant, list[int]] | None:
+    """The tenant and the services its paired display is set to show ([] for all), or None."""
     tenant = Tenant.objects.alive().filter(slug=slug, is_active=True).first()
-    if tenant is None or display_device(tenant, cookies) is None:
+    device = tenant and display_device(tenant, cookies)
+    if not device:
         return None
-    return tenant
+    return tenant, list(device.services.alive().values_list("pk", flat=True))
 
 
 @database_sync_to_async
@@ -112,11 +115,15 @@ def _service_ids(tenant: Tenant, wanted: list[int]) -> list[int]:
 
 class DisplayConsumer(LiveConsumer):
     async def resolve(self) -> list[str]:
-        slug = self.scope["url_route"]["kwargs"]["slug"]
-        tenant = await _display_tenant(slug, self.scope.get("cookies", {}))
-        if tenant is None:
+        found = await _display(
+            self.scope["url_route"]["kwargs"]["slug"], self.scope.get("cookies", {})
+        )
+        if found is None:
             return []
+        tenant, device_services = found
         wanted = self.query_ids("services")
+        if wanted is None and device_services:
+            return [events.service_group(tenant.id, pk) for pk in device_services]
         if wanted is None:
             return [events.tenant_group(tenant.id)]
         found = await _service_ids(tenant, wanted)

@@ -28,11 +28,14 @@ LAST_CALLS = 6
 
 
 def _chosen_services(request: HttpRequest, tenant: Tenant) -> list[Service] | None:
-    """All sellable services, or those of `?services=1,2` (a display per area); None if bad."""
+    """The services this display shows: `?services=1,2`, else those set on the paired device,
+    else all sellable ones; None when the query names unknown services."""
     services = list(Service.objects.for_tenant(tenant).sellable().order_by("display_order", "name"))
     raw = request.GET.get("services", "")
     if not raw:
-        return services
+        # A display device set in admin to some services shows those (a screen per area).
+        own = set(request.device.services.values_list("pk", flat=True))
+        return [service for service in services if service.id in own] if own else services
     try:
         wanted = {int(part) for part in raw.split(",") if part.strip()}
     except ValueError:
