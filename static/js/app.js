@@ -12,6 +12,12 @@
     return !(active && live.contains(active) && active.matches("input, select, textarea"));
   };
 
+  // The refresh asks first, here rather than in an hx-trigger filter: filters are evaluated
+  // as code, which the Content-Security-Policy forbids.
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    if (event.detail.elt.id === "panel-live" && !window.panelIdle()) event.preventDefault();
+  });
+
   function banner(text) {
     var box = document.getElementById("connection");
     if (!box) return;
