@@ -187,14 +187,17 @@ def _redis() -> redis.Redis | None:
         raise RedisDown(f"Redis at {_safe(url)} was unreachable moments ago")
     client = _clients.get(url)
     if client is None:
-        # Short timeouts and one quick retry (enough for a pooled connection that a Redis
-        # restart closed): a request that publishes must never wait long on a dead Redis.
+        # Short timeouts, and one quick retry only for a refused or reset connection (a pooled
+        # connection a Redis restart closed), none after a timeout: a request that publishes
+        # must never wait long on a dead or silent Redis.
         client = redis.Redis.from_url(
             url,
             socket_connect_timeout=1,
             socket_timeout=1,
             health_check_interval=30,
-            retry=Retry(ExponentialBackoff(cap=0.1, base=0.01), 1),
+            retry=Retry(
+                ExponentialBackoff(cap=0.1, base=0.01), 1, supported_errors=(redis.ConnectionError,)
+            ),
         )
         _clients[url] = client
     return client
