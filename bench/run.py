@@ -24,7 +24,7 @@ import platform
 import statistics
 import sys
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -391,6 +391,23 @@ def bench_calling(rows: list[dict]) -> None:
 # --- screens ----------------------------------------------------------------------------------
 
 
+def pair(client, tenant, kind: str) -> None:
+    """Make `client` a paired kiosk or display of `tenant`, as a browser would by its code."""
+    from datetime import timedelta
+
+    from django.urls import reverse
+    from django.utils import timezone
+
+    from equipment.models import Equipment
+    from totem.models import PairingCode
+
+    device = Equipment.objects.create(tenant=tenant, kind=kind, name=kind, identifier=kind)
+    code = PairingCode.objects.create(
+        tenant=tenant, equipment=device, expires_at=timezone.now() + timedelta(minutes=5)
+    )
+    client.post(reverse("kiosk_pair", args=[tenant.slug]), {"code": code.code})
+
+
 def bench_screens(rows: list[dict]) -> None:
     """Render the screens that exist with growing queues; time and query count per render."""
     from django.contrib.auth import get_user_model
@@ -400,6 +417,7 @@ def bench_screens(rows: list[dict]) -> None:
     from django.urls import NoReverseMatch, reverse
     from django.utils import timezone
 
+    from equipment.models import Equipment, Kind
     from tenants.models import Membership
     from tickets.models import TicketService
 
@@ -409,12 +427,22 @@ def bench_screens(rows: list[dict]) -> None:
         Membership.objects.create(user=user, tenant=tenant, role="operator")
         fill_queue(tenant, services, waiting + 20000)
         # All but `waiting` lines are finished ones.
-        finished = TicketService.objects.filter(tenant=tenant).order_by("id")[: 20000]
+        finished = TicketService.objects.filter(tenant=tenant).order_by("id")[:20000]
         TicketService.objects.filter(pk__in=list(finished.values_list("pk", flat=True))).update(
             status="completed", completed_at=timezone.now(), duration_seconds=600
         )
         client = Client()
         client.force_login(user)
+        pair(client, tenant, Kind.KIOSK)
+        pair(client, tenant, Kind.DISPLAY)
+        station = Equipment.objects.create(
+            tenant=tenant, kind=Kind.SERVICE_DEVICE, name="Estação", identifier="estacao"
+        )
+        station.services.set(services)  # the panel shows one queue per service it runs
+        session = client.session
+        session[f"panel_station_{tenant.pk}"] = station.pk
+        session.save()
+        client.post(reverse("kiosk_start", args=[tenant.slug]))  # a customer touched "start"
         screens = []
         for name, url_name in (
             ("panel", "panel"),
@@ -478,13 +506,17 @@ def main() -> None:
     only = os.environ.get("BENCH_ONLY", "issuing,calling,screens").split(",")
     rows: list[dict] = []
     print(f"Totem bench — {DURATION:.0f} s per case, clients {CLIENTS}", flush=True)
-    for name, fn in (("issuing", bench_issuing), ("calling", bench_calling), ("screens", bench_screens)):
+    for name, fn in (
+        ("issuing", bench_issuing),
+        ("calling", bench_calling),
+        ("screens", bench_screens),
+    ):
         if name in only:
             print(f"[{name}]", flush=True)
             fn(rows)
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
-    path = out / f"{datetime.now():%Y%m%d-%H%M%S}.json"
+    path = out / f"{datetime.now(UTC):%Y%m%d-%H%M%SZ}.json"
     path.write_text(json.dumps({"machine": machine(), "rows": rows}, indent=2))
     print(f"\nwritten {path.relative_to(ROOT)}")
 
