@@ -417,7 +417,13 @@ class TicketService(models.Model):
                 condition=Q(status__in=LINE_ACTIVE),
                 name="line_active_customer",
             ),
-            # The interleave policy looks at the last calls of a service.
+            # Queue statistics count a service's open lines without touching its history.
+            models.Index(
+                fields=["service", "status"],
+                condition=Q(status__in=[L.WAITING, *LINE_ACTIVE]),
+                name="line_open_by_service",
+            ),
+            # The interleave policy and today's average wait look at the recent calls.
             models.Index(
                 fields=["service", "-called_at"],
                 condition=Q(called_at__isnull=False),
