@@ -287,6 +287,7 @@ async def test_the_panel_admits_only_members_of_the_tenant(tenant, other_tenant,
     assert not (await open_socket(path))[1]
     assert not (await open_socket(path, cookie=charlies))[1]
     assert not (await open_socket(f"{path}?equipment={theirs.id}", cookie=alices))[1]
+    assert not (await open_socket(f"{path}?services=999999", cookie=alices))[1]
     socket, connected = await open_socket(path, cookie=alices)
     assert connected
     await socket.disconnect()

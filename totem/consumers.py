@@ -103,14 +103,15 @@ def _display(slug: str, cookies: dict) -> tuple[Tenant, list[int]] | None:
     return tenant, list(device.services.alive().values_list("pk", flat=True))
 
 
-@database_sync_to_async
-def _service_ids(tenant: Tenant, wanted: list[int]) -> list[int]:
-    return list(
+def _known_services(tenant: Tenant, wanted: list[int]) -> list[int] | None:
+    """`wanted` when each is a live service of `tenant` (and there is one), else None."""
+    ids = list(
         Service.objects.for_tenant(tenant)
         .alive()
         .filter(pk__in=wanted)
         .values_list("pk", flat=True)
     )
+    return ids if wanted and len(ids) == len(wanted) else None
 
 
 class DisplayConsumer(LiveConsumer):
@@ -126,10 +127,8 @@ class DisplayConsumer(LiveConsumer):
             return [events.service_group(tenant.id, pk) for pk in device_services]
         if wanted is None:
             return [events.tenant_group(tenant.id)]
-        found = await _service_ids(tenant, wanted)
-        if not wanted or len(found) != len(wanted):
-            return []
-        return [events.service_group(tenant.id, service_id) for service_id in found]
+        ids = await database_sync_to_async(_known_services)(tenant, wanted)
+        return [events.service_group(tenant.id, pk) for pk in ids or []]
 
 
 @database_sync_to_async
@@ -153,15 +152,7 @@ def _panel_groups(slug: str, user, equipment_id: str, wanted: list[int] | None) 
         return [events.service_group(tenant.id, pk) for pk in ids]
     if wanted is None:
         return [events.tenant_group(tenant.id)]
-    ids = list(
-        Service.objects.for_tenant(tenant)
-        .alive()
-        .filter(pk__in=wanted)
-        .values_list("pk", flat=True)
-    )
-    if not wanted or len(ids) != len(wanted):
-        return []
-    return [events.service_group(tenant.id, pk) for pk in ids]
+    return [events.service_group(tenant.id, pk) for pk in _known_services(tenant, wanted) or []]
 
 
 class PanelConsumer(LiveConsumer):
