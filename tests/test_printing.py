@@ -315,6 +315,9 @@ def test_the_command_prints_what_is_due_once_and_says_so(tenant, cryo, fake_prin
     assert len(fake_printer.wait_for(1)) == 1
 
 
+# Out of a test transaction, as the command runs: its loop's close_old_connections() drops a
+# connection left inside a transaction.
+@pytest.mark.django_db(transaction=True)
 def test_sigterm_stops_the_spooler_after_the_job_in_hand(tenant, cryo, fake_printer):
     make_printer(tenant, port=fake_printer.port)
     first, second = (pay(make_ticket(tenant, [cryo])) for _ in range(2))
