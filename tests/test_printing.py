@@ -6,7 +6,7 @@ import signal
 import threading
 from datetime import timedelta
 from decimal import Decimal
-from io import StringIO
+from io import BytesIO, StringIO
 
 import pytest
 from django.core.management import call_command
@@ -34,12 +34,13 @@ from equipment.printing import (
     print_test_page,
     queue_receipt,
     render_receipt,
+    render_ticket,
     reprint,
     status_url,
     ticket_print_data,
 )
 from equipment.spooler import Spooler
-from tests.conftest import make_device, make_ticket, queued_ticket
+from tests.conftest import make_device, make_service, make_ticket, queued_ticket
 from tests.fake_printer import FakePrinter, decode_text, qr_contents, refusing_port
 from tickets.models import Priority, Ticket, TicketStatus
 from tickets.queue import cancel_ticket, mark_paid
@@ -139,6 +140,44 @@ def test_a_network_printer_receives_the_number_the_services_and_the_status_qr(
     assert ticket.lines.filter(queued_at__isnull=True).count() == 0
     job = PrintJob.objects.get()
     assert (job.status, job.attempts, job.kind) == (JobStatus.PRINTED, 1, JobKind.TICKET)
+
+
+def test_each_tenant_s_tickets_go_to_its_own_printer_and_a_spooler_serves_only_its_own(
+    tenant, other_tenant, cryo
+):
+    other_cryo = make_service(other_tenant, "Crioterapia", "C")
+    with FakePrinter() as ours, FakePrinter() as theirs:
+        make_printer(tenant, port=ours.port)
+        make_printer(other_tenant, port=theirs.port)
+        mine, other = pay(make_ticket(tenant, [cryo])), pay(make_ticket(other_tenant, [other_cryo]))
+
+        call_command(
+            "run_printer_spooler", "--once", "--printer", "outro/impressora", stdout=StringIO()
+        )
+        assert Ticket.objects.get(pk=mine.pk).status == T.PRINTING
+        assert Spooler().run_until_idle() == 1
+
+        assert qr_contents(ours.wait_for(1)[0]) == [status_url(mine)]
+        assert qr_contents(theirs.wait_for(1)[0]) == [status_url(other)]
+
+
+def test_the_logo_is_printed_instead_of_the_name_when_asked(tenant, cryo, settings, tmp_path):
+    from django.core.files.base import ContentFile
+    from PIL import Image
+
+    settings.MEDIA_ROOT = tmp_path
+    image = BytesIO()
+    Image.new("RGB", (800, 300), "black").save(image, "PNG")
+    tenant.logo.save("logo.png", ContentFile(image.getvalue()))
+    printer = make_printer(tenant, print_logo=True)
+    ticket = make_ticket(tenant, [cryo])
+
+    paper = render_ticket(ticket_print_data(ticket, printer.printer_settings), 32)
+
+    assert b"\x1dv0" in paper  # a raster image…
+    width = paper[paper.index(b"\x1dv0") + 4]  # …scaled to 58 mm paper (bytes of 8 dots)
+    assert width <= 32 * 12 // 8
+    assert "Studio Alfa" not in decode_text(paper)
 
 
 def test_the_status_url_follows_the_public_base_url(tenant, cryo, settings):
