@@ -7,6 +7,8 @@ printers): jobs are claimed with SKIP LOCKED and never printed twice in normal o
 
 from __future__ import annotations
 
+import logging
+import os
 import signal
 import threading
 import time
@@ -28,6 +30,20 @@ def printer_ids(value: str) -> list[int]:
     if not ids:
         raise CommandError(f"no printer '{value}' (use <tenant slug>/<identifier>)")
     return ids
+
+
+def quiet_escpos() -> None:
+    """Drop python-escpos's INFO lines ("Network printer enabled" on every print).
+
+    It logs through the root logger, so no logger name can be silenced: the filter goes on
+    the root handlers, in this process only, and keeps its warnings and errors.
+    """
+
+    def not_escpos_chatter(record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or f"{os.sep}escpos{os.sep}" not in record.pathname
+
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(not_escpos_chatter)
 
 
 class Command(BaseCommand):
@@ -53,6 +69,7 @@ class Command(BaseCommand):
         ids = None
         if options["printer"]:
             ids = sorted({pk for value in options["printer"] for pk in printer_ids(value)})
+        quiet_escpos()
         self.stop = threading.Event()
         spooler = Spooler(printer_ids=ids, say=self.say)
         scope = ", ".join(options["printer"]) if ids else "every printer"
