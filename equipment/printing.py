@@ -45,11 +45,13 @@ from equipment.models import (
     Status,
     parse_usb_id,
 )
-from tenants.models import Tenant
+from tenants import audit
+from tenants.models import AuditAction, Tenant
 from tickets import events
 from tickets import queue as ticket_queue
 from tickets.errors import DomainError
 from tickets.models import LineStatus, Priority, Ticket, TicketStatus, change_ticket_status
+from tickets.money import brl
 
 log = logging.getLogger(__name__)
 T = TicketStatus
@@ -101,12 +103,6 @@ def printable(text: str) -> str:
             base = unicodedata.normalize("NFKD", char).encode("ascii", "ignore").decode()
             out.append(base or "?")
     return "".join(out)
-
-
-def brl(amount: Decimal | str | int) -> str:
-    """`Decimal("1234.5")` → `"R$ 1.234,50"`, without depending on the machine's locale."""
-    whole, cents = f"{Decimal(amount):,.2f}".split(".")
-    return f"R$ {whole.replace(',', '.')},{cents}"
 
 
 def two_columns(left: str, right: str, columns: int) -> str:
@@ -617,6 +613,13 @@ def reprint(tenant: Tenant, ticket_id: int, user=None) -> PrintJob:
             user=user,
             reason=_("reprint"),
             to_printing=ticket.status == T.PRINT_ERROR,
+        )
+        audit.record(
+            AuditAction.REPRINT,
+            tenant=tenant,
+            user=user,
+            entity=ticket,
+            data={"ticket": ticket.number, "job": job.pk, "attempts": ticket.print_attempts},
         )
     return job
 

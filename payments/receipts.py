@@ -11,19 +11,9 @@ from decimal import Decimal
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from equipment.printing import ReceiptData, ReceiptItem, queue_receipt
 from payments.models import PaymentSession, Receipt
-
-
-def brl(amount: Decimal | str) -> str:
-    """R$ 1.234,56 — Brazilian grouping whatever the active locale."""
-    value = Decimal(amount).quantize(Decimal("0.01"))
-    sign = "-" if value < 0 else ""
-    whole, cents = f"{abs(value):.2f}".split(".")
-    groups = []
-    while whole:
-        groups.insert(0, whole[-3:])
-        whole = whole[:-3]
-    return f"{sign}R$ {'.'.join(groups)},{cents}"
+from tickets.money import brl
 
 
 def receipt_content(session: PaymentSession) -> dict:
@@ -68,12 +58,40 @@ def receipt_content(session: PaymentSession) -> dict:
 
 
 def create_receipt(session: PaymentSession) -> Receipt:
-    """The receipt of a session just confirmed paid (inside its transaction); once only."""
+    """The receipt of a session just confirmed paid (inside its transaction); once only.
+
+    When the tenant has a receipt printer in service, a print job is queued with it (the
+    spooler prints after commit); otherwise the receipt is the page behind the ticket's QR.
+    """
     existing = Receipt.objects.filter(session=session).first()
     if existing:
         return existing
-    return Receipt.objects.create(
+    receipt = Receipt.objects.create(
         tenant_id=session.tenant_id, session=session, content=receipt_content(session)
+    )
+    queue_receipt(session.tenant, printable(receipt))
+    return receipt
+
+
+def printable(receipt: Receipt) -> ReceiptData:
+    """The receipt as the printing layout takes it."""
+    c = receipt.content
+    after = []
+    if "received" in c:
+        after = [
+            _("Received: %(amount)s") % {"amount": brl(c["received"])},
+            _("Change: %(amount)s") % {"amount": brl(c["change"])},
+        ]
+    return ReceiptData(
+        tenant_name=c["tenant"]["name"],
+        code=receipt.code,
+        issued_at=receipt.created_at,
+        items=[ReceiptItem(i["name"], i["quantity"], Decimal(i["unit"])) for i in c["items"]],
+        total=Decimal(c["total"]),
+        method=c["method_label"],
+        ticket_number=c["ticket"],
+        time_zone=c["timezone"],
+        lines_after=after,
     )
 
 

@@ -24,15 +24,10 @@ from tenants.models import AuditAction, DailyStats, Role, Tenant
 from tenants.stats import compute_day, day_bounds, payment_model
 from tickets.br import mask_cpf, mask_phone, normalize_cpf
 from tickets.models import LineStatus, Service, Ticket, TicketService
+from tickets.money import brl
 
 HISTORY_DAYS = 30
 MAX_EXPORT_DAYS = 366
-
-
-def brl(amount: Decimal | float | int) -> str:
-    """R$ 1.234,56, whatever the active locale."""
-    text = f"{Decimal(amount):,.2f}".replace(",", "_").replace(".", ",").replace("_", ".")
-    return f"R$ {text}"
 
 
 def minutes(seconds: float | None) -> str:

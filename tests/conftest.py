@@ -160,3 +160,12 @@ def _fresh_cache():
     from django.core.cache import cache
 
     cache.clear()
+
+
+@pytest.fixture
+def fake_printer():
+    """A network printer on 127.0.0.1 that keeps what it is sent (tests/fake_printer.py)."""
+    from tests.fake_printer import FakePrinter
+
+    with FakePrinter() as printer:
+        yield printer

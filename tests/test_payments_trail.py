@@ -29,3 +29,37 @@ def test_cash_confirmed_and_refunded_are_audited_and_sent_to_the_tenants_webhook
     assert ("payment_refunded", "bob") in trail
     sent = list(WebhookOutbox.objects.filter(tenant=tenant).values_list("event_type", flat=True))
     assert sorted(sent) == ["payment.paid", "payment.refunded"]
+
+
+def test_a_paid_session_prints_its_receipt_where_the_studio_has_a_receipt_printer(
+    tenant, cryo, alice, fake_printer
+):
+    from equipment.models import JobKind, PrintJob
+    from tests.fake_printer import decode_text
+    from tests.test_printing import make_printer, quick_spooler
+
+    make_printer(tenant, port=fake_printer.port, prints_tickets=False, prints_receipts=True)
+    PaymentSettings.objects.update_or_create(tenant=tenant, defaults={"cash_enabled": True})
+    session = start_payment(make_ticket(tenant, [cryo]), "cash")
+
+    confirm_cash(tenant, session.pk, alice, "150.00")
+    job = PrintJob.objects.get(kind=JobKind.RECEIPT)
+    assert quick_spooler().run_one()
+
+    job.refresh_from_db()
+    assert job.status == "printed"
+    printed = decode_text(fake_printer.wait_for(1)[0])
+    assert "Crioterapia" in printed and "R$ 150,00" in printed and "R$ 30,00" in printed
+
+
+def test_a_reprint_is_audited(tenant, cryo, alice, fake_printer):
+    from equipment.models import PrintJob
+    from equipment.printing import reprint
+    from tests.test_printing import make_printer, pay
+
+    make_printer(tenant, port=fake_printer.port)
+    ticket = pay(make_ticket(tenant, [cryo]))
+    PrintJob.objects.update(status="printed")
+    reprint(tenant, ticket.pk, alice)
+    entry = AuditLog.objects.get(action="reprint")
+    assert (entry.user, entry.data["ticket"]) == (alice, ticket.number)

@@ -55,12 +55,6 @@ def _english():
         yield
 
 
-@pytest.fixture
-def fake_printer():
-    with FakePrinter() as printer:
-        yield printer
-
-
 def make_printer(tenant, *, port=9100, name="Impressora", **settings) -> Equipment:
     device = make_device(tenant, name, kind=Kind.PRINTER)
     # As the spooler's heartbeat leaves it: seen just now.

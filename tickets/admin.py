@@ -16,7 +16,7 @@ from django.contrib.admin.options import ActionLocation
 from django.db.models import Prefetch, Q
 from django.template.response import TemplateResponse
 from django.utils import timezone
-from django.utils.formats import date_format, number_format
+from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -35,6 +35,7 @@ from tickets.models import (
     TicketStatus,
     valid_transitions,
 )
+from tickets.money import brl
 from tickets.queue import cancel_ticket, hand_moves, move_by_hand
 
 T = TicketStatus
@@ -43,8 +44,8 @@ MAX_TICKETS_PER_ACTION = 100
 # States a ticket enters the queue from: its lines must get their place in the queues too.
 
 
-def brl(value) -> str:
-    return f"R$ {number_format(value, 2, force_grouping=True)}" if value is not None else "—"
+def money(value) -> str:
+    return brl(value) if value is not None else "—"
 
 
 def local_time(value, tenant) -> str:
@@ -122,7 +123,7 @@ class ServiceAdmin(TenantScopedAdmin, SoftDeleteAdmin, SimpleHistoryAdmin):
 
     @admin.display(description=_("price"), ordering="price")
     def price_brl(self, obj: Service) -> str:
-        return brl(obj.price)
+        return money(obj.price)
 
 
 class ExtraForm(TenantConsistentForm):
@@ -178,7 +179,7 @@ class ExtraAdmin(TenantScopedAdmin, SoftDeleteAdmin, SimpleHistoryAdmin):
 
     @admin.display(description=_("price"), ordering="price")
     def price_brl(self, obj: Extra) -> str:
-        return brl(obj.price)
+        return money(obj.price)
 
     @admin.display(description=_("stock"), ordering="stock")
     def stock_display(self, obj: Extra) -> str:
@@ -220,7 +221,7 @@ class TicketServiceInline(TenantScopedAdmin, admin.TabularInline):
 
     @admin.display(description=_("price"))
     def price_brl(self, obj: TicketService) -> str:
-        return brl(obj.price)
+        return money(obj.price)
 
 
 class TicketExtraInline(TenantScopedAdmin, admin.TabularInline):
@@ -235,11 +236,11 @@ class TicketExtraInline(TenantScopedAdmin, admin.TabularInline):
 
     @admin.display(description=_("unit price"))
     def unit_price_brl(self, obj: TicketExtra) -> str:
-        return brl(obj.unit_price)
+        return money(obj.unit_price)
 
     @admin.display(description=_("subtotal"))
     def subtotal_brl(self, obj: TicketExtra) -> str:
-        return brl(obj.subtotal)
+        return money(obj.subtotal)
 
 
 class ReasonForm(forms.Form):
@@ -348,7 +349,7 @@ class TicketAdmin(DocumentSearch, TenantScopedAdmin, SimpleHistoryAdmin):
 
     @admin.display(description=_("total"), ordering="total")
     def total_brl(self, obj: Ticket) -> str:
-        return brl(obj.total)
+        return money(obj.total)
 
     @admin.display(description=_("created at"), ordering="created_at")
     def created_local(self, obj: Ticket) -> str:

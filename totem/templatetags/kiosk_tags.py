@@ -8,7 +8,7 @@ import segno
 from django import template
 from django.utils.safestring import mark_safe
 
-from payments.receipts import brl as format_brl
+from tickets.money import brl as format_brl
 
 register = template.Library()
 
