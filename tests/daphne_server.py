@@ -5,9 +5,8 @@ that use it mark `django_db(transaction=True)` and the process is pointed at the
 by name. It shares the test's Redis, so events cross between it and the test process (and
 between two Daphnes) as they do in production.
 
-Also the ASGI application those processes serve (`tests.daphne_server:application`): the
-project's, with static files served as `runserver` would, so a browser gets the pages' CSS
-and JS.
+They run with DEBUG on, so config/asgi.py serves static files and a browser gets the pages'
+CSS and JS.
 
 Use in a test module:
 
@@ -67,7 +66,7 @@ class DaphneProcess:
                 "127.0.0.1",
                 "-p",
                 str(self.port),
-                "tests.daphne_server:application",
+                "config.asgi:application",
             ],
             cwd=BASE_DIR,
             env=env,
@@ -119,7 +118,7 @@ def _serve(count: int, django_db_blocker) -> Iterator[list[str]]:
         "DATABASE_URL": url,
         "REDIS_URL": settings.REDIS_URL,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "DEBUG": "true",
+        "DEBUG": "true",  # static files served by the process (config/asgi.py)
         "LOG_LEVEL": "WARNING",
         # A test's transactional flush must not wait on the server's idle connections.
         "CONN_MAX_AGE": "0",
@@ -146,18 +145,3 @@ def daphne(django_db_setup, django_db_blocker) -> Iterator[str]:
 def two_daphnes(django_db_setup, django_db_blocker) -> Iterator[list[str]]:
     """Two Daphne processes sharing the database and Redis: their addresses."""
     yield from _serve(2, django_db_blocker)
-
-
-def _application():
-    from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
-
-    from config.asgi import application as project
-
-    return ASGIStaticFilesHandler(project)
-
-
-# Only built when Daphne imports it: importing this module for its fixtures sets up nothing.
-def __getattr__(name: str):
-    if name == "application":
-        return _application()
-    raise AttributeError(name)
