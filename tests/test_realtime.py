@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from config.asgi import application
 from tests import daphne_server
-from tests.conftest import make_device, make_service, queued_ticket
+from tests.conftest import make_device, make_service, make_ticket, queued_ticket
 from tickets import events
 from tickets.queue import call_next, complete, start
 
@@ -326,6 +326,25 @@ async def test_the_ticket_socket_needs_the_tickets_own_token_under_its_tenant(
     assert not (await open_socket(f"/ws/t/{other_tenant.slug}/senha/{ticket.token}/"))[1]
     socket, connected = await open_socket(f"/ws/t/{tenant.slug}/senha/{ticket.token}/")
     assert connected
+    await socket.disconnect()
+
+
+@realtime
+async def test_the_kiosk_learns_on_the_tickets_socket_that_it_is_paid(tenant, cryo, alice):
+    from payments.sessions import confirm_cash, start_payment
+
+    ticket = await database_sync_to_async(make_ticket)(tenant, [cryo])
+    session = await database_sync_to_async(start_payment)(ticket, "cash")
+    socket, _ = await greeted(f"/ws/t/{tenant.slug}/senha/{ticket.token}/")
+
+    await database_sync_to_async(confirm_cash)(tenant, session.pk, alice, "200")
+
+    paid = await next_of(socket, "payment_update")
+    assert (paid["ticket_id"], paid["payment_status"], paid["method"]) == (
+        ticket.id,
+        "paid",
+        "cash",
+    )
     await socket.disconnect()
 
 

@@ -72,6 +72,9 @@ PUBLIC_FIELDS = frozenset(
         "equipment",
         "room",
         "call_count",
+        # payment_update: the kiosk's payment screen waits on its ticket's socket for "paid".
+        "payment_status",
+        "method",
     }
 )
 SEQ_PREFIX = "totem:seq:"
