@@ -188,3 +188,25 @@ KIOSK_IDLE_WARNING_SECONDS = env.int("KIOSK_IDLE_WARNING_SECONDS", default=30)
 KIOSK_PAYMENT_IDLE_SECONDS = env.int("KIOSK_PAYMENT_IDLE_SECONDS", default=300)
 KIOSK_DONE_SECONDS = env.int("KIOSK_DONE_SECONDS", default=40)
 KIOSK_ERROR_SECONDS = env.int("KIOSK_ERROR_SECONDS", default=15)
+
+# Outgoing e-mail (alerts to managers): SMTP from EMAIL_URL, e.g.
+# smtp+tls://user:password@smtp.example.com:587; without it, mail is printed to the console.
+# A tenant may set its own SMTP server in its notification settings.
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="totem@localhost")
+_email = env.email_url("EMAIL_URL", default="consolemail://")
+_smtp_options = {  # django-environ's EMAIL_* names → the SMTP backend's options
+    "EMAIL_HOST": "host",
+    "EMAIL_PORT": "port",
+    "EMAIL_HOST_USER": "username",
+    "EMAIL_HOST_PASSWORD": "password",
+    "EMAIL_USE_TLS": "use_tls",
+    "EMAIL_USE_SSL": "use_ssl",
+}
+MAILERS = {
+    "default": {
+        "BACKEND": _email["EMAIL_BACKEND"],
+        "OPTIONS": {
+            option: _email[key] for key, option in _smtp_options.items() if _email.get(key)
+        },
+    }
+}

@@ -18,7 +18,8 @@ from datetime import datetime, timedelta
 
 from django.apps import apps
 from django.conf import settings
-from django.core.mail import EmailMessage, get_connection
+from django.core.mail import EmailMessage
+from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Min
 from django.utils import timezone, translation
@@ -124,8 +125,8 @@ def send_slack(url: str, text: str) -> None:
 def send_email(config: NotificationSettings, subject: str, text: str) -> None:
     connection = None
     if config.smtp_host:
-        connection = get_connection(
-            "django.core.mail.backends.smtp.EmailBackend",
+        # The tenant's own server; otherwise the installation's default mailer (MAILERS).
+        connection = SMTPBackend(
             host=config.smtp_host,
             port=config.smtp_port,
             username=config.smtp_username or None,
