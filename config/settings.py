@@ -24,6 +24,22 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
+# Behind TLS (production: the reverse proxy terminates it and says so in X-Forwarded-Proto),
+# cookies are secure-only, plain HTTP is redirected, and browsers are told to stay on HTTPS.
+HTTPS = env.bool("HTTPS", default=not DEBUG)
+if HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+    # Totem gets a host of its own (totem.example.com.br); set these false if it shares a
+    # domain whose other subdomains still speak plain HTTP.
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
+# The operator's session and CSRF cookie never reach scripts.
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
+
 INSTALLED_APPS = [
     "daphne",
     "django.contrib.admin",
@@ -193,7 +209,7 @@ KIOSK_ERROR_SECONDS = env.int("KIOSK_ERROR_SECONDS", default=15)
 # smtp+tls://user:password@smtp.example.com:587; without it, mail is printed to the console.
 # A tenant may set its own SMTP server in its notification settings.
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="totem@localhost")
-_email = env.email_url("EMAIL_URL", default="consolemail://")
+_email = env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25")
 _smtp_options = {  # django-environ's EMAIL_* names → the SMTP backend's options
     "EMAIL_HOST": "host",
     "EMAIL_PORT": "port",
