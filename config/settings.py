@@ -204,6 +204,7 @@ KIOSK_IDLE_WARNING_SECONDS = env.int("KIOSK_IDLE_WARNING_SECONDS", default=30)
 KIOSK_PAYMENT_IDLE_SECONDS = env.int("KIOSK_PAYMENT_IDLE_SECONDS", default=300)
 KIOSK_DONE_SECONDS = env.int("KIOSK_DONE_SECONDS", default=40)
 KIOSK_ERROR_SECONDS = env.int("KIOSK_ERROR_SECONDS", default=15)
+KIOSK_REQUESTS_PER_MINUTE = env.int("KIOSK_REQUESTS_PER_MINUTE", default=300)
 
 # Outgoing e-mail (alerts to managers): SMTP from EMAIL_URL, e.g.
 # smtp+tls://user:password@smtp.example.com:587; without it, mail is printed to the console.

@@ -539,3 +539,22 @@ def test_each_screen_gets_its_inactivity_timeout(kiosk_client, tenant, cryo, pix
     kiosk_client.post(url(tenant, "kiosk_payment"), {"method": "cash"})
     cash = kiosk_client.get(url(tenant, "kiosk_payment")).content
     assert b'data-idle-seconds="33"' in cash and b'data-warning-seconds="0"' in cash
+
+
+def test_a_kiosk_flooding_the_server_is_held_back_with_a_friendly_screen(
+    kiosk_client, tenant, settings
+):
+    settings.KIOSK_REQUESTS_PER_MINUTE = 5
+    url = reverse("kiosk_welcome", args=[tenant.slug])
+    responses = [kiosk_client.get(url) for _ in range(7)]
+    assert [r.status_code for r in responses] == [200] * 5 + [429, 429]
+    assert reverse("kiosk_welcome", args=[tenant.slug]) in responses[-1].content.decode()
+
+
+def test_cpf_and_phone_are_hidden_from_error_reports(tenant, rf):
+    from totem import kiosk
+
+    request = rf.post("/", {"customer_cpf": "529.982.247-25", "customer_phone": "11912345678"})
+    request.session, request.COOKIES, request.htmx = {}, {}, False
+    kiosk.identify(request, tenant.slug)
+    assert list(request.sensitive_post_parameters) == ["customer_cpf", "customer_phone"]

@@ -31,6 +31,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods
 
 from equipment.models import Kind, PrinterSettings
@@ -44,6 +45,7 @@ from payments.sessions import (
     settings_for,
     start_payment,
 )
+from tenants import throttle
 from tenants.access import get_tenant
 from tenants.models import Tenant
 from tickets import queue
@@ -128,12 +130,33 @@ def error(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "kiosk/error.html", _error_context(slug))
 
 
+def per_device_limit(view: Callable) -> Callable:
+    """At most KIOSK_REQUESTS_PER_MINUTE per paired kiosk: far above a customer's taps and the
+    screens' polling, low enough that a stuck script or a hand on the glass cannot flood the
+    server. Over the limit, 429 and the friendly error screen, which comes back by itself."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, slug: str, *args, **kwargs) -> HttpResponse:
+        limit = settings.KIOSK_REQUESTS_PER_MINUTE
+        if not throttle.allow("kiosk", str(request.device.pk), limit=limit, window=60):
+            log.warning("kiosk %s (device %s) over %s requests/min", slug, request.device.pk, limit)
+            return render(request, "kiosk/error.html", _error_context(slug), status=429)
+        return view(request, slug, *args, **kwargs)
+
+    return wrapper
+
+
 def kiosk_view(*methods: str) -> Callable:
-    """Errors caught, never cached (back restores nothing stale), paired kiosks only."""
+    """Errors caught, never cached (back restores nothing stale), paired kiosks only, each
+    kept to its request rate."""
 
     def decorator(view: Callable) -> Callable:
         return kiosk_errors(
-            never_cache(require_http_methods(list(methods))(device_required(Kind.KIOSK)(view)))
+            never_cache(
+                require_http_methods(list(methods))(
+                    device_required(Kind.KIOSK)(per_device_limit(view))
+                )
+            )
         )
 
     return decorator
@@ -503,6 +526,7 @@ def _change_extra(request: HttpRequest, cart: dict) -> dict[int, str]:
     return {}
 
 
+@sensitive_post_parameters("customer_cpf", "customer_phone")
 @kiosk_view("GET", "POST")
 @purchase_step
 def identify(request: HttpRequest, slug: str) -> HttpResponse:
