@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
+from tenants.crypto import EncryptedCharField
 from tenants.models import Tenant, TenantQuerySet
 from tickets.errors import InvalidTransition
 from tickets.models import Ticket
@@ -57,10 +58,10 @@ class PaymentSettings(models.Model):
             "after checking the bank app."
         ),
     )
-    mercadopago_access_token = models.CharField(
+    mercadopago_access_token = EncryptedCharField(
         _("MercadoPago access token"), max_length=200, blank=True
     )
-    mercadopago_webhook_secret = models.CharField(
+    mercadopago_webhook_secret = EncryptedCharField(
         _("MercadoPago webhook secret"), max_length=200, blank=True
     )
     mercadopago_point_device = models.CharField(

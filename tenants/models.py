@@ -13,6 +13,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
+from tenants.crypto import EncryptedCharField
+
 
 def validate_timezone(value: str) -> None:
     if value not in zoneinfo.available_timezones():
@@ -346,7 +348,7 @@ class WebhookEndpoint(models.Model):
 
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="webhook_endpoints")
     target_url = models.URLField(_("target URL"), max_length=500)
-    secret = models.CharField(
+    secret = EncryptedCharField(
         _("signing secret"),
         max_length=128,
         help_text=_("Shared with the receiver, who checks the X-Totem-Signature header with it."),
@@ -469,7 +471,7 @@ class NotificationSettings(models.Model):
     )
     smtp_port = models.PositiveIntegerField(_("SMTP port"), default=587)
     smtp_username = models.CharField(_("SMTP username"), max_length=200, blank=True)
-    smtp_password = models.CharField(_("SMTP password"), max_length=200, blank=True)
+    smtp_password = EncryptedCharField(_("SMTP password"), max_length=200, blank=True)
     smtp_use_tls = models.BooleanField(_("SMTP with STARTTLS"), default=True)
     queue_length_threshold = models.PositiveSmallIntegerField(
         _("alert when a queue is longer than"), default=15

@@ -80,3 +80,47 @@ def test_production_refuses_to_start_without_a_secret_key():
     )
     assert result.returncode != 0
     assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_provider_tokens_and_signing_secrets_are_encrypted_at_rest(tenant):
+    from django.db import connection
+
+    from payments.models import PaymentSettings
+    from tenants.models import WebhookEndpoint
+
+    PaymentSettings.objects.update_or_create(
+        tenant=tenant,
+        defaults={
+            "mercadopago_access_token": "APP_USR-123-secret-token",
+            "mercadopago_webhook_secret": "whsec-456",
+        },
+    )
+    WebhookEndpoint.objects.create(
+        tenant=tenant, target_url="https://example.com/hook", secret="sig-789"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT mercadopago_access_token, mercadopago_webhook_secret "
+            "FROM payments_paymentsettings"
+        )
+        stored = list(cursor.fetchone())
+        cursor.execute("SELECT secret FROM tenants_webhookendpoint")
+        stored += list(cursor.fetchone())
+    assert all(value.startswith("fernet:") for value in stored)
+    assert not any(plain in "".join(stored) for plain in ("secret-token", "whsec", "sig-789"))
+    settings_row = PaymentSettings.objects.get(tenant=tenant)
+    assert settings_row.mercadopago_access_token == "APP_USR-123-secret-token"
+    assert WebhookEndpoint.objects.get().secret == "sig-789"
+
+
+def test_a_second_key_decrypts_what_the_first_wrote_so_keys_can_rotate(settings):
+    from cryptography.fernet import Fernet
+
+    from tenants import crypto
+
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.FIELD_ENCRYPTION_KEYS = [old]
+    stored = crypto.encrypt("token")
+    settings.FIELD_ENCRYPTION_KEYS = [new, old]
+    assert crypto.decrypt(stored) == "token"
+    assert crypto.decrypt("written before encryption") == "written before encryption"
