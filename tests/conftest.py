@@ -18,6 +18,12 @@ from tenants.models import Membership, Role, Tenant
 from tickets.issuing import create_ticket
 from tickets.models import Extra, Service
 
+CHROMIUM = "/usr/bin/chromium"
+# Browser tests drive Chromium through Playwright's sync API, which runs an event loop in
+# this process; Django then refuses its sync ORM in the live server's threads unless told
+# the loop is not ours. Set at import, before pytest-django flushes databases between tests.
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
 ON_POSTGRES = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 ON_REDIS = bool(settings.REDIS_URL)
 REQUIRE_SERVERS = os.environ.get("TOTEM_REQUIRE_SERVERS") == "1"
@@ -169,3 +175,28 @@ def fake_printer():
 
     with FakePrinter() as printer:
         yield printer
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    """Debian's Chromium (Playwright's own download does not work here), headless, with no
+    background traffic: this machine's network is closed and refused connections pile up."""
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            # As a TV's kiosk browser is launched: sound without a tap.
+            "--autoplay-policy=no-user-gesture-required",
+        ],
+    }
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args):
+    return {**browser_context_args, "locale": "pt-BR"}

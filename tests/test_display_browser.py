@@ -6,19 +6,17 @@ test covers the panel); they reach the pages through Redis and the Daphne proces
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 from channels.layers import get_channel_layer
 
 from tests import daphne_server
-from tests.conftest import REQUIRE_SERVERS, make_device, queued_ticket
+from tests.conftest import CHROMIUM, REQUIRE_SERVERS, make_device, queued_ticket
 from tests.test_realtime import pair_display
 from tickets import events
 from tickets.queue import call_next, reannounce
 
-CHROMIUM = "/usr/bin/chromium"
 daphne = daphne_server.daphne
 
 pytestmark = [
@@ -31,32 +29,6 @@ pytestmark = [
         reason=f"needs Chromium at {CHROMIUM} (apt-get install chromium)",
     ),
 ]
-
-# Playwright's sync API makes Django think it is inside an event loop.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args):
-    return {
-        **browser_type_launch_args,
-        "executable_path": CHROMIUM,
-        "args": [
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            # As the TV's kiosk browser is launched: sound without a tap.
-            "--autoplay-policy=no-user-gesture-required",
-        ],
-    }
-
-
-@pytest.fixture(scope="session")
-def browser_context_args(browser_context_args):
-    return {**browser_context_args, "locale": "pt-BR"}
 
 
 def open_display(page, daphne: str, tenant) -> None:

@@ -6,7 +6,6 @@ Each step's screenshot is saved under a temporary folder printed at the start of
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
@@ -15,11 +14,9 @@ import pytest
 from equipment.models import Kind
 from payments.models import PaymentSession, PaymentSettings
 from payments.sessions import confirm_static_pix
-from tests.conftest import REQUIRE_SERVERS, make_device
+from tests.conftest import CHROMIUM, REQUIRE_SERVERS, make_device
 from tickets.models import Priority, Ticket
 from totem.models import PairingCode
-
-CHROMIUM = "/usr/bin/chromium"
 
 pytestmark = [
     pytest.mark.browser,
@@ -28,26 +25,6 @@ pytestmark = [
         reason=f"needs Chromium at {CHROMIUM} (apt-get install chromium)",
     ),
 ]
-
-# The live server runs in a thread of this process; Playwright's sync API makes Django think
-# it is inside an event loop.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args):
-    return {
-        **browser_type_launch_args,
-        "executable_path": CHROMIUM,
-        "args": [
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-        ],
-    }
 
 
 @pytest.fixture(scope="session")

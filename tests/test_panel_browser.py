@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 
@@ -11,10 +10,9 @@ from django.db import connection
 from django.test import Client
 
 from tests import daphne_server
-from tests.conftest import REQUIRE_SERVERS, make_device, queued_ticket
+from tests.conftest import CHROMIUM, REQUIRE_SERVERS, make_device, queued_ticket
 from tickets.models import TicketService
 
-CHROMIUM = "/usr/bin/chromium"
 daphne = daphne_server.daphne
 
 pytestmark = [
@@ -24,32 +22,6 @@ pytestmark = [
         reason=f"needs Chromium at {CHROMIUM} (apt-get install chromium)",
     ),
 ]
-
-# The live server runs in a thread of this process; Playwright's sync API makes Django think
-# it is inside an event loop.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args):
-    return {
-        **browser_type_launch_args,
-        "executable_path": CHROMIUM,
-        "args": [
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-        ],
-    }
-
-
-@pytest.fixture(scope="session")
-def browser_context_args(browser_context_args):
-    # The operators' browsers are in Portuguese; the panel follows Accept-Language.
-    return {**browser_context_args, "locale": "pt-BR"}
 
 
 def watch_console(page, *, websocket: bool) -> list[str]:
