@@ -200,3 +200,15 @@ def browser_type_launch_args(browser_type_launch_args):
 @pytest.fixture(scope="session")
 def browser_context_args(browser_context_args):
     return {**browser_context_args, "locale": "pt-BR"}
+
+
+def wait_for_js(page, expression: str, timeout: float = 30.0) -> None:
+    """Poll `expression` until it is truthy. Playwright's wait_for_function evaluates a string
+    inside the page, which our Content-Security-Policy forbids; page.evaluate does not."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {expression}")
+        page.wait_for_timeout(100)

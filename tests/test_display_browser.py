@@ -12,7 +12,7 @@ import pytest
 from channels.layers import get_channel_layer
 
 from tests import daphne_server
-from tests.conftest import CHROMIUM, REQUIRE_SERVERS, make_device, queued_ticket
+from tests.conftest import CHROMIUM, REQUIRE_SERVERS, make_device, queued_ticket, wait_for_js
 from tests.test_realtime import pair_display
 from tickets import events
 from tickets.queue import call_next, reannounce
@@ -64,9 +64,9 @@ def test_the_display_shows_and_announces_calls_in_order(page, daphne, tenant, cr
 
     page.wait_for_selector(f".call-number:text('{second.number}')")
     assert page.locator(".now .call-number").all_inner_texts() == [second.number, first.number]
-    page.wait_for_function("window.totemDisplay.announced.length >= 2", timeout=30000)
+    wait_for_js(page, "window.totemDisplay.announced.length >= 2", timeout=30)
     reannounce(tenant, line.id)
-    page.wait_for_function("window.totemDisplay.announced.length >= 3", timeout=30000)
+    wait_for_js(page, "window.totemDisplay.announced.length >= 3", timeout=30)
     assert page.evaluate("window.totemDisplay.announced") == [
         f"Senha {' '.join(first.number)}, Crioterapia, Sala 2",
         f"Senha {' '.join(second.number)}, Bota de compressão, Sala 3",
@@ -115,7 +115,7 @@ def test_a_call_lost_on_the_way_is_still_announced_when_the_display_sees_the_gap
     assert page.evaluate("window.totemDisplay.announced") == []
     events.publish("queue_update", tenant_id=tenant.id, service_id=cryo.id)  # shows the gap
 
-    page.wait_for_function("window.totemDisplay.announced.length >= 1", timeout=15000)
+    wait_for_js(page, "window.totemDisplay.announced.length >= 1", timeout=15)
     assert page.evaluate("window.totemDisplay.announced") == [
         f"Senha {' '.join(ticket.number)}, Crioterapia, Sala 2"
     ]

@@ -10,7 +10,7 @@ from django.db import connection
 from django.test import Client
 
 from tests import daphne_server
-from tests.conftest import CHROMIUM, REQUIRE_SERVERS, make_device, queued_ticket
+from tests.conftest import CHROMIUM, REQUIRE_SERVERS, make_device, queued_ticket, wait_for_js
 from tickets.models import TicketService
 
 daphne = daphne_server.daphne
@@ -110,7 +110,7 @@ def test_on_daphne_a_new_ticket_appears_without_waiting_for_the_poll(
     )
     page.goto(f"http://{daphne}/t/{tenant.slug}/painel/")
     page.get_by_test_id("station").filter(has_text="Crio 1").wait_for()
-    page.wait_for_function("document.body.dataset.live === 'open'")
+    wait_for_js(page, "document.body.dataset.live === 'open'")
     assert page.get_by_test_id("queue-row").count() == 0
 
     # From another thread: Playwright's loop owns this one, and the broadcast after commit

@@ -125,3 +125,29 @@ def test_a_second_key_decrypts_what_the_first_wrote_so_keys_can_rotate(settings)
     settings.FIELD_ENCRYPTION_KEYS = [new, old]
     assert crypto.decrypt(stored) == "token"
     assert crypto.decrypt("written before encryption") == "written before encryption"
+
+
+def test_every_page_has_a_content_security_policy_and_no_inline_script(admin_client, tenant):
+    import re
+
+    from tests.test_isolation import http_routes
+
+    checked = 0
+    for route, name in http_routes():
+        if "<" in route.replace("<slug:slug>", ""):
+            continue  # pages of one object; their templates are the same as their lists'
+        response = admin_client.get("/" + route.replace("<slug:slug>", tenant.slug))
+        if response.status_code != 200 or "text/html" not in response.get("Content-Type", ""):
+            continue
+        checked += 1
+        policy = response["Content-Security-Policy"]
+        assert "script-src 'self'" in policy and "'unsafe-eval'" not in policy, name
+        html = response.content.decode()
+        inline = [
+            tag
+            for tag in re.findall(r"<script(?![^>]*\bsrc=)[^>]*>", html)
+            if "application/json" not in tag and "nonce=" not in tag
+        ]
+        assert inline == [], (name, inline)
+        assert not re.search(r"\son[a-z]+=[\"']", html), f"{name}: inline event handler"
+    assert checked >= 5
