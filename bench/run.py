@@ -4,7 +4,7 @@ Every figure is taken side by side with a raw baseline in the same run and print
 ratio, because these machines are shared and absolute times drift. Results go to stdout as
 one table and to bench/results/<timestamp>.json with the machine's description.
 
-Sections (choose with BENCH_ONLY=issuing,calling,screens):
+Sections (choose with BENCH_ONLY=issuing,calling,screens,realtime):
 - issuing: tickets created through the kiosk's domain path (create, pay cash, confirm,
   queue) by 1/4/16/64 parallel clients, on one service and over 50, against a raw SQL loop
   doing the same essential writes; duplicates and gaps in numbering counted.
@@ -13,6 +13,10 @@ Sections (choose with BENCH_ONLY=issuing,calling,screens):
   devices counted.
 - screens: operator panel, display state and kiosk service list rendered with 10 / 1,000 /
   10,000 waiting lines plus 20,000 finished: time per render and query count.
+- realtime: 500 and 2,000 displays (4 per branch) on BENCH_DAPHNES Daphne processes sharing
+  Redis, at 50, 170 and 500 events/s: latency from the event to every display, p50/p99/max,
+  and events lost (by count and sequence gaps), beside a raw Redis PUBLISH → subscribe round
+  trip. BENCH_SOAK=600 runs each case for ten minutes.
 """
 
 from __future__ import annotations
@@ -474,6 +478,189 @@ def bench_screens(rows: list[dict]) -> None:
             print_row(rows[-1])
 
 
+# --- real time --------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_daphnes(count: int) -> tuple[list, list[int]]:
+    import socket
+    import subprocess
+
+    procs, ports = [], []
+    for _ in range(count):
+        port = free_port()
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
+                + ["config.asgi:application"],
+                cwd=ROOT,
+                env=os.environ | {"LOG_LEVEL": "WARNING", "HTTPS": "false"},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        ports.append(port)
+    for port in ports:
+        for _ in range(300):
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+    return procs, ports
+
+
+def display_tenants(count: int) -> list[tuple[int, str, str]]:
+    """`count` tenants, each with a paired display: (tenant id, slug, the display's cookie)."""
+    from django.core import signing
+
+    from equipment.models import Equipment, Kind
+    from tenants.models import Tenant
+    from totem.models import PairingCode
+    from totem.pairing import SALT, cookie_name
+
+    made = []
+    for n in range(count):
+        tenant = Tenant.objects.create(slug=f"rt-{n}", name=f"Filial {n}")
+        device = Equipment.objects.create(
+            tenant=tenant, kind=Kind.DISPLAY, name="TV", identifier="tv"
+        )
+        pairing = PairingCode.objects.create(
+            tenant=tenant, equipment=device, used_at=datetime.now(UTC)
+        )
+        value = signing.dumps({"p": pairing.pk, "e": device.pk}, salt=SALT)
+        made.append((tenant.id, tenant.slug, f"{cookie_name(Kind.DISPLAY)}={value}"))
+    return made
+
+
+async def _displays(targets, results: dict) -> None:
+    """Connect every display, wait for the publisher, then count and time what arrives."""
+    import asyncio
+
+    from websockets.asyncio.client import connect
+
+    async def display(port: int, slug: str, cookie: str, ready) -> None:
+        url = f"ws://127.0.0.1:{port}/ws/t/{slug}/display/"
+        async with connect(
+            url,
+            origin=f"http://127.0.0.1:{port}",
+            additional_headers={"Cookie": cookie},
+            max_queue=None,
+            open_timeout=60,
+        ) as ws:
+            hello = json.loads(await ws.recv())
+            last = max(hello["seqs"].values(), default=0)
+            ready.set_result(None)
+            while True:
+                try:
+                    event = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                except TimeoutError:
+                    return
+                arrived = time.time()
+                results["got"] += 1
+                if event["group_seq"] != last + 1:
+                    results["gaps"] += 1
+                last = event["group_seq"]
+                results["lat"].append(arrived - datetime.fromisoformat(event["at"]).timestamp())
+
+    loop = asyncio.get_running_loop()
+    readies = [loop.create_future() for _ in targets]
+    tasks = [asyncio.create_task(display(*t, r)) for t, r in zip(targets, readies, strict=True)]
+    await asyncio.gather(*readies)
+    results["ready"].set()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def raw_redis_roundtrip(samples: int = 300) -> list[float]:
+    """PUBLISH → a subscriber's receipt on the same Redis: the floor under any event."""
+    import redis
+
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    sub = client.pubsub()
+    sub.subscribe("bench-raw")
+    sub.get_message(timeout=1)
+    times = []
+    for _ in range(samples):
+        t0 = time.perf_counter()
+        client.publish("bench-raw", "x")
+        while sub.get_message(timeout=1) is None:
+            pass
+        times.append(time.perf_counter() - t0)
+    sub.close()
+    return times
+
+
+def bench_realtime(rows: list[dict]) -> None:
+    """Displays (4 per branch) on Daphnes sharing Redis; call events at fixed rates.
+
+    Latency is from the event's creation (just after its commit) to its arrival at each
+    display; loss is counted from every display's delivered count and sequence gaps.
+    """
+    import asyncio
+    import threading
+
+    from tickets import events
+
+    if not os.environ.get("REDIS_URL"):
+        print("  realtime: skipped, needs REDIS_URL", flush=True)
+        return
+    raw = raw_redis_roundtrip()
+    daphnes = int(os.environ.get("BENCH_DAPHNES", "2"))
+    seconds = float(os.environ.get("BENCH_SOAK", "0")) or DURATION
+    for displays in [int(n) for n in os.environ.get("BENCH_DISPLAYS", "500,2000").split(",")]:
+        branches = display_tenants(displays // 4)
+        procs, ports = start_daphnes(daphnes)
+        try:
+            for rate in [int(r) for r in os.environ.get("BENCH_RATES", "50,170,500").split(",")]:
+                targets = [
+                    (ports[i % daphnes], slug, cookie)
+                    for i, (_, slug, cookie) in enumerate(branches * 4)
+                ]
+                results = {"got": 0, "gaps": 0, "lat": [], "ready": threading.Event()}
+                total = int(rate * seconds)
+                thread = threading.Thread(
+                    target=lambda t=targets, r=results: asyncio.run(_displays(t, r))
+                )
+                thread.start()
+                results["ready"].wait(300)
+                t0 = time.perf_counter()
+                for k in range(total):
+                    tenant_id = branches[k % len(branches)][0]
+                    events.publish("queue_update", tenant_id=tenant_id, service_id=None)
+                    delay = t0 + (k + 1) / rate - time.perf_counter()
+                    if delay > 0:
+                        time.sleep(delay)
+                thread.join()
+                expected = 4 * total  # every event reaches its branch's 4 TVs
+                lat = results["lat"]
+                rows.append(
+                    {
+                        "section": "realtime",
+                        "case": f"{displays} displays, {rate} events/s, {daphnes} Daphnes",
+                        "delivered": results["got"],
+                        "lost": expected - results["got"],
+                        "gaps": results["gaps"],
+                        "p50_ms": round(percentile(lat, 50) * 1000, 1),
+                        "p99_ms": round(percentile(lat, 99) * 1000, 1),
+                        "max_ms": round(max(lat, default=0) * 1000, 1),
+                        "raw_redis_p50_ms": round(percentile(raw, 50) * 1000, 2),
+                        "raw_redis_p99_ms": round(percentile(raw, 99) * 1000, 2),
+                    }
+                )
+                print_row(rows[-1])
+        finally:
+            for proc in procs:
+                proc.terminate()
+                proc.wait()
+
+
 # --- output -----------------------------------------------------------------------------------
 
 
@@ -503,13 +690,14 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    only = os.environ.get("BENCH_ONLY", "issuing,calling,screens").split(",")
+    only = os.environ.get("BENCH_ONLY", "issuing,calling,screens,realtime").split(",")
     rows: list[dict] = []
     print(f"Totem bench — {DURATION:.0f} s per case, clients {CLIENTS}", flush=True)
     for name, fn in (
         ("issuing", bench_issuing),
         ("calling", bench_calling),
         ("screens", bench_screens),
+        ("realtime", bench_realtime),
     ):
         if name in only:
             print(f"[{name}]", flush=True)
