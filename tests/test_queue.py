@@ -439,3 +439,13 @@ def test_a_manager_cannot_force_a_queued_ticket_past_its_lines(tenant, cryo, bob
     queue.move_by_hand(tenant, ticket.id, "expired", user=bob, reason="foi embora")
     assert status_of(ticket) == "expired"
     assert line_of(ticket, cryo).status == "no_show"
+
+
+def test_a_service_of_a_ticket_not_yet_in_the_queue_cannot_be_cancelled_alone(
+    tenant, cryo, boots, alice
+):
+    # Found by the property test: the ticket would then be paid for a service it lost.
+    ticket = make_ticket(tenant, [cryo, boots])
+    with pytest.raises(QueueError, match="cancele a senha inteira"):
+        queue.cancel_line(tenant, line_of(ticket, cryo).id, user=alice, reason="desistiu")
+    assert line_of(ticket, cryo).status == "waiting"

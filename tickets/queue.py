@@ -449,6 +449,13 @@ def cancel_line(tenant: Tenant, line_id: int, *, user=None, reason: str) -> Tick
     with transaction.atomic():
         line = _lock_line(tenant, line_id)
         _check_status(line, *OPEN_LINES, L.NO_SHOW)
+        if line.ticket.status not in (T.IN_QUEUE, T.CALLED, T.IN_PROGRESS, T.EXPIRED):
+            # Before the queue the ticket is what was (or is being) paid for: one service less
+            # would no longer match its payment. The whole ticket is cancelled (or refunded).
+            raise QueueError(
+                _("Ticket %(number)s is not in the queue yet: cancel the whole ticket instead.")
+                % {"number": line.ticket.number}
+            )
         change_line_status(line, L.CANCELLED, user=user, reason=reason)
         audit.record(
             "line_cancelled",
@@ -457,8 +464,7 @@ def cancel_line(tenant: Tenant, line_id: int, *, user=None, reason: str) -> Tick
             entity=line,
             data={"ticket": line.ticket.number, "service": line.service.name, "reason": reason},
         )
-        if line.ticket.status in (T.IN_QUEUE, T.CALLED, T.IN_PROGRESS, T.EXPIRED):
-            sync_ticket(line.ticket, user=user, reason=reason)
+        sync_ticket(line.ticket, user=user, reason=reason)
         events.publish("queue_update", tenant_id=tenant.id, ticket=line.ticket, line=line)
     return line
 
