@@ -129,9 +129,13 @@ def test_the_same_idempotency_key_returns_the_same_ticket(tenant, cryo, towel):
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_twenty_parallel_creators_get_twenty_distinct_gap_free_numbers(tenant, cryo, towel):
-    Extra.objects.filter(pk=towel.pk).update(stock=12)
-    barrier = threading.Barrier(20)
+@pytest.mark.parametrize("creators", [20, 64])
+def test_parallel_creators_get_distinct_gap_free_numbers_and_never_oversell(
+    tenant, cryo, towel, creators
+):
+    stock = creators * 5 // 8
+    Extra.objects.filter(pk=towel.pk).update(stock=stock)
+    barrier = threading.Barrier(creators)
     outcomes: list[str] = []
 
     def buy(i: int) -> None:
@@ -144,13 +148,13 @@ def test_twenty_parallel_creators_get_twenty_distinct_gap_free_numbers(tenant, c
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=buy, args=(i,)) for i in range(20)]
+    threads = [threading.Thread(target=buy, args=(i,)) for i in range(creators)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     numbers = sorted(n for n in outcomes if n != "sold out")
-    assert len(numbers) == 12 and outcomes.count("sold out") == 8
-    assert numbers == [f"C{i:03d}" for i in range(1, 13)]  # distinct and without gaps
+    assert len(numbers) == stock and outcomes.count("sold out") == creators - stock
+    assert numbers == [f"C{i:03d}" for i in range(1, stock + 1)]  # distinct and without gaps
     towel.refresh_from_db()
     assert towel.stock == 0

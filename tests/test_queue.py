@@ -334,12 +334,14 @@ def test_service_stats_count_waiting_and_in_service(tenant, cryo, boots, cryo_1)
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_sixteen_operators_calling_next_in_parallel_never_share_a_line_or_a_device(tenant):
+@pytest.mark.parametrize("operators", [16, 64])
+def test_operators_calling_next_in_parallel_never_share_a_line_or_a_device(tenant, operators):
     services = [make_service(tenant, f"Serviço {i}", "S") for i in range(2)]
-    devices = [make_device(tenant, f"Dev {i}", [services[i % 2]]) for i in range(16)]
-    for _ in range(40):
+    devices = [make_device(tenant, f"Dev {i}", [services[i % 2]]) for i in range(operators)]
+    tickets = operators * 5 // 2  # two lines each: more lines than the 3 calls per operator
+    for _ in range(tickets):
         queued_ticket(tenant, services)
-    barrier = threading.Barrier(16)
+    barrier = threading.Barrier(operators)
     claimed: list[int] = []
     errors: list[str] = []
 
@@ -363,11 +365,12 @@ def test_sixteen_operators_calling_next_in_parallel_never_share_a_line_or_a_devi
         t.start()
     for t in threads:
         t.join()
+    calls = operators * 3
     assert errors == []
-    assert len(claimed) == 48 and len(set(claimed)) == 48  # every call got its own line
-    assert TicketService.objects.filter(status="completed").count() == 48
+    assert len(claimed) == calls and len(set(claimed)) == calls  # each call its own line
+    assert TicketService.objects.filter(status="completed").count() == calls
     assert TicketService.objects.filter(call_count__gt=1).count() == 0
-    assert TicketService.objects.filter(status="waiting").count() == 80 - 48
+    assert TicketService.objects.filter(status="waiting").count() == tickets * 2 - calls
 
 
 @pytest.mark.postgres
