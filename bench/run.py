@@ -37,6 +37,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 BENCH_DB = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/totem_bench")
 os.environ["DATABASE_URL"] = BENCH_DB
 os.environ.setdefault("DEBUG", "false")
+os.environ.setdefault("HTTPS", "false")  # plain HTTP on loopback: no redirect to measure
 os.environ.setdefault("SECRET_KEY", "bench-only")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 
@@ -528,7 +529,7 @@ def display_tenants(count: int) -> list[tuple[int, str, str]]:
 
     made = []
     for n in range(count):
-        tenant = Tenant.objects.create(slug=f"rt-{n}", name=f"Filial {n}")
+        tenant = Tenant.objects.create(slug=f"rt{count}-{n}", name=f"Filial {n}")
         device = Equipment.objects.create(
             tenant=tenant, kind=Kind.DISPLAY, name="TV", identifier="tv"
         )

@@ -588,5 +588,5 @@ def test_the_panel_costs_the_same_queries_with_10_and_1000_waiting(
     fill_queue(tenant, [cryo, boots], 990)
     with django_assert_num_queries(len(small.captured_queries)):
         response = client.get(panel_url(tenant), headers=headers)
-    assert [len(q.rows) for q in response.context["queues"]] == [50, 50]
-    assert "+950" in response.content.decode()
+    assert [len(q.rows) for q in response.context["queues"]] == [20, 20]
+    assert "+980" in response.content.decode()
