@@ -34,14 +34,24 @@ def hit(kind: str, *parts: str, window: int) -> int:
     key = _key(kind, *parts)
     cache.add(key, 0, window)
     try:
-        return cache.incr(key)
+        count = cache.incr(key)
     except ValueError:  # expired between add and incr
         cache.set(key, 1, window)
         return 1
+    if count == 1:
+        # The key may have expired between incr's existence check and the increment, and
+        # Redis's INCR then creates it without an expiry: a counter that never resets would
+        # lock a kiosk out for good (seen in the soak). Give the window back to it.
+        cache.touch(key, window)
+    return count
 
 
 def count(kind: str, *parts: str) -> int:
     return cache.get(_key(kind, *parts), 0)
+
+
+def reset(kind: str, *parts: str) -> None:
+    cache.delete(_key(kind, *parts))
 
 
 def allow(kind: str, *parts: str, limit: int, window: int) -> bool:

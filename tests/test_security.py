@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from django.test import Client
 from django.urls import reverse
 
@@ -151,3 +152,18 @@ def test_every_page_has_a_content_security_policy_and_no_inline_script(admin_cli
         assert inline == [], (name, inline)
         assert not re.search(r"\son[a-z]+=[\"']", html), f"{name}: inline event handler"
     assert checked >= 5
+
+
+@pytest.mark.redis
+def test_a_throttle_counter_created_without_expiry_gets_its_window_back():
+    # Redis's INCR recreates an expired key without a TTL; the counter must not live forever
+    # (the soak found a kiosk locked out by exactly this).
+    from django.core.cache import cache
+
+    from tenants import throttle
+
+    key = throttle._key("kiosk", "42")
+    cache.set(key, 0, timeout=None)  # what INCR leaves behind: a counter without expiry
+    assert throttle.hit("kiosk", "42", window=60) == 1
+    ttl = cache._cache.get_client(key).ttl(cache.make_and_validate_key(key))
+    assert 0 < ttl <= 60

@@ -27,7 +27,6 @@ from functools import wraps
 from urllib.parse import urlencode
 
 from django.core import signing
-from django.core.cache import cache
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -37,6 +36,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 
 from equipment.models import Equipment
+from tenants import throttle
 from tenants.access import get_tenant
 from tenants.models import Tenant
 from tickets.br import digits
@@ -63,18 +63,13 @@ def cookie_name(kind: str) -> str:
 # --- pairing -----------------------------------------------------------------------------------
 
 
-def _failure_key(tenant: Tenant, address: str) -> str:
-    return f"totem:pairing-failures:{tenant.pk}:{address}"
-
-
 def redeem(tenant: Tenant, code: str, *, address: str = "", user_agent: str = "") -> PairingCode:
     """Spend a pairing code of `tenant`; the pairing it becomes, or PairingError.
 
     Codes of another tenant are unknown here. Failed attempts are counted per browser address:
     past MAX_FAILURES in FAILURE_WINDOW, even a right code is refused for a while.
     """
-    key = _failure_key(tenant, address)
-    if cache.get(key, 0) >= MAX_FAILURES:
+    if throttle.count("pairing", str(tenant.pk), address) >= MAX_FAILURES:
         raise PairingError(_("Too many wrong codes. Wait a few minutes and try again."))
     code = digits(code)
     now = timezone.now()
@@ -93,12 +88,9 @@ def redeem(tenant: Tenant, code: str, *, address: str = "", user_agent: str = ""
             pk=pairing.pk, used_at__isnull=True, revoked_at__isnull=True
         ).update(used_at=now, user_agent=user_agent[:200])
     if not spent:
-        try:
-            cache.incr(key)
-        except ValueError:
-            cache.set(key, 1, FAILURE_WINDOW)
+        throttle.hit("pairing", str(tenant.pk), address, window=FAILURE_WINDOW)
         raise PairingError(_("This code is not valid. Check it, or ask for a new one."))
-    cache.delete(key)
+    throttle.reset("pairing", str(tenant.pk), address)
     pairing.used_at = now
     return pairing
 
