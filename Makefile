@@ -10,7 +10,7 @@ PYTHON := $(shell for p in python3 python3.13 python3.12 python; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null \
 	&& { echo $$p; break; }; done)
 
-.PHONY: run test venv lint format bench clean
+.PHONY: run test venv lint format bench soak clean
 
 $(VENV)/.installed: pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then \
@@ -60,4 +60,9 @@ clean:
 # Benchmarks against PostgreSQL (and Redis), started like CI does when they are down.
 bench: venv
 	.ci/services
-	$(PY) bench/run.py
+	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/9} $(PY) bench/run.py
+
+# Kiosks, operators and displays together against a real Daphne (SOAK_SECONDS, default 120).
+soak: venv
+	.ci/services
+	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/9} $(PY) bench/soak.py
