@@ -60,7 +60,7 @@
 
   // Calls on the board that no event announced: missed while offline or lost on the way
   // (the sequence gap that triggered this re-read). Announced if recent, oldest first. The
-  // first read of the page only takes note: a TV switched on does not replay the morning.
+  // first look, at the server-rendered board, only takes note.
   let primed = false;
   function catchUp() {
     const cards = Array.from(board.querySelectorAll(".call[data-line]"));
@@ -214,6 +214,9 @@
   document.addEventListener("keydown", turnSoundOn);
 
   // --- live ------------------------------------------------------------------------------
+  // Take note of the board as the server rendered it, so the re-read on connect announces a
+  // call made in between (switching on never replays the morning, nor swallows a new call).
+  catchUp();
   window.Totem.live.connect(config.socket, {
     onEvent(event) {
       if (event.type === "ticket_called") announce(event);
