@@ -19,7 +19,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -45,7 +45,7 @@ from tenants.access import has_role
 from tenants.models import Role, Tenant
 from tickets import events, queue
 from tickets.errors import DomainError
-from tickets.models import Extra, LineStatus, Ticket, TicketStatus
+from tickets.models import LineStatus, Ticket, TicketStatus
 
 log = logging.getLogger(__name__)
 S, T, Out = SessionStatus, TicketStatus, Notification.Outcome
@@ -538,10 +538,7 @@ def refund(tenant: Tenant, session_id: int, user, reason: str) -> PaymentSession
         served = ticket.lines.filter(status__in=SERVED).exists()
         if not served and ticket.status not in (T.COMPLETED, T.CANCELLED):
             queue.cancel_ticket(tenant, ticket.pk, user=user, reason=reason)
-            for item in ticket.extras.order_by("extra_id"):
-                Extra.objects.filter(pk=item.extra_id, stock__isnull=False).update(
-                    stock=F("stock") + item.quantity
-                )
+            queue.restore_stock(ticket)  # paid, so cancel_ticket kept the extras sold
         _publish(session, ticket)
     return session
 

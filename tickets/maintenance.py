@@ -30,7 +30,7 @@ from tickets.models import (
 )
 
 L, T = LineStatus, TicketStatus
-OPEN_LINES = (L.WAITING, L.CALLED, L.IN_PROGRESS)
+OPEN_LINES = queue.OPEN_LINES
 PRINTING_STUCK_AFTER = timedelta(minutes=10)
 
 

@@ -487,7 +487,7 @@ def cancel_ticket(tenant: Tenant, ticket_id: int, *, user=None, reason: str) -> 
             line.ticket = ticket
             change_line_status(line, L.CANCELLED, user=user, reason=reason)
         if was_unpaid:
-            _restore_stock(ticket)
+            restore_stock(ticket)
         events.publish("ticket_update", tenant_id=tenant.id, ticket=ticket)
         for service_id in ticket.lines.values_list("service_id", flat=True):
             events.publish(
@@ -496,7 +496,8 @@ def cancel_ticket(tenant: Tenant, ticket_id: int, *, user=None, reason: str) -> 
     return ticket
 
 
-def _restore_stock(ticket: Ticket) -> None:
+def restore_stock(ticket: Ticket) -> None:
+    """Give a ticket's extras back to stock (unlimited extras have none to give back)."""
     for item in ticket.extras.order_by("extra_id"):
         Extra.objects.filter(pk=item.extra_id, stock__isnull=False).update(
             stock=F("stock") + item.quantity
