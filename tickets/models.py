@@ -493,10 +493,6 @@ def status_info(status: str) -> dict[str, object]:
     }
 
 
-def line_valid_transitions(status: str) -> frozenset[str]:
-    return LINE_TRANSITIONS[status]
-
-
 def line_is_final(status: str) -> bool:
     return not LINE_TRANSITIONS[status]
 
