@@ -42,6 +42,9 @@ def open_display(page, daphne: str, tenant) -> None:
     )
     page.goto(f"http://{daphne}/t/{tenant.slug}/display/")
     page.wait_for_selector("body[data-live='open']")
+    # The re-read the socket's opening triggers has come back: from here on, a call reaches
+    # the screen only through an event or a later re-read.
+    page.wait_for_load_state("networkidle")
 
 
 def errors_of(page) -> list[str]:
