@@ -33,7 +33,7 @@ from collections import OrderedDict
 
 import redis
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -81,6 +81,8 @@ SEQ_PREFIX = "totem:seq:"
 # A ticket's counter is only useful while someone follows the ticket.
 TICKET_SEQ_TTL = 2 * 24 * 3600
 REDIS_DOWN_SECONDS = 5.0
+# Longer than the layer's own socket timeout, so a silent Redis fails there first.
+SEND_TIMEOUT = 3.0
 
 
 def tenant_group(tenant_id: int) -> str:
@@ -130,41 +132,86 @@ def publish(kind: str, *, tenant_id: int, ticket=None, line=None, token: str = "
 
 
 def _send(groups: list[str], payload: dict) -> None:
+    """Number the event in each of its groups and send it there. Never raises: a broadcast
+    must never undo or fail a committed change; screens catch up on the next gap or reconnect.
+    """
     layer = get_channel_layer()
     if layer is None:
         return
     try:
         numbers = next_sequences(groups)
+        messages = [
+            (group, {**payload, "seq": numbers[0], "group": group, "group_seq": number})
+            for group, number in zip(groups, numbers, strict=True)
+        ]
+        _transmit(layer, messages)
     except RedisDown as error:
         log.warning("broadcast of %s skipped: %s", payload["type"], error)
-        return
-    messages = [
-        (group, {**payload, "seq": numbers[0], "group": group, "group_seq": number})
-        for group, number in zip(groups, numbers, strict=True)
-    ]
+    except Exception:  # noqa: BLE001 — see above
+        log.exception("broadcast of %s failed; screens will catch up on reconnect", payload["type"])
+
+
+def _transmit(layer, messages: list[tuple[str, dict]]) -> None:
+    """Hand numbered messages to their groups (a test drops them here to fake a loss)."""
+    if isinstance(layer, InMemoryChannelLayer):
+        _send_in_memory(layer, messages)
+    else:
+        _publish_to_redis(layer, messages)
+
+
+def _send_in_memory(layer, messages: list[tuple[str, dict]]) -> None:
+    """The in-memory layer's queues belong to the server's event loop: reach it from there."""
 
     async def send_all() -> None:
         for group, message in messages:
             await layer.group_send(group, {"type": "event", "event": message})
 
-    def deliver() -> None:
-        try:
-            async_to_sync(send_all)()
-        except Exception:  # noqa: BLE001 — a broadcast must never undo or fail a committed change
-            log.exception(
-                "broadcast of %s failed; screens will catch up on reconnect", payload["type"]
-            )
-
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        deliver()  # the usual case: a sync view, command or test
+        async_to_sync(send_all)()  # a sync view (asgiref hops to the server's loop) or a test
     else:
         # Sync code running in an event loop's thread (allowed by DJANGO_ALLOW_ASYNC_UNSAFE,
         # e.g. under Playwright's sync API) cannot use async_to_sync: deliver from a thread.
+        errors: list[Exception] = []
+
+        def deliver() -> None:
+            try:
+                async_to_sync(send_all)()
+            except Exception as error:  # noqa: BLE001 — re-raised in the caller's thread
+                errors.append(error)
+
         helper = threading.Thread(target=deliver, name="events-send")
         helper.start()
-        helper.join(timeout=10)
+        helper.join(timeout=SEND_TIMEOUT)
+        if errors:
+            raise errors[0]
+
+
+def _publish_to_redis(layer, messages: list[tuple[str, dict]]) -> None:
+    """PUBLISH every message in one pipeline, as the pub/sub layer's `group_send` would.
+
+    The layer's `group_send` is async: called through `async_to_sync` from a thread without
+    a server loop (a command, a worker, the bench) it made a new event loop, and with it a new
+    Redis connection and handshake, per event — over a third of the CPU of a call. This uses
+    the persistent blocking client and writes the bytes the layer writes: its `serialize`, on
+    the channel "<prefix>__group__<group>" (channels-redis 4, pinned in pyproject.toml), to
+    the one Redis host the layer is configured with. The real-time tests receive them through
+    real consumers and Daphne, so a change in that format fails them.
+    """
+    config = settings.CHANNEL_LAYERS["default"].get("CONFIG", {})
+    (host,) = config["hosts"]
+    url = host["address"] if isinstance(host, dict) else host
+    client = _redis(url)
+    prefix = config.get("prefix", "asgi")
+    pipe = client.pipeline(transaction=False)
+    for group, message in messages:
+        body = layer.serialize({"type": "event", "event": message})
+        pipe.publish(f"{prefix}__group__{group}", body)
+    try:
+        pipe.execute()
+    except redis.RedisError as error:
+        raise _mark_down(url, error) from error
 
 
 # --- sequence numbers ---------------------------------------------------------------------
@@ -182,8 +229,7 @@ _local_lock = threading.Lock()
 LOCAL_MAX_GROUPS = 20_000
 
 
-def _redis() -> redis.Redis | None:
-    url = settings.REDIS_URL
+def _redis(url: str) -> redis.Redis | None:
     if not url:
         return None
     if time.monotonic() < _down_until.get(url, 0):
@@ -210,14 +256,14 @@ def _safe(url: str) -> str:
     return url.split("@")[-1]
 
 
-def _mark_down(error: Exception) -> RedisDown:
-    _down_until[settings.REDIS_URL] = time.monotonic() + REDIS_DOWN_SECONDS
-    return RedisDown(f"Redis at {_safe(settings.REDIS_URL)} is unreachable ({error})")
+def _mark_down(url: str, error: Exception) -> RedisDown:
+    _down_until[url] = time.monotonic() + REDIS_DOWN_SECONDS
+    return RedisDown(f"Redis at {_safe(url)} is unreachable ({error})")
 
 
 def next_sequences(groups: list[str]) -> list[int]:
     """Increment and return each group's counter, in one round trip."""
-    client = _redis()
+    client = _redis(settings.REDIS_URL)
     if client is None:
         with _local_lock:
             numbers = []
@@ -238,7 +284,7 @@ def next_sequences(groups: list[str]) -> list[int]:
     try:
         results = pipe.execute()
     except redis.RedisError as error:
-        raise _mark_down(error) from error
+        raise _mark_down(settings.REDIS_URL, error) from error
     return [results[i] for i in incr_at]
 
 
@@ -249,7 +295,7 @@ def current_sequences(groups: list[str]) -> dict[str, int]:
     zeros; the screen re-reads its state on the next event anyway.
     """
     try:
-        client = _redis()
+        client = _redis(settings.REDIS_URL)
     except RedisDown:
         return dict.fromkeys(groups, 0)
     if client is None:
@@ -258,6 +304,6 @@ def current_sequences(groups: list[str]) -> dict[str, int]:
     try:
         values = client.mget([SEQ_PREFIX + group for group in groups])
     except redis.RedisError as error:
-        log.warning("%s", _mark_down(error))
+        log.warning("%s", _mark_down(settings.REDIS_URL, error))
         return dict.fromkeys(groups, 0)
     return {group: int(value or 0) for group, value in zip(groups, values, strict=True)}
