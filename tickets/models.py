@@ -375,7 +375,9 @@ class TicketService(models.Model):
     class Meta:
         verbose_name = _("ticket service")
         verbose_name_plural = _("ticket services")
-        ordering = ["ticket", "position"]
+        # ticket_id, not ticket: "ticket" would follow Ticket.ordering and join the tickets table
+        # into every read of a ticket's lines.
+        ordering = ["ticket_id", "position"]
         constraints = [
             models.UniqueConstraint(
                 fields=["ticket", "service"], name="line_service_once_per_ticket"
