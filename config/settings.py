@@ -132,6 +132,12 @@ else:
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
         "-c idle_in_transaction_session_timeout=30000"
     )
+    # Parameters bound by the server, so psycopg prepares a statement it has run 5 times on
+    # a connection and PostgreSQL stops planning it again: planning the ticket tables (many
+    # partial indexes) took ~2 ms per query against ~0.2 ms to run it (bench/README.md).
+    # Not for PgBouncer in transaction mode (prepared statements are per connection).
+    if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
+        DATABASES["default"]["OPTIONS"].update(server_side_binding=True, prepare_threshold=5)
 
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
