@@ -139,10 +139,22 @@ def mark_paid(ticket: Ticket, *, user=None, reason: str = "") -> None:
 # --- devices --------------------------------------------------------------------------------
 
 
-def check_device(device: Equipment, service: Service) -> None:
-    """Refuse a device that cannot take a line of `service` right now."""
-    if device.tenant_id != service.tenant_id or device.deleted_at is not None:
-        raise QueueError(_("Device not found."))
+def lock_device(device: Equipment, service: Service) -> Equipment:
+    """Lock `device` and refuse it if it cannot take a line of `service` right now.
+
+    One query: whether it runs the service and what it is busy with come with the lock, as
+    annotations (three round trips were a tenth of a call's time).
+    """
+    runs = Equipment.services.through.objects.filter(equipment=OuterRef("pk"), service=service.pk)
+    busy = TicketService.objects.filter(equipment=OuterRef("pk"), status__in=LINE_ACTIVE)
+    try:
+        device = (
+            Equipment.objects.select_for_update(of=("self",))
+            .annotate(runs=Exists(runs), busy_with=Subquery(busy.values("ticket__number")[:1]))
+            .get(pk=device.pk, tenant=service.tenant_id, deleted_at=None)
+        )
+    except Equipment.DoesNotExist:
+        raise QueueError(_("Device not found.")) from None
     if device.kind != Kind.SERVICE_DEVICE:
         raise QueueError(_("%(device)s is not a service device.") % {"device": device.name})
     if device.status != DeviceStatus.ONLINE:
@@ -150,21 +162,17 @@ def check_device(device: Equipment, service: Service) -> None:
             _("%(device)s is %(status)s.")
             % {"device": device.name, "status": device.get_status_display().lower()}
         )
-    if not device.services.filter(pk=service.pk).exists():
+    if not device.runs:
         raise QueueError(
             _("%(device)s does not run %(service)s.")
             % {"device": device.name, "service": service.name}
         )
-    busy = (
-        TicketService.objects.filter(equipment=device, status__in=LINE_ACTIVE)
-        .select_related("ticket")
-        .first()
-    )
-    if busy:
+    if device.busy_with:
         raise QueueError(
             _("%(device)s is busy with ticket %(number)s.")
-            % {"device": device.name, "number": busy.ticket.number}
+            % {"device": device.name, "number": device.busy_with}
         )
+    return device
 
 
 @contextmanager
@@ -239,7 +247,7 @@ def claim_query(service: Service, *, normal_only: bool = False, skip_busy_custom
             customer_key=OuterRef("customer_key"), status__in=LINE_ACTIVE
         )
         lines = lines.filter(~Exists(busy))
-    return lines.select_related("ticket", "service").select_for_update(
+    return lines.select_related("ticket").select_for_update(
         skip_locked=True, of=("self", "ticket")
     )[:1]
 
@@ -256,8 +264,7 @@ def call_next(service: Service, device: Equipment, *, user=None) -> TicketServic
     """
     tenant = service.tenant
     with _conflicts(), transaction.atomic():
-        device = Equipment.objects.select_for_update().get(pk=device.pk)
-        check_device(device, service)
+        device = lock_device(device, service)
         skip = tenant.skip_customers_in_service
         line = None
         if _normal_turn(service):
@@ -267,6 +274,7 @@ def call_next(service: Service, device: Equipment, *, user=None) -> TicketServic
             raise QueueError(
                 _("Nobody free is waiting for %(service)s.") % {"service": service.name}
             )
+        line.service = service
         change_line_status(
             line,
             L.CALLED,
@@ -290,8 +298,7 @@ def call_line(
     with _conflicts(), transaction.atomic():
         line = _lock_line(tenant, line_id)
         ticket = line.ticket
-        device = Equipment.objects.select_for_update().get(pk=device.pk)
-        check_device(device, line.service)
+        device = lock_device(device, line.service)
         if line.status == L.WAITING and line.queued_at is None:
             raise QueueError(
                 _("Ticket %(number)s is not in the queue yet (%(status)s).")
