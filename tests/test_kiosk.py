@@ -9,6 +9,7 @@ import pytest
 from django.core.cache import cache
 from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -112,6 +113,21 @@ def buy(client, tenant, method="cash"):
 
 
 # --- pairing ---------------------------------------------------------------------------------
+
+
+def test_the_service_list_costs_the_same_queries_with_2_and_30_services(
+    tenant, kiosk_client, django_assert_num_queries
+):
+    # Each service's wait comes from its stored measured duration, not a query per service.
+    kiosk_client.post(url(tenant, "kiosk_start"))
+    with CaptureQueriesContext(connection) as two:
+        assert kiosk_client.get(url(tenant, "kiosk_services")).status_code == 200
+    for n in range(28):
+        service = make_service(tenant, f"Serviço {n}", prefix="S", order=n + 2)
+        make_device(tenant, f"Cabine {n}", [service])
+    with django_assert_num_queries(len(two.captured_queries)):
+        page = kiosk_client.get(url(tenant, "kiosk_services"))
+    assert page.content.decode().count('name="toggle"') == 30
 
 
 def test_an_unpaired_browser_sees_the_pairing_screen(tenant, kiosk_device):

@@ -46,10 +46,16 @@ class Service(models.Model):
     )
     display_order = models.PositiveSmallIntegerField(_("display order"), default=0)
     is_active = models.BooleanField(_("active"), default=True)
+    # The average of its last completed services, kept by tickets.queue.complete so that
+    # every screen showing a wait reads it instead of scanning history per service. Empty
+    # until there are enough samples (the expected duration is used meanwhile).
+    measured_duration_seconds = models.PositiveIntegerField(
+        _("measured duration (s)"), null=True, blank=True, editable=False
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     deleted_at = models.DateTimeField(_("deleted at"), null=True, blank=True)
 
-    history = HistoricalRecords()
+    history = HistoricalRecords(excluded_fields=["measured_duration_seconds"])
     objects = CatalogQuerySet.as_manager()
 
     class Meta:

@@ -409,6 +409,10 @@ def complete(tenant: Tenant, line_id: int, *, user=None) -> TicketService:
         _check_status(line, L.IN_PROGRESS)
         seconds = int((timezone.now() - line.started_at).total_seconds())
         change_line_status(line, L.COMPLETED, user=user, duration_seconds=max(seconds, 0))
+        # An update, not a save: no history row, and no lock beyond this one row's.
+        Service.objects.filter(pk=line.service_id).update(
+            measured_duration_seconds=measure_duration(line.service_id)
+        )
         sync_ticket(line.ticket, user=user)
         events.publish("queue_update", tenant_id=tenant.id, ticket=line.ticket, line=line)
     return line
@@ -542,15 +546,20 @@ def transfer(
 
 def average_duration_seconds(service: Service) -> int:
     """Measured over the last completed lines; the expected duration until there are enough."""
+    return service.measured_duration_seconds or service.duration_minutes * 60
+
+
+def measure_duration(service_id: int) -> int | None:
+    """The average of the service's last completed lines; None while there are too few."""
     recent = list(
         TicketService.objects.filter(
-            service=service, status=L.COMPLETED, duration_seconds__isnull=False
+            service_id=service_id, status=L.COMPLETED, duration_seconds__isnull=False
         )
         .order_by("-completed_at")
         .values_list("duration_seconds", flat=True)[:DURATION_SAMPLE]
     )
     if len(recent) < DURATION_MIN_SAMPLES:
-        return service.duration_minutes * 60
+        return None
     return int(sum(recent) / len(recent))
 
 
