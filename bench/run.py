@@ -40,6 +40,9 @@ os.environ.setdefault("DEBUG", "false")
 os.environ.setdefault("HTTPS", "false")  # plain HTTP on loopback: no redirect to measure
 os.environ.setdefault("SECRET_KEY", "bench-only")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
+# Each bench kiosk buys as fast as the machine allows; the per-device flood limit (which the
+# test suite covers) would otherwise be what this measures.
+os.environ.setdefault("KIOSK_REQUESTS_PER_MINUTE", "1000000")
 
 CLIENTS = [int(c) for c in os.environ.get("BENCH_CLIENTS", "1,4,16,64").split(",")]
 DURATION = float(os.environ.get("BENCH_SECONDS", "4"))
@@ -87,12 +90,17 @@ def run_clients(target, clients: int, args: tuple) -> tuple[int, list[float], fl
         p.start()
     latencies: list[float] = []
     done = 0
+    errors = []
     for _ in procs:
-        count, lats = results.get()
+        count, lats, error = results.get()
         done += count
         latencies.extend(lats)
+        if error:
+            errors.append(error)
     for p in procs:
         p.join()
+    if errors:
+        sys.exit(f"a bench client failed; a broken path measures nothing:\n{errors[0]}")
     elapsed = min(time.time() - started, DURATION + 0.5)
     return done, latencies, max(elapsed - 0.5, 0.001)
 
@@ -103,15 +111,20 @@ def child_loop(i: int, deadline: float, results, work) -> None:
     connections.close_all()
     while time.time() < deadline - DURATION:  # everyone starts together
         time.sleep(0.001)
-    count, lats = 0, []
-    while time.time() < deadline:
-        t0 = time.perf_counter()
-        if not work(i, count):
-            break
-        lats.append(time.perf_counter() - t0)
-        count += 1
+    count, lats, error = 0, [], ""
+    try:
+        while time.time() < deadline:
+            t0 = time.perf_counter()
+            if not work(i, count):
+                break
+            lats.append(time.perf_counter() - t0)
+            count += 1
+    except Exception:  # noqa: BLE001 — reported by the parent, which stops the bench
+        import traceback
+
+        error = traceback.format_exc()
     connections.close_all()
-    results.put((count, lats))
+    results.put((count, lats, error))
 
 
 # --- issuing ----------------------------------------------------------------------------------
@@ -144,30 +157,93 @@ def make_tenant(slug: str, services: int):
     return tenant, made
 
 
-def issue_domain(tenant_id: int, service_ids: list[int]):
-    from django.db import transaction
+def cashier_of(tenant_id: int):
+    """An operator of the tenant: who confirms cash at the counter."""
+    from django.contrib.auth import get_user_model
 
+    from tenants.models import Membership
+
+    user = get_user_model().objects.create_user(f"cashier-{tenant_id}", password="bench-password")
+    Membership.objects.create(user=user, tenant_id=tenant_id, role="operator")
+    return user
+
+
+def issue_domain(tenant_id: int, service_ids: list[int], clients: int):
+    """The kiosk's domain calls, then the cashier's: create, open a cash payment, confirm it
+    (which puts the ticket in the queue)."""
+    from decimal import Decimal
+
+    from payments.sessions import confirm_cash, start_payment
     from tenants.models import Tenant
     from tickets.issuing import create_ticket
-    from tickets.models import Ticket
-    from tickets.queue import mark_paid
 
     tenant = Tenant.objects.get(pk=tenant_id)
+    cashier = cashier_of(tenant_id)
 
     def work(i: int, n: int) -> bool:
         service = service_ids[(i + n) % len(service_ids)]
         ticket = create_ticket(
             tenant, service_ids=[service], customer_name="Bench", consent_version="1"
         )
-        with transaction.atomic():
-            ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
-            mark_paid(ticket)
+        session = start_payment(ticket, "cash")
+        confirm_cash(tenant, session.pk, cashier, Decimal("50.00"))
         return True
 
     return work
 
 
-def issue_raw(tenant_id: int, service_ids: list[int]):
+def issue_http(tenant_id: int, service_ids: list[int], clients: int):
+    """A paired kiosk through every screen (Django's test client, the whole middleware and
+    template stack, no network server), then the cashier confirming on the panel."""
+    import re
+
+    from django.test import Client
+    from django.urls import reverse
+
+    from equipment.models import Kind
+    from payments.models import PaymentSession
+    from tenants.models import Tenant
+
+    tenant = Tenant.objects.get(pk=tenant_id)
+    cashier = cashier_of(tenant_id)
+    slug = tenant.slug
+    url = {name: reverse(f"kiosk_{name}", args=[slug]) for name in ("start", "services", "extras")}
+    url |= {name: reverse(f"kiosk_{name}", args=[slug]) for name in ("identify", "summary")}
+    url["leave"] = reverse("kiosk_leave", args=[slug])
+    kiosks = []
+    for i in range(clients):  # paired before the clock starts, as kiosks are in a studio
+        kiosk = Client()
+        pair(kiosk, tenant, Kind.KIOSK, name=f"kiosk-{i}")
+        kiosk.force_login(cashier)  # the same browser serves as the cashier's panel
+        kiosks.append(kiosk)
+
+    def work(i: int, n: int) -> bool:
+        kiosk = kiosks[i]
+        service = service_ids[(i + n) % len(service_ids)]
+        kiosk.post(url["start"])
+        kiosk.post(url["services"], {"toggle": service})
+        kiosk.post(url["extras"], {"next": "1"})
+        kiosk.post(url["identify"], {"customer_name": "Bench", "priority": "", "consent": "on"})
+        key = re.search(r'name="key" value="([^"]+)"', kiosk.get(url["summary"]).text)
+        bought = kiosk.post(url["summary"], {"method": "cash", "key": key[1]}, follow=True)
+        number = re.search(r'data-testid="ticket-number"[^>]*>\s*(\w+)', bought.text)
+        # What the cashier sees on the panel: the pending cash payment of that number.
+        session = PaymentSession.objects.filter(
+            tenant=tenant, ticket__number=number[1], status="pending"
+        ).latest("pk")
+        confirmed = kiosk.post(
+            reverse("panel_payment", args=[slug, session.pk, "dinheiro"]),
+            {"amount_received": "50,00"},
+        )
+        kiosk.post(url["leave"])
+        if confirmed.status_code >= 400:
+            raise RuntimeError(f"cash confirmation answered {confirmed.status_code}")
+        return True
+
+    return work
+
+
+def issue_raw(tenant_id: int, service_ids: list[int], clients: int):
     """The essential writes of a sale in one transaction: counter bump, ticket, its line."""
     from django.db import connection, transaction
     from django.utils import timezone
@@ -215,16 +291,24 @@ def numbering_faults(tenant_id: int) -> tuple[int, int]:
     return duplicates, gaps
 
 
+def not_queued(tenant_id: int) -> int:
+    """Tickets sold but not in the queue at the end (must be 0: every sale was confirmed)."""
+    from tickets.models import Ticket
+
+    return Ticket.objects.filter(tenant_id=tenant_id).exclude(status="in_queue").count()
+
+
 def bench_issuing(rows: list[dict]) -> None:
+    paths = (("domain", issue_domain), ("http", issue_http), ("raw", issue_raw))
     for spread in (1, 50):
         for clients in CLIENTS:
             figures = {}
-            for kind, factory in (("domain", issue_domain), ("raw", issue_raw)):
+            for kind, factory in paths:
                 tenant, services = make_tenant(f"iss-{kind}-{spread}-{clients}", spread)
-                work = factory(tenant.id, [s.id for s in services])
+                work = factory(tenant.id, [s.id for s in services], clients)
                 done, lats, elapsed = run_clients(child_loop, clients, (work,))
                 figures[kind] = (done / elapsed, percentile(lats, 99) * 1000, tenant.id)
-            dup, gaps = numbering_faults(figures["domain"][2])
+            faults = [numbering_faults(figures[kind][2]) for kind in ("domain", "http")]
             rows.append(
                 {
                     "section": "issuing",
@@ -233,10 +317,14 @@ def bench_issuing(rows: list[dict]) -> None:
                     "services": spread,
                     "per_s": round(figures["domain"][0], 1),
                     "p99_ms": round(figures["domain"][1], 1),
+                    "http_per_s": round(figures["http"][0], 1),
+                    "http_p99_ms": round(figures["http"][1], 1),
                     "raw_per_s": round(figures["raw"][0], 1),
                     "ratio": round(figures["domain"][0] / figures["raw"][0], 2),
-                    "duplicates": dup,
-                    "gaps": gaps,
+                    "http_ratio": round(figures["http"][0] / figures["raw"][0], 2),
+                    "duplicates": sum(dup for dup, _ in faults),
+                    "gaps": sum(gaps for _, gaps in faults),
+                    "not_queued": sum(not_queued(figures[k][2]) for k in ("domain", "http")),
                 }
             )
             print_row(rows[-1])
@@ -396,7 +484,7 @@ def bench_calling(rows: list[dict]) -> None:
 # --- screens ----------------------------------------------------------------------------------
 
 
-def pair(client, tenant, kind: str) -> None:
+def pair(client, tenant, kind: str, name: str = "") -> None:
     """Make `client` a paired kiosk or display of `tenant`, as a browser would by its code."""
     from datetime import timedelta
 
@@ -406,7 +494,8 @@ def pair(client, tenant, kind: str) -> None:
     from equipment.models import Equipment
     from totem.models import PairingCode
 
-    device = Equipment.objects.create(tenant=tenant, kind=kind, name=kind, identifier=kind)
+    name = name or kind
+    device = Equipment.objects.create(tenant=tenant, kind=kind, name=name, identifier=name)
     code = PairingCode.objects.create(
         tenant=tenant, equipment=device, expires_at=timezone.now() + timedelta(minutes=5)
     )
