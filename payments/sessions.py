@@ -90,6 +90,7 @@ def _lock(tenant: Tenant, session_id: int) -> tuple[Ticket, PaymentSession]:
     if ticket_id is None:
         raise PaymentError(_("Payment not found."))
     ticket = Ticket.objects.select_for_update().get(pk=ticket_id)
+    ticket.tenant = tenant  # the session was found in it; spares the printing and receipt a read
     session = PaymentSession.objects.select_for_update().get(pk=session_id)
     session.ticket = ticket
     return ticket, session

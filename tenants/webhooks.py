@@ -20,6 +20,7 @@ import logging
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -53,10 +54,12 @@ def backoff(attempts: int) -> timedelta:
 # --- writing events -------------------------------------------------------------------------
 
 
-def enqueue(tenant: Tenant | int, event_type: str, payload: dict) -> int:
+def enqueue(tenant: Tenant | int, event_type: str, payload: dict | Callable[[], dict]) -> int:
     """One outbox row per enabled endpoint of the tenant that wants `event_type`.
 
     Call inside the transaction that makes the change, so both commit or neither does.
+    `payload` may be a function: it is then built only when an endpoint wants the event
+    (a ticket's payload reads its lines — a query on every sale and completion otherwise).
     Returns the number of rows written (0 for a tenant with no webhook: one query).
     """
     if event_type not in WebhookEvent.values:
@@ -67,8 +70,11 @@ def enqueue(tenant: Tenant | int, event_type: str, payload: dict) -> int:
         for e in WebhookEndpoint.objects.alive().filter(tenant_id=tenant_id, enabled=True)
         if e.wants(event_type)
     ]
+    if not endpoints:
+        return 0
+    data = payload() if callable(payload) else payload
     WebhookOutbox.objects.bulk_create(
-        WebhookOutbox(tenant_id=tenant_id, endpoint=e, event_type=event_type, payload=payload)
+        WebhookOutbox(tenant_id=tenant_id, endpoint=e, event_type=event_type, payload=data)
         for e in endpoints
     )
     return len(endpoints)
@@ -124,7 +130,7 @@ def payment_payload(session) -> dict:
 def on_ticket_status(ticket) -> None:
     """Called where the ticket's status changes: a completed ticket is an event."""
     if ticket.status == "completed":
-        enqueue(ticket.tenant_id, WebhookEvent.TICKET_COMPLETED, ticket_payload(ticket))
+        enqueue(ticket.tenant_id, WebhookEvent.TICKET_COMPLETED, lambda: ticket_payload(ticket))
 
 
 # --- delivering them ------------------------------------------------------------------------

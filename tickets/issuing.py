@@ -175,5 +175,5 @@ def _insert(tenant, services, catalog, wanted, customer, priority, idempotency_k
             )
             for i, q in wanted.items()
         )
-    webhooks.enqueue(tenant, "ticket.created", webhooks.ticket_payload(ticket))
+    webhooks.enqueue(tenant, "ticket.created", lambda: webhooks.ticket_payload(ticket))
     return ticket
