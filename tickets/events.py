@@ -19,6 +19,9 @@ screen that sees `group_seq` jump re-reads its state over HTTP. The counters liv
   sockets, so a process counter is exact. A restart drops every socket; screens reconnect,
   get the new baseline in the `hello` message and re-read their state.
 
+Sending through Redis costs an event two round trips on one persistent connection: the INCR
+pipeline, then a PUBLISH pipeline to its groups (see `_publish_to_redis`).
+
 Redis unreachable: the first failure (connect timeout 1 s) marks it down for a few seconds,
 during which broadcasts are skipped with a warning instead of each request waiting on it.
 """
