@@ -4,7 +4,9 @@ Every figure is taken side by side with a raw baseline in the same run and print
 ratio, because these machines are shared and absolute times drift. Results go to stdout as
 one table and to bench/results/<timestamp>.json with the machine's description.
 
-Sections (choose with BENCH_ONLY=issuing,calling,screens,realtime):
+Sections (choose with BENCH_ONLY=cost,issuing,calling,screens,realtime):
+- cost: one client alone — CPU per sale and per call cycle in Python and in PostgreSQL,
+  and queries, beside the raw loops: where the time goes.
 - issuing: tickets created through the kiosk's domain path (create, pay cash, confirm,
   queue) by 1/4/16/64 parallel clients, on one service and over 50, against a raw SQL loop
   doing the same essential writes; duplicates and gaps in numbering counted.
@@ -481,6 +483,78 @@ def bench_calling(rows: list[dict]) -> None:
         print_row(rows[-1])
 
 
+# --- cost per operation -----------------------------------------------------------------------
+
+
+def backend_cpu_seconds() -> float | None:
+    """CPU this connection's PostgreSQL backend has used (None when the server is not local)."""
+    from django.db import connection
+
+    with connection.cursor() as c:
+        c.execute("SELECT pg_backend_pid()")
+        pid = c.fetchone()[0]
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_cost(rows: list[dict]) -> None:
+    """Where an operation's time goes, one client alone: CPU in Python (this process, all
+    threads) and in its PostgreSQL backend, and queries, per sale and per call cycle, beside
+    the raw loops. Under load on a small machine these two add up to the throughput."""
+    import resource
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from equipment.models import Equipment, Kind
+
+    def python_cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    cases = []
+    for kind, factory in (("domain", issue_domain), ("http", issue_http), ("raw", issue_raw)):
+        tenant, services = make_tenant(f"cost-sale-{kind}", 1)
+        cases.append((f"sale, {kind}", factory(tenant.id, [services[0].id], 1)))
+    for kind, factory in (("domain", call_domain), ("raw", call_raw)):
+        tenant, services = make_tenant(f"cost-call-{kind}", 8)
+        device = Equipment.objects.create(
+            tenant=tenant, kind=Kind.SERVICE_DEVICE, name="Op", identifier="op"
+        )
+        device.services.add(services[0])
+        fill_queue(tenant, services, 8 * 400)
+        cases.append((f"call cycle, {kind}", factory(tenant.id, [device.id])))
+    for case, work in cases:
+        for n in range(20):  # warm: connections, prepared statements, caches
+            work(0, n)
+        with CaptureQueriesContext(connection) as captured:
+            work(0, 20)
+        runs = 150
+        cpu, backend, t0 = python_cpu(), backend_cpu_seconds(), time.perf_counter()
+        for n in range(runs):
+            work(0, 21 + n)
+        wall = time.perf_counter() - t0
+        cpu, backend_after = python_cpu() - cpu, backend_cpu_seconds()
+        rows.append(
+            {
+                "section": "cost",
+                "case": case,
+                "wall_ms": round(wall / runs * 1000, 1),
+                "python_cpu_ms": round(cpu / runs * 1000, 1),
+                "postgres_cpu_ms": (
+                    round((backend_after - backend) / runs * 1000, 1)
+                    if backend is not None and backend_after is not None
+                    else None
+                ),
+                "queries": len(captured),
+            }
+        )
+        print_row(rows[-1])
+
+
 # --- screens ----------------------------------------------------------------------------------
 
 
@@ -761,7 +835,10 @@ def bench_realtime(rows: list[dict]) -> None:
                         "case": f"{displays} displays, {rate} events/s, {daphnes} Daphnes",
                         "failed_connections": results["failed"],
                         "delivered": results["got"],
-                        "lost": expected - results["got"],
+                        "lost": max(expected - results["got"], 0),
+                        # Pub/sub channels ignore Redis's database number: another process
+                        # publishing to the same tenant ids on this Redis shows up here.
+                        "foreign": max(results["got"] - expected, 0),
                         "gaps": results["gaps"],
                         "p50_ms": round(percentile(lat, 50) * 1000, 1),
                         "p99_ms": round(percentile(lat, 99) * 1000, 1),
@@ -797,6 +874,7 @@ def machine() -> dict:
         "cpus": os.cpu_count(),
         "postgres": pg,
         "duration_per_case_s": DURATION,
+        "realtime_seconds_per_case": float(os.environ.get("BENCH_SOAK", "0")) or DURATION,
     }
 
 
@@ -812,10 +890,11 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    only = os.environ.get("BENCH_ONLY", "issuing,calling,screens,realtime").split(",")
+    only = os.environ.get("BENCH_ONLY", "cost,issuing,calling,screens,realtime").split(",")
     rows: list[dict] = []
     print(f"Totem bench — {DURATION:.0f} s per case, clients {CLIENTS}", flush=True)
     for name, fn in (
+        ("cost", bench_cost),
         ("issuing", bench_issuing),
         ("calling", bench_calling),
         ("screens", bench_screens),
