@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from decimal import Decimal
 
 import segno
@@ -20,8 +21,13 @@ def brl(value: Decimal | str | int | None) -> str:
 
 
 @register.simple_tag
+@functools.lru_cache(maxsize=512)
 def qr_svg(data: str, label: str = "", scale: int = 6) -> str:
-    """`data` as an inline SVG QR code (dark on white, with its quiet zone), titled `label`."""
+    """`data` as an inline SVG QR code (dark on white, with its quiet zone), titled `label`.
+
+    Cached: a ticket's or a payment's code is drawn on every refresh of its screen, and
+    drawing one took about a twentieth of a kiosk sale's CPU (bench).
+    """
     qr = segno.make(data, error="m")
     # omitsize: a viewBox instead of a fixed size, so CSS sizes the code. segno escapes the
     # title itself; the rest is its own markup.
