@@ -670,6 +670,14 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process, in MiB (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def start_daphnes(count: int) -> tuple[list, list[int]]:
     import socket
     import subprocess
@@ -835,6 +843,7 @@ def bench_realtime(rows: list[dict]) -> None:
                 )
                 thread.start()
                 results["ready"].wait(300)
+                memory = sum(rss_mib(proc.pid) for proc in procs)  # every display connected
                 t0 = time.perf_counter()
                 for k in range(total):
                     tenant_id = branches[k % len(branches)][0]
@@ -857,6 +866,7 @@ def bench_realtime(rows: list[dict]) -> None:
                         # publishing to the same tenant ids on this Redis shows up here.
                         "foreign": max(results["got"] - expected, 0),
                         "gaps": results["gaps"],
+                        "daphnes_mib": round(memory),
                         "p50_ms": round(percentile(lat, 50) * 1000, 1),
                         "p99_ms": round(percentile(lat, 99) * 1000, 1),
                         "max_ms": round(max(lat, default=0) * 1000, 1),
