@@ -108,6 +108,26 @@ def test_a_receiver_that_is_down_loses_nothing(tenant, cryo):
     assert WebhookAttempt.objects.get().error
 
 
+def test_an_event_claimed_by_a_worker_that_died_is_delivered_once_after_its_lease(tenant, cryo):
+    server = Receiver()
+    try:
+        endpoint(tenant, server.url)
+        make_ticket(tenant, [cryo])
+        start = timezone.now()
+        assert len(webhooks.claim(start)) == 1  # a worker took it, then was killed
+        assert webhooks.deliver_due(now=start + timedelta(seconds=1)) == 0  # still leased
+        assert server.requests == []
+
+        after = start + webhooks.LEASE + timedelta(seconds=1)  # the restarted worker
+        assert webhooks.deliver_due(now=after) == 1
+        assert webhooks.deliver_due(now=after + timedelta(days=1)) == 0
+    finally:
+        server.close()
+    row = WebhookOutbox.objects.get()
+    assert row.status == OutboxStatus.DELIVERED and row.attempts == 2
+    assert len(server.requests) == 1
+
+
 def test_a_rolled_back_change_writes_no_event(tenant, cryo):
     endpoint(tenant, "http://127.0.0.1:9/hook")
     with pytest.raises(RuntimeError), transaction.atomic():
