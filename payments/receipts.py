@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from django.utils import timezone
+from django.conf import settings
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from equipment.printing import ReceiptData, ReceiptItem, queue_receipt
@@ -78,10 +79,12 @@ def printable(receipt: Receipt) -> ReceiptData:
     c = receipt.content
     after = []
     if "received" in c:
-        after = [
-            _("Received: %(amount)s") % {"amount": brl(c["received"])},
-            _("Change: %(amount)s") % {"amount": brl(c["change"])},
-        ]
+        # In the studio's language, as the rest of the printed receipt, not the operator's.
+        with translation.override(settings.LANGUAGE_CODE):
+            after = [
+                _("Received: %(amount)s") % {"amount": brl(c["received"])},
+                _("Change: %(amount)s") % {"amount": brl(c["change"])},
+            ]
     return ReceiptData(
         tenant_name=c["tenant"]["name"],
         code=receipt.code,
