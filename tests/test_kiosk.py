@@ -565,6 +565,9 @@ def test_a_kiosk_flooding_the_server_is_held_back_with_a_friendly_screen(
     responses = [kiosk_client.get(url) for _ in range(7)]
     assert [r.status_code for r in responses] == [200] * 5 + [429, 429]
     assert reverse("kiosk_welcome", args=[tenant.slug]) in responses[-1].content.decode()
+    # A tap through HTMX (which swaps nothing on a 429) sends the whole screen there too.
+    tap = kiosk_client.get(url, headers={"HX-Request": "true"})
+    assert tap["HX-Redirect"] == reverse("kiosk_error", args=[tenant.slug])
 
 
 def test_cpf_and_phone_are_hidden_from_error_reports(tenant, rf):

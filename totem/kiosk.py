@@ -106,14 +106,19 @@ def kiosk_errors(view: Callable) -> Callable:
             raise
         except Exception:
             log.exception("kiosk %s: %s failed", slug, request.path)
-            if request.htmx:
-                # htmx swaps nothing on a 500; send the whole screen to the error page.
-                response = HttpResponse(status=200)
-                response["HX-Redirect"] = reverse("kiosk_error", args=[slug])
-                return response
-            return render(request, "kiosk/error.html", _error_context(slug), status=500)
+            return error_screen(request, slug, status=500)
 
     return wrapper
+
+
+def error_screen(request: HttpRequest, slug: str, *, status: int) -> HttpResponse:
+    """The friendly error screen with `status`; for an HTMX tap, which swaps nothing on an
+    error status, a redirect of the whole screen to it."""
+    if request.htmx:
+        response = HttpResponse(status=200)
+        response["HX-Redirect"] = reverse("kiosk_error", args=[slug])
+        return response
+    return render(request, "kiosk/error.html", _error_context(slug), status=status)
 
 
 def _error_context(slug: str) -> dict:
@@ -140,7 +145,7 @@ def per_device_limit(view: Callable) -> Callable:
         limit = settings.KIOSK_REQUESTS_PER_MINUTE
         if not throttle.allow("kiosk", str(request.device.pk), limit=limit, window=60):
             log.warning("kiosk %s (device %s) over %s requests/min", slug, request.device.pk, limit)
-            return render(request, "kiosk/error.html", _error_context(slug), status=429)
+            return error_screen(request, slug, status=429)
         return view(request, slug, *args, **kwargs)
 
     return wrapper
