@@ -34,6 +34,8 @@ FIELDS = [
     "service",
     "amount_received",
     "equipment",
+    "station",
+    "row",
     "code",
     "next",
 ]
@@ -57,8 +59,9 @@ def kiosk(tenant, cryo, boots, towel) -> Client:
     device = make_device(tenant, "Totem 1", kind=Kind.KIOSK)
     client = Client()
     code = PairingCode.objects.create(tenant=tenant, equipment=device)
-    client.post(reverse("kiosk_pair", args=[tenant.slug]), {"code": code.code})
-    client.post(reverse("kiosk_start", args=[tenant.slug]))
+    paired = client.post(reverse("kiosk_pair", args=[tenant.slug]), {"code": code.code})
+    assert paired.status_code == 302  # a kiosk, or every fuzzed post would only be turned away
+    assert client.post(reverse("kiosk_start", args=[tenant.slug])).status_code == 302
     return client
 
 
@@ -88,7 +91,9 @@ def panel(tenant, cryo, boots, alice) -> dict:
     station = make_device(tenant, "Crio 1", [cryo, boots])
     client = Client()
     client.force_login(alice)
-    client.post(reverse("panel_station", args=[tenant.slug]), {"equipment": station.pk})
+    # At a station, or every action would only show the station picker.
+    chosen = client.post(reverse("panel_station", args=[tenant.slug]), {"station": station.pk})
+    assert chosen.status_code == 302
     PaymentSettings.objects.update_or_create(tenant=tenant, defaults={"cash_enabled": True})
     waiting = queued_ticket(tenant, [cryo, boots])
     unpaid = make_ticket(tenant, [cryo])
