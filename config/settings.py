@@ -56,8 +56,9 @@ if HTTPS:
     # domain whose other subdomains still speak plain HTTP.
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
     SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
-# The operator's session and CSRF cookie never reach scripts.
-SESSION_COOKIE_HTTPONLY = True
+# The operator's session and CSRF cookie never reach scripts (pages hand the CSRF token to
+# htmx in hx-headers; no script reads the cookie).
+SESSION_COOKIE_HTTPONLY = CSRF_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
 
 INSTALLED_APPS = [

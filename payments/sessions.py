@@ -90,8 +90,9 @@ def _lock(tenant: Tenant, session_id: int) -> tuple[Ticket, PaymentSession]:
     if ticket_id is None:
         raise PaymentError(_("Payment not found."))
     ticket = Ticket.objects.select_for_update().get(pk=ticket_id)
-    ticket.tenant = tenant  # the session was found in it; spares the printing and receipt a read
     session = PaymentSession.objects.select_for_update().get(pk=session_id)
+    # Both were found in `tenant`: spares the printing, the receipt and the webhook a read.
+    ticket.tenant = session.tenant = tenant
     session.ticket = ticket
     return ticket, session
 

@@ -41,7 +41,6 @@ from tickets.queue import cancel_ticket, hand_moves, move_by_hand
 T = TicketStatus
 # An action's page lists every ticket it touches; past this, filter the list first.
 MAX_TICKETS_PER_ACTION = 100
-# States a ticket enters the queue from: its lines must get their place in the queues too.
 
 
 def money(value) -> str:

@@ -75,7 +75,7 @@ PUBLIC_FIELDS = frozenset(
         "equipment",
         "room",
         "call_count",
-        # payment_update: the kiosk's payment screen waits on its ticket's socket for "paid".
+        # payment_update: whoever follows the ticket (its phone page) learns how payment went.
         "payment_status",
         "method",
     }

@@ -30,7 +30,6 @@ from tickets.models import (
 )
 
 L, T = LineStatus, TicketStatus
-OPEN_LINES = queue.OPEN_LINES
 PRINTING_STUCK_AFTER = timedelta(minutes=10)
 
 
@@ -97,7 +96,7 @@ def inspect(*, fix: bool, now: datetime | None = None) -> Inspection:
     final = [T.COMPLETED, T.CANCELLED, T.EXPIRED]
     # Lines still open on a ticket that is over (this includes devices held by them).
     for line in TicketService.objects.filter(
-        status__in=OPEN_LINES, ticket__status__in=final
+        status__in=queue.OPEN_LINES, ticket__status__in=final
     ).select_related("ticket", "service", "equipment"):
         holds = (
             f", ocupando {line.equipment.name}"
@@ -144,7 +143,7 @@ def _close_line(line: TicketService) -> bool:
             .select_related("ticket", "service")
             .get(pk=line.pk)
         )
-        if line.status not in OPEN_LINES:
+        if line.status not in queue.OPEN_LINES:
             return False
         change_line_status(line, L.CANCELLED, reason=_("repair: the ticket was already closed"))
     return True
