@@ -7,14 +7,17 @@ test covers the panel); they reach the pages through Redis and the Daphne proces
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import pytest
+from django.utils import timezone
 
 from tests import daphne_server
 from tests.conftest import CHROMIUM, REQUIRE_SERVERS, make_device, queued_ticket, wait_for_js
 from tests.test_realtime import pair_display
 from tickets import events
 from tickets.queue import call_next, reannounce
+from totem.models import PairingCode
 
 daphne = daphne_server.daphne
 
@@ -117,3 +120,14 @@ def test_a_call_lost_on_the_way_is_still_announced_when_the_display_sees_the_gap
     assert page.evaluate("window.totemDisplay.announced") == [
         f"Senha {' '.join(ticket.number)}, Crioterapia, Sala 2"
     ]
+
+
+def test_a_revoked_display_goes_to_pairing_and_comes_back_to_its_page(page, daphne, tenant, cryo):
+    open_display(page, daphne, tenant)
+    PairingCode.objects.filter(tenant=tenant).update(revoked_at=timezone.now())
+    events.publish("queue_update", tenant_id=tenant.id, service_id=cryo.id)  # a re-read
+
+    page.wait_for_url("**/parear/**", timeout=15_000)
+    back_to = parse_qs(urlparse(page.url).query)["next"][0]
+    # The display page itself, not the bare board fragment its re-read fetches.
+    assert back_to == f"/t/{tenant.slug}/display/"

@@ -35,10 +35,11 @@
         headers: { "HX-Request": "true" },
         cache: "no-store",
       });
-      const unpaired = response.headers.get("HX-Redirect");
-      if (unpaired) {
-        // The pairing was revoked: this screen goes back to the pairing page.
-        location.href = unpaired;
+      if (response.headers.get("HX-Redirect")) {
+        // The pairing was revoked. Reload the page rather than follow the redirect: it
+        // leads to the pairing screen with this page (not the bare board) as where to
+        // come back to once a new code is typed.
+        location.reload();
         return;
       }
       if (response.ok) {
