@@ -42,7 +42,7 @@ from payments.providers import (
 from payments.receipts import create_receipt
 from tenants import audit, webhooks
 from tenants.access import has_role
-from tenants.models import Role, Tenant
+from tenants.models import AuditAction, Role, Tenant
 from tickets import events, queue
 from tickets.errors import DomainError
 from tickets.models import LineStatus, Ticket, TicketStatus
@@ -289,15 +289,13 @@ def _apply_locked(
     # Refunded or charged back at the provider, outside Totem.
     if session.status == S.PAID:
         session.flag(f"MercadoPago reports the payment {remote.provider_status} outside Totem")
-        change_session_status(
+        _refunded(
             session,
-            S.REFUNDED,
             reason=f"MercadoPago: {remote.provider_status}",
             provider_status=remote.provider_status,
             needs_attention=True,
             attention_note=session.attention_note,
         )
-        webhooks.enqueue(session.tenant_id, "payment.refunded", webhooks.payment_payload(session))
         _publish(session, ticket)
         return Out.UPDATED, remote.provider_status
     return Out.DUPLICATE, f"{remote.provider_status} changes nothing"
@@ -351,12 +349,30 @@ def _apply_paid(ticket: Ticket, session: PaymentSession, remote: RemotePayment) 
 
 
 def _confirm(ticket: Ticket, session: PaymentSession, *, user, reason: str, **changes) -> None:
-    """Session paid, ticket paid and on to the queue, receipt: one transaction, locks held."""
+    """Session paid, ticket paid and on to the queue, receipt: one transaction, locks held.
+
+    Confirmed by an operator's hand (`user`), it is audited; by the provider, its webhook
+    and the session's history say it.
+    """
     change_session_status(session, S.PAID, user=user, reason=reason, **changes)
     queue.mark_paid(ticket, user=user, reason=reason)
     create_receipt(session)
     webhooks.enqueue(session.tenant_id, "payment.paid", webhooks.payment_payload(session))
+    if user is not None:
+        audit.record(
+            AuditAction.PAYMENT_CONFIRMED,
+            tenant=session.tenant,
+            user=user,
+            entity=session,
+            data={"ticket": ticket.number, "method": session.method, "amount": session.amount},
+        )
     _publish(session, ticket)
+
+
+def _refunded(session: PaymentSession, *, user=None, reason: str, **changes) -> None:
+    """Session refunded and the tenant's integrations told: every way a refund happens."""
+    change_session_status(session, S.REFUNDED, user=user, reason=reason, **changes)
+    webhooks.enqueue(session.tenant_id, "payment.refunded", webhooks.payment_payload(session))
 
 
 def refund_late_payment(tenant: Tenant, session_id: int) -> PaymentSession:
@@ -372,16 +388,14 @@ def refund_late_payment(tenant: Tenant, session_id: int) -> PaymentSession:
             session.save(update_fields=["needs_attention", "attention_note"])
             return session
         session.flag("Refunded automatically at MercadoPago.")
-        change_session_status(
+        _refunded(
             session,
-            S.REFUNDED,
             reason=_("money arrived after cancellation"),
             refund_external_id=refund_id,
             refund_reason=_("money arrived after cancellation"),
             needs_attention=True,
             attention_note=session.attention_note,
         )
-        webhooks.enqueue(tenant, "payment.refunded", webhooks.payment_payload(session))
         _publish(session, ticket)
     return session
 
@@ -434,13 +448,6 @@ def confirm_cash(tenant: Tenant, session_id: int, user, amount_received) -> Paym
             confirmed_by=user,
             amount_received=received,
         )
-        audit.record(
-            "payment_confirmed",
-            tenant=tenant,
-            user=user,
-            entity=session,
-            data={"ticket": ticket.number, "method": session.method, "amount": session.amount},
-        )
     return session
 
 
@@ -452,13 +459,6 @@ def confirm_static_pix(tenant: Tenant, session_id: int, user) -> PaymentSession:
         _operator_confirmable(ticket, session, Provider.PIX_STATIC)
         _confirm(
             ticket, session, user=user, reason=_("PIX seen in the bank app"), confirmed_by=user
-        )
-        audit.record(
-            "payment_confirmed",
-            tenant=tenant,
-            user=user,
-            entity=session,
-            data={"ticket": ticket.number, "method": session.method, "amount": session.amount},
         )
     return session
 
@@ -520,18 +520,16 @@ def refund(tenant: Tenant, session_id: int, user, reason: str) -> PaymentSession
             raise PaymentError(
                 _("The provider refused the refund: %(error)s") % {"error": error}
             ) from error
-        change_session_status(
+        _refunded(
             session,
-            S.REFUNDED,
             user=user,
             reason=reason,
             refunded_by=user,
             refund_reason=reason[:200],
             refund_external_id=refund_id,
         )
-        webhooks.enqueue(tenant, "payment.refunded", webhooks.payment_payload(session))
         audit.record(
-            "payment_refunded",
+            AuditAction.PAYMENT_REFUNDED,
             tenant=tenant,
             user=user,
             entity=session,
