@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.run import ensure_database, setup_django, start_daphnes  # noqa: E402
+from bench.run import ensure_database, rss_mib, setup_django, start_daphnes  # noqa: E402
 
 SECONDS = float(os.environ.get("SOAK_SECONDS", "120"))
 KIOSKS = int(os.environ.get("SOAK_KIOSKS", "4"))
@@ -233,13 +233,6 @@ def displays(port: int, slug: str, cookie, stats: Stats, stop: threading.Event) 
     asyncio.run(all_of_them())
 
 
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
 def main() -> int:
     ensure_database()
     setup_django()
@@ -271,17 +264,17 @@ def main() -> int:
         )
     )
     print(f"soak: {SECONDS:.0f} s, {KIOSKS} kiosks, {OPERATORS} operators, {DISPLAYS} displays")
-    memory = [rss_kib(procs[0].pid)]
+    memory = [rss_mib(procs[0].pid)]
     for worker in workers:
         worker.start()
     started = time.monotonic()
     try:
         while time.monotonic() - started < SECONDS:
             time.sleep(min(10, SECONDS))
-            memory.append(rss_kib(procs[0].pid))
+            memory.append(rss_mib(procs[0].pid))
             print(
                 f"  {time.monotonic() - started:5.0f} s  {stats.counts}  "
-                f"errors={len(stats.errors)}  daphne={memory[-1] // 1024} MiB",
+                f"errors={len(stats.errors)}  daphne={memory[-1]:.0f} MiB",
                 flush=True,
             )
     finally:
@@ -294,7 +287,7 @@ def main() -> int:
     return report(studio["tenant"], stats, memory)
 
 
-def report(tenant, stats: Stats, memory: list[int]) -> int:
+def report(tenant, stats: Stats, memory: list[float]) -> int:
     from payments.models import PaymentSession
     from tickets.maintenance import inspect
     from tickets.models import Ticket, TicketService
@@ -318,7 +311,7 @@ def report(tenant, stats: Stats, memory: list[int]) -> int:
     print(f"  errors                       {len(stats.errors)}")
     for error in stats.errors[:10]:
         print(f"    {error}")
-    print(f"  daphne memory                {memory[0] // 1024} → {memory[-1] // 1024} MiB")
+    print(f"  daphne memory                {memory[0]:.0f} → {memory[-1]:.0f} MiB")
     missed = stats.counts.get("display events missed", 0)
     idle = not (sold and completed and stats.counts.get("display events"))
     if idle:

@@ -170,7 +170,7 @@ def test_the_logo_is_printed_instead_of_the_name_when_asked(tenant, cryo, settin
 
     assert b"\x1dv0" in paper  # a raster image…
     width = paper[paper.index(b"\x1dv0") + 4]  # …scaled to 58 mm paper (bytes of 8 dots)
-    assert width <= 32 * 12 // 8
+    assert width == 32 * 12 // 8  # 384 dots: the whole 58 mm line, not merely within it
     assert "Studio Alfa" not in decode_text(paper)
 
 
