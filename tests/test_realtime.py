@@ -23,6 +23,7 @@ from config.asgi import application
 from tests import daphne_server
 from tests.conftest import make_device, make_service, make_ticket, queued_ticket
 from tickets import events
+from tickets.models import Service
 from tickets.queue import call_next, complete, start
 
 ORIGIN = (b"origin", b"http://testserver")
@@ -184,14 +185,29 @@ async def test_a_display_set_to_some_services_hears_and_shows_only_those(
     assert (await next_of(socket, "ticket_called"))["service"] == "Bota de compressão"
     await socket.disconnect()
 
-    def board_services():
-        client = Client()
-        for name, value in area.items():
-            client.cookies[name] = value
-        state = client.get(f"/t/{tenant.slug}/display/state/", headers={"HX-Request": "true"})
-        return [stat.service.name for stat in state.context["queues"]]
+    assert await database_sync_to_async(board_services)(tenant, area) == ["Bota de compressão"]
 
-    assert await database_sync_to_async(board_services)() == ["Bota de compressão"]
+
+@realtime
+async def test_a_display_set_to_services_no_longer_on_sale_hears_and_shows_them_all(
+    tenant, cryo, boots
+):
+    # Page and socket agree on what the TV is about (both ask totem.access.display_services).
+    area = await database_sync_to_async(pair_display)(tenant, [boots])
+    await database_sync_to_async(Service.objects.filter(pk=boots.pk).update)(is_active=False)
+    socket, seqs = await greeted(f"/ws/t/{tenant.slug}/display/", cookies=area)
+    assert list(seqs) == [events.tenant_group(tenant.id)]
+    await socket.disconnect()
+    assert await database_sync_to_async(board_services)(tenant, area) == ["Crioterapia"]
+
+
+def board_services(tenant, cookies: dict[str, str]) -> list[str]:
+    """The services the display's board shows, as a TV with these cookies reads it."""
+    client = Client()
+    for name, value in cookies.items():
+        client.cookies[name] = value
+    state = client.get(f"/t/{tenant.slug}/display/state/", headers={"HX-Request": "true"})
+    return [stat.service.name for stat in state.context["queues"]]
 
 
 @realtime

@@ -20,3 +20,12 @@ def display_device(tenant: Tenant, cookies: Mapping[str, str]) -> Equipment | No
     if not tenant.is_active or tenant.deleted_at is not None:
         return None
     return paired_device_from_cookies(cookies, tenant, Kind.DISPLAY)
+
+
+def display_services(device: Equipment) -> list[int]:
+    """The services a display device is set to show, among those on sale ([]: all of them).
+
+    The display page and its socket both ask here, so the board and the events it listens
+    to are about the same services.
+    """
+    return list(device.services.sellable().values_list("pk", flat=True))

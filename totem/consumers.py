@@ -31,7 +31,7 @@ from tenants.access import role_in
 from tenants.models import Tenant
 from tickets import events
 from tickets.models import Service, Ticket
-from totem.access import display_device
+from totem.access import display_device, display_services
 
 # Close codes a client can tell apart (4000-4999 are the application's).
 REFUSED = 4403
@@ -100,14 +100,14 @@ def _display(slug: str, cookies: dict) -> tuple[Tenant, list[int]] | None:
     device = tenant and display_device(tenant, cookies)
     if not device:
         return None
-    return tenant, list(device.services.alive().values_list("pk", flat=True))
+    return tenant, display_services(device)
 
 
 def _known_services(tenant: Tenant, wanted: list[int]) -> list[int] | None:
-    """`wanted` when each is a live service of `tenant` (and there is one), else None."""
+    """`wanted` when each is a service `tenant` has on sale (and there is one), else None."""
     ids = list(
         Service.objects.for_tenant(tenant)
-        .alive()
+        .sellable()
         .filter(pk__in=wanted)
         .values_list("pk", flat=True)
     )

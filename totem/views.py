@@ -21,6 +21,7 @@ from tenants.access import get_tenant
 from tenants.models import Tenant
 from tickets.models import LineStatus, Service, Ticket, TicketService, TicketStatus
 from tickets.queue import place_of, service_stats
+from totem.access import display_services
 from totem.pairing import device_required
 
 CURRENT_CALLS = 4
@@ -34,7 +35,7 @@ def _chosen_services(request: HttpRequest, tenant: Tenant) -> list[Service] | No
     raw = request.GET.get("services", "")
     if not raw:
         # A display device set in admin to some services shows those (a screen per area).
-        own = set(request.device.services.values_list("pk", flat=True))
+        own = set(display_services(request.device))
         return [service for service in services if service.id in own] if own else services
     try:
         wanted = {int(part) for part in raw.split(",") if part.strip()}
