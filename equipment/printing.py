@@ -525,10 +525,10 @@ def _count_print(ticket: Ticket, *, user, reason: str, to_printing: bool) -> Non
     """Count one more print of the locked ticket, in its history with who and why."""
     ticket.print_attempts += 1
     if to_printing:
-        change_ticket_status(ticket, T.PRINTING, user=user, reason=reason)
-        # change_ticket_status saved only its own fields; its history row already shows
-        # the new count, so the count is written without a second history row.
+        # The count first, without a history row of its own: the status change's history
+        # row is a copy of the database row, so it then shows the new count.
         Ticket.objects.filter(pk=ticket.pk).update(print_attempts=ticket.print_attempts)
+        change_ticket_status(ticket, T.PRINTING, user=user, reason=reason)
     else:
         ticket._history_user = user if user is not None and user.is_authenticated else None
         ticket._change_reason = reason[:100]

@@ -16,9 +16,9 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from simple_history.models import HistoricalRecords
 
 from tenants.crypto import EncryptedCharField
+from tenants.history import HistoricalRecords
 from tenants.models import Tenant, TenantQuerySet
 from tickets.errors import InvalidTransition
 from tickets.models import Ticket

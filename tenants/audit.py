@@ -15,8 +15,8 @@ from django.contrib.auth.signals import user_logged_in, user_logged_out, user_lo
 from django.db import models
 from django.dispatch import receiver
 from django.http import HttpRequest
-from simple_history.models import HistoricalRecords
 
+from tenants.history import HistoricalRecords
 from tenants.models import AuditAction, AuditLog, Tenant
 
 log = logging.getLogger(__name__)

@@ -11,9 +11,9 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from simple_history.models import HistoricalRecords
 
 from tenants.crypto import EncryptedCharField
+from tenants.history import HistoricalRecords
 
 
 def validate_timezone(value: str) -> None:

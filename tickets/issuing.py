@@ -9,9 +9,8 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils.translation import gettext as _
-from simple_history.utils import bulk_create_with_history
 
-from tenants import webhooks
+from tenants import history, webhooks
 from tenants.models import Tenant
 from tickets.br import normalize_cpf, normalize_phone
 from tickets.models import (
@@ -149,7 +148,7 @@ def _insert(tenant, services, catalog, wanted, customer, priority, idempotency_k
     ticket.save()
     customer_key = ticket.customer_cpf or ticket.token
     rank = Priority.rank(priority)
-    bulk_create_with_history(
+    lines = TicketService.objects.bulk_create(
         [
             TicketService(
                 tenant=tenant,
@@ -161,9 +160,9 @@ def _insert(tenant, services, catalog, wanted, customer, priority, idempotency_k
                 customer_key=customer_key,
             )
             for position, service in enumerate(services)
-        ],
-        TicketService,
+        ]
     )
+    history.record_created(lines)
     if wanted:
         TicketExtra.objects.bulk_create(
             TicketExtra(

@@ -16,8 +16,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from simple_history.models import HistoricalRecords
 
+from tenants.history import HistoricalRecords
 from tenants.models import SoftDeleteQuerySet, Tenant, TenantQuerySet
 from tickets.br import mask_cpf, mask_phone
 from tickets.errors import InvalidTransition
