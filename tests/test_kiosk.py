@@ -130,6 +130,35 @@ def test_the_service_list_costs_the_same_queries_with_2_and_30_services(
     assert page.content.decode().count('name="toggle"') == 30
 
 
+def test_what_a_tap_may_buy_is_what_the_service_list_shows_available(tenant, cryo, boots):
+    """The tap check is a lean query; it must agree with the list the customer sees."""
+
+    def shown() -> set[int]:
+        return {o.service.pk for o in kiosk.service_options(tenant) if o.available}
+
+    crio_1 = make_device(tenant, "Crio 1", [cryo])
+    make_device(tenant, "Botas 1", [boots], kind=Kind.PRINTER)  # not a service device
+    retired = make_device(tenant, "Botas 2", [boots])
+    retired.deleted_at = timezone.now()
+    retired.save()
+    assert kiosk._sellable_ids(tenant) == shown() == {cryo.pk}
+
+    crio_1.status = "maintenance"
+    crio_1.save()
+    assert kiosk._sellable_ids(tenant) == shown() == set()
+
+    make_device(tenant, "Botas 3", [boots, cryo])
+    cryo.is_active = False
+    cryo.save()
+    assert kiosk._sellable_ids(tenant) == shown() == {boots.pk}
+
+    OpeningHours.objects.create(
+        tenant=tenant, weekday=(tenant.local_now().weekday() + 1) % 7, opens=time(8), closes=time(9)
+    )
+    assert not tenant.is_open()
+    assert kiosk._sellable_ids(tenant) == shown() == set()
+
+
 def test_an_unpaired_browser_sees_the_pairing_screen(tenant, kiosk_device):
     client = Client()
     response = client.get(url(tenant, "kiosk_welcome"))

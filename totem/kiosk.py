@@ -25,6 +25,7 @@ from functools import wraps
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Exists, OuterRef
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
@@ -34,7 +35,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods
 
-from equipment.models import Kind, PrinterSettings
+from equipment.models import Equipment, Kind, PrinterSettings
 from equipment.printing import status_url
 from payments.models import Method, SessionStatus
 from payments.sessions import (
@@ -284,7 +285,13 @@ def service_options(tenant: Tenant, selected: list[int] | None = None) -> list[S
 
 
 def _sellable_ids(tenant: Tenant) -> set[int]:
-    return {o.service.pk for o in service_options(tenant) if o.available}
+    """The services `service_options` marks available, in one query: checking a tap needs
+    no wait figures, whose counts read the whole day's lines at every step."""
+    if not tenant.is_open():
+        return set()
+    runs = Equipment.objects.able_to_run(OuterRef("pk"))
+    sellable = Service.objects.sellable().for_tenant(tenant).filter(Exists(runs))
+    return set(sellable.values_list("pk", flat=True))
 
 
 def _extras(tenant: Tenant):
