@@ -59,14 +59,13 @@ def receipt_content(session: PaymentSession) -> dict:
 
 
 def create_receipt(session: PaymentSession) -> Receipt:
-    """The receipt of a session just confirmed paid (inside its transaction); once only.
+    """The receipt of a session just confirmed paid (inside its transaction).
 
-    When the tenant has a receipt printer in service, a print job is queued with it (the
-    spooler prints after commit); otherwise the receipt is the page behind the ticket's QR.
+    Once only: a session is confirmed once (its move to paid, under its lock), and the
+    receipt's one-to-one column refuses a second. When the tenant has a receipt printer in
+    service, a print job is queued with it (the spooler prints after commit); otherwise the
+    receipt is the page behind the ticket's QR.
     """
-    existing = Receipt.objects.filter(session=session).first()
-    if existing:
-        return existing
     receipt = Receipt.objects.create(
         tenant_id=session.tenant_id, session=session, content=receipt_content(session)
     )

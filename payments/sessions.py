@@ -19,7 +19,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -82,14 +82,10 @@ def _publish(session: PaymentSession, ticket: Ticket) -> None:
 
 def _lock(tenant: Tenant, session_id: int) -> tuple[Ticket, PaymentSession]:
     """Lock the session's ticket, then the session. Call inside a transaction."""
-    ticket_id = (
-        PaymentSession.objects.filter(tenant=tenant, pk=session_id)
-        .values_list("ticket_id", flat=True)
-        .first()
-    )
-    if ticket_id is None:
+    owner = PaymentSession.objects.filter(tenant=tenant, pk=session_id).values("ticket_id")[:1]
+    ticket = Ticket.objects.select_for_update().filter(pk=Subquery(owner)).first()
+    if ticket is None:
         raise PaymentError(_("Payment not found."))
-    ticket = Ticket.objects.select_for_update().get(pk=ticket_id)
     session = PaymentSession.objects.select_for_update().get(pk=session_id)
     # Both were found in `tenant`: spares the printing, the receipt and the webhook a read.
     ticket.tenant = session.tenant = tenant

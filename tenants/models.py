@@ -372,8 +372,10 @@ class WebhookEndpoint(models.Model):
     def __str__(self) -> str:
         return self.target_url
 
-    def wants(self, event_type: str) -> bool:
-        return not self.event_types or event_type in self.event_types
+    @staticmethod
+    def wants(event_types: list[str], event_type: str) -> bool:
+        """Whether an endpoint subscribed to `event_types` (empty: all) gets `event_type`."""
+        return not event_types or event_type in event_types
 
 
 class OutboxStatus(models.TextChoices):

@@ -65,17 +65,20 @@ def enqueue(tenant: Tenant | int, event_type: str, payload: dict | Callable[[], 
     if event_type not in WebhookEvent.values:
         raise ValueError(f"unknown webhook event: {event_type!r}")
     tenant_id = tenant if isinstance(tenant, int) else tenant.pk
+    # Ids and event filters only: this runs in every sale and call, mostly to find nothing.
     endpoints = [
-        e
-        for e in WebhookEndpoint.objects.alive().filter(tenant_id=tenant_id, enabled=True)
-        if e.wants(event_type)
+        pk
+        for pk, wanted in WebhookEndpoint.objects.alive()
+        .filter(tenant_id=tenant_id, enabled=True)
+        .values_list("pk", "event_types")
+        if WebhookEndpoint.wants(wanted, event_type)
     ]
     if not endpoints:
         return 0
     data = payload() if callable(payload) else payload
     WebhookOutbox.objects.bulk_create(
-        WebhookOutbox(tenant_id=tenant_id, endpoint=e, event_type=event_type, payload=data)
-        for e in endpoints
+        WebhookOutbox(tenant_id=tenant_id, endpoint_id=pk, event_type=event_type, payload=data)
+        for pk in endpoints
     )
     return len(endpoints)
 
