@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import Prefetch, Q
+from django.db.models import Prefetch, Q, prefetch_related_objects
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -147,29 +147,29 @@ def _panel_context(request: HttpRequest, station: Equipment, flash: dict | None)
         "ticket__lines",
         queryset=TicketService.objects.select_related("service").order_by("position"),
     )
-    queues = []
-    for stats in queue.service_stats(tenant, services):
-        lines = list(
-            queue.queue_lines(stats.service)
-            .select_related("ticket")
-            .prefetch_related(others)[:QUEUE_LIMIT]
-        )
-        queues.append(
-            Queue(
-                stats=stats,
-                rows=[_row(tenant, line, now) for line in lines],
-                more=max(stats.waiting - len(lines), 0),
-            )
-        )
-    mine = [
-        _row(tenant, line, now, since=line.started_at or line.called_at)
-        for line in TicketService.objects.for_tenant(tenant)
+    waiting = [
+        (stats, list(queue.queue_lines(stats.service).select_related("ticket")[:QUEUE_LIMIT]))
+        for stats in queue.service_stats(tenant, services)
+    ]
+    serving = list(
+        TicketService.objects.for_tenant(tenant)
         .filter(status__in=LINE_ACTIVE)
         .filter(Q(operator=request.user) | Q(equipment=station))
         .select_related("ticket", "service", "equipment")
-        .prefetch_related(others)
         .order_by("called_at")[:SIDE_LIMIT]
+    )
+    # One prefetch for every list, not one per queue: a sixth of the panel's time at 10,000
+    # waiting went to compiling and preparing those IN (…) queries.
+    prefetch_related_objects([*serving, *(line for _, lines in waiting for line in lines)], others)
+    queues = [
+        Queue(
+            stats=stats,
+            rows=[_row(tenant, line, now) for line in lines],
+            more=max(stats.waiting - len(lines), 0),
+        )
+        for stats, lines in waiting
     ]
+    mine = [_row(tenant, line, now, since=line.started_at or line.called_at) for line in serving]
     tickets = Ticket.objects.for_tenant(tenant)
     expired = list(
         tickets.filter(
