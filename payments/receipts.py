@@ -77,13 +77,18 @@ def printable(receipt: Receipt) -> ReceiptData:
     """The receipt as the printing layout takes it."""
     c = receipt.content
     after = []
-    if "received" in c:
-        # In the studio's language, as the rest of the printed receipt, not the operator's.
-        with translation.override(settings.LANGUAGE_CODE):
-            after = [
+    # In the studio's language, as the rest of the printed receipt, not the operator's. The
+    # same facts as the receipt on screen: change, the provider's id, the studio's e-mail.
+    with translation.override(settings.LANGUAGE_CODE):
+        if "received" in c:
+            after += [
                 _("Received: %(amount)s") % {"amount": brl(c["received"])},
                 _("Change: %(amount)s") % {"amount": brl(c["change"])},
             ]
+        if c.get("provider_id"):
+            after.append(_("Transaction: %(id)s") % {"id": c["provider_id"]})
+        if c["tenant"].get("email"):
+            after.append(c["tenant"]["email"])
     return ReceiptData(
         tenant_name=c["tenant"]["name"],
         code=receipt.code,

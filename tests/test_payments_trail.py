@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from payments.models import PaymentSettings
+from payments.models import PaymentSettings, Receipt
 from payments.sessions import confirm_cash, refund, start_payment
 from tenants.models import AuditLog, WebhookEndpoint, WebhookOutbox
 from tests.conftest import make_ticket
@@ -39,6 +39,8 @@ def test_a_paid_session_prints_its_receipt_where_the_studio_has_a_receipt_printe
     from tests.test_printing import make_printer, quick_spooler
 
     make_printer(tenant, port=fake_printer.port, prints_tickets=False, prints_receipts=True)
+    tenant.contact_email = "contato@studioalfa.com.br"
+    tenant.save()
     PaymentSettings.objects.update_or_create(tenant=tenant, defaults={"cash_enabled": True})
     session = start_payment(make_ticket(tenant, [cryo]), "cash")
 
@@ -50,6 +52,18 @@ def test_a_paid_session_prints_its_receipt_where_the_studio_has_a_receipt_printe
     assert job.status == "printed"
     printed = decode_text(fake_printer.wait_for(1)[0])
     assert "Crioterapia" in printed and "R$ 150,00" in printed and "R$ 30,00" in printed
+    assert "Troco: R$ 30,00" in printed and "contato@studioalfa.com.br" in printed
+
+
+def test_the_printed_receipt_names_the_providers_transaction(tenant, cryo):
+    from payments.receipts import printable, receipt_content
+
+    PaymentSettings.objects.update_or_create(tenant=tenant, defaults={"cash_enabled": True})
+    session = start_payment(make_ticket(tenant, [cryo]), "cash")
+    session.provider_payment_id = "123456789"
+    receipt = Receipt(session=session, code="R-ABC", content=receipt_content(session))
+    receipt.created_at = session.created_at
+    assert "Transação: 123456789" in printable(receipt).lines_after
 
 
 def test_a_reprint_is_audited(tenant, cryo, alice, fake_printer):
