@@ -170,7 +170,9 @@ def operator(base, slug, user, station, cashier, stats: Stats, stop: threading.E
             if not checked(stats, page, "panel"):
                 continue
             if cashier:
-                for session_id in re.findall(r"/pagamento/(\d+)/dinheiro/", page.text)[:3]:
+                # Each form names its URL twice (action and hx-post): one POST per session.
+                sessions = dict.fromkeys(re.findall(r"/pagamento/(\d+)/dinheiro/", page.text))
+                for session_id in list(sessions)[:3]:
                     done = http.post(
                         f"{panel}/pagamento/{session_id}/dinheiro/",
                         {"amount_received": "200,00"},
