@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time as clock
 from datetime import time, timedelta
 
 import pytest
@@ -14,6 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from equipment.models import Kind
+from payments.fake_mercadopago import FakeMercadoPago
 from payments.models import Method, PaymentSession, PaymentSettings, SessionStatus
 from payments.sessions import confirm_static_pix
 from tenants.models import OpeningHours
@@ -510,6 +512,49 @@ def test_a_paid_pix_moves_on_to_the_ticket_screen(kiosk_client, tenant, cryo, pi
     assert b"<svg" in page.content
     # The payment screen now shows the ticket, never a new payment.
     assert kiosk_client.get(url(tenant, "kiosk_payment"))["Location"] == url(tenant, "kiosk_ticket")
+
+
+def test_the_payment_screen_asks_mercadopago_at_most_once_per_window(
+    kiosk_client, tenant, cryo, settings, monkeypatch
+):
+    """The screen polls every 3 s; the provider is asked for a webhook that never came only
+    once per PROVIDER_CHECK_SECONDS per payment (a real fake MercadoPago counts the calls)."""
+    fake = FakeMercadoPago(secret="whsec").start()
+    settings.MERCADOPAGO_BASE_URL = fake.url
+    PaymentSettings.objects.update_or_create(
+        tenant=tenant,
+        defaults={
+            "pix_provider": "mercadopago",
+            "mercadopago_access_token": "TEST-token",
+            "mercadopago_webhook_secret": "whsec",
+            "payer_email": "caixa@studio.test",
+        },
+    )
+    monkeypatch.setattr(kiosk, "PROVIDER_CHECK_SECONDS", 1)
+    try:
+        fill_cart(kiosk_client, tenant, [cryo])
+        buy(kiosk_client, tenant, "pix")
+        session = PaymentSession.objects.get()
+
+        def poll():
+            return kiosk_client.get(
+                url(tenant, "kiosk_payment_status"), headers={"HX-Request": "true"}
+            )
+
+        def asked() -> int:
+            return sum(1 for m, path, _h in fake.requests if m == "GET" and "/v1/payments/" in path)
+
+        for _ in range(4):
+            assert "HX-Redirect" not in poll()
+        assert asked() == 1
+        fake.approve(session.external_id, notify=False)  # paid; the webhook is lost
+        assert "HX-Redirect" not in poll()  # within the window: the database only
+        assert asked() == 1
+        clock.sleep(1.1)
+        assert poll()["HX-Redirect"] == url(tenant, "kiosk_ticket")
+        assert asked() == 2
+    finally:
+        fake.stop()
 
 
 def test_a_failed_payment_offers_to_try_again_or_pay_another_way(kiosk_client, tenant, cryo, pix):
