@@ -739,8 +739,9 @@ def payment_status(request: HttpRequest, slug: str) -> HttpResponse:
 
     The provider's webhook usually confirms first, and this poll only re-reads the database.
     The provider is asked at most once per PROVIDER_CHECK_SECONDS per payment, for a webhook
-    that never came: asking at every poll would be one API call per kiosk every 3 s (about
-    2,000 a second at the growth target's peak), where MercadoPago limits request rates.
+    that never came. Asking at every poll was one MercadoPago round trip per paying kiosk
+    every 3 s, each holding a server thread while it waits: ~1,900 a second across the
+    growth target's peak (bench/README.md), ~560 now.
     """
     cart = get_cart(request)
     ticket = _cart_ticket(request, cart)
