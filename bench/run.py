@@ -380,17 +380,21 @@ def analyze() -> None:
 
 def call_domain(tenant_id: int, device_ids: list[int]):
     from equipment.models import Equipment
+    from tenants.models import Tenant
     from tickets import queue
+
+    tenant = Tenant.objects.get(pk=tenant_id)
 
     def work(i: int, n: int) -> bool:
         device = Equipment.objects.get(pk=device_ids[i])
         service = device.services.first()
+        service.tenant = tenant  # as the panel's view does: its tenant comes with the request
         try:
             line = queue.call_next(service, device)
         except queue.QueueError:
             return False
-        queue.start(service.tenant, line.id)
-        queue.complete(service.tenant, line.id)
+        queue.start(tenant, line.id)
+        queue.complete(tenant, line.id)
         return True
 
     return work

@@ -590,3 +590,15 @@ def test_the_panel_costs_the_same_queries_with_10_and_1000_waiting(
         response = client.get(panel_url(tenant), headers=headers)
     assert [len(q.rows) for q in response.context["queues"]] == [20, 20]
     assert "+980" in response.content.decode()
+
+
+def test_call_next_reads_the_tenant_once(client, alice, tenant, cryo, crio_1):
+    """The call's tenant comes with the request; the service must not fetch it again."""
+    queued_ticket(tenant, [cryo])
+    client.force_login(alice)
+    pick_station(client, tenant, crio_1)
+    with CaptureQueriesContext(connection) as queries:
+        response = client.post(panel_url(tenant, "servico", cryo.pk, "chamar"), headers=HTMX)
+    assert "Senha C001 chamada" in response.content.decode()
+    reads = [q["sql"] for q in queries if q["sql"].startswith('SELECT "tenants_tenant"')]
+    assert len(reads) == 1, reads

@@ -322,6 +322,7 @@ def _called_message(line: TicketService) -> str:
 @tenant_member_required(Role.OPERATOR)
 def call_next(request: HttpRequest, slug: str, service_id: int) -> HttpResponse:
     service = get_object_or_404(Service.objects.for_tenant(request.tenant), pk=service_id)
+    service.tenant = request.tenant  # call next reads its policies: spares a query per call
 
     def act() -> str:
         return _called_message(
