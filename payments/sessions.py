@@ -350,19 +350,20 @@ def _confirm(ticket: Ticket, session: PaymentSession, *, user, reason: str, **ch
     Confirmed by an operator's hand (`user`), it is audited; by the provider, its webhook
     and the session's history say it.
     """
-    change_session_status(session, S.PAID, user=user, reason=reason, **changes)
-    queue.mark_paid(ticket, user=user, reason=reason)
-    create_receipt(session)
-    webhooks.enqueue(session.tenant_id, "payment.paid", webhooks.payment_payload(session))
-    if user is not None:
-        audit.record(
-            AuditAction.PAYMENT_CONFIRMED,
-            tenant=session.tenant,
-            user=user,
-            entity=session,
-            data={"ticket": ticket.number, "method": session.method, "amount": session.amount},
-        )
-    _publish(session, ticket)
+    with events.batch():
+        change_session_status(session, S.PAID, user=user, reason=reason, **changes)
+        queue.mark_paid(ticket, user=user, reason=reason)
+        create_receipt(session)
+        webhooks.enqueue(session.tenant_id, "payment.paid", webhooks.payment_payload(session))
+        if user is not None:
+            audit.record(
+                AuditAction.PAYMENT_CONFIRMED,
+                tenant=session.tenant,
+                user=user,
+                entity=session,
+                data={"ticket": ticket.number, "method": session.method, "amount": session.amount},
+            )
+        _publish(session, ticket)
 
 
 def _refunded(session: PaymentSession, *, user=None, reason: str, **changes) -> None:

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from equipment.models import Status
 from tests.conftest import make_device, make_service, make_ticket, queued_ticket
-from tickets import queue
+from tickets import events, queue
 from tickets.models import Extra, Ticket, TicketService
 from tickets.queue import QueueError
 
@@ -300,7 +300,7 @@ def test_events_are_sent_only_after_commit_and_never_for_a_rollback(
     tenant, cryo, cryo_1, monkeypatch, django_capture_on_commit_callbacks
 ):
     sent = []
-    monkeypatch.setattr("tickets.events._send", lambda groups, payload: sent.append(payload))
+    monkeypatch.setattr("tickets.events._send", lambda batch: sent.extend(p for _, p in batch))
     queued_ticket(tenant, [cryo])
     with (
         django_capture_on_commit_callbacks(execute=True),
@@ -453,3 +453,28 @@ def test_a_service_of_a_ticket_not_yet_in_the_queue_cannot_be_cancelled_alone(
     with pytest.raises(QueueError, match="cancele a senha inteira"):
         queue.cancel_line(tenant, line_of(ticket, cryo).id, user=alice, reason="desistiu")
     assert line_of(ticket, cryo).status == "waiting"
+
+
+def test_an_operations_events_go_out_together_numbered_in_order(
+    tenant, cryo, cryo_1, monkeypatch, django_capture_on_commit_callbacks
+):
+    sends = []
+    monkeypatch.setattr(events, "_transmit", lambda layer, messages: sends.append(messages))
+    queued_ticket(tenant, [cryo])
+    with django_capture_on_commit_callbacks(execute=True):
+        line = queue.call_next(cryo, cryo_1)
+    assert len(sends) == 1  # one numbering and one publishing round trip for the call
+    tenant_messages = [m for group, m in sends[0] if group == events.tenant_group(tenant.id)]
+    kinds = [m["type"] for m in tenant_messages]
+    assert kinds == ["ticket_update", "ticket_called", "service_called", "queue_update"]
+    numbers = [m["group_seq"] for m in tenant_messages]
+    assert numbers == list(range(numbers[0], numbers[0] + 4))
+
+    # An event whose savepoint rolls back stays behind; the rest of the batch goes.
+    sends.clear()
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic(), events.batch():
+        events.publish("queue_update", tenant_id=tenant.id, service_id=cryo.pk)
+        with pytest.raises(QueueError), transaction.atomic():
+            events.publish("ticket_update", tenant_id=tenant.id, ticket=line.ticket)
+            raise QueueError("undone")
+    assert [[m["type"] for _g, m in batch] for batch in sends] == [["queue_update"] * 2]

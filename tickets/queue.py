@@ -263,7 +263,7 @@ def call_next(service: Service, device: Equipment, *, user=None) -> TicketServic
     holds. By tenant policy, a customer being served elsewhere right now is passed over.
     """
     tenant = service.tenant
-    with _conflicts(), transaction.atomic():
+    with _conflicts(), transaction.atomic(), events.batch():
         device = lock_device(device, service)
         skip = tenant.skip_customers_in_service
         line = None
@@ -295,7 +295,7 @@ def call_line(
 
     An expired ticket's missed line may be called again: that reactivates the ticket.
     """
-    with _conflicts(), transaction.atomic():
+    with _conflicts(), transaction.atomic(), events.batch():
         line = _lock_line(tenant, line_id)
         ticket = line.ticket
         device = lock_device(device, line.service)
@@ -387,7 +387,7 @@ def _check_status(line: TicketService, *allowed: str) -> None:
 
 def start(tenant: Tenant, line_id: int, *, user=None) -> TicketService:
     """The customer arrived: `called → in_progress` on the same device."""
-    with transaction.atomic():
+    with transaction.atomic(), events.batch():
         line = _lock_line(tenant, line_id)
         _check_status(line, L.CALLED)
         change_line_status(line, L.IN_PROGRESS, user=user)
@@ -404,7 +404,7 @@ def start(tenant: Tenant, line_id: int, *, user=None) -> TicketService:
 
 def complete(tenant: Tenant, line_id: int, *, user=None) -> TicketService:
     """`in_progress → completed`: duration recorded; the device is free again."""
-    with transaction.atomic():
+    with transaction.atomic(), events.batch():
         line = _lock_line(tenant, line_id)
         _check_status(line, L.IN_PROGRESS)
         seconds = int((timezone.now() - line.started_at).total_seconds())
