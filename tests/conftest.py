@@ -14,6 +14,8 @@ from django.conf import settings
 from django.db import connection
 
 from equipment.models import Equipment, Kind
+from payments.fake_mercadopago import FakeMercadoPago
+from payments.models import PaymentSettings
 from tenants.models import Membership, Role, Tenant
 from tickets.issuing import create_ticket
 from tickets.models import Extra, Service
@@ -175,6 +177,33 @@ def fake_printer():
 
     with FakePrinter() as printer:
         yield printer
+
+
+MP_SECRET = "whsec-test-secret"
+
+
+@pytest.fixture
+def fake(settings):
+    """The fake MercadoPago HTTP server on 127.0.0.1; the real SDK talks to it."""
+    server = FakeMercadoPago(secret=MP_SECRET).start()
+    settings.MERCADOPAGO_BASE_URL = server.url
+    settings.MERCADOPAGO_TIMEOUT = 2.0
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mp(tenant):
+    """`tenant` takes PIX and card through MercadoPago."""
+    return PaymentSettings.objects.create(
+        tenant=tenant,
+        pix_provider="mercadopago",
+        card_enabled=True,
+        mercadopago_access_token="TEST-token",
+        mercadopago_webhook_secret=MP_SECRET,
+        mercadopago_point_device="FAKE_POINT_1",
+        payer_email="caixa@studio.test",
+    )
 
 
 @pytest.fixture(scope="session")

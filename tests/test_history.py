@@ -19,6 +19,12 @@ def _values(record) -> dict:
     }
 
 
+def _copied_into(history, queries) -> bool:
+    """Whether `queries` wrote a row of `history` by copying it inside the database."""
+    table = history._meta.db_table
+    return any(f'INSERT INTO "{table}"' in q["sql"] and " SELECT " in q["sql"] for q in queries)
+
+
 def _save_twice(instance, user, reason: str):
     """Save `instance` unchanged: first by the copy in the database, then by the library
     (which a listener on its per-record signal brings back). Return both history rows."""
@@ -28,12 +34,16 @@ def _save_twice(instance, user, reason: str):
         heard.append(history_instance)
 
     history = type(instance).history.model
+    ways = []
     for _ in range(2):
         instance._history_user, instance._change_reason = user, reason
-        instance.save()
+        with CaptureQueriesContext(connection) as queries:
+            instance.save()
+        ways.append(_copied_into(history, queries))
         post_create_historical_record.connect(listener, sender=history)
     post_create_historical_record.disconnect(listener, sender=history)
-    assert len(heard) == 1, "the second save went the library's way"
+    assert ways == [True, False], "first by the copy, then the library's way"
+    assert len(heard) == 1
     library, copied = history.objects.filter(id=instance.pk).order_by("-history_id")[:2]
     return copied, library
 
@@ -70,30 +80,31 @@ def test_deletes_and_many_to_many_keep_the_librarys_way(tenant, cryo):
     assert Service.history.filter(id=service_id).latest().history_type == "-"
 
     device = make_device(tenant, "Cabine 1", [cryo])
+    record = Equipment.history.filter(id=device.pk).latest()
+    assert list(record.services.values_list("service", flat=True)) == [cryo.pk]
     device.services.remove(cryo)
     record = Equipment.history.filter(id=device.pk).latest()
     assert list(record.services.all()) == []  # the m2m snapshot only the library takes
 
 
 def test_lines_written_in_bulk_get_their_creation_rows(tenant, cryo, boots):
-    ticket = make_ticket(tenant, [cryo, boots], customer_name="Maria")
+    with CaptureQueriesContext(connection) as queries:
+        ticket = make_ticket(tenant, [cryo, boots], customer_name="Maria")
+    assert _copied_into(TicketService.history.model, queries)
     rows = TicketService.history.filter(ticket_id=ticket.pk).order_by("position")
     assert [(r.history_type, r.service_id, r.status, r.price) for r in rows] == [
         ("+", cryo.pk, "waiting", cryo.price),
         ("+", boots.pk, "waiting", boots.price),
     ]
 
-    heard = []
+    history = TicketService.history.model
     post_create_historical_record.connect(
-        lambda **kw: heard.append(kw),
-        sender=TicketService.history.model,
-        weak=False,
-        dispatch_uid="test-bulk",
+        lambda **kw: None, sender=history, weak=False, dispatch_uid="test-bulk"
     )
     try:
-        again = make_ticket(tenant, [cryo], customer_name="Joana")
+        with CaptureQueriesContext(connection) as queries:
+            again = make_ticket(tenant, [cryo], customer_name="Joana")
     finally:
-        post_create_historical_record.disconnect(
-            sender=TicketService.history.model, dispatch_uid="test-bulk"
-        )
+        post_create_historical_record.disconnect(sender=history, dispatch_uid="test-bulk")
+    assert not _copied_into(history, queries)  # someone listens: the library's way
     assert TicketService.history.filter(ticket_id=again.pk, history_type="+").count() == 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time as clock
 from datetime import time, timedelta
 
 import pytest
@@ -15,9 +14,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from equipment.models import Kind
-from payments.fake_mercadopago import FakeMercadoPago
 from payments.models import Method, PaymentSession, PaymentSettings, SessionStatus
 from payments.sessions import confirm_static_pix
+from tenants import throttle
 from tenants.models import OpeningHours
 from tests.conftest import make_device, make_service
 from tickets.models import Priority, Ticket, TicketStatus
@@ -515,46 +514,29 @@ def test_a_paid_pix_moves_on_to_the_ticket_screen(kiosk_client, tenant, cryo, pi
 
 
 def test_the_payment_screen_asks_mercadopago_at_most_once_per_window(
-    kiosk_client, tenant, cryo, settings, monkeypatch
+    kiosk_client, tenant, cryo, fake, mp
 ):
     """The screen polls every 3 s; the provider is asked for a webhook that never came only
-    once per PROVIDER_CHECK_SECONDS per payment (a real fake MercadoPago counts the calls)."""
-    fake = FakeMercadoPago(secret="whsec").start()
-    settings.MERCADOPAGO_BASE_URL = fake.url
-    PaymentSettings.objects.update_or_create(
-        tenant=tenant,
-        defaults={
-            "pix_provider": "mercadopago",
-            "mercadopago_access_token": "TEST-token",
-            "mercadopago_webhook_secret": "whsec",
-            "payer_email": "caixa@studio.test",
-        },
-    )
-    monkeypatch.setattr(kiosk, "PROVIDER_CHECK_SECONDS", 1)
-    try:
-        fill_cart(kiosk_client, tenant, [cryo])
-        buy(kiosk_client, tenant, "pix")
-        session = PaymentSession.objects.get()
+    once per PROVIDER_CHECK_SECONDS per payment (the fake MercadoPago counts the calls)."""
+    fill_cart(kiosk_client, tenant, [cryo])
+    buy(kiosk_client, tenant, "pix")
+    session = PaymentSession.objects.get()
 
-        def poll():
-            return kiosk_client.get(
-                url(tenant, "kiosk_payment_status"), headers={"HX-Request": "true"}
-            )
+    def poll():
+        return kiosk_client.get(url(tenant, "kiosk_payment_status"), headers={"HX-Request": "true"})
 
-        def asked() -> int:
-            return sum(1 for m, path, _h in fake.requests if m == "GET" and "/v1/payments/" in path)
+    def asked() -> int:
+        return sum(1 for m, path, _h in fake.requests if m == "GET" and "/v1/payments/" in path)
 
-        for _ in range(4):
-            assert "HX-Redirect" not in poll()
-        assert asked() == 1
-        fake.approve(session.external_id, notify=False)  # paid; the webhook is lost
-        assert "HX-Redirect" not in poll()  # within the window: the database only
-        assert asked() == 1
-        clock.sleep(1.1)
-        assert poll()["HX-Redirect"] == url(tenant, "kiosk_ticket")
-        assert asked() == 2
-    finally:
-        fake.stop()
+    for _ in range(4):
+        assert "HX-Redirect" not in poll()
+    assert asked() == 1
+    fake.approve(session.external_id, notify=False)  # paid; the webhook is lost
+    assert "HX-Redirect" not in poll()  # within the window: the database only
+    assert asked() == 1
+    throttle.reset("provider-check", str(session.pk))  # the window has passed
+    assert poll()["HX-Redirect"] == url(tenant, "kiosk_ticket")
+    assert asked() == 2
 
 
 def test_a_failed_payment_offers_to_try_again_or_pay_another_way(kiosk_client, tenant, cryo, pix):

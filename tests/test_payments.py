@@ -18,7 +18,7 @@ from django.test import Client
 from django.utils import timezone
 
 from payments.brcode import build_brcode, crc16
-from payments.fake_mercadopago import FakeMercadoPago, sign
+from payments.fake_mercadopago import sign
 from payments.models import Notification, PaymentSession, PaymentSettings, Receipt
 from payments.receipts import brl, render_receipt_text
 from payments.sessions import (
@@ -32,32 +32,9 @@ from payments.sessions import (
     refund,
     start_payment,
 )
+from tests.conftest import MP_SECRET as SECRET
 from tests.conftest import make_ticket
 from tickets.models import Extra, Ticket
-
-SECRET = "whsec-test-secret"
-
-
-@pytest.fixture
-def fake(settings):
-    server = FakeMercadoPago(secret=SECRET).start()
-    settings.MERCADOPAGO_BASE_URL = server.url
-    settings.MERCADOPAGO_TIMEOUT = 2.0
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def mp(tenant):
-    return PaymentSettings.objects.create(
-        tenant=tenant,
-        pix_provider="mercadopago",
-        card_enabled=True,
-        mercadopago_access_token="TEST-token",
-        mercadopago_webhook_secret=SECRET,
-        mercadopago_point_device="FAKE_POINT_1",
-        payer_email="caixa@studio.test",
-    )
 
 
 @pytest.fixture

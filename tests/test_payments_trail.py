@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.utils import translation
+
 from payments.models import PaymentSettings, Receipt
 from payments.sessions import confirm_cash, refund, start_payment
 from tenants.models import AuditLog, WebhookEndpoint, WebhookOutbox
@@ -44,7 +46,8 @@ def test_a_paid_session_prints_its_receipt_where_the_studio_has_a_receipt_printe
     PaymentSettings.objects.update_or_create(tenant=tenant, defaults={"cash_enabled": True})
     session = start_payment(make_ticket(tenant, [cryo]), "cash")
 
-    confirm_cash(tenant, session.pk, alice, "150.00")
+    with translation.override("en"):  # an operator who reads the panel in English
+        confirm_cash(tenant, session.pk, alice, "150.00")
     job = PrintJob.objects.get(kind=JobKind.RECEIPT)
     assert quick_spooler().run_one()
 
