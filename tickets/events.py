@@ -87,7 +87,7 @@ SEQ_PREFIX = "totem:seq:"
 # A ticket's counter is only useful while someone follows the ticket.
 TICKET_SEQ_TTL = 2 * 24 * 3600
 REDIS_DOWN_SECONDS = 5.0
-# Longer than the layer's own socket timeout, so a silent Redis fails there first.
+# How long a request waits for the in-memory layer's helper thread (see _send_in_memory).
 SEND_TIMEOUT = 3.0
 
 
@@ -153,7 +153,9 @@ def batch() -> Iterator[None]:
     numbering round trip and one publishing round trip, where each took two of its own
     (a call publishes four events: 8 → 2 round trips; a tenth of a call cycle's CPU).
     """
-    if not hasattr(_batching, "committed"):
+    if not getattr(_batching, "depth", 0):
+        # Empty at the outermost entry: a batch whose sending callback never ran (an earlier
+        # on_commit callback raised) must not go out with this one.
         _batching.depth, _batching.committed = 0, []
     _batching.depth += 1
     try:
@@ -177,9 +179,9 @@ def _send(events: list[tuple[list[str], dict]]) -> None:
     next gap or reconnect.
     """
     layer = get_channel_layer()
-    kinds = ", ".join(payload["type"] for _, payload in events)
     if layer is None:
         return
+    kinds = ", ".join(payload["type"] for _, payload in events)
     try:
         numbers = iter(next_sequences([group for groups, _ in events for group in groups]))
         messages = []
@@ -231,6 +233,8 @@ def _send_in_memory(layer, messages: list[tuple[str, dict]]) -> None:
         helper.join(timeout=SEND_TIMEOUT)
         if errors:
             raise errors[0]
+        if helper.is_alive():
+            raise TimeoutError(f"the server loop did not take the events in {SEND_TIMEOUT} s")
 
 
 def _publish_to_redis(layer, messages: list[tuple[str, dict]]) -> None:
