@@ -42,7 +42,7 @@ from payments.providers import (
 from payments.receipts import create_receipt
 from tenants import audit, webhooks
 from tenants.access import has_role
-from tenants.models import AuditAction, Role, Tenant
+from tenants.models import AuditAction, Role, Tenant, WebhookEvent
 from tickets import events, queue
 from tickets.errors import DomainError
 from tickets.models import LineStatus, Ticket, TicketStatus
@@ -354,7 +354,9 @@ def _confirm(ticket: Ticket, session: PaymentSession, *, user, reason: str, **ch
         change_session_status(session, S.PAID, user=user, reason=reason, **changes)
         queue.mark_paid(ticket, user=user, reason=reason)
         create_receipt(session)
-        webhooks.enqueue(session.tenant_id, "payment.paid", webhooks.payment_payload(session))
+        webhooks.enqueue(
+            session.tenant_id, WebhookEvent.PAYMENT_PAID, webhooks.payment_payload(session)
+        )
         if user is not None:
             audit.record(
                 AuditAction.PAYMENT_CONFIRMED,
@@ -369,7 +371,9 @@ def _confirm(ticket: Ticket, session: PaymentSession, *, user, reason: str, **ch
 def _refunded(session: PaymentSession, *, user=None, reason: str, **changes) -> None:
     """Session refunded and the tenant's integrations told: every way a refund happens."""
     change_session_status(session, S.REFUNDED, user=user, reason=reason, **changes)
-    webhooks.enqueue(session.tenant_id, "payment.refunded", webhooks.payment_payload(session))
+    webhooks.enqueue(
+        session.tenant_id, WebhookEvent.PAYMENT_REFUNDED, webhooks.payment_payload(session)
+    )
 
 
 def refund_late_payment(tenant: Tenant, session_id: int) -> PaymentSession:
