@@ -76,19 +76,11 @@ def create_receipt(session: PaymentSession) -> Receipt:
 def printable(receipt: Receipt) -> ReceiptData:
     """The receipt as the printing layout takes it."""
     c = receipt.content
-    after = []
-    # In the studio's language, as the rest of the printed receipt, not the operator's. The
-    # same facts as the receipt on screen: change, the provider's id, the studio's e-mail.
+    # In the studio's language, as the rest of the printed receipt, not the operator's.
     with translation.override(settings.LANGUAGE_CODE):
-        if "received" in c:
-            after += [
-                _("Received: %(amount)s") % {"amount": brl(c["received"])},
-                _("Change: %(amount)s") % {"amount": brl(c["change"])},
-            ]
-        if c.get("provider_id"):
-            after.append(_("Transaction: %(id)s") % {"id": c["provider_id"]})
-        if c["tenant"].get("email"):
-            after.append(c["tenant"]["email"])
+        after = [f"{label}: {value}" for label, value in _payment_facts(c)]
+    if c["tenant"].get("email"):
+        after.append(c["tenant"]["email"])
     return ReceiptData(
         tenant_name=c["tenant"]["name"],
         code=receipt.code,
@@ -100,6 +92,16 @@ def printable(receipt: Receipt) -> ReceiptData:
         time_zone=c["timezone"],
         lines_after=after,
     )
+
+
+def _payment_facts(c: dict) -> list[tuple[str, str]]:
+    """What both receipts show below the total: cash received and change, the provider's id."""
+    facts = []
+    if "received" in c:
+        facts += [(_("Received"), brl(c["received"])), (_("Change"), brl(c["change"]))]
+    if c.get("provider_id"):
+        facts.append((_("Transaction"), c["provider_id"]))
+    return facts
 
 
 def _row(left: str, right: str, width: int) -> str:
@@ -128,11 +130,7 @@ def render_receipt_text(receipt: Receipt, width: int = 42) -> str:
         _row(_("TOTAL"), brl(c["total"]), width),
         _row(_("Paid by"), c["method_label"], width),
     ]
-    if "received" in c:
-        lines.append(_row(_("Received"), brl(c["received"]), width))
-        lines.append(_row(_("Change"), brl(c["change"]), width))
-    if c.get("provider_id"):
-        lines.append(_row(_("Transaction"), c["provider_id"], width))
+    lines += [_row(label, value, width) for label, value in _payment_facts(c)]
     lines.append(rule)
     if c["tenant"].get("email"):
         lines.append(c["tenant"]["email"][:width].center(width))
