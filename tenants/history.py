@@ -11,6 +11,7 @@ library's per-record signals (they carry the history instance this path never bu
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import connections, router
 from django.utils import timezone
 from simple_history import models as simple_history
@@ -79,16 +80,16 @@ def record_created(objs: list) -> None:
     One statement for them all, in the caller's transaction (simple-history's
     bulk_create_with_history builds a history instance per row first).
     """
-    if not objs:
+    if not objs or not getattr(settings, "SIMPLE_HISTORY_ENABLED", True):
         return
     model = type(objs[0])
     recorder = _recorders[model]
     statement = recorder._copy_statement(model)
+    user = recorder.get_history_user(objs[0])  # set on the objects, else the request's
     if statement is None or recorder._signals_heard(model):
-        model.history.bulk_history_create(objs, default_change_reason=None)
+        model.history.bulk_history_create(objs, default_user=user, default_change_reason=None)
         return
     marks = ", ".join(["%s"] * len(objs))
+    params = [timezone.now(), None, "+", getattr(user, "pk", None), *(o.pk for o in objs)]
     with connections[router.db_for_write(model)].cursor() as cursor:
-        cursor.execute(
-            f"{statement} IN ({marks})", [timezone.now(), None, "+", None, *(o.pk for o in objs)]
-        )
+        cursor.execute(f"{statement} IN ({marks})", params)
