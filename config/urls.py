@@ -5,7 +5,7 @@ from django.contrib.auth.views import LoginView
 from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
 
-from tenants import metrics as ops_metrics
+from ops import metrics as ops_metrics
 from tenants.throttle import ThrottledAdminAuthenticationForm, ThrottledAuthenticationForm
 from tickets import views as panel_views
 
@@ -24,7 +24,7 @@ urlpatterns = [
     path("t/<slug:slug>/pagamentos/", include("payments.urls")),
     path("", panel_views.home, name="panel_home"),
     path("t/<slug:slug>/painel/", include("tickets.urls")),
-    path("t/<slug:slug>/gestao/", include("tenants.urls")),
+    path("t/<slug:slug>/gestao/", include("ops.urls")),
     path("metrics", ops_metrics.metrics, name="metrics"),
     path("t/<slug:slug>/totem/", include("totem.kiosk_urls")),
     path("t/<slug:slug>/", include("totem.urls")),

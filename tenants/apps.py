@@ -7,6 +7,6 @@ class TenantsConfig(AppConfig):
     verbose_name = _("Companies and branches")
 
     def ready(self) -> None:
-        # The login/logout audit receivers, and the admin of audit, statistics, webhooks and
-        # notifications (kept beside tenants/admin.py, which another module owns).
-        from tenants import audit, ops_admin  # noqa: F401
+        # The login/logout audit receivers, and the admin of the audit log and webhooks (a
+        # module of its own beside tenants/admin.py, which is long enough).
+        from tenants import admin_audit, audit  # noqa: F401

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from tenants.management.commands.er_diagram import documented_models, entity, relationships
+from ops.management.commands.er_diagram import documented_models, entity, relationships
 
 DOC = Path(settings.BASE_DIR) / "docs" / "models.md"
 HINT = "run `manage.py er_diagram` and paste its output into docs/models.md"

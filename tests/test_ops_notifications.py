@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from equipment.models import Kind
 from equipment.models import Status as DeviceStatus
-from tenants.models import Alert, AlertKind, NotificationSettings
-from tenants.notifications import check_tenant
+from ops.models import Alert, AlertKind, NotificationSettings
+from ops.notifications import check_tenant
 from tests.conftest import make_device, queued_ticket
 from tests.test_ops_webhooks import Receiver
 from tickets.models import TicketService

@@ -11,8 +11,9 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
+from ops.models import DailyStats
 from tenants.audit import record
-from tenants.models import AuditAction, AuditLog, DailyStats
+from tenants.models import AuditAction, AuditLog
 from tests.conftest import make_ticket, queued_ticket
 from tickets.models import Ticket, TicketService
 

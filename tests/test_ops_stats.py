@@ -11,8 +11,9 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
-from tenants.models import AuditAction, AuditLog, DailyStats
-from tenants.stats import compute_day, percentile
+from ops.models import DailyStats
+from ops.stats import compute_day, percentile
+from tenants.models import AuditAction, AuditLog
 from tests.conftest import make_device, make_ticket, queued_ticket
 from tickets import queue
 from tickets.models import TicketService

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from tenants import retention
+from ops import retention
 
 
 class Command(BaseCommand):

@@ -17,11 +17,13 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods
 
-from tenants import charts, retention
+from ops import charts, retention
+from ops.models import DailyStats
+from ops.stats import compute_day, day_bounds
+from payments.models import PaymentSession
 from tenants.access import tenant_member_required
 from tenants.audit import record
-from tenants.models import AuditAction, DailyStats, Role, Tenant
-from tenants.stats import compute_day, day_bounds, payment_model
+from tenants.models import AuditAction, Role, Tenant
 from tickets.br import mask_cpf, mask_phone, normalize_cpf
 from tickets.models import LineStatus, Service, Ticket, TicketService
 from tickets.money import brl
@@ -263,9 +265,6 @@ def export_tickets(request: HttpRequest, slug: str) -> HttpResponse:
 @tenant_member_required(Role.MANAGER)
 def export_payments(request: HttpRequest, slug: str) -> HttpResponse:
     tenant = request.tenant
-    Session = payment_model()
-    if Session is None:
-        return HttpResponse(_("Payments are not installed."), status=404)
     found = _export_range(request)
     if isinstance(found, HttpResponse):
         return found
@@ -277,7 +276,7 @@ def export_payments(request: HttpRequest, slug: str) -> HttpResponse:
         + ["refunded_at", "confirmed_by", "refunded_by", "refund_reason", "provider_id"]
     )
     sessions = (
-        Session.objects.filter(tenant=tenant, created_at__gte=first, created_at__lt=last)
+        PaymentSession.objects.filter(tenant=tenant, created_at__gte=first, created_at__lt=last)
         .select_related("ticket", "confirmed_by", "refunded_by")
         .order_by("created_at", "pk")
     )

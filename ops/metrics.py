@@ -17,15 +17,17 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import timedelta
 
-from django.apps import apps
 from django.conf import settings
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from tenants.models import Alert, OutboxStatus, Tenant, WebhookOutbox
-from tenants.stats import day_bounds
+from equipment.models import Equipment, JobStatus, PrintJob
+from ops.models import Alert
+from ops.stats import day_bounds
+from payments.models import PaymentSession
+from tenants.models import OutboxStatus, Tenant, WebhookOutbox
 from tickets.models import LineStatus, Ticket, TicketService
 
 WAIT_BUCKETS = (60, 300, 600, 900, 1200, 1800, 2700, 3600, 7200)
@@ -193,22 +195,12 @@ def collect(now=None) -> str:
     return out.render()
 
 
-def _model(label: str):
-    try:
-        return apps.get_model(label)
-    except LookupError:
-        return None
-
-
 def _payments(out: Exposition, tenants, starts, slugs) -> None:
-    Session = _model("payments.PaymentSession")
-    if Session is None:
-        return
     out.family(
         "totem_payments_total", "counter", "Payment sessions created today, by method and status."
     )
     rows = (
-        Session.objects.filter(tenant__in=tenants, created_at__gte=min(starts.values()))
+        PaymentSession.objects.filter(tenant__in=tenants, created_at__gte=min(starts.values()))
         .values("tenant_id", "method", "status", "created_at")
         .order_by()
     )
@@ -223,21 +215,18 @@ def _payments(out: Exposition, tenants, starts, slugs) -> None:
 
 
 def _printing(out: Exposition, tenants, starts, slugs) -> None:
-    Job = _model("equipment.PrintJob")
-    if Job is None:
-        return
     out.family("totem_print_failures_total", "counter", "Print jobs that failed today.")
     failures = defaultdict(int)
-    for row in Job.objects.filter(tenant__in=tenants, failed_at__gte=min(starts.values())).values(
-        "tenant_id", "failed_at"
-    ):
+    for row in PrintJob.objects.filter(
+        tenant__in=tenants, failed_at__gte=min(starts.values())
+    ).values("tenant_id", "failed_at"):
         if row["failed_at"] >= starts[row["tenant_id"]]:
             failures[row["tenant_id"]] += 1
     for tenant in tenants:
         out.sample("totem_print_failures_total", {"tenant": tenant.slug}, failures[tenant.pk])
     out.family("totem_print_jobs_pending", "gauge", "Print jobs waiting for the spooler.")
     pending = dict(
-        Job.objects.filter(tenant__in=tenants, status="pending")
+        PrintJob.objects.filter(tenant__in=tenants, status=JobStatus.PENDING)
         .values_list("tenant_id")
         .annotate(n=Count("id"))
     )
@@ -246,8 +235,6 @@ def _printing(out: Exposition, tenants, starts, slugs) -> None:
 
 
 def _devices(out: Exposition, tenants, slugs, now) -> None:
-    from equipment.models import Equipment
-
     out.family("totem_devices", "gauge", "Devices by kind and status.")
     rows = (
         Equipment.objects.alive()

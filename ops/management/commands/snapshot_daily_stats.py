@@ -6,8 +6,8 @@ from datetime import date, timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 
+from ops.stats import snapshot_day
 from tenants.models import Tenant
-from tenants.stats import snapshot_day
 
 
 class Command(BaseCommand):

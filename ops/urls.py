@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from tenants import views
+from ops import views
 
 urlpatterns = [
     path("", views.dashboard, name="ops_dashboard"),

@@ -13,13 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.apps import apps
 from django.db import transaction
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
+from ops.models import Alert
+from payments.models import Notification, PaymentSession, Receipt
 from tenants.audit import record
-from tenants.models import Alert, AuditAction, AuditLog, OutboxStatus, Tenant, WebhookOutbox
+from tenants.models import AuditAction, AuditLog, OutboxStatus, Tenant, WebhookOutbox
 from tickets.br import mask_cpf
 from tickets.models import DailyCounter, Ticket, TicketService
 
@@ -35,13 +36,6 @@ DEFAULT_RETENTION_DAYS = 365
 DEFAULT_AUDIT_DAYS = 180
 # Delivered or abandoned webhook events are only a delivery log after this.
 OUTBOX_DAYS = 30
-
-
-def _model(label: str):
-    try:
-        return apps.get_model(label)
-    except LookupError:
-        return None
 
 
 def _not_anonymised() -> Q:
@@ -79,22 +73,18 @@ def delete_tickets(ticket_ids: list[int]) -> dict[str, int]:
         for label, n in result[1].items():
             deleted[label] = deleted.get(label, 0) + n
 
-    Session, Receipt = _model("payments.PaymentSession"), _model("payments.Receipt")
     with transaction.atomic():
-        if Session is not None:
-            sessions = Session.objects.filter(ticket_id__in=ticket_ids)
-            if Receipt is not None:
-                note(Receipt.objects.filter(session__in=sessions).delete())
-            note(sessions.delete())
+        sessions = PaymentSession.objects.filter(ticket_id__in=ticket_ids)
+        note(Receipt.objects.filter(session__in=sessions).delete())
+        note(sessions.delete())
         note(Ticket.objects.filter(pk__in=ticket_ids).delete())
         # Last: deleting a row makes simple-history write one more version of it ("-"),
         # with every personal field in it.
         histories = [
             (Ticket.history.model, "id"),
             (TicketService.history.model, "ticket_id"),
+            (PaymentSession.history.model, "ticket_id"),
         ]
-        if Session is not None and hasattr(Session, "history"):
-            histories.append((Session.history.model, "ticket_id"))
         for model, key in histories:
             note(model.objects.filter(**{f"{key}__in": ticket_ids}).delete())
     return deleted
@@ -166,12 +156,10 @@ def purge(
     report.counters_deleted = _delete_all(
         DailyCounter.objects.filter(day__lt=delete_before.date()), batch_size, apply
     )
-    Notification = _model("payments.Notification")
-    if Notification is not None:
-        # Provider notifications carry the payer's details in their body.
-        report.notifications_deleted = _delete_all(
-            Notification.objects.filter(received_at__lt=delete_before), batch_size, apply
-        )
+    # Provider notifications carry the payer's details in their body.
+    report.notifications_deleted = _delete_all(
+        Notification.objects.filter(received_at__lt=delete_before), batch_size, apply
+    )
 
     audit_before = now - timedelta(days=audit_days)
     report.audit_deleted = _delete_all(
@@ -227,7 +215,6 @@ def _tickets_of(tenant: Tenant, cpf: str) -> QuerySet:
 
 def export_customer(tenant: Tenant, cpf: str, *, user=None, request=None) -> dict:
     """Everything the tenant holds about a CPF, as plain data (the customer's copy)."""
-    Session = _model("payments.PaymentSession")
     tickets = []
     for ticket in _tickets_of(tenant, cpf).prefetch_related("lines__service", "extras__extra"):
         item = {
@@ -250,12 +237,11 @@ def export_customer(tenant: Tenant, cpf: str, *, user=None, request=None) -> dic
                 for e in ticket.extras.all()
             ],
         }
-        if Session is not None:
-            item["payments"] = list(
-                Session.objects.filter(ticket=ticket).values(
-                    "method", "status", "amount", "created_at", "paid_at", "refunded_at"
-                )
+        item["payments"] = list(
+            PaymentSession.objects.filter(ticket=ticket).values(
+                "method", "status", "amount", "created_at", "paid_at", "refunded_at"
             )
+        )
         tickets.append(item)
     record(
         AuditAction.DATA_EXPORTED,

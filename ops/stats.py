@@ -16,20 +16,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
-from django.apps import apps
 from django.db import transaction
 from django.utils import timezone
 
-from tenants.models import DailyStats, Tenant
+from ops.models import DailyStats
+from payments.models import PaymentSession, SessionStatus
+from tenants.models import Tenant
 from tickets.models import LineStatus, Ticket, TicketService, TicketStatus
-
-
-def payment_model():
-    """PaymentSession, when the payments app defines it (refunds, payments by status)."""
-    try:
-        return apps.get_model("payments", "PaymentSession")
-    except LookupError:
-        return None
 
 
 def day_bounds(tenant: Tenant, day: date) -> tuple[datetime, datetime]:
@@ -91,11 +84,10 @@ class DayRow:
 
 
 def refunded_ticket_ids(tenant: Tenant, ticket_ids) -> set[int]:
-    Session = payment_model()
-    if Session is None:
-        return set()
     return set(
-        Session.objects.filter(tenant=tenant, ticket_id__in=ticket_ids, status="refunded")
+        PaymentSession.objects.filter(
+            tenant=tenant, ticket_id__in=ticket_ids, status=SessionStatus.REFUNDED
+        )
         .values_list("ticket_id", flat=True)
         .distinct()
     )

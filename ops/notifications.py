@@ -16,7 +16,6 @@ import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.apps import apps
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
@@ -27,7 +26,9 @@ from django.utils.translation import gettext as _
 
 from equipment.models import Equipment, Kind
 from equipment.models import Status as DeviceStatus
-from tenants.models import Alert, AlertKind, NotificationSettings, Tenant
+from ops.models import Alert, AlertKind, NotificationSettings
+from payments.models import PaymentSession, SessionStatus
+from tenants.models import Tenant
 from tickets.models import LineStatus, TicketService
 
 log = logging.getLogger(__name__)
@@ -57,22 +58,17 @@ def current_conditions(tenant: Tenant, config: NotificationSettings, now: dateti
                 _("Printer %(name)s is offline.") % {"name": printer},
             )
         )
-    try:
-        Session = apps.get_model("payments", "PaymentSession")
-    except LookupError:
-        Session = None
-    if Session is not None:
-        failed = Session.objects.filter(
-            tenant=tenant, status="failed", failed_at__gte=now - PAYMENT_WINDOW
-        ).count()
-        if failed >= config.payment_failures_threshold:
-            found.append(
-                Condition(
-                    AlertKind.PAYMENTS_FAILING,
-                    "",
-                    _("%(count)s payments failed in the last 30 minutes.") % {"count": failed},
-                )
+    failed = PaymentSession.objects.filter(
+        tenant=tenant, status=SessionStatus.FAILED, failed_at__gte=now - PAYMENT_WINDOW
+    ).count()
+    if failed >= config.payment_failures_threshold:
+        found.append(
+            Condition(
+                AlertKind.PAYMENTS_FAILING,
+                "",
+                _("%(count)s payments failed in the last 30 minutes.") % {"count": failed},
             )
+        )
     queues = (
         TicketService.objects.filter(
             tenant=tenant, status=LineStatus.WAITING, queued_at__isnull=False

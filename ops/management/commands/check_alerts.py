@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from tenants.models import NotificationSettings, Tenant
-from tenants.notifications import check_tenant
+from ops.models import NotificationSettings
+from ops.notifications import check_tenant
+from tenants.models import Tenant
 
 
 class Command(BaseCommand):

@@ -1,0 +1,107 @@
+"""Admin of the back office: where alerts go, the alerts, and daily statistics.
+
+Scoped with `TenantScopedAdmin` like every tenant-owned admin; settings saved here are audited.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin
+from django.core.validators import validate_email
+from django.utils.translation import gettext_lazy as _
+from simple_history.admin import SimpleHistoryAdmin
+
+from ops.models import Alert, DailyStats, NotificationSettings
+from tenants.admin import TenantConsistentForm, TenantScopedAdmin
+from tenants.admin_audit import AuditedSettingsAdmin
+
+
+class NotificationSettingsForm(TenantConsistentForm):
+    smtp_password = forms.CharField(
+        label=_("SMTP password"),
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text=_("Never shown again; leave empty to keep the current one."),
+    )
+
+    class Meta:
+        model = NotificationSettings
+        fields = "__all__"
+
+    def clean_smtp_password(self) -> str:
+        return self.cleaned_data["smtp_password"] or self.instance.smtp_password
+
+    def clean_email_to(self) -> str:
+        value = self.cleaned_data["email_to"]
+        for address in [a.strip() for a in value.split(",") if a.strip()]:
+            try:
+                validate_email(address)
+            except forms.ValidationError:
+                raise forms.ValidationError(
+                    _("“%(address)s” is not an e-mail address.") % {"address": address}
+                ) from None
+        return value
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if cleaned.get("enabled") and not (
+            cleaned.get("slack_webhook_url") or cleaned.get("email_to")
+        ):
+            raise forms.ValidationError(_("Give a Slack webhook or an e-mail address to alert."))
+        return cleaned
+
+
+@admin.register(NotificationSettings)
+class NotificationSettingsAdmin(TenantScopedAdmin, AuditedSettingsAdmin, SimpleHistoryAdmin):
+    form = NotificationSettingsForm
+    list_display = ["tenant", "enabled", "slack_webhook_url", "email_to"]
+    fieldsets = [
+        (None, {"fields": ["tenant", "enabled"]}),
+        (_("Where to"), {"fields": ["slack_webhook_url", "email_to", "email_from"]}),
+        (
+            _("SMTP (empty: the server's own)"),
+            {
+                "fields": [
+                    "smtp_host",
+                    "smtp_port",
+                    "smtp_username",
+                    "smtp_password",
+                    "smtp_use_tls",
+                ]
+            },
+        ),
+        (
+            _("When"),
+            {
+                "fields": [
+                    "queue_length_threshold",
+                    "wait_minutes_threshold",
+                    "payment_failures_threshold",
+                ]
+            },
+        ),
+    ]
+
+
+@admin.register(Alert)
+class AlertAdmin(TenantScopedAdmin, admin.ModelAdmin):
+    read_only = True
+    allow_add = False
+    list_display = ["opened_at", "tenant", "kind", "message", "resolved_at", "notified"]
+    list_filter = ["kind", ("tenant", admin.RelatedOnlyFieldListFilter)]
+    readonly_fields = ["tenant", "kind", "key", "message", "opened_at", "resolved_at", "notified"]
+
+
+@admin.register(DailyStats)
+class DailyStatsAdmin(TenantScopedAdmin, admin.ModelAdmin):
+    read_only = True
+    allow_add = False
+    list_display = ["day", "tenant", "service", "tickets", "completed", "revenue"]
+    list_display += ["avg_wait_seconds", "p95_wait_seconds", "no_shows", "cancellations"]
+    list_filter = [("tenant", admin.RelatedOnlyFieldListFilter)]
+    list_select_related = ["tenant", "service"]
+    date_hierarchy = "day"
+    exclude = ["hourly"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields if f.name != "hourly"]
