@@ -354,9 +354,7 @@ def _confirm(ticket: Ticket, session: PaymentSession, *, user, reason: str, **ch
         change_session_status(session, S.PAID, user=user, reason=reason, **changes)
         queue.mark_paid(ticket, user=user, reason=reason)
         create_receipt(session)
-        webhooks.enqueue(
-            session.tenant_id, WebhookEvent.PAYMENT_PAID, webhooks.payment_payload(session)
-        )
+        webhooks.enqueue(session.tenant_id, WebhookEvent.PAYMENT_PAID, _webhook_payload(session))
         if user is not None:
             audit.record(
                 AuditAction.PAYMENT_CONFIRMED,
@@ -371,9 +369,7 @@ def _confirm(ticket: Ticket, session: PaymentSession, *, user, reason: str, **ch
 def _refunded(session: PaymentSession, *, user=None, reason: str, **changes) -> None:
     """Session refunded and the tenant's integrations told: every way a refund happens."""
     change_session_status(session, S.REFUNDED, user=user, reason=reason, **changes)
-    webhooks.enqueue(
-        session.tenant_id, WebhookEvent.PAYMENT_REFUNDED, webhooks.payment_payload(session)
-    )
+    webhooks.enqueue(session.tenant_id, WebhookEvent.PAYMENT_REFUNDED, _webhook_payload(session))
 
 
 def refund_late_payment(tenant: Tenant, session_id: int) -> PaymentSession:
@@ -620,3 +616,17 @@ def session_for_ticket(ticket: Ticket) -> PaymentSession | None:
         return sessions.get(status=S.PAID)
     except ObjectDoesNotExist:
         return sessions.order_by("-created_at").first()
+
+
+def _webhook_payload(session: PaymentSession) -> dict:
+    """What a receiver learns of a payment (no payer details)."""
+    return {
+        "payment_id": session.pk,
+        "ticket_id": session.ticket_id,
+        "method": session.method,
+        "provider": session.provider,
+        "status": session.status,
+        "amount": session.amount,
+        "paid_at": session.paid_at,
+        "refunded_at": session.refunded_at,
+    }

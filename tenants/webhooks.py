@@ -83,59 +83,6 @@ def enqueue(tenant: Tenant | int, event_type: str, payload: dict | Callable[[], 
     return len(endpoints)
 
 
-def ticket_payload(ticket) -> dict:
-    """What a receiver learns of a ticket: no name, CPF or phone (they are the studio's to
-    share, not the integration's)."""
-    return {
-        "ticket_id": ticket.pk,
-        "number": ticket.number,
-        "day": ticket.day,
-        "status": ticket.status,
-        "priority": ticket.priority,
-        "total": ticket.total,
-        "created_at": ticket.created_at,
-        "services": [
-            {"line_id": line.pk, "service_id": line.service_id, "status": line.status}
-            for line in ticket.lines.all()
-        ],
-    }
-
-
-def line_payload(line, device=None) -> dict:
-    device = device or line.equipment
-    return {
-        "ticket_id": line.ticket_id,
-        "number": line.ticket.number,
-        "line_id": line.pk,
-        "service_id": line.service_id,
-        "service": line.service.name,
-        "status": line.status,
-        "equipment_id": device.pk if device else None,
-        "equipment": device.name if device else None,
-        "call_count": line.call_count,
-        "called_at": line.called_at,
-    }
-
-
-def payment_payload(session) -> dict:
-    return {
-        "payment_id": session.pk,
-        "ticket_id": session.ticket_id,
-        "method": session.method,
-        "provider": session.provider,
-        "status": session.status,
-        "amount": session.amount,
-        "paid_at": getattr(session, "paid_at", None),
-        "refunded_at": getattr(session, "refunded_at", None),
-    }
-
-
-def on_ticket_status(ticket) -> None:
-    """Called where the ticket's status changes: a completed ticket is an event."""
-    if ticket.status == "completed":
-        enqueue(ticket.tenant_id, WebhookEvent.TICKET_COMPLETED, lambda: ticket_payload(ticket))
-
-
 # --- delivering them ------------------------------------------------------------------------
 
 

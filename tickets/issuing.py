@@ -11,7 +11,7 @@ from django.db.models import F
 from django.utils.translation import gettext as _
 
 from tenants import history, webhooks
-from tenants.models import Tenant
+from tenants.models import Tenant, WebhookEvent
 from tickets.br import normalize_cpf, normalize_phone
 from tickets.models import (
     DailyCounter,
@@ -22,6 +22,7 @@ from tickets.models import (
     TicketExtra,
     TicketService,
 )
+from tickets.payloads import ticket_payload
 
 
 def next_number(tenant: Tenant, prefix: str) -> tuple:
@@ -174,5 +175,5 @@ def _insert(tenant, services, catalog, wanted, customer, priority, idempotency_k
             )
             for i, q in wanted.items()
         )
-    webhooks.enqueue(tenant, "ticket.created", lambda: webhooks.ticket_payload(ticket))
+    webhooks.enqueue(tenant, WebhookEvent.TICKET_CREATED, lambda: ticket_payload(ticket))
     return ticket

@@ -26,7 +26,7 @@ from django.utils.translation import gettext as _
 from equipment.models import Equipment, Kind
 from equipment.models import Status as DeviceStatus
 from tenants import audit, webhooks
-from tenants.models import AuditAction, Tenant
+from tenants.models import AuditAction, Tenant, WebhookEvent
 from tickets import events
 from tickets.errors import DomainError
 from tickets.models import (
@@ -42,6 +42,7 @@ from tickets.models import (
     change_ticket_status,
     valid_transitions,
 )
+from tickets.payloads import line_payload, ticket_payload
 
 L, T = LineStatus, TicketStatus
 OPEN_LINES = (L.WAITING, L.CALLED, L.IN_PROGRESS)
@@ -80,7 +81,10 @@ def sync_ticket(ticket: Ticket, *, user=None, reason: str = "") -> None:
         target = T.CANCELLED
     if target != ticket.status:
         change_ticket_status(ticket, target, user=user, reason=reason)
-        webhooks.on_ticket_status(ticket)
+        if target == T.COMPLETED:
+            webhooks.enqueue(
+                ticket.tenant_id, WebhookEvent.TICKET_COMPLETED, lambda: ticket_payload(ticket)
+            )
         events.publish("ticket_update", tenant_id=ticket.tenant_id, ticket=ticket)
 
 
@@ -204,7 +208,7 @@ def _called(line: TicketService, device: Equipment, user) -> None:
     events.publish(
         "queue_update", tenant_id=line.tenant_id, ticket=line.ticket, service_id=line.service_id
     )
-    webhooks.enqueue(line.tenant_id, "ticket.called", webhooks.line_payload(line, device))
+    webhooks.enqueue(line.tenant_id, WebhookEvent.TICKET_CALLED, line_payload(line, device))
 
 
 # --- calling --------------------------------------------------------------------------------
