@@ -12,8 +12,9 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
 from equipment.models import JobKind, JobStatus, PrinterSettings, PrintJob
-from equipment.printing import PrintingError, print_test_page, reprint
+from equipment.printing import PrintingError, print_test_page
 from tenants.admin import TenantScopedAdmin
+from tickets.printing import reprint
 
 
 class PrinterSettingsInline(TenantScopedAdmin, admin.StackedInline):

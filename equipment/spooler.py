@@ -34,17 +34,12 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from equipment.models import Equipment, JobKind, JobStatus, PrinterSettings, PrintJob, Status
-from equipment.printing import PrinterUnavailable, probe, render_job, send
+from equipment.printing import PrinterUnavailable, probe, send
 from tickets import events
-from tickets import queue as ticket_queue
-from tickets.models import Ticket, TicketStatus, change_ticket_status
+from tickets import printing as ticket_printing
+from tickets.models import Ticket
 
 log = logging.getLogger(__name__)
-T = TicketStatus
-
-# Ticket statuses in which a ticket job is still worth printing; a job for a ticket cancelled
-# (or completed) meanwhile is cancelled instead.
-PRINTABLE = (T.PAID, T.PRINTING, T.PRINT_ERROR, T.IN_QUEUE, T.CALLED, T.IN_PROGRESS)
 
 
 def worker_name() -> str:
@@ -134,11 +129,11 @@ class Spooler:
             .filter(pk=job.pk)
             .first()
         )
-        if job.kind == JobKind.TICKET and job.ticket.status not in PRINTABLE:
+        if job.kind == JobKind.TICKET and job.ticket.status not in ticket_printing.PRINTABLE:
             return self._settle(job, "skipped")
         started = timezone.now()
         try:
-            data = render_job(job)
+            data = ticket_printing.render_job(job)
             send(job.printer.printer_settings, data)
         except PrinterUnavailable as error:
             return self._settle_failure(job, str(error))
@@ -169,8 +164,8 @@ class Spooler:
             if not self._update_if_mine(job, **changes):
                 return self._lost(job)
             if outcome == "printed":
-                if ticket is not None and ticket.status == T.PRINTING:
-                    ticket_queue.enter_queue(ticket, reason=_("ticket printed"))
+                if ticket is not None:
+                    ticket_printing.printed(ticket)
                 self._set_printer(job.printer_id, Status.ONLINE, _("printed"), now)
             else:
                 self.say(
@@ -198,13 +193,8 @@ class Spooler:
             if not self._update_if_mine(job, last_error=reason, **changes):
                 return self._lost(job)
             if final:
-                if ticket is not None and ticket.status == T.PRINTING:
-                    change_ticket_status(
-                        ticket,
-                        T.PRINT_ERROR,
-                        reason=_("print failed: %(reason)s") % {"reason": reason},
-                    )
-                    events.publish("ticket_update", tenant_id=ticket.tenant_id, ticket=ticket)
+                if ticket is not None:
+                    ticket_printing.print_failed(ticket, reason)
                 self._set_printer(job.printer_id, Status.OFFLINE, reason, None)
         attempt = f"attempt {job.attempts}/{self.max_attempts}"
         if final:

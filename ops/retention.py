@@ -20,8 +20,8 @@ from django.utils import timezone
 from ops.models import Alert
 from payments.models import Notification, PaymentSession, Receipt
 from tenants.audit import record
+from tenants.br import mask_cpf
 from tenants.models import AuditAction, AuditLog, OutboxStatus, Tenant, WebhookOutbox
-from tickets.br import mask_cpf
 from tickets.models import DailyCounter, Ticket, TicketService
 
 ANONYMOUS = ""

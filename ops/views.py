@@ -23,10 +23,10 @@ from ops.stats import compute_day, day_bounds
 from payments.models import PaymentSession
 from tenants.access import tenant_member_required
 from tenants.audit import record
+from tenants.br import mask_cpf, mask_phone, normalize_cpf
 from tenants.models import AuditAction, Role, Tenant
-from tickets.br import mask_cpf, mask_phone, normalize_cpf
+from tenants.money import brl
 from tickets.models import LineStatus, Service, Ticket, TicketService
-from tickets.money import brl
 
 HISTORY_DAYS = 30
 MAX_EXPORT_DAYS = 366

@@ -22,8 +22,8 @@ from payments.models import Notification, PaymentSession, PaymentSettings, Recei
 from payments.receipts import brl, render_receipt_text
 from payments.sessions import refund
 from tenants.admin import TenantConsistentForm, TenantScopedAdmin
+from tenants.errors import DomainError
 from tenants.models import Role
-from tickets.errors import DomainError
 
 SECRETS = ("mercadopago_access_token", "mercadopago_webhook_secret")
 STATUS_COLOURS = {

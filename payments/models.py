@@ -18,9 +18,9 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from tenants.crypto import EncryptedCharField
+from tenants.errors import InvalidTransition
 from tenants.history import HistoricalRecords
 from tenants.models import Tenant, TenantQuerySet
-from tickets.errors import InvalidTransition
 from tickets.models import Ticket
 
 money = {"max_digits": 10, "decimal_places": 2, "validators": [MinValueValidator(Decimal("0"))]}

@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 
 from equipment.printing import ReceiptData, ReceiptItem, queue_receipt
 from payments.models import PaymentSession, Receipt
-from tickets.money import brl
+from tenants.money import brl
 
 
 def receipt_content(session: PaymentSession) -> dict:

@@ -42,9 +42,10 @@ from payments.providers import (
 from payments.receipts import create_receipt
 from tenants import audit, webhooks
 from tenants.access import has_role
+from tenants.errors import DomainError
 from tenants.models import AuditAction, Role, Tenant, WebhookEvent
 from tickets import events, queue
-from tickets.errors import DomainError
+from tickets import printing as ticket_printing
 from tickets.models import LineStatus, Ticket, TicketStatus
 
 log = logging.getLogger(__name__)
@@ -352,7 +353,7 @@ def _confirm(ticket: Ticket, session: PaymentSession, *, user, reason: str, **ch
     """
     with events.batch():
         change_session_status(session, S.PAID, user=user, reason=reason, **changes)
-        queue.mark_paid(ticket, user=user, reason=reason)
+        ticket_printing.mark_paid(ticket, user=user, reason=reason)
         create_receipt(session)
         webhooks.enqueue(session.tenant_id, WebhookEvent.PAYMENT_PAID, _webhook_payload(session))
         if user is not None:

@@ -153,7 +153,7 @@ def queued_ticket(tenant, services, **kwargs):
     from django.db import transaction
 
     from tickets.models import Ticket
-    from tickets.queue import mark_paid
+    from tickets.printing import mark_paid
 
     ticket = make_ticket(tenant, services, **kwargs)
     with transaction.atomic():

@@ -9,8 +9,8 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
 
+from tenants.br import mask_cpf, normalize_cpf, normalize_phone
 from tests.conftest import make_service, make_ticket
-from tickets.br import mask_cpf, normalize_cpf, normalize_phone
 from tickets.models import Extra, Ticket
 
 

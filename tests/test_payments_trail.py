@@ -71,8 +71,8 @@ def test_the_printed_receipt_names_the_providers_transaction(tenant, cryo):
 
 def test_a_reprint_is_audited(tenant, cryo, alice, fake_printer):
     from equipment.models import PrintJob
-    from equipment.printing import reprint
     from tests.test_printing import make_printer, pay
+    from tickets.printing import reprint
 
     make_printer(tenant, port=fake_printer.port)
     ticket = pay(make_ticket(tenant, [cryo]))

@@ -30,20 +30,18 @@ from equipment.printing import (
     PrintingError,
     ReceiptData,
     ReceiptItem,
-    move_to_queue,
     print_test_page,
     queue_receipt,
     render_receipt,
     render_ticket,
-    reprint,
-    status_url,
-    ticket_print_data,
 )
 from equipment.spooler import Spooler
+from tenants.errors import DomainError
 from tests.conftest import make_device, make_service, make_ticket, queued_ticket
 from tests.fake_printer import FakePrinter, decode_text, qr_contents, refusing_port
 from tickets.models import Priority, Ticket, TicketStatus
-from tickets.queue import cancel_ticket, mark_paid
+from tickets.printing import mark_paid, move_to_queue, reprint, status_url, ticket_print_data
+from tickets.queue import cancel_ticket
 
 T = TicketStatus
 
@@ -445,7 +443,7 @@ def test_reprint_refuses_a_ticket_of_another_tenant_and_one_without_printer(
 ):
     ticket = queued_ticket(tenant, [cryo])
 
-    with pytest.raises(PrintingError, match="not found"):
+    with pytest.raises(DomainError, match="not found"):
         reprint(other_tenant, ticket.pk, charlie)
     with pytest.raises(PrintingError, match="no ticket printer"):
         reprint(tenant, ticket.pk, None)

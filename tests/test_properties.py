@@ -18,9 +18,9 @@ from django.db.models import Count, Sum
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tenants.errors import DomainError
 from tests.conftest import make_device, make_service
-from tickets import queue
-from tickets.errors import DomainError
+from tickets import printing, queue
 from tickets.issuing import create_ticket
 from tickets.models import Extra, Ticket, TicketExtra, TicketService
 
@@ -77,7 +77,7 @@ def apply(op: str, a: int, b: int, tenant, services, devices, extra) -> None:
         with transaction.atomic():
             locked = Ticket.objects.select_for_update().get(pk=ticket.pk)
             if locked.status == "pending_payment":
-                queue.mark_paid(locked)
+                printing.mark_paid(locked)
     elif op == "call_next":
         queue.call_next(services[a % 3], device)
     elif op == "call_line" and line:

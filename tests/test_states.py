@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 
+from tenants.errors import InvalidTransition
 from tests.conftest import make_ticket
-from tickets.errors import InvalidTransition
 from tickets.models import (
     LINE_TRANSITIONS,
     TICKET_STAMPS,

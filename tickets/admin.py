@@ -23,8 +23,9 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
 from tenants.admin import DeletedFilter, SoftDeleteAdmin, TenantConsistentForm, TenantScopedAdmin
-from tickets.br import digits
-from tickets.errors import DomainError
+from tenants.br import digits
+from tenants.errors import DomainError
+from tenants.money import brl
 from tickets.models import (
     DailyCounter,
     Extra,
@@ -35,7 +36,6 @@ from tickets.models import (
     TicketStatus,
     valid_transitions,
 )
-from tickets.money import brl
 from tickets.queue import cancel_ticket, hand_moves, move_by_hand
 
 T = TicketStatus

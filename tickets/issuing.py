@@ -11,8 +11,8 @@ from django.db.models import F
 from django.utils.translation import gettext as _
 
 from tenants import history, webhooks
+from tenants.br import normalize_cpf, normalize_phone
 from tenants.models import Tenant, WebhookEvent
-from tickets.br import normalize_cpf, normalize_phone
 from tickets.models import (
     DailyCounter,
     Extra,

@@ -16,9 +16,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from payments.sessions import expire_pending_sessions
+from tenants.errors import DomainError
 from tenants.models import Tenant
 from tickets import queue
-from tickets.errors import DomainError
 from tickets.models import (
     LINE_ACTIVE,
     LineStatus,

@@ -17,10 +17,10 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from tenants.br import mask_cpf, mask_phone
+from tenants.errors import InvalidTransition
 from tenants.history import HistoricalRecords
 from tenants.models import SoftDeleteQuerySet, Tenant, TenantQuerySet
-from tickets.br import mask_cpf, mask_phone
-from tickets.errors import InvalidTransition
 
 money = {"max_digits": 10, "decimal_places": 2, "validators": [MinValueValidator(Decimal("0"))]}
 prefix_validator = RegexValidator(r"^[A-Z]{1,3}$", _("One to three capital letters."))

@@ -26,9 +26,9 @@ from django.utils.translation import gettext as _
 from equipment.models import Equipment, Kind
 from equipment.models import Status as DeviceStatus
 from tenants import audit, webhooks
+from tenants.errors import DomainError
 from tenants.models import AuditAction, Tenant, WebhookEvent
 from tickets import events
-from tickets.errors import DomainError
 from tickets.models import (
     LINE_ACTIVE,
     Extra,
@@ -88,10 +88,11 @@ def sync_ticket(ticket: Ticket, *, user=None, reason: str = "") -> None:
         events.publish("ticket_update", tenant_id=ticket.tenant_id, ticket=ticket)
 
 
-def _lock_ticket(tenant: Tenant, ticket_id: int) -> Ticket:
+def lock_ticket(tenant: Tenant, ticket_id: int) -> Ticket:
+    """Lock one of the tenant's tickets by id (any id a screen sends: a bad one is not found)."""
     try:
         return Ticket.objects.select_for_update().get(tenant=tenant, pk=ticket_id)
-    except Ticket.DoesNotExist:
+    except (Ticket.DoesNotExist, ValueError, TypeError):
         raise QueueError(_("Ticket not found.")) from None
 
 
@@ -123,21 +124,6 @@ def enter_queue(ticket: Ticket, *, user=None, reason: str = "") -> None:
         events.publish(
             "queue_update", tenant_id=ticket.tenant_id, ticket=ticket, service_id=service_id
         )
-
-
-def mark_paid(ticket: Ticket, *, user=None, reason: str = "") -> None:
-    """`pending_payment → paid`, then to the printer (`printing`, a print job) when the tenant
-    has an online ticket printer, else straight to the queue (a digital ticket).
-
-    Call inside the payment's transaction, holding the ticket's lock, so money and ticket move
-    together. Only the job row is written here; the spooler prints after the commit.
-    """
-    # Imported here: equipment.printing builds on this module (enter_queue, place_of).
-    from equipment.printing import send_ticket_to_printer
-
-    change_ticket_status(ticket, T.PAID, user=user, reason=reason)
-    if send_ticket_to_printer(ticket, user=user, reason=reason) is None:
-        enter_queue(ticket, user=user, reason=reason)
 
 
 # --- devices --------------------------------------------------------------------------------
@@ -347,7 +333,7 @@ def call_line(
 def reactivate(tenant: Tenant, ticket_id: int, device: Equipment, *, user=None) -> TicketService:
     """`expired → called`: call the first missed line of an expired ticket onto `device`."""
     with transaction.atomic():
-        ticket = _lock_ticket(tenant, ticket_id)
+        ticket = lock_ticket(tenant, ticket_id)
         if ticket.status != T.EXPIRED:
             raise QueueError(_("Only an expired ticket can be reactivated."))
         line = ticket.lines.filter(status=L.NO_SHOW, service__equipment=device).first()
@@ -488,7 +474,7 @@ def cancel_ticket(tenant: Tenant, ticket_id: int, *, user=None, reason: str) -> 
     """Cancel a whole ticket and its open lines; an unpaid ticket gives its extras back."""
     reason = _require_reason(reason)
     with transaction.atomic():
-        ticket = _lock_ticket(tenant, ticket_id)
+        ticket = lock_ticket(tenant, ticket_id)
         was_unpaid = ticket.status == T.PENDING_PAYMENT
         change_ticket_status(ticket, T.CANCELLED, user=user, reason=reason)
         audit.record(
@@ -681,7 +667,7 @@ def expire_ticket(tenant: Tenant, ticket_id: int, *, reason: str) -> Ticket | No
     """Its waiting and called lines become no-shows; the ticket follows (expired, or
     completed when another line was served). None when the ticket moved on meanwhile."""
     with transaction.atomic():
-        ticket = _lock_ticket(tenant, ticket_id)
+        ticket = lock_ticket(tenant, ticket_id)
         if ticket.status not in (T.IN_QUEUE, T.CALLED):
             return None
         for line in ticket.lines.select_for_update().filter(status__in=[L.WAITING, L.CALLED]):
@@ -720,7 +706,7 @@ def move_by_hand(tenant: Tenant, ticket_id: int, target: str, *, user, reason: s
     if target == T.CANCELLED:
         return cancel_ticket(tenant, ticket_id, user=user, reason=reason)
     with transaction.atomic():
-        ticket = _lock_ticket(tenant, ticket_id)
+        ticket = lock_ticket(tenant, ticket_id)
         current = ticket.status
         if target not in valid_transitions(current):
             change_ticket_status(ticket, target, user=user, reason=reason)  # raises, naming both

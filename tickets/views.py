@@ -23,15 +23,15 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from equipment.models import Equipment
-from equipment.printing import REPRINTABLE, move_to_queue, reprint
 from payments.models import PaymentSession, SessionStatus
 from payments.sessions import confirm_cash, confirm_static_pix
 from tenants.access import tenant_member_required, tenants_for
+from tenants.errors import DomainError
 from tenants.models import Role, Tenant
 from tickets import queue
-from tickets.errors import DomainError
 from tickets.forms import CashForm, ReasonForm, StationForm, TransferForm, first_error
 from tickets.models import LINE_ACTIVE, LineStatus, Service, Ticket, TicketService, TicketStatus
+from tickets.printing import REPRINTABLE, move_to_queue, reprint
 
 L, T = LineStatus, TicketStatus
 # Rows shown per queue: a queue of thousands renders as fast as one of ten ("+N more").

@@ -6,7 +6,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from tickets.br import digits, normalize_cpf, normalize_phone
+from tenants.br import digits, normalize_cpf, normalize_phone
 from tickets.models import Priority
 from totem.consent import CONSENT_LABEL
 

@@ -37,7 +37,6 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods
 
 from equipment.models import Equipment, Kind, PrinterSettings
-from equipment.printing import status_url
 from payments.models import Method, SessionStatus
 from payments.sessions import (
     PaymentError,
@@ -49,12 +48,13 @@ from payments.sessions import (
 )
 from tenants import throttle
 from tenants.access import get_tenant
+from tenants.br import format_cpf
+from tenants.errors import DomainError
 from tenants.models import Tenant
 from tickets import queue
-from tickets.br import format_cpf
-from tickets.errors import DomainError
 from tickets.issuing import create_ticket
 from tickets.models import Extra, Priority, Service, Ticket, TicketStatus
+from tickets.printing import status_url
 from totem import consent
 from totem.forms import IdentificationForm, PairingForm
 from totem.pairing import (

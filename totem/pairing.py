@@ -38,8 +38,8 @@ from django.utils.translation import gettext as _
 from equipment.models import Equipment
 from tenants import throttle
 from tenants.access import get_tenant
+from tenants.br import digits
 from tenants.models import Tenant
-from tickets.br import digits
 from totem.models import PAIRABLE_KINDS, PairingCode
 
 SALT = "totem.pairing"

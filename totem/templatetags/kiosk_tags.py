@@ -9,7 +9,7 @@ import segno
 from django import template
 from django.utils.safestring import mark_safe
 
-from tickets.money import brl as format_brl
+from tenants.money import brl as format_brl
 
 register = template.Library()
 
