@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from django.urls import path
 
+from panel import consumers as panel_consumers
 from totem import consumers
 
 websocket_urlpatterns: list = [
     path("ws/t/<slug:slug>/display/", consumers.DisplayConsumer.as_asgi()),
-    path("ws/t/<slug:slug>/panel/", consumers.PanelConsumer.as_asgi()),
+    path("ws/t/<slug:slug>/panel/", panel_consumers.PanelConsumer.as_asgi()),
     path("ws/t/<slug:slug>/senha/<str:token>/", consumers.TicketConsumer.as_asgi()),
 ]

@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "payments",
     "equipment",
     "totem",
+    "panel",
     "ops",
 ]
 

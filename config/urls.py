@@ -6,8 +6,8 @@ from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
 
 from ops import metrics as ops_metrics
+from panel import views as panel_views
 from tenants.throttle import ThrottledAdminAuthenticationForm, ThrottledAuthenticationForm
-from tickets import views as panel_views
 
 admin.site.login_form = ThrottledAdminAuthenticationForm
 admin.site.site_header = _("Totem administration")
@@ -23,7 +23,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("t/<slug:slug>/pagamentos/", include("payments.urls")),
     path("", panel_views.home, name="panel_home"),
-    path("t/<slug:slug>/painel/", include("tickets.urls")),
+    path("t/<slug:slug>/painel/", include("panel.urls")),
     path("t/<slug:slug>/gestao/", include("ops.urls")),
     path("metrics", ops_metrics.metrics, name="metrics"),
     path("t/<slug:slug>/totem/", include("totem.kiosk_urls")),

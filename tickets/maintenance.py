@@ -1,7 +1,7 @@
 """What the cron commands do, as small functions that return what they found or changed.
 
-`expire_tickets` and `cleanup_inconsistent_states` are thin wrappers around these, so tests
-call the same code cron runs.
+`expire_tickets` and `cleanup_inconsistent_states` (ops' commands) are thin wrappers around
+these, so tests call the same code cron runs.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from payments.sessions import expire_pending_sessions
 from tenants.errors import DomainError
 from tenants.models import Tenant
 from tickets import queue
@@ -38,13 +37,12 @@ def live_tenants():
 
 
 def expire(now: datetime | None = None) -> Counter:
-    """One pass of expiry over every tenant; returns counts by what was done."""
+    """One pass of queue expiry over every tenant; returns counts by what was done.
+
+    Unpaid tickets are payments' to expire (`payments.sessions.expire_pending_sessions`):
+    `manage.py expire_tickets` runs both."""
     now = now or timezone.now()
     done: Counter = Counter()
-    # Unpaid tickets and their payment sessions, in payments' one place for it: each session
-    # is looked up at its provider before it is cancelled, so a payment made at the last
-    # second confirms its ticket instead of losing the money; extras go back to stock.
-    done["unpaid_cancelled"] += expire_pending_sessions(now)
     for tenant in live_tenants():
         done += expire_tenant(tenant, now)
     return done

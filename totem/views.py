@@ -4,7 +4,7 @@ The display is for browsers paired as one of the tenant's displays (a code typed
 TV: totem/pairing.py); a ticket's page needs only its unguessable token. Both render
 server-side and re-read themselves through a partial (`display/state/`, or the
 ticket page asked by HTMX) when their socket says something changed, reconnects, or loses an
-event (totem/consumers.py, static/totem/live.js).
+event (totem/consumers.py, static/js/live.js).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from tickets import views
+from panel import views
 
 urlpatterns = [
     path("", views.panel, name="panel"),

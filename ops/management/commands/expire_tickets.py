@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand
+from django.utils import timezone
 
+from payments.sessions import expire_pending_sessions
 from tickets.maintenance import expire
 
 
@@ -15,7 +17,13 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options) -> None:
-        done = expire()
+        now = timezone.now()
+        # Unpaid tickets first, in payments' one place for it: each session is looked up at
+        # its provider before it is cancelled, so a payment made at the last second confirms
+        # its ticket instead of losing the money; extras go back to stock.
+        unpaid = expire_pending_sessions(now)
+        done = expire(now)
+        done["unpaid_cancelled"] += unpaid
         self.stdout.write(
             "expire_tickets: "
             f"{done['no_show']} no-show(s), {done['expired']} expired, "

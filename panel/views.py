@@ -23,13 +23,13 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from equipment.models import Equipment
+from panel.forms import CashForm, ReasonForm, StationForm, TransferForm, first_error
 from payments.models import PaymentSession, SessionStatus
 from payments.sessions import confirm_cash, confirm_static_pix
 from tenants.access import tenant_member_required, tenants_for
 from tenants.errors import DomainError
 from tenants.models import Role, Tenant
 from tickets import queue
-from tickets.forms import CashForm, ReasonForm, StationForm, TransferForm, first_error
 from tickets.models import LINE_ACTIVE, LineStatus, Service, Ticket, TicketService, TicketStatus
 from tickets.printing import REPRINTABLE, move_to_queue, reprint
 
@@ -71,9 +71,7 @@ def home(request: HttpRequest) -> HttpResponse:
     tenants = list(tenants_for(request.user).order_by("name")[:100])
     if len(tenants) == 1:
         return redirect("panel", slug=tenants[0].slug)
-    return render(
-        request, "tickets/home.html", {"tenants": tenants}, status=200 if tenants else 403
-    )
+    return render(request, "panel/home.html", {"tenants": tenants}, status=200 if tenants else 403)
 
 
 @require_GET
@@ -105,7 +103,7 @@ def _render_stations(
         Prefetch("services", queryset=Service.objects.sellable())
     )
     context = {"tenant": request.tenant, "form": form, "devices": devices, "current": current}
-    return render(request, "tickets/stations.html", context, status=status)
+    return render(request, "panel/stations.html", context, status=status)
 
 
 @dataclass
@@ -237,7 +235,7 @@ def _place(
 
 def _render_panel(request: HttpRequest, station: Equipment, flash: dict | None) -> HttpResponse:
     context = _panel_context(request, station, flash)
-    template = "tickets/panel.html#live" if request.htmx else "tickets/panel.html"
+    template = "panel/panel.html#live" if request.htmx else "panel/panel.html"
     # Times on the panel are the studio's local time, whatever the server's zone.
     with timezone.override(request.tenant.tzinfo):
         return render(request, template, context)
@@ -263,7 +261,7 @@ def line_detail(request: HttpRequest, slug: str, line_id: int) -> HttpResponse:
         .for_tenant(tenant)
         .exclude(pk__in=line.ticket.lines.values("service_id")),
     }
-    template = "tickets/line.html#more" if request.htmx else "tickets/line.html"
+    template = "panel/line.html#more" if request.htmx else "panel/line.html"
     return render(request, template, context)
 
 

@@ -13,18 +13,6 @@
  * (a TV's Wi-Fi can leave a dead connection open for hours). The server greets each socket
  * with {type: "hello", seqs: {group: n}}; every event carries its group's next number, so a
  * jump means something was lost and the screen re-reads its state. The database is the truth.
- *
- * Operator panel hook — include htmx, totem/sound.js and totem/live.js, then:
- *
- *   Totem.live.panel({slug: "demo", equipment: 12});   // or services: [3, 4]
- *
- * It opens /ws/t/<slug>/panel/?equipment=12 (only the services that station runs; without
- * either option, the whole tenant) and, on every event, on every reconnect and on a lost
- * event, fires `queue-changed` on document.body (debounced 150 ms), so partials declared with
- * hx-trigger="queue-changed from:body" re-fetch themselves. It plays Totem.sound.soft() when
- * a ticket enters one of the station's queues, Totem.sound.alert() when a called customer of
- * those services is marked a no-show, and re-dispatches each event as a
- * `totem:event` DOM event (detail = the event) for anything else the panel wants to do.
  */
 (function () {
   "use strict";
@@ -172,44 +160,5 @@
     };
   }
 
-  // A ticket entered a queue: it was paid/printed (a queue update without a line status while
-  // the ticket is in the queue) or sent back to it (its line is waiting again).
-  function enteredQueue(event) {
-    return (
-      event.type === "queue_update" &&
-      (event.status === "waiting" || (event.status === undefined && event.ticket_status === "in_queue"))
-    );
-  }
-
-  function panel(options) {
-    const opts = Object.assign(
-      { target: document.body, eventName: "queue-changed", sound: true, wait: 150 },
-      options
-    );
-    const query = [];
-    if (opts.equipment) query.push("equipment=" + encodeURIComponent(opts.equipment));
-    if (opts.services && opts.services.length) query.push("services=" + opts.services.join(","));
-    const path =
-      "/ws/t/" + encodeURIComponent(opts.slug) + "/panel/" + (query.length ? "?" + query.join("&") : "");
-    const changed = debounce((detail) => {
-      if (window.htmx) window.htmx.trigger(opts.target, opts.eventName, detail);
-      else opts.target.dispatchEvent(new CustomEvent(opts.eventName, { detail, bubbles: true }));
-    }, opts.wait);
-    // Several services of one ticket enter together: one blip, not three.
-    const blip = debounce(() => Totem.sound && Totem.sound.soft(), 300);
-    return connect(path, {
-      onEvent(event) {
-        changed({ event });
-        if (opts.sound && enteredQueue(event)) blip();
-        // A called customer who never came (the no-show timeout or the last re-call).
-        if (opts.sound && event.status === "no_show" && Totem.sound) Totem.sound.alert();
-        document.dispatchEvent(new CustomEvent("totem:event", { detail: event }));
-      },
-      onResync(reason) {
-        changed({ reason });
-      },
-    });
-  }
-
-  Totem.live = { connect, panel, debounce };
+  Totem.live = { connect, debounce };
 })();
