@@ -487,6 +487,36 @@ def cancel_session(
     return session
 
 
+def abandon(tenant: Tenant, ticket_id: int, *, reason: str) -> Ticket:
+    """The customer left a purchase: its pending payments are cancelled (at the provider
+    too), then the ticket, whose extras go back to stock. Returns the ticket as it ends.
+
+    A ticket sent to the cashier (its latest session is cash, pending) is kept: the customer
+    may be on the way to the counter, and the expiry command cancels it after the payment
+    timeout. A payment confirmed meanwhile wins: the ticket is returned paid, untouched.
+    Safe to call twice.
+    """
+    ticket = Ticket.objects.filter(tenant=tenant, pk=ticket_id).first()
+    if ticket is None:
+        raise PaymentError(_("Ticket not found."))
+    latest = ticket.payment_sessions.order_by("-created_at").first()
+    if ticket.status != T.PENDING_PAYMENT or (
+        latest and latest.method == Method.CASH and latest.status == S.PENDING
+    ):
+        return ticket
+    pending = list(ticket.payment_sessions.filter(status=S.PENDING))
+    for session in pending:
+        _cancel_at_provider(session)  # network: before any lock is taken
+    with transaction.atomic():
+        ticket = queue.lock_ticket(tenant, ticket_id)
+        if ticket.status != T.PENDING_PAYMENT:
+            return ticket  # paid (or cancelled) while the provider was asked
+        for session in ticket.payment_sessions.select_for_update().filter(status=S.PENDING):
+            change_session_status(session, S.CANCELED, reason=reason)
+            _publish(session, ticket)
+        return queue.cancel_ticket(tenant, ticket.pk, reason=reason)
+
+
 SERVED = (LineStatus.IN_PROGRESS, LineStatus.COMPLETED)
 
 

@@ -131,6 +131,11 @@ def make_device(tenant, name, services=(), kind=Kind.SERVICE_DEVICE, location=""
 
 
 def make_ticket(tenant, services, **kwargs):
+    """A ticket awaiting payment. A service no online device runs gets one first (a device
+    named after it), since only what can be run is sold."""
+    for service in services:
+        if not Equipment.objects.able_to_run(service).exists():
+            make_device(tenant, f"{service.name} {service.pk}", [service])
     kwargs.setdefault("customer_name", "Maria Souza")
     kwargs.setdefault("consent_version", "2026-01")
     return create_ticket(tenant, service_ids=[s.id for s in services], **kwargs)

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import threading
+from datetime import time
 from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
 
+from equipment.models import Equipment, Status
 from tenants.br import mask_cpf, normalize_cpf, normalize_phone
-from tests.conftest import make_service, make_ticket
+from tenants.models import OpeningHours
+from tests.conftest import make_device, make_service, make_ticket
+from tickets.issuing import MAX_EXTRA_QUANTITY, create_ticket
 from tickets.models import Extra, Ticket
 
 
@@ -158,3 +162,45 @@ def test_parallel_creators_get_distinct_gap_free_numbers_and_never_oversell(
     assert numbers == [f"C{i:03d}" for i in range(1, stock + 1)]  # distinct and without gaps
     towel.refresh_from_db()
     assert towel.stock == 0
+
+
+# --- what may be sold is decided where the sale happens -----------------------------------------
+
+
+def test_a_service_no_online_device_can_run_is_refused_whoever_sells(tenant, cryo):
+    device = make_device(tenant, "Criocâmara", [cryo])
+    Equipment.objects.filter(pk=device.pk).update(status=Status.MAINTENANCE)
+
+    with pytest.raises(ValidationError) as refused:
+        create_ticket(tenant, service_ids=[cryo.pk], customer_name="Ana", consent_version="v1")
+
+    assert "services" in refused.value.message_dict
+    assert not Ticket.objects.exists()
+
+
+def test_nothing_is_sold_while_the_studio_is_closed(tenant, cryo, towel):
+    make_device(tenant, "Criocâmara", [cryo])
+    tomorrow = (tenant.local_now().weekday() + 1) % 7
+    OpeningHours.objects.create(tenant=tenant, weekday=tomorrow, opens=time(8), closes=time(9))
+
+    with pytest.raises(ValidationError, match="closed"):
+        create_ticket(
+            tenant,
+            service_ids=[cryo.pk],
+            extras={towel.pk: 1},
+            customer_name="Ana",
+            consent_version="v1",
+        )
+
+    towel.refresh_from_db()
+    assert towel.stock == 2 and not Ticket.objects.exists()
+
+
+def test_more_than_the_limit_of_one_extra_is_refused(tenant, cryo):
+    water = Extra.objects.create(tenant=tenant, name="Água", price=Decimal("3.00"))
+
+    with pytest.raises(ValidationError, match=str(MAX_EXTRA_QUANTITY)):
+        make_ticket(tenant, [cryo], extras={water.pk: MAX_EXTRA_QUANTITY + 1})
+    assert make_ticket(tenant, [cryo], extras={water.pk: MAX_EXTRA_QUANTITY}).total == Decimal(
+        "180.00"
+    )

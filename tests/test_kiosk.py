@@ -18,6 +18,7 @@ from payments.models import Method, PaymentSession, PaymentSettings, SessionStat
 from payments.sessions import confirm_static_pix
 from tenants.models import OpeningHours
 from tests.conftest import make_device, make_service
+from tickets.issuing import sellable_ids
 from tickets.models import Priority, Ticket, TicketStatus
 from totem import kiosk
 from totem.consent import CONSENT_VERSION
@@ -141,22 +142,22 @@ def test_what_a_tap_may_buy_is_what_the_service_list_shows_available(tenant, cry
     retired = make_device(tenant, "Botas 2", [boots])
     retired.deleted_at = timezone.now()
     retired.save()
-    assert kiosk._sellable_ids(tenant) == shown() == {cryo.pk}
+    assert sellable_ids(tenant) == shown() == {cryo.pk}
 
     crio_1.status = "maintenance"
     crio_1.save()
-    assert kiosk._sellable_ids(tenant) == shown() == set()
+    assert sellable_ids(tenant) == shown() == set()
 
     make_device(tenant, "Botas 3", [boots, cryo])
     cryo.is_active = False
     cryo.save()
-    assert kiosk._sellable_ids(tenant) == shown() == {boots.pk}
+    assert sellable_ids(tenant) == shown() == {boots.pk}
 
     OpeningHours.objects.create(
         tenant=tenant, weekday=(tenant.local_now().weekday() + 1) % 7, opens=time(8), closes=time(9)
     )
     assert not tenant.is_open()
-    assert kiosk._sellable_ids(tenant) == shown() == set()
+    assert sellable_ids(tenant) == shown() == set()
 
 
 def test_an_unpaired_browser_sees_the_pairing_screen(tenant, kiosk_device):
@@ -634,3 +635,20 @@ def test_cpf_and_phone_are_hidden_from_error_reports(kiosk_client, tenant, cryo)
     shown = SafeExceptionReporterFilter().get_post_parameters(response.wsgi_request)
     assert shown["customer_cpf"] == shown["customer_phone"] == "********************"
     assert shown["customer_name"] == "Maria Souza"
+
+
+def test_a_service_gone_off_sale_before_paying_is_refused_by_the_sale_and_leaves_the_cart(
+    kiosk_client, tenant, cryo, boots, machines
+):
+    fill_cart(kiosk_client, tenant, [cryo, boots])
+    crio_1 = machines[0]
+    crio_1.status = "maintenance"
+    crio_1.save()
+
+    response = buy(kiosk_client, tenant)
+
+    assert response["Location"].endswith("/servicos/")
+    assert kiosk_client.session[f"kiosk_cart_{tenant.pk}"]["services"] == [boots.pk]
+    assert not Ticket.objects.exists()
+    page = kiosk_client.get(response["Location"])
+    assert "Escolha pelo menos um serviço disponível." in page.content.decode()

@@ -182,11 +182,11 @@ def test_the_status_url_follows_the_public_base_url(tenant, cryo, settings):
 def test_a_ticket_printed_before_entering_the_queue_shows_the_place_it_will_take(
     tenant, cryo, boots
 ):
+    make_device(tenant, "Criocâmara", [cryo])
     printer = make_printer(tenant)
     Equipment.objects.filter(pk=printer.pk).update(status=Status.OFFLINE)
     queued_ticket(tenant, [cryo])  # digital: the printer is offline
     Equipment.objects.filter(pk=printer.pk).update(status=Status.ONLINE)
-    make_device(tenant, "Criocâmara", [cryo])
 
     ticket = pay(make_ticket(tenant, [cryo, boots]))
     data = ticket_print_data(ticket, printer.printer_settings)

@@ -9,7 +9,7 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from equipment.models import Status
+from equipment.models import Equipment, Status
 from tests.conftest import make_device, make_service, make_ticket, queued_ticket
 from tickets import events, queue
 from tickets.models import Extra, Ticket, TicketService
@@ -324,6 +324,7 @@ def test_service_stats_count_waiting_and_in_service(tenant, cryo, boots, cryo_1)
     for _ in range(3):
         queued_ticket(tenant, [cryo, boots])
     queue.call_next(cryo, cryo_1)
+    Equipment.objects.filter(services=boots).update(status="offline")  # nothing runs boots now
     stats = {s.service.name: s for s in queue.service_stats(tenant, [cryo, boots])}
     assert (stats["Crioterapia"].waiting, stats["Crioterapia"].in_service) == (2, 1)
     assert stats["Crioterapia"].average_wait_minutes == 0

@@ -7,9 +7,10 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef, QuerySet
 from django.utils.translation import gettext as _
 
+from equipment.models import Equipment
 from tenants import history, webhooks
 from tenants.br import normalize_cpf, normalize_phone
 from tenants.models import Tenant, WebhookEvent
@@ -43,6 +44,24 @@ def next_number(tenant: Tenant, prefix: str) -> tuple:
         )
         sequence = cursor.fetchone()[0]
     return day, sequence, f"{prefix}{sequence:03d}"
+
+
+# Most of one extra a customer may take in one ticket.
+MAX_EXTRA_QUANTITY = 20
+
+
+def runnable_services(tenant: Tenant) -> QuerySet[Service]:
+    """The tenant's services on sale that an online device can run today: what may be sold
+    while the studio is open (`sellable_ids` adds the opening hours). One query."""
+    runs = Equipment.objects.able_to_run(OuterRef("pk"))
+    return Service.objects.sellable().for_tenant(tenant).filter(Exists(runs))
+
+
+def sellable_ids(tenant: Tenant) -> set[int]:
+    """The ids of the services that may be sold right now (none while the studio is closed)."""
+    if not tenant.is_open():
+        return set()
+    return set(runnable_services(tenant).values_list("pk", flat=True))
 
 
 def _clean_customer(name: str, cpf: str, phone: str, consent_version: str) -> dict[str, str]:
@@ -80,10 +99,13 @@ def create_ticket(
 ) -> Ticket:
     """Create a ticket in `pending_payment` with one line per service and its extras.
 
-    `extras` maps extra id → quantity. Prices are copied from the catalog. Raises
-    ValidationError (keyed by field, for forms) when input is bad or an extra is out of
-    stock; then nothing is written and no stock is taken. With an `idempotency_key` already
-    used by this tenant, returns that ticket instead of creating another.
+    What may be sold is decided here, whoever sells: the studio open, each service on sale
+    and runnable by an online device, each extra on sale, in stock and at most
+    MAX_EXTRA_QUANTITY. `extras` maps extra id → quantity. Prices are copied from the
+    catalog. Raises ValidationError (keyed by field, for forms) when input is bad or
+    something cannot be sold; then nothing is written and no stock is taken. With an
+    `idempotency_key` already used by this tenant, returns that ticket instead of creating
+    another.
     """
     if idempotency_key:
         existing = Ticket.objects.filter(tenant=tenant, idempotency_key=idempotency_key).first()
@@ -92,14 +114,18 @@ def create_ticket(
     customer = _clean_customer(customer_name, cpf, phone, consent_version)
     if priority not in Priority.values:
         raise ValidationError({"priority": [_("Unknown priority.")]})
+    if not tenant.is_open():
+        raise ValidationError({"services": [_("The studio is closed now.")]})
     ids = list(dict.fromkeys(int(i) for i in service_ids))
-    services = list(Service.objects.sellable().for_tenant(tenant).filter(id__in=ids))
+    services = list(runnable_services(tenant).filter(id__in=ids))
     if not ids or len(services) != len(ids):
         raise ValidationError({"services": [_("Choose at least one available service.")]})
     services.sort(key=lambda s: (s.display_order, s.name))
     wanted = {int(k): int(v) for k, v in (extras or {}).items() if int(v) > 0}
-    if any(q > 20 for q in wanted.values()):
-        raise ValidationError({"extras": [_("At most 20 of each extra.")]})
+    if any(q > MAX_EXTRA_QUANTITY for q in wanted.values()):
+        raise ValidationError(
+            {"extras": [_("At most %(n)s of each extra.") % {"n": MAX_EXTRA_QUANTITY}]}
+        )
     catalog = {e.id: e for e in Extra.objects.sellable().for_tenant(tenant).filter(id__in=wanted)}
     if len(catalog) != len(wanted):
         raise ValidationError({"extras": [_("An extra you chose is no longer available.")]})

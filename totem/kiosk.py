@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import wraps
@@ -26,7 +25,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Exists, OuterRef
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
@@ -36,11 +34,11 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods
 
-from equipment.models import Equipment, Kind, PrinterSettings
+from equipment.models import Kind, PrinterSettings
 from payments.models import Method, SessionStatus
 from payments.sessions import (
     PaymentError,
-    cancel_session,
+    abandon,
     refresh_status,
     session_for_ticket,
     settings_for,
@@ -49,10 +47,9 @@ from payments.sessions import (
 from tenants import throttle
 from tenants.access import get_tenant
 from tenants.br import format_cpf
-from tenants.errors import DomainError
 from tenants.models import Tenant
 from tickets import queue
-from tickets.issuing import create_ticket
+from tickets.issuing import MAX_EXTRA_QUANTITY, create_ticket, sellable_ids
 from tickets.models import Extra, Priority, Service, Ticket, TicketStatus
 from tickets.printing import status_url
 from totem import consent
@@ -68,8 +65,6 @@ from totem.pairing import (
 
 log = logging.getLogger(__name__)
 T, S = TicketStatus, SessionStatus
-# Most of one extra a customer may take (create_ticket refuses more).
-MAX_EXTRA = 20
 
 
 def idle_settings(screen: str = "step") -> dict[str, int]:
@@ -288,16 +283,6 @@ def service_options(tenant: Tenant, selected: list[int] | None = None) -> list[S
     return options
 
 
-def _sellable_ids(tenant: Tenant) -> set[int]:
-    """The services `service_options` marks available, in one query: checking a tap needs
-    no wait figures, whose counts read the whole day's lines at every step."""
-    if not tenant.is_open():
-        return set()
-    runs = Equipment.objects.able_to_run(OuterRef("pk"))
-    sellable = Service.objects.sellable().for_tenant(tenant).filter(Exists(runs))
-    return set(sellable.values_list("pk", flat=True))
-
-
 def _extras(tenant: Tenant):
     return list(Extra.objects.sellable().for_tenant(tenant))
 
@@ -398,7 +383,7 @@ def welcome(request: HttpRequest, slug: str) -> HttpResponse:
         clear_cart(request)
     tenant = request.tenant
     is_open = tenant.is_open()
-    sellable = is_open and bool(_sellable_ids(tenant))
+    sellable = is_open and bool(sellable_ids(tenant))
     hours = list(tenant.opening_hours.all()) if not is_open else []
     return render(
         request,
@@ -411,7 +396,7 @@ def welcome(request: HttpRequest, slug: str) -> HttpResponse:
 
 @kiosk_view("POST")
 def start(request: HttpRequest, slug: str) -> HttpResponse:
-    if not _sellable_ids(request.tenant):
+    if not sellable_ids(request.tenant):
         return redirect(_url(request, "kiosk_welcome"))
     new_cart(request)
     return redirect(_url(request, "kiosk_services"))
@@ -431,7 +416,7 @@ def services(request: HttpRequest, slug: str) -> HttpResponse:
         if toggled is not None:
             if toggled in chosen:
                 chosen.remove(toggled)
-            elif toggled in _sellable_ids(request.tenant):
+            elif toggled in sellable_ids(request.tenant):
                 chosen.append(toggled)
             else:
                 messages.error(request, _("This service cannot be sold right now."))
@@ -532,8 +517,8 @@ def _change_extra(request: HttpRequest, cart: dict) -> dict[int, str]:
             if extra.stock == 0
             else _("Only %(n)s left.") % {"n": extra.stock}
         }
-    if wanted > MAX_EXTRA:
-        return {extra.pk: _("At most %(n)s of each.") % {"n": MAX_EXTRA}}
+    if wanted > MAX_EXTRA_QUANTITY:
+        return {extra.pk: _("At most %(n)s of each.") % {"n": MAX_EXTRA_QUANTITY}}
     if wanted:
         cart["extras"][str(extra_id)] = wanted
     else:
@@ -636,14 +621,6 @@ def _buy(request: HttpRequest, cart: dict, methods: list[tuple[str, str]]) -> Ht
     if method not in dict(methods):
         messages.error(request, _("Choose how you want to pay."))
         return None
-    sellable = _sellable_ids(tenant)
-    if any(pk not in sellable for pk in cart["services"]):
-        cart["services"] = [pk for pk in cart["services"] if pk in sellable]
-        save_cart(request, cart)
-        messages.error(
-            request, _("A service you chose cannot be sold right now. Check your choice.")
-        )
-        return redirect(_url(request, "kiosk_services"))
     customer = cart["customer"]
     try:
         ticket = create_ticket(
@@ -658,7 +635,7 @@ def _buy(request: HttpRequest, cart: dict, methods: list[tuple[str, str]]) -> Ht
             idempotency_key=cart["key"],
         )
     except ValidationError as refused:
-        return _refused(request, refused)
+        return _refused(request, cart, refused)
     cart["ticket"] = ticket.pk
     cart["method"] = method
     save_cart(request, cart)
@@ -666,15 +643,19 @@ def _buy(request: HttpRequest, cart: dict, methods: list[tuple[str, str]]) -> Ht
     return redirect(_url(request, "kiosk_payment"))
 
 
-def _refused(request: HttpRequest, refused: ValidationError) -> HttpResponse:
+def _refused(request: HttpRequest, cart: dict, refused: ValidationError) -> HttpResponse:
     """Send the customer back to the step whose data create_ticket refused, saying why."""
     errors = refused.message_dict if hasattr(refused, "error_dict") else {"": refused.messages}
     for text in (m for field_messages in errors.values() for m in field_messages):
         messages.error(request, text)
+    if "services" in errors:
+        # What went off sale meanwhile leaves the cart; the rest of the choice stays.
+        sellable = sellable_ids(request.tenant)
+        cart["services"] = [pk for pk in cart["services"] if pk in sellable]
+        save_cart(request, cart)
+        return redirect(_url(request, "kiosk_services"))
     if "extras" in errors:
         return redirect(_url(request, "kiosk_extras"))
-    if "services" in errors:
-        return redirect(_url(request, "kiosk_services"))
     return redirect(_url(request, "kiosk_identify"))
 
 
@@ -801,7 +782,7 @@ def leave(request: HttpRequest, slug: str) -> HttpResponse:
     cart = get_cart(request)
     ticket = _cart_ticket(request, cart)
     if ticket is not None and ticket.status == T.PENDING_PAYMENT:
-        ticket = _abandon(request.tenant, ticket)
+        ticket = abandon(request.tenant, ticket.pk, reason=_("abandoned at the kiosk"))
     clear_cart(request)
     paid_meanwhile = ticket is not None and ticket.status not in (T.PENDING_PAYMENT, T.CANCELLED)
     if paid_meanwhile and request.POST.get("reason") == "cancel":
@@ -809,19 +790,3 @@ def leave(request: HttpRequest, slug: str) -> HttpResponse:
         save_cart(request, {**cart, "ticket": ticket.pk})
         return redirect(_url(request, "kiosk_ticket"))
     return redirect(_url(request, "kiosk_welcome"))
-
-
-def _abandon(tenant: Tenant, ticket: Ticket) -> Ticket:
-    session = session_for_ticket(ticket)
-    if session and session.method == Method.CASH and session.status == S.PENDING:
-        return ticket
-    reason = _("abandoned at the kiosk")
-    for pending in ticket.payment_sessions.filter(status=S.PENDING):
-        # PaymentError: paid meanwhile; the ticket is then no longer pending and is kept below.
-        with suppress(PaymentError):
-            cancel_session(tenant, pending.pk, reason=reason)
-    try:
-        return queue.cancel_ticket(tenant, ticket.pk, reason=reason)
-    except DomainError:
-        ticket.refresh_from_db()
-        return ticket
