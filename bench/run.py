@@ -346,7 +346,7 @@ def fill_queue(tenant, services, lines: int) -> None:
     """Thousands of waiting lines, written in bulk (the sale path is measured above)."""
     from django.utils import timezone
 
-    from tickets.models import Ticket, TicketService
+    from tickets.models import Ticket, TicketLine
 
     now = timezone.now()
     tickets = Ticket.objects.bulk_create(
@@ -363,8 +363,8 @@ def fill_queue(tenant, services, lines: int) -> None:
         )
         for n in range(lines)
     )
-    TicketService.objects.bulk_create(
-        TicketService(
+    TicketLine.objects.bulk_create(
+        TicketLine(
             tenant=tenant,
             ticket=t,
             service=services[n % len(services)],
@@ -455,9 +455,9 @@ def calling_faults(tenant_id: int) -> tuple[int, int]:
     """Lines called more than once, and devices serving two lines at overlapping times."""
     from django.db import connection
 
-    from tickets.models import TicketService
+    from tickets.models import TicketLine
 
-    double_calls = TicketService.objects.filter(tenant_id=tenant_id, call_count__gt=1).count()
+    double_calls = TicketLine.objects.filter(tenant_id=tenant_id, call_count__gt=1).count()
     with connection.cursor() as c:
         c.execute(
             "SELECT count(*) FROM tickets_ticketservice a JOIN tickets_ticketservice b "
@@ -620,7 +620,7 @@ def bench_screens(rows: list[dict]) -> None:
 
     from equipment.models import Equipment, Kind
     from tenants.models import Membership
-    from tickets.models import TicketService
+    from tickets.models import TicketLine
 
     user = get_user_model().objects.create_user("bench-op", password="x")
     for waiting in (10, 1000, 10000):
@@ -628,8 +628,8 @@ def bench_screens(rows: list[dict]) -> None:
         Membership.objects.create(user=user, tenant=tenant, role="operator")
         fill_queue(tenant, services, waiting + 20000)
         # All but `waiting` lines are finished ones.
-        finished = TicketService.objects.filter(tenant=tenant).order_by("id")[:20000]
-        TicketService.objects.filter(pk__in=list(finished.values_list("pk", flat=True))).update(
+        finished = TicketLine.objects.filter(tenant=tenant).order_by("id")[:20000]
+        TicketLine.objects.filter(pk__in=list(finished.values_list("pk", flat=True))).update(
             status="completed", completed_at=timezone.now(), duration_seconds=600
         )
         analyze()

@@ -292,7 +292,7 @@ def main() -> int:
 def report(tenant, stats: Stats, memory: list[float]) -> int:
     from payments.models import PaymentSession
     from tickets.maintenance import inspect
-    from tickets.models import Ticket, TicketService
+    from tickets.models import Ticket, TicketLine
 
     stored_numbers = set(Ticket.objects.filter(tenant=tenant).values_list("number", flat=True))
     lost = stats.sold - stored_numbers
@@ -302,7 +302,7 @@ def report(tenant, stats: Stats, memory: list[float]) -> int:
     print(f"  tickets sold at the kiosks   {sold}")
     print(f"  tickets in the database      {stored}  (lost: {len(lost)})")
     paid = PaymentSession.objects.filter(tenant=tenant, status="paid").count()
-    completed = TicketService.objects.filter(tenant=tenant, status="completed").count()
+    completed = TicketLine.objects.filter(tenant=tenant, status="completed").count()
     print(f"  payments confirmed (cash)    {paid}")
     print(f"  services completed           {completed}")
     print(

@@ -28,7 +28,7 @@ from ops.models import Alert
 from ops.stats import day_bounds
 from payments.models import PaymentSession
 from tenants.models import OutboxStatus, Tenant, WebhookOutbox
-from tickets.models import LineStatus, Ticket, TicketService
+from tickets.models import LineStatus, Ticket, TicketLine
 
 WAIT_BUCKETS = (60, 300, 600, 900, 1200, 1800, 2700, 3600, 7200)
 DURATION_BUCKETS = (300, 600, 900, 1200, 1800, 2700, 3600, 5400)
@@ -93,7 +93,7 @@ def collect(now=None) -> str:
         out.sample("totem_tickets_paid_total", {"tenant": tenant.slug}, counts["paid"])
 
     lines = list(
-        TicketService.objects.filter(tenant__in=tenants)
+        TicketLine.objects.filter(tenant__in=tenants)
         .filter(
             Q(status=LineStatus.WAITING, queued_at__isnull=False)
             | Q(status__in=[LineStatus.CALLED, LineStatus.IN_PROGRESS])

@@ -29,7 +29,7 @@ from equipment.models import Status as DeviceStatus
 from ops.models import Alert, AlertKind, NotificationSettings
 from payments.models import PaymentSession, SessionStatus
 from tenants.models import Tenant
-from tickets.models import LineStatus, TicketService
+from tickets.models import LineStatus, TicketLine
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +70,7 @@ def current_conditions(tenant: Tenant, config: NotificationSettings, now: dateti
             )
         )
     queues = (
-        TicketService.objects.filter(
-            tenant=tenant, status=LineStatus.WAITING, queued_at__isnull=False
-        )
+        TicketLine.objects.filter(tenant=tenant, status=LineStatus.WAITING, queued_at__isnull=False)
         .values("service_id", "service__name")
         .annotate(waiting=Count("id"), oldest=Min("queued_at"))
         .order_by("service_id")

@@ -22,7 +22,7 @@ from payments.models import Notification, PaymentSession, Receipt
 from tenants.audit import record
 from tenants.br import mask_cpf
 from tenants.models import AuditAction, AuditLog, OutboxStatus, Tenant, WebhookOutbox
-from tickets.models import DailyCounter, Ticket, TicketService
+from tickets.models import DailyCounter, Ticket, TicketLine
 
 ANONYMOUS = ""
 PERSONAL = {
@@ -57,10 +57,8 @@ def anonymise_tickets(ticket_ids: list[int]) -> int:
     with transaction.atomic():
         count = Ticket.objects.filter(pk__in=ticket_ids).update(**PERSONAL)
         Ticket.history.model.objects.filter(id__in=ticket_ids).update(**PERSONAL)
-        TicketService.objects.filter(ticket_id__in=ticket_ids).update(customer_key=token)
-        TicketService.history.model.objects.filter(ticket_id__in=ticket_ids).update(
-            customer_key=token
-        )
+        TicketLine.objects.filter(ticket_id__in=ticket_ids).update(customer_key=token)
+        TicketLine.history.model.objects.filter(ticket_id__in=ticket_ids).update(customer_key=token)
     return count
 
 
@@ -82,7 +80,7 @@ def delete_tickets(ticket_ids: list[int]) -> dict[str, int]:
         # with every personal field in it.
         histories = [
             (Ticket.history.model, "id"),
-            (TicketService.history.model, "ticket_id"),
+            (TicketLine.history.model, "ticket_id"),
             (PaymentSession.history.model, "ticket_id"),
         ]
         for model, key in histories:

@@ -22,7 +22,7 @@ from django.utils import timezone
 from ops.models import DailyStats
 from payments.models import PaymentSession, SessionStatus
 from tenants.models import Tenant
-from tickets.models import LineStatus, Ticket, TicketService, TicketStatus
+from tickets.models import LineStatus, Ticket, TicketLine, TicketStatus
 
 
 def day_bounds(tenant: Tenant, day: date) -> tuple[datetime, datetime]:
@@ -112,7 +112,7 @@ def compute_day(tenant: Tenant, day: date) -> dict[int | None, DayRow]:
         if ticket["id"] not in refunded:
             total.revenue += ticket["total"]
     rows: dict[int | None, DayRow] = {None: total}
-    lines = TicketService.objects.filter(
+    lines = TicketLine.objects.filter(
         tenant=tenant, ticket__day=day, ticket__paid_at__isnull=False
     ).values(
         "service_id",

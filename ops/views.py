@@ -26,7 +26,7 @@ from tenants.audit import record
 from tenants.br import mask_cpf, mask_phone, normalize_cpf
 from tenants.models import AuditAction, Role, Tenant
 from tenants.money import brl
-from tickets.models import LineStatus, Service, Ticket, TicketService
+from tickets.models import LineStatus, Service, Ticket, TicketLine
 
 HISTORY_DAYS = 30
 MAX_EXPORT_DAYS = 366
@@ -141,7 +141,7 @@ def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
         colour="#9ca3af",
         label_every=5,
     )
-    waiting_now = TicketService.objects.for_tenant(tenant).filter(
+    waiting_now = TicketLine.objects.for_tenant(tenant).filter(
         status=LineStatus.WAITING, queued_at__isnull=False
     )
     context = {

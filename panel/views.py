@@ -30,7 +30,7 @@ from tenants.access import tenant_member_required, tenants_for
 from tenants.errors import DomainError
 from tenants.models import Role, Tenant
 from tickets import queue
-from tickets.models import LINE_ACTIVE, LineStatus, Service, Ticket, TicketService, TicketStatus
+from tickets.models import LINE_ACTIVE, LineStatus, Service, Ticket, TicketLine, TicketStatus
 from tickets.printing import REPRINTABLE, move_to_queue, reprint
 
 L, T = LineStatus, TicketStatus
@@ -110,10 +110,10 @@ def _render_stations(
 class Row:
     """A line as the panel shows it: how long it waited (and its colour), the other services."""
 
-    line: TicketService
+    line: TicketLine
     minutes: int
     level: str
-    others: list[TicketService]
+    others: list[TicketLine]
 
 
 @dataclass
@@ -124,7 +124,7 @@ class Queue:
     flash: dict | None = None
 
 
-def _row(tenant: Tenant, line: TicketService, now, *, since=None) -> Row:
+def _row(tenant: Tenant, line: TicketLine, now, *, since=None) -> Row:
     if since is None:
         minutes = queue.waited_minutes(line, now)
         level = queue.wait_level(tenant, minutes)
@@ -143,14 +143,14 @@ def _panel_context(request: HttpRequest, station: Equipment, flash: dict | None)
     # The other services of each ticket and where they stand, in one query per list.
     others = Prefetch(
         "ticket__lines",
-        queryset=TicketService.objects.select_related("service").order_by("position"),
+        queryset=TicketLine.objects.select_related("service").order_by("position"),
     )
     waiting = [
         (stats, list(queue.queue_lines(stats.service).select_related("ticket")[:QUEUE_LIMIT]))
         for stats in queue.service_stats(tenant, services)
     ]
     serving = list(
-        TicketService.objects.for_tenant(tenant)
+        TicketLine.objects.for_tenant(tenant)
         .filter(status__in=LINE_ACTIVE)
         .filter(Q(operator=request.user) | Q(equipment=station))
         .select_related("ticket", "service", "equipment")
@@ -247,7 +247,7 @@ def line_detail(request: HttpRequest, slug: str, line_id: int) -> HttpResponse:
     """The rarer actions of a line (transfer, cancel), loaded into its row on demand."""
     tenant = request.tenant
     line = get_object_or_404(
-        TicketService.objects.for_tenant(tenant).select_related("ticket", "service"), pk=line_id
+        TicketLine.objects.for_tenant(tenant).select_related("ticket", "service"), pk=line_id
     )
     context = {
         "tenant": tenant,
@@ -308,7 +308,7 @@ def _require_station(request: HttpRequest) -> Equipment:
     return station
 
 
-def _called_message(line: TicketService) -> str:
+def _called_message(line: TicketLine) -> str:
     return _("Ticket %(number)s called for %(service)s at %(device)s.") % {
         "number": line.ticket.number,
         "service": line.service.name,
@@ -340,7 +340,7 @@ def _with_reason(request: HttpRequest, act: Callable[[str], str]) -> Callable[[]
     return run
 
 
-def _line_action(request: HttpRequest, line: TicketService, action: str) -> Callable[[], str]:
+def _line_action(request: HttpRequest, line: TicketLine, action: str) -> Callable[[], str]:
     """The domain call behind each row button, returning the message the panel shows."""
     tenant, user = request.tenant, request.user
     names = {"number": line.ticket.number, "service": line.service.name}
@@ -408,7 +408,7 @@ def _line_action(request: HttpRequest, line: TicketService, action: str) -> Call
 @tenant_member_required(Role.OPERATOR)
 def line_action(request: HttpRequest, slug: str, line_id: int, action: str) -> HttpResponse:
     line = get_object_or_404(
-        TicketService.objects.for_tenant(request.tenant).select_related("ticket", "service"),
+        TicketLine.objects.for_tenant(request.tenant).select_related("ticket", "service"),
         pk=line_id,
     )
     act = _line_action(request, line, action)

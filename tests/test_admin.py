@@ -16,7 +16,7 @@ from tickets.models import (
     Extra,
     Service,
     Ticket,
-    TicketService,
+    TicketLine,
     TicketStatus,
     change_ticket_status,
 )
@@ -67,7 +67,7 @@ def test_a_superuser_sees_the_tickets_of_every_tenant(admin_client, ours, theirs
     assert listed(admin_client, "tickets.ticket") == {ours.pk, theirs.pk}
 
 
-@pytest.mark.parametrize("model", [Ticket, TicketService, Service, Extra, Equipment])
+@pytest.mark.parametrize("model", [Ticket, TicketLine, Service, Extra, Equipment])
 def test_a_manager_sees_only_his_tenants_rows(client, bob, tenant, ours, theirs, model):
     client.force_login(bob)
     rows = listed(client, model._meta.label_lower)
@@ -115,8 +115,8 @@ def test_the_ticket_pages_show_cpf_and_phone_masked_never_raw(client, bob, ours)
     for url in (
         changelist("tickets.ticket"),
         reverse("admin:tickets_ticket_change", args=[ours.pk]),
-        changelist("tickets.ticketservice"),
-        reverse("admin:tickets_ticketservice_change", args=[ours.lines.first().pk]),
+        changelist("tickets.ticketline"),
+        reverse("admin:tickets_ticketline_change", args=[ours.lines.first().pk]),
     ):
         page = client.get(url).content.decode()
         assert CPF not in page and CPF_TYPED not in page and "91234-5678" not in page

@@ -8,7 +8,7 @@ from simple_history.signals import post_create_historical_record
 
 from equipment.models import Equipment
 from tests.conftest import make_device, make_service, make_ticket
-from tickets.models import Service, TicketService, TicketStatus, change_ticket_status
+from tickets.models import Service, TicketLine, TicketStatus, change_ticket_status
 
 VARY = {"history_id", "history_date"}  # differ between any two rows
 
@@ -90,14 +90,14 @@ def test_deletes_and_many_to_many_keep_the_librarys_way(tenant, cryo):
 def test_lines_written_in_bulk_get_their_creation_rows(tenant, cryo, boots):
     with CaptureQueriesContext(connection) as queries:
         ticket = make_ticket(tenant, [cryo, boots], customer_name="Maria")
-    assert _copied_into(TicketService.history.model, queries)
-    rows = TicketService.history.filter(ticket_id=ticket.pk).order_by("position")
+    assert _copied_into(TicketLine.history.model, queries)
+    rows = TicketLine.history.filter(ticket_id=ticket.pk).order_by("position")
     assert [(r.history_type, r.service_id, r.status, r.price) for r in rows] == [
         ("+", cryo.pk, "waiting", cryo.price),
         ("+", boots.pk, "waiting", boots.price),
     ]
 
-    history = TicketService.history.model
+    history = TicketLine.history.model
     post_create_historical_record.connect(
         lambda **kw: None, sender=history, weak=False, dispatch_uid="test-bulk"
     )
@@ -107,4 +107,4 @@ def test_lines_written_in_bulk_get_their_creation_rows(tenant, cryo, boots):
     finally:
         post_create_historical_record.disconnect(sender=history, dispatch_uid="test-bulk")
     assert not _copied_into(history, queries)  # someone listens: the library's way
-    assert TicketService.history.filter(ticket_id=again.pk, history_type="+").count() == 1
+    assert TicketLine.history.filter(ticket_id=again.pk, history_type="+").count() == 1

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from tests.conftest import make_device, make_ticket, queued_ticket
 from tickets import queue
-from tickets.models import Ticket, TicketService
+from tickets.models import Ticket, TicketLine
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def run(command: str, *args) -> str:
 def test_expire_tickets_marks_late_called_customers_as_no_show(tenant, cryo, boots, cryo_1):
     ticket = queued_ticket(tenant, [cryo, boots])
     line = queue.call_next(cryo, cryo_1)
-    TicketService.objects.filter(pk=line.pk).update(called_at=timezone.now() - timedelta(minutes=6))
+    TicketLine.objects.filter(pk=line.pk).update(called_at=timezone.now() - timedelta(minutes=6))
 
     assert "1 no-show(s)" in run("expire_tickets")
     line.refresh_from_db()

@@ -46,7 +46,7 @@ def test_cancelling_a_service_line_is_audited_with_its_reason(tenant, cryo, boot
     entry = AuditLog.objects.get(action=AuditAction.LINE_CANCELLED)
     assert (entry.user, entry.entity, entry.entity_id) == (
         alice,
-        "tickets.ticketservice",
+        "tickets.ticketline",
         str(line.pk),
     )
     assert entry.data == {

@@ -34,5 +34,5 @@ def test_every_foreign_key_is_a_relationship_of_the_diagram():
 
 def test_the_diagram_knows_the_main_relationships():
     text = diagram()
-    assert 'Ticket ||--o{ TicketService : "ticket"' in text
+    assert 'Ticket ||--o{ TicketLine : "ticket"' in text
     assert 'Tenant |o--o{ AuditLog : "tenant"' in text

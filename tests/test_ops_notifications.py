@@ -17,7 +17,7 @@ from ops.models import Alert, AlertKind, NotificationSettings
 from ops.notifications import check_tenant
 from tests.conftest import make_device, queued_ticket
 from tests.test_ops_webhooks import Receiver
-from tickets.models import TicketService
+from tickets.models import TicketLine
 
 
 @pytest.fixture
@@ -70,7 +70,7 @@ def test_a_long_queue_and_an_old_wait_are_alerts_per_service(tenant, cryo, confi
     queued_ticket(tenant, [cryo])
     check_tenant(tenant)
     assert list(Alert.objects.values_list("kind", flat=True)) == [AlertKind.QUEUE_LONG]
-    TicketService.objects.update(queued_at=timezone.now() - timedelta(minutes=50))
+    TicketLine.objects.update(queued_at=timezone.now() - timedelta(minutes=50))
     check_tenant(tenant)
     assert set(Alert.objects.filter(resolved_at=None).values_list("kind", flat=True)) == {
         AlertKind.QUEUE_LONG,

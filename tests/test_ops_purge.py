@@ -15,7 +15,7 @@ from ops.models import DailyStats
 from tenants.audit import record
 from tenants.models import AuditAction, AuditLog
 from tests.conftest import make_ticket, queued_ticket
-from tickets.models import Ticket, TicketService
+from tickets.models import Ticket, TicketLine
 
 CPF = "52998224725"
 OTHER_CPF = "11144477735"
@@ -49,7 +49,7 @@ def state():
             )
         ),
         list(history.values_list("customer_name", "customer_cpf")),
-        list(TicketService.objects.order_by("pk").values_list("customer_key", flat=True)),
+        list(TicketLine.objects.order_by("pk").values_list("customer_key", flat=True)),
         list(AuditLog.objects.order_by("pk").values_list("pk", flat=True)),
         DailyStats.objects.count(),
     )
@@ -77,7 +77,7 @@ def test_apply_anonymises_and_deletes_exactly_what_it_should(crafted):
     assert "summary:" in output and "tickets deleted: 1" in output
 
     assert not Ticket.objects.filter(pk=old.pk).exists()
-    assert not TicketService.objects.filter(ticket_id=old.pk).exists()
+    assert not TicketLine.objects.filter(ticket_id=old.pk).exists()
     assert not Ticket.history.model.objects.filter(id=old.pk).exists()
 
     middle.refresh_from_db()

@@ -16,22 +16,20 @@ from ops.stats import compute_day, percentile
 from tenants.models import AuditAction, AuditLog
 from tests.conftest import make_device, make_ticket, queued_ticket
 from tickets import queue
-from tickets.models import TicketService
+from tickets.models import TicketLine
 
 
 def serve(line, device, user, *, wait, duration=None, show=True):
     """Call `line` onto `device`; it had waited `wait` seconds; then serve it or not."""
     line = queue.call_line(line.tenant, line.pk, device, user=user)
-    TicketService.objects.filter(pk=line.pk).update(
-        queued_at=line.called_at - timedelta(seconds=wait)
-    )
+    TicketLine.objects.filter(pk=line.pk).update(queued_at=line.called_at - timedelta(seconds=wait))
     if not show:
         queue.no_show(line.tenant, line.pk, user=user)
         return
     queue.start(line.tenant, line.pk, user=user)
     if duration is not None:
         queue.complete(line.tenant, line.pk, user=user)
-        TicketService.objects.filter(pk=line.pk).update(duration_seconds=duration)
+        TicketLine.objects.filter(pk=line.pk).update(duration_seconds=duration)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from django.utils import timezone
 from tenants.models import Membership, Role
 from tests.conftest import make_device, make_service, make_ticket, queued_ticket
 from tickets import queue
-from tickets.models import Priority, Ticket, TicketService
+from tickets.models import Priority, Ticket, TicketLine
 
 HTMX = {"HX-Request": "true"}
 
@@ -27,8 +27,8 @@ def pick_station(client, tenant, device) -> None:
     assert response.status_code == 302
 
 
-def line_of(ticket, service) -> TicketService:
-    return TicketService.objects.get(ticket=ticket, service=service)
+def line_of(ticket, service) -> TicketLine:
+    return TicketLine.objects.get(ticket=ticket, service=service)
 
 
 @pytest.fixture
@@ -141,11 +141,11 @@ def test_posts_without_the_csrf_token_are_refused(alice, tenant, cryo, crio_1):
     )
     call = panel_url(tenant, "servico", cryo.pk, "chamar")
     assert client.post(call, headers=HTMX).status_code == 403
-    assert not TicketService.objects.filter(status="called").exists()
+    assert not TicketLine.objects.filter(status="called").exists()
     # The HTMX way: the token travels in the X-CSRFToken header set on <body>.
     response = client.post(call, headers={**HTMX, "X-CSRFToken": token})
     assert response.status_code == 200
-    assert TicketService.objects.filter(status="called").count() == 1
+    assert TicketLine.objects.filter(status="called").count() == 1
 
 
 # --- the station -----------------------------------------------------------------------------
@@ -211,7 +211,7 @@ def test_waiting_times_are_coloured_by_the_studio_thresholds(alice_client, tenan
     tenant.save()
     for minutes in (1, 7, 30):
         ticket = queued_ticket(tenant, [cryo])
-        TicketService.objects.filter(ticket=ticket).update(
+        TicketLine.objects.filter(ticket=ticket).update(
             queued_at=timezone.now() - timedelta(minutes=minutes)
         )
     rows = alice_client.get(panel_url(tenant)).context["queues"][0].rows
@@ -331,7 +331,7 @@ def test_a_busy_device_is_refused_with_the_message_beside_the_queue(alice_client
     assert response.status_code == 200
     assert response.context["flash"]["where"] == "queue"
     assert "Crio 1 está ocupado com a senha C001." in response.content.decode()
-    assert TicketService.objects.filter(status="called").count() == 1
+    assert TicketLine.objects.filter(status="called").count() == 1
     # Without HTMX: redirected, and the message waits on the panel.
     assert alice_client.post(call).status_code == 302
     assert "Crio 1 está ocupado" in alice_client.get(panel_url(tenant)).content.decode()
@@ -356,7 +356,7 @@ def test_calling_without_a_station_asks_for_one(client, alice, tenant, cryo, cri
     response = client.post(panel_url(tenant, "servico", cryo.pk, "chamar"), headers=HTMX)
     assert response.status_code == 200
     assert response["HX-Redirect"] == panel_url(tenant)
-    assert not TicketService.objects.filter(status="called").exists()
+    assert not TicketLine.objects.filter(status="called").exists()
 
 
 def test_the_called_line_buttons_call_again_send_back_and_mark_no_show(
@@ -556,8 +556,8 @@ def fill_queue(tenant, services, count: int) -> None:
         )
         for i in range(count)
     )
-    TicketService.objects.bulk_create(
-        TicketService(
+    TicketLine.objects.bulk_create(
+        TicketLine(
             tenant=tenant,
             ticket=ticket,
             service=service,

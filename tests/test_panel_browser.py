@@ -11,7 +11,7 @@ from django.test import Client
 
 from tests import daphne_server
 from tests.conftest import CHROMIUM, REQUIRE_SERVERS, make_device, queued_ticket, wait_for_js
-from tickets.models import TicketService
+from tickets.models import TicketLine
 
 daphne = daphne_server.daphne
 
@@ -60,7 +60,7 @@ def test_an_operator_logs_in_calls_next_starts_and_completes(
     problems = watch_console(page, websocket=False)
     make_device(tenant, "Crio 1", [cryo], location="Sala 1")
     ticket = queued_ticket(tenant, [cryo, boots], customer_name="Maria Souza")
-    line = TicketService.objects.get(ticket=ticket, service=cryo)
+    line = TicketLine.objects.get(ticket=ticket, service=cryo)
 
     log_in_and_pick(page, live_server.url, "Crio 1")
     queue = page.locator(f"#queue-{cryo.pk}")

@@ -22,7 +22,7 @@ from tenants.errors import DomainError
 from tests.conftest import make_device, make_service
 from tickets import printing, queue
 from tickets.issuing import create_ticket
-from tickets.models import Extra, Ticket, TicketExtra, TicketService
+from tickets.models import Extra, Ticket, TicketExtra, TicketLine
 
 OPS = [
     "sell",
@@ -57,7 +57,7 @@ def build_world(tenant):
 
 
 def apply(op: str, a: int, b: int, tenant, services, devices, extra) -> None:
-    lines = list(TicketService.objects.filter(tenant=tenant).order_by("id"))
+    lines = list(TicketLine.objects.filter(tenant=tenant).order_by("id"))
     tickets = list(Ticket.objects.filter(tenant=tenant).order_by("id"))
     line = lines[a % len(lines)] if lines else None
     ticket = tickets[a % len(tickets)] if tickets else None
@@ -103,7 +103,7 @@ def apply(op: str, a: int, b: int, tenant, services, devices, extra) -> None:
 
 
 def check_invariants(tenant, extra) -> None:
-    active = TicketService.objects.filter(tenant=tenant, status__in=["called", "in_progress"])
+    active = TicketLine.objects.filter(tenant=tenant, status__in=["called", "in_progress"])
     per_device = active.values("equipment").annotate(n=Count("id")).filter(n__gt=1)
     assert not per_device.exists(), "a device serves two lines"
     assert not active.filter(equipment__isnull=True).exists(), "an active line without device"

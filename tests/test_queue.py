@@ -12,7 +12,7 @@ from django.utils import timezone
 from equipment.models import Equipment, Status
 from tests.conftest import make_device, make_service, make_ticket, queued_ticket
 from tickets import events, queue
-from tickets.models import Extra, Ticket, TicketService
+from tickets.models import Extra, Ticket, TicketLine
 from tickets.queue import QueueError
 
 
@@ -31,7 +31,7 @@ def boots_1(tenant, boots):
     return make_device(tenant, "Botas 1", [boots], location="Sala 3")
 
 
-def line_of(ticket, service) -> TicketService:
+def line_of(ticket, service) -> TicketLine:
     return ticket.lines.get(service=service)
 
 
@@ -124,7 +124,7 @@ def test_estimated_wait_uses_the_measured_duration_once_there_are_enough(tenant,
         ticket = queued_ticket(tenant, [cryo])
         line = queue.call_next(cryo, cryo_1)
         queue.start(tenant, line.id)
-        TicketService.objects.filter(pk=line.id).update(
+        TicketLine.objects.filter(pk=line.id).update(
             started_at=timezone.now() - timedelta(minutes=4)
         )
         queue.complete(tenant, line.id)
@@ -370,9 +370,9 @@ def test_operators_calling_next_in_parallel_never_share_a_line_or_a_device(tenan
     calls = operators * 3
     assert errors == []
     assert len(claimed) == calls and len(set(claimed)) == calls  # each call its own line
-    assert TicketService.objects.filter(status="completed").count() == calls
-    assert TicketService.objects.filter(call_count__gt=1).count() == 0
-    assert TicketService.objects.filter(status="waiting").count() == tickets * 2 - calls
+    assert TicketLine.objects.filter(status="completed").count() == calls
+    assert TicketLine.objects.filter(call_count__gt=1).count() == 0
+    assert TicketLine.objects.filter(status="waiting").count() == tickets * 2 - calls
 
 
 @pytest.mark.postgres
@@ -381,9 +381,9 @@ def test_the_database_refuses_a_second_active_line_on_one_device(tenant, cryo, c
     from django.db import IntegrityError
 
     a, b = queued_ticket(tenant, [cryo]), queued_ticket(tenant, [cryo])
-    TicketService.objects.filter(ticket=a).update(status="called", equipment=cryo_1)
+    TicketLine.objects.filter(ticket=a).update(status="called", equipment=cryo_1)
     with pytest.raises(IntegrityError):
-        TicketService.objects.filter(ticket=b).update(status="in_progress", equipment=cryo_1)
+        TicketLine.objects.filter(ticket=b).update(status="in_progress", equipment=cryo_1)
 
 
 @pytest.mark.postgres
@@ -403,8 +403,8 @@ def test_the_claim_query_walks_the_queue_index_without_sorting(tenant, cryo, boo
         for i in range(3000)
     )
     statuses = ["waiting", "completed", "completed", "cancelled"]
-    TicketService.objects.bulk_create(
-        TicketService(
+    TicketLine.objects.bulk_create(
+        TicketLine(
             tenant=tenant,
             ticket=t,
             service=(cryo, boots)[i % 2],

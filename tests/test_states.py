@@ -13,7 +13,7 @@ from tickets.models import (
     TICKET_STAMPS,
     TICKET_TRANSITIONS,
     LineStatus,
-    TicketService,
+    TicketLine,
     TicketStatus,
     change_line_status,
     change_ticket_status,
@@ -87,7 +87,7 @@ def test_ticket_machine(db, tenant, cryo, alice, current, target):
 @pytest.mark.parametrize(("current", "target"), LINE_PAIRS)
 def test_line_machine(db, tenant, cryo, alice, current, target):
     ticket = make_ticket(tenant, [cryo])
-    TicketService.objects.filter(ticket=ticket).update(status=current)
+    TicketLine.objects.filter(ticket=ticket).update(status=current)
     line = ticket.lines.get()
     if target in LINE_TRANSITIONS[current]:
         change_line_status(line, target, user=alice, reason="teste")

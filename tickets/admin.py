@@ -32,7 +32,7 @@ from tickets.models import (
     Service,
     Ticket,
     TicketExtra,
-    TicketService,
+    TicketLine,
     TicketStatus,
     valid_transitions,
 )
@@ -189,7 +189,7 @@ class ExtraAdmin(TenantScopedAdmin, SoftDeleteAdmin, SimpleHistoryAdmin):
 
 
 class TicketServiceInline(TenantScopedAdmin, admin.TabularInline):
-    model = TicketService
+    model = TicketLine
     read_only = True
     extra = 0
     show_change_link = True
@@ -215,11 +215,11 @@ class TicketServiceInline(TenantScopedAdmin, admin.TabularInline):
         )
 
     @admin.display(description=_("status"))
-    def status_badge(self, obj: TicketService) -> str:
+    def status_badge(self, obj: TicketLine) -> str:
         return badge(obj.status_colour, obj.get_status_display())
 
     @admin.display(description=_("price"))
-    def price_brl(self, obj: TicketService) -> str:
+    def price_brl(self, obj: TicketLine) -> str:
         return money(obj.price)
 
 
@@ -325,7 +325,7 @@ class TicketAdmin(DocumentSearch, TenantScopedAdmin, SimpleHistoryAdmin):
     ]
 
     def get_queryset(self, request):
-        lines = TicketService.objects.select_related("service").order_by("position")
+        lines = TicketLine.objects.select_related("service").order_by("position")
         return super().get_queryset(request).prefetch_related(Prefetch("lines", queryset=lines))
 
     # --- columns ---
@@ -507,7 +507,7 @@ class TicketAdmin(DocumentSearch, TenantScopedAdmin, SimpleHistoryAdmin):
         return None
 
 
-@admin.register(TicketService)
+@admin.register(TicketLine)
 class TicketServiceAdmin(DocumentSearch, TenantScopedAdmin, SimpleHistoryAdmin):
     """Lines on their own, to look up; they move in the operator panel, not here."""
 
@@ -556,15 +556,15 @@ class TicketServiceAdmin(DocumentSearch, TenantScopedAdmin, SimpleHistoryAdmin):
     readonly_fields = ["status_badge"]
 
     @admin.display(description=_("status"), ordering="status")
-    def status_badge(self, obj: TicketService) -> str:
+    def status_badge(self, obj: TicketLine) -> str:
         return badge(obj.status_colour, obj.get_status_display())
 
     @admin.display(description=_("customer"), ordering="ticket__customer_name")
-    def customer(self, obj: TicketService) -> str:
+    def customer(self, obj: TicketLine) -> str:
         return obj.ticket.customer_name
 
     @admin.display(description=_("queued at"), ordering="queued_at")
-    def queued_local(self, obj: TicketService) -> str:
+    def queued_local(self, obj: TicketLine) -> str:
         return local_time(obj.queued_at, obj.tenant)
 
 

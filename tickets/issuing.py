@@ -21,7 +21,7 @@ from tickets.models import (
     Service,
     Ticket,
     TicketExtra,
-    TicketService,
+    TicketLine,
 )
 from tickets.payloads import ticket_payload
 
@@ -175,9 +175,9 @@ def _insert(tenant, services, catalog, wanted, customer, priority, idempotency_k
     ticket.save()
     customer_key = ticket.customer_cpf or ticket.token
     rank = Priority.rank(priority)
-    lines = TicketService.objects.bulk_create(
+    lines = TicketLine.objects.bulk_create(
         [
-            TicketService(
+            TicketLine(
                 tenant=tenant,
                 ticket=ticket,
                 service=service,

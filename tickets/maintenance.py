@@ -22,7 +22,7 @@ from tickets.models import (
     LINE_ACTIVE,
     LineStatus,
     Ticket,
-    TicketService,
+    TicketLine,
     TicketStatus,
     change_line_status,
     change_ticket_status,
@@ -51,7 +51,7 @@ def expire(now: datetime | None = None) -> Counter:
 def expire_tenant(tenant: Tenant, now: datetime) -> Counter:
     done: Counter = Counter()
     # Called customers who did not come within the timeout.
-    late = TicketService.objects.filter(
+    late = TicketLine.objects.filter(
         tenant=tenant,
         status=L.CALLED,
         called_at__lt=now - timedelta(minutes=tenant.no_show_timeout_minutes),
@@ -93,7 +93,7 @@ def inspect(*, fix: bool, now: datetime | None = None) -> Inspection:
     result = Inspection()
     final = [T.COMPLETED, T.CANCELLED, T.EXPIRED]
     # Lines still open on a ticket that is over (this includes devices held by them).
-    for line in TicketService.objects.filter(
+    for line in TicketLine.objects.filter(
         status__in=queue.OPEN_LINES, ticket__status__in=final
     ).select_related("ticket", "service", "equipment"):
         holds = (
@@ -134,10 +134,10 @@ def inspect(*, fix: bool, now: datetime | None = None) -> Inspection:
     return result
 
 
-def _close_line(line: TicketService) -> bool:
+def _close_line(line: TicketLine) -> bool:
     with transaction.atomic():
         line = (
-            TicketService.objects.select_for_update()
+            TicketLine.objects.select_for_update()
             .select_related("ticket", "service")
             .get(pk=line.pk)
         )

@@ -327,7 +327,7 @@ LINE_COLOURS = {
 LINE_ACTIVE = (L.CALLED, L.IN_PROGRESS)
 
 
-class TicketService(models.Model):
+class TicketLine(models.Model):
     """One service of a ticket, queued, called and served on its own."""
 
     tenant = models.ForeignKey(
@@ -375,10 +375,12 @@ class TicketService(models.Model):
     duration_seconds = models.PositiveIntegerField(_("duration (s)"), null=True, blank=True)
     cancellation_reason = models.CharField(_("cancellation reason"), max_length=200, blank=True)
 
-    history = HistoricalRecords()
+    # The table and its history keep the names of the model's first name, TicketService.
+    history = HistoricalRecords(table_name="tickets_historicalticketservice")
     objects = TenantQuerySet.as_manager()
 
     class Meta:
+        db_table = "tickets_ticketservice"
         verbose_name = _("ticket service")
         verbose_name_plural = _("ticket services")
         # ticket_id, not ticket: "ticket" would follow Ticket.ordering and join the tickets table
@@ -541,7 +543,7 @@ def change_ticket_status(ticket: Ticket, target: str, *, user=None, reason: str 
 
 
 def change_line_status(
-    line: TicketService, target: str, *, user=None, reason: str = "", **changes
+    line: TicketLine, target: str, *, user=None, reason: str = "", **changes
 ) -> None:
     """Move a service line to `target` if its machine allows it; stamp; record who and why.
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from equipment.models import Equipment
-from tickets.models import Ticket, TicketService
+from tickets.models import Ticket, TicketLine
 
 
 def ticket_payload(ticket: Ticket) -> dict:
@@ -24,7 +24,7 @@ def ticket_payload(ticket: Ticket) -> dict:
     }
 
 
-def line_payload(line: TicketService, device: Equipment | None = None) -> dict:
+def line_payload(line: TicketLine, device: Equipment | None = None) -> dict:
     device = device or line.equipment
     return {
         "ticket_id": line.ticket_id,

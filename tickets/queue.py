@@ -36,7 +36,7 @@ from tickets.models import (
     Priority,
     Service,
     Ticket,
-    TicketService,
+    TicketLine,
     TicketStatus,
     change_line_status,
     change_ticket_status,
@@ -96,13 +96,13 @@ def lock_ticket(tenant: Tenant, ticket_id: int) -> Ticket:
         raise QueueError(_("Ticket not found.")) from None
 
 
-def _lock_line(tenant: Tenant, line_id: int) -> TicketService:
+def _lock_line(tenant: Tenant, line_id: int) -> TicketLine:
     """Lock a line's ticket, then the line (the project's lock order)."""
-    owner = TicketService.objects.filter(tenant=tenant, pk=line_id).values("ticket_id")[:1]
+    owner = TicketLine.objects.filter(tenant=tenant, pk=line_id).values("ticket_id")[:1]
     ticket = Ticket.objects.select_for_update().filter(pk=Subquery(owner)).first()
     if ticket is None:
         raise QueueError(_("Service line not found."))
-    line = TicketService.objects.select_for_update().select_related("service").get(pk=line_id)
+    line = TicketLine.objects.select_for_update().select_related("service").get(pk=line_id)
     line.ticket = ticket
     return line
 
@@ -136,7 +136,7 @@ def lock_device(device: Equipment, service: Service) -> Equipment:
     annotations (three round trips were a tenth of a call's time).
     """
     runs = Equipment.services.through.objects.filter(equipment=OuterRef("pk"), service=service.pk)
-    busy = TicketService.objects.filter(equipment=OuterRef("pk"), status__in=LINE_ACTIVE)
+    busy = TicketLine.objects.filter(equipment=OuterRef("pk"), status__in=LINE_ACTIVE)
     try:
         device = (
             Equipment.objects.select_for_update(of=("self",))
@@ -181,7 +181,7 @@ def _conflicts():
         raise QueueError(_("The device was taken by another operator. Try again.")) from None
 
 
-def _called(line: TicketService, device: Equipment, user) -> None:
+def _called(line: TicketLine, device: Equipment, user) -> None:
     """Events for a call: the display announces it, the station and the phone learn it."""
     data = {
         "service": line.service.name,
@@ -202,7 +202,7 @@ def _called(line: TicketService, device: Equipment, user) -> None:
 
 def queue_lines(service: Service):
     """The waiting lines of a service, in the order they will be called."""
-    return TicketService.objects.filter(
+    return TicketLine.objects.filter(
         service=service, status=L.WAITING, queued_at__isnull=False
     ).order_by("priority_rank", "queued_at", "id")
 
@@ -217,7 +217,7 @@ def _normal_turn(service: Service) -> bool:
     if not every:
         return False
     recent = list(
-        TicketService.objects.filter(service=service, called_at__isnull=False)
+        TicketLine.objects.filter(service=service, called_at__isnull=False)
         .order_by("-called_at")
         .values_list("priority_rank", flat=True)[:every]
     )
@@ -233,7 +233,7 @@ def claim_query(service: Service, *, normal_only: bool = False, skip_busy_custom
     if normal_only:
         lines = lines.filter(priority_rank=Priority.rank(Priority.NORMAL))
     if skip_busy_customers:
-        busy = TicketService.objects.filter(
+        busy = TicketLine.objects.filter(
             customer_key=OuterRef("customer_key"), status__in=LINE_ACTIVE
         )
         lines = lines.filter(~Exists(busy))
@@ -246,7 +246,7 @@ def _operator(user):
     return user if user is not None and user.is_authenticated else None
 
 
-def call_next(service: Service, device: Equipment, *, user=None) -> TicketService:
+def call_next(service: Service, device: Equipment, *, user=None) -> TicketLine:
     """Call the next line of `service` onto `device`.
 
     Parallel operators never get the same line: the claim skips rows another transaction
@@ -280,7 +280,7 @@ def call_next(service: Service, device: Equipment, *, user=None) -> TicketServic
 
 def call_line(
     tenant: Tenant, line_id: int, device: Equipment, *, user=None, reason: str = ""
-) -> TicketService:
+) -> TicketLine:
     """Call a chosen line onto `device` (out of order, or a second service in parallel).
 
     An expired ticket's missed line may be called again: that reactivates the ticket.
@@ -303,7 +303,7 @@ def call_line(
                     "status": line.get_status_display().lower(),
                 }
             )
-        in_service = TicketService.objects.filter(
+        in_service = TicketLine.objects.filter(
             service=line.service, customer_key=line.customer_key, status__in=LINE_ACTIVE
         )
         if in_service.exists():
@@ -330,7 +330,7 @@ def call_line(
     return line
 
 
-def reactivate(tenant: Tenant, ticket_id: int, device: Equipment, *, user=None) -> TicketService:
+def reactivate(tenant: Tenant, ticket_id: int, device: Equipment, *, user=None) -> TicketLine:
     """`expired → called`: call the first missed line of an expired ticket onto `device`."""
     with transaction.atomic():
         ticket = lock_ticket(tenant, ticket_id)
@@ -345,7 +345,7 @@ def reactivate(tenant: Tenant, ticket_id: int, device: Equipment, *, user=None) 
         return call_line(tenant, line.pk, device, user=user, reason=_("reactivated"))
 
 
-def reannounce(tenant: Tenant, line_id: int, *, user=None) -> TicketService:
+def reannounce(tenant: Tenant, line_id: int, *, user=None) -> TicketLine:
     """Call a called line again. Past the tenant's limit of calls, the line is a no-show."""
     with transaction.atomic():
         line = _lock_line(tenant, line_id)
@@ -354,7 +354,7 @@ def reannounce(tenant: Tenant, line_id: int, *, user=None) -> TicketService:
         if line.call_count >= tenant.no_show_calls:
             _end_no_show(line, user=user, reason=_("called %(n)s times") % {"n": line.call_count})
             return line
-        TicketService.objects.filter(pk=line.pk).update(call_count=F("call_count") + 1)
+        TicketLine.objects.filter(pk=line.pk).update(call_count=F("call_count") + 1)
         line.refresh_from_db(fields=["call_count"])
         _called(line, line.equipment, user)
     return line
@@ -363,7 +363,7 @@ def reannounce(tenant: Tenant, line_id: int, *, user=None) -> TicketService:
 # --- serving --------------------------------------------------------------------------------
 
 
-def _check_status(line: TicketService, *allowed: str) -> None:
+def _check_status(line: TicketLine, *allowed: str) -> None:
     if line.status not in allowed:
         raise QueueError(
             _("%(service)s of ticket %(number)s is %(status)s.")
@@ -375,7 +375,7 @@ def _check_status(line: TicketService, *allowed: str) -> None:
         )
 
 
-def start(tenant: Tenant, line_id: int, *, user=None) -> TicketService:
+def start(tenant: Tenant, line_id: int, *, user=None) -> TicketLine:
     """The customer arrived: `called → in_progress` on the same device."""
     with transaction.atomic(), events.batch():
         line = _lock_line(tenant, line_id)
@@ -392,7 +392,7 @@ def start(tenant: Tenant, line_id: int, *, user=None) -> TicketService:
     return line
 
 
-def complete(tenant: Tenant, line_id: int, *, user=None) -> TicketService:
+def complete(tenant: Tenant, line_id: int, *, user=None) -> TicketLine:
     """`in_progress → completed`: duration recorded; the device is free again."""
     with transaction.atomic(), events.batch():
         line = _lock_line(tenant, line_id)
@@ -408,7 +408,7 @@ def complete(tenant: Tenant, line_id: int, *, user=None) -> TicketService:
     return line
 
 
-def send_back(tenant: Tenant, line_id: int, *, user=None, reason: str = "") -> TicketService:
+def send_back(tenant: Tenant, line_id: int, *, user=None, reason: str = "") -> TicketLine:
     """`called → waiting`: back in the queue at its original place; the device is freed."""
     with transaction.atomic():
         line = _lock_line(tenant, line_id)
@@ -422,13 +422,13 @@ def send_back(tenant: Tenant, line_id: int, *, user=None, reason: str = "") -> T
     return line
 
 
-def _end_no_show(line: TicketService, *, user=None, reason: str = "") -> None:
+def _end_no_show(line: TicketLine, *, user=None, reason: str = "") -> None:
     change_line_status(line, L.NO_SHOW, user=user, reason=reason)
     sync_ticket(line.ticket, user=user, reason=reason)
     events.publish("queue_update", tenant_id=line.tenant_id, ticket=line.ticket, line=line)
 
 
-def no_show(tenant: Tenant, line_id: int, *, user=None, reason: str = "") -> TicketService:
+def no_show(tenant: Tenant, line_id: int, *, user=None, reason: str = "") -> TicketLine:
     """The called customer did not come: the line is a no-show; the device is free."""
     with transaction.atomic():
         line = _lock_line(tenant, line_id)
@@ -444,7 +444,7 @@ def _require_reason(reason: str) -> str:
     return reason
 
 
-def cancel_line(tenant: Tenant, line_id: int, *, user=None, reason: str) -> TicketService:
+def cancel_line(tenant: Tenant, line_id: int, *, user=None, reason: str) -> TicketLine:
     """Cancel one service of a ticket; the reason is required; its device is freed."""
     reason = _require_reason(reason)
     with transaction.atomic():
@@ -507,7 +507,7 @@ def restore_stock(ticket: Ticket) -> None:
 
 def transfer(
     tenant: Tenant, line_id: int, service: Service, *, user=None, reason: str = ""
-) -> TicketService:
+) -> TicketLine:
     """Move a waiting line to another service of the tenant; it keeps its queue time."""
     with transaction.atomic():
         line = _lock_line(tenant, line_id)
@@ -542,7 +542,7 @@ def average_duration_seconds(service: Service) -> int:
 def measure_duration(service_id: int) -> int | None:
     """The average of the service's last completed lines; None while there are too few."""
     recent = list(
-        TicketService.objects.filter(
+        TicketLine.objects.filter(
             service_id=service_id, status=L.COMPLETED, duration_seconds__isnull=False
         )
         .order_by("-completed_at")
@@ -569,7 +569,7 @@ class LinePlace:
     wait_minutes: int
 
 
-def place_of(line: TicketService) -> LinePlace | None:
+def place_of(line: TicketLine) -> LinePlace | None:
     """Where a waiting line stands in its queue, or None when it is not waiting."""
     if line.status != L.WAITING or line.queued_at is None:
         return None
@@ -619,7 +619,7 @@ def service_stats(tenant: Tenant, services: list[Service]) -> list[ServiceStats]
     # few weeks) is never scanned, so the panel's refresh costs the same in December as in May.
     counts = {
         row["service_id"]: row
-        for row in TicketService.objects.filter(service_id__in=ids)
+        for row in TicketLine.objects.filter(service_id__in=ids)
         .filter(Q(status__in=OPEN_LINES) | Q(called_at__gte=start_of_day))
         .values("service_id")
         .annotate(
@@ -654,7 +654,7 @@ def service_stats(tenant: Tenant, services: list[Service]) -> list[ServiceStats]
     return stats
 
 
-def waited_minutes(line: TicketService, now=None) -> int:
+def waited_minutes(line: TicketLine, now=None) -> int:
     if line.queued_at is None:
         return 0
     return max(0, int(((now or timezone.now()) - line.queued_at) / timedelta(minutes=1)))

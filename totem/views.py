@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET
 from equipment.models import Kind
 from tenants.access import get_tenant
 from tenants.models import Tenant
-from tickets.models import LineStatus, Service, Ticket, TicketService, TicketStatus
+from tickets.models import LineStatus, Service, Ticket, TicketLine, TicketStatus
 from tickets.queue import place_of, service_stats
 from totem.access import display_services
 from totem.pairing import device_required
@@ -52,7 +52,7 @@ def board(tenant: Tenant, services: list[Service]) -> dict:
     """
     start_of_day = tenant.local_now().replace(hour=0, minute=0, second=0, microsecond=0)
     today = (
-        TicketService.objects.for_tenant(tenant)
+        TicketLine.objects.for_tenant(tenant)
         .filter(service__in=services, called_at__gte=start_of_day)
         .select_related("ticket", "service", "equipment")
         .order_by("-called_at")
