@@ -687,14 +687,6 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def rss_mib(pid: int) -> float:
-    """Resident memory of a process, in MiB (Linux)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def start_daphnes(count: int) -> tuple[list, list[int]]:
     import socket
     import subprocess
@@ -829,6 +821,7 @@ def bench_realtime(rows: list[dict]) -> None:
     import asyncio
     import threading
 
+    from tests.daphne_server import rss_mib
     from tickets import events
 
     if not os.environ.get("REDIS_URL"):

@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.run import ensure_database, rss_mib, setup_django, start_daphnes  # noqa: E402
+from bench.run import ensure_database, setup_django, start_daphnes  # noqa: E402
+from tests.daphne_server import rss_mib  # noqa: E402
 
 SECONDS = float(os.environ.get("SOAK_SECONDS", "120"))
 KIOSKS = int(os.environ.get("SOAK_KIOSKS", "4"))

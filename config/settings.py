@@ -227,6 +227,12 @@ PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rs
 # Prometheus scrapes /metrics with `Authorization: Bearer <METRICS_TOKEN>`; empty turns it off.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
+# The largest request body accepted, in bytes (the biggest upload is a tenant's logo); a larger
+# one is refused with 413 while it streams in, before it is stored (config/body_limit.py).
+MAX_REQUEST_BODY_BYTES = env.int("MAX_REQUEST_BODY_BYTES", default=10 * 1024 * 1024)
+if MAX_REQUEST_BODY_BYTES < 1:
+    raise environ.ImproperlyConfigured("MAX_REQUEST_BODY_BYTES must be a positive number of bytes")
+
 # Kiosk timing, in seconds: idle before going back to welcome (with a warning shown for the
 # last KIOSK_IDLE_WARNING_SECONDS), while a PIX or card payment waits, on the ticket screen,
 # and on the error screen.

@@ -39,6 +39,14 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process, in MiB (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def database_url(settings_dict: dict) -> str:
     """The URL of the database pytest-django created (`test_<name>`)."""
     user = settings_dict.get("USER") or ""
@@ -102,6 +110,20 @@ class DaphneProcess:
         Path(self.log.name).unlink(missing_ok=True)
 
 
+def server_env(**overrides: str) -> dict[str, str]:
+    """The environment of a test Daphne: this run's, with `overrides` (DATABASE_URL, …)."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "DEBUG": "true",  # static files served by the process (config/asgi.py)
+        "LOG_LEVEL": "WARNING",
+        # A test's transactional flush must not wait on the server's idle connections.
+        "CONN_MAX_AGE": "0",
+        **overrides,
+    }
+
+
 def _serve(count: int, django_db_blocker) -> Iterator[list[str]]:
     from django.conf import settings
     from django.db import connection
@@ -112,17 +134,7 @@ def _serve(count: int, django_db_blocker) -> Iterator[list[str]]:
         pytest.skip("a real Daphne needs PostgreSQL and Redis (DATABASE_URL, REDIS_URL)")
     with django_db_blocker.unblock():
         url = database_url(connection.settings_dict)
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DATABASE_URL": url,
-        "REDIS_URL": settings.REDIS_URL,
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "DEBUG": "true",  # static files served by the process (config/asgi.py)
-        "LOG_LEVEL": "WARNING",
-        # A test's transactional flush must not wait on the server's idle connections.
-        "CONN_MAX_AGE": "0",
-    }
+    env = server_env(DATABASE_URL=url, REDIS_URL=settings.REDIS_URL)
     # Started together: each spends seconds importing Django.
     servers = [DaphneProcess(env) for _ in range(count)]
     try:
