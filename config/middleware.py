@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, connection
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 
@@ -12,21 +14,62 @@ log = logging.getLogger(__name__)
 
 
 class DatabaseUnavailableMiddleware:
-    """A lost database connection (PostgreSQL restarting, failing over) answers 503 with a
-    page that retries by itself, instead of a 500; the next request reconnects
-    (CONN_HEALTH_CHECKS). The transaction of the failed request was rolled back whole, so
-    nothing is half-written."""
+    """PostgreSQL unreachable (stopped, restarting, failing over) → every page answers 503
+    with Retry-After and a page that retries by itself, instead of a 500. The transaction of
+    the failed request was rolled back whole, so nothing is half-written.
+
+    The first failure, met by a view, starts an outage: it is logged once, in one line, and
+    from then on each request first asks the database for `SELECT 1` and answers 503 at once
+    when it cannot, so no middleware, decorator or view meets the error and nothing logs a
+    traceback per request. The first request that gets an answer ends the outage (logged
+    once too) and goes on on that new connection: Daphne needs no restart.
+    """
 
     def __init__(self, get_response) -> None:
         self.get_response = get_response
+        self.lock = threading.Lock()
+        self.down_since: float | None = None  # monotonic time the outage began
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if self.down_since is not None:
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT 1")
+            except (OperationalError, InterfaceError):
+                return unavailable(request)
+            self.ended()
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not isinstance(exception, OperationalError | InterfaceError):
             return None
-        log.error("database unavailable during %s %s: %s", request.method, request.path, exception)
-        response = HttpResponse(render_to_string("503.html", request=None), status=503)
-        response["Retry-After"] = "5"
-        return response
+        self.began(exception)
+        return unavailable(request)
+
+    def began(self, exception: Exception) -> None:
+        with self.lock:
+            if self.down_since is None:
+                self.down_since = time.monotonic()
+                # psycopg's messages span lines; the outage is one line of the log.
+                log.error("database unavailable: %s", " ".join(str(exception).split()))
+
+    def ended(self) -> None:
+        with self.lock:
+            if self.down_since is not None:
+                log.warning(
+                    "database available again after %.0f s", time.monotonic() - self.down_since
+                )
+                self.down_since = None
+
+
+def unavailable(request: HttpRequest) -> HttpResponse:
+    """503 with the page that retries by itself (pt-BR, needs no database)."""
+    response = HttpResponse(render_to_string("503.html", request=None), status=503)
+    response["Retry-After"] = "5"
+    if request.headers.get("HX-Request") == "true":
+        # htmx swaps nothing on an error status: reload the whole screen, which then shows
+        # this page and comes back by itself (the panel's and the kiosk's polls included).
+        response["HX-Refresh"] = "true"
+    # The outage is logged once above; Django would log every 5xx response again.
+    response._has_been_logged = True
+    return response

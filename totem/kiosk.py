@@ -25,6 +25,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
@@ -93,13 +94,15 @@ def idle_settings(screen: str = "step") -> dict[str, int]:
 
 
 def kiosk_errors(view: Callable) -> Callable:
-    """Anything unexpected becomes the friendly error screen (HTTP 500), never a stack trace."""
+    """Anything unexpected becomes the friendly error screen (HTTP 500), never a stack trace.
+    The database being unreachable is not unexpected: DatabaseUnavailableMiddleware answers
+    it (503, retried by the screen itself, logged once per outage)."""
 
     @wraps(view)
     def wrapper(request: HttpRequest, slug: str, *args, **kwargs) -> HttpResponse:
         try:
             return view(request, slug, *args, **kwargs)
-        except (Http404, PermissionDenied):
+        except (Http404, PermissionDenied, OperationalError, InterfaceError):
             raise
         except Exception:
             log.exception("kiosk %s: %s failed", slug, request.path)
