@@ -19,6 +19,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -65,6 +66,7 @@ def _station(request: HttpRequest) -> Equipment | None:
 
 
 @require_GET
+@never_cache
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     """The site's root: straight to the panel of the user's one studio, else a choice."""

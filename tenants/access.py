@@ -8,6 +8,7 @@ from functools import wraps
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
+from django.views.decorators.cache import never_cache
 
 from tenants.models import Membership, Role, Tenant
 
@@ -49,10 +50,12 @@ def tenant_member_required(role: str = Role.OPERATOR) -> Callable:
 
     Anonymous visitors go to the login page; outsiders get 404 (the tenant's existence is
     not theirs to know); members below `role` get 403. Sets `request.tenant` and
-    `request.role`.
+    `request.role`. Nothing it answers is stored by a browser or proxy (Cache-Control:
+    no-store): these screens show customers' personal data and the takings.
     """
 
     def decorator(view: Callable) -> Callable:
+        @never_cache
         @wraps(view)
         def wrapper(request: HttpRequest, slug: str, *args, **kwargs) -> HttpResponse:
             if not request.user.is_authenticated:

@@ -191,3 +191,44 @@ def test_a_throttle_counter_created_without_expiry_gets_its_window_back():
     assert throttle.hit("kiosk", "42", window=60) == 1
     ttl = cache._cache.get_client(key).ttl(cache.make_and_validate_key(key))
     assert 0 < ttl <= 60
+
+
+def test_panel_dashboard_and_admin_pages_tell_browsers_and_proxies_not_to_store_them(
+    admin_client, bob, tenant, cryo, django_user_model
+):
+    # They show customers' names, CPFs and the takings: neither the cache of a shared
+    # computer nor a proxy may keep a copy.
+    from django.contrib import admin
+
+    from tests.conftest import make_device, queued_ticket
+
+    ticket = queued_ticket(tenant, [cryo])
+    station = make_device(tenant, "Crio 1", [cryo])
+    manager = Client()
+    manager.force_login(bob)
+    slug = tenant.slug
+    period = {"start": "2026-01-01", "end": "2026-01-31"}
+    responses = {
+        "panel home": manager.get(reverse("panel_home")),
+        "panel stations": manager.get(reverse("panel", args=[slug])),
+        "choose a station": manager.post(
+            reverse("panel_station", args=[slug]), {"station": station.pk}
+        ),
+        "panel": manager.get(reverse("panel", args=[slug])),
+        "line": manager.get(
+            reverse("panel_line_detail", args=[slug, ticket.lines.get().pk]), HTTP_HX_REQUEST="true"
+        ),
+        "dashboard": manager.get(reverse("ops_dashboard", args=[slug])),
+        "tickets export": manager.get(reverse("ops_export_tickets", args=[slug]), period),
+        "payments export": manager.get(reverse("ops_export_payments", args=[slug]), period),
+        "LGPD": manager.get(reverse("ops_customer_data", args=[slug])),
+        "admin login": Client().get(reverse("admin:login")),
+        "admin index": admin_client.get(reverse("admin:index")),
+        "admin ticket": admin_client.get(reverse("admin:tickets_ticket_change", args=[ticket.pk])),
+    }
+    for model in admin.site._registry:
+        name = f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist"
+        responses[name] = admin_client.get(reverse(name))
+    for name, response in responses.items():
+        assert response.status_code in (200, 302), (name, response.status_code)
+        assert "no-store" in response.get("Cache-Control", ""), (name, response.headers)
