@@ -224,6 +224,11 @@ MERCADOPAGO_WEBHOOK_TOLERANCE = env.int("MERCADOPAGO_WEBHOOK_TOLERANCE", default
 # (`<PUBLIC_BASE_URL>/t/<slug>/senha/<token>/`), so it must be the address phones can open.
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
+# Where a tenant's settings may make this server connect (tenants/netguard.py). Outgoing
+# webhooks go only to public addresses unless this is on (integrations on the platform's own
+# network); it then lets a tenant reach that network, so leave it off on a shared installation.
+WEBHOOKS_ALLOW_PRIVATE = env.bool("WEBHOOKS_ALLOW_PRIVATE", default=False)
+
 # Prometheus scrapes /metrics with `Authorization: Bearer <METRICS_TOKEN>`; empty turns it off.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 

@@ -8,8 +8,6 @@ their values when they are secrets.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from django import forms
 from django.contrib import admin, messages
 from django.utils.translation import gettext
@@ -27,7 +25,8 @@ from tenants.models import (
     WebhookEvent,
     WebhookOutbox,
 )
-from tenants.webhooks import retry
+from tenants.netguard import Refused
+from tenants.webhooks import check_target, retry
 
 SECRET_FIELDS = frozenset({"secret", "smtp_password"})
 
@@ -103,8 +102,10 @@ class WebhookEndpointForm(TenantConsistentForm):
 
     def clean_target_url(self) -> str:
         url = self.cleaned_data["target_url"]
-        if urlsplit(url).scheme not in ("http", "https"):
-            raise forms.ValidationError(_("Use an http:// or https:// address."))
+        try:
+            check_target(url)  # checked again at every delivery: names can change
+        except Refused as error:
+            raise forms.ValidationError(str(error)) from None
         return url
 
     def clean_secret(self) -> str:
@@ -133,12 +134,25 @@ class WebhookEndpointAdmin(
 
 
 class WebhookAttemptInline(admin.TabularInline):
-    """Read-only; shown only inside an outbox row the user may already see."""
+    """Read-only; shown only inside an outbox row the user may already see.
+
+    A tenant reads delivered or not and our reason; the receiver's HTTP status only a platform
+    superuser sees (with private addresses allowed it may be an internal service's).
+    """
 
     model = WebhookAttempt
     extra = 0
-    fields = ["number", "at", "status_code", "error", "duration_ms"]
-    readonly_fields = fields
+    fields = ["number", "at", "delivered", "error", "duration_ms"]
+    readonly_fields = [*fields, "status_code"]
+
+    def get_fields(self, request, obj=None):
+        if request.user.is_superuser:
+            return [*self.fields[:3], "status_code", *self.fields[3:]]
+        return self.fields
+
+    @admin.display(description=_("delivered"), boolean=True)
+    def delivered(self, obj: WebhookAttempt) -> bool:
+        return obj.ok
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False

@@ -390,7 +390,8 @@ class WebhookAttempt(models.Model):
         ordering = ["outbox", "number"]
 
     def __str__(self) -> str:
-        return f"#{self.number} {self.status_code or self.error}"
+        # No status code: the admin shows this to the tenant (see WebhookAttemptInline).
+        return f"#{self.number}"
 
     @property
     def ok(self) -> bool:

@@ -6,6 +6,13 @@ back with the ticket or payment it describes, and stays pending until the receiv
 Delivery is at least once — a worker killed after the POST but before recording it sends the
 event again — so each carries its id in X-Totem-Delivery for the receiver to drop repeats.
 
+Destinations: only public addresses (tenants/netguard.py), unless the platform sets
+WEBHOOKS_ALLOW_PRIVATE; the name is resolved and checked at every attempt and the request goes
+to the address checked, redirects are not followed. What a tenant reads of an attempt is
+delivered or failed with a short reason of ours: never the receiver's answer, which from an
+internal service would tell the tenant about the platform's network (the HTTP status is kept
+for platform superusers).
+
 Signature: X-Totem-Signature is `sha256=` + HMAC-SHA256(secret, "<timestamp>.<body>") in hex,
 X-Totem-Timestamp the Unix time it was signed at. A receiver recomputes it over the raw body
 and refuses a timestamp more than a few minutes old (a replayed request).
@@ -15,19 +22,22 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import json
 import logging
+import ssl
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
+from tenants import netguard
 from tenants.models import (
     OutboxStatus,
     Tenant,
@@ -120,14 +130,48 @@ def claim(now: datetime, limit: int = 20) -> list[WebhookOutbox]:
     return rows
 
 
-def post(url: str, body: bytes, headers: dict[str, str]) -> int:
-    """POST and return the HTTP status; raises OSError when nothing answered."""
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+def allowed(ip: netguard.IPAddress) -> bool:
+    """Where webhooks may go: public addresses, or any when the platform allows private ones
+    (an installation whose integrations live on its own network)."""
+    return settings.WEBHOOKS_ALLOW_PRIVATE or netguard.is_public(ip)
+
+
+def check_target(url: str) -> None:
+    """Refuse (netguard.Refused, a message for the tenant) a URL delivery would refuse."""
+    target = netguard.http_target(url)
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
+        netguard.resolve(target.host, target.port, allowed)
+    except netguard.NotAllowed:
+        raise netguard.NotAllowed(
+            _("%(host)s is not a public address: webhooks go only to the internet.")
+            % {"host": target.host}
+        ) from None
+
+
+def post(url: str, body: bytes, headers: dict[str, str]) -> int:
+    """POST to a checked, pinned address and return the HTTP status (netguard.post)."""
+    return netguard.post(url, body, headers, timeout=TIMEOUT_SECONDS, allowed=allowed)
+
+
+def failure_reason(status_code: int | None, error: BaseException | None) -> str:
+    """What the tenant reads of a failed attempt: ours, short, nothing the receiver said."""
+    if isinstance(error, netguard.NotFound):
+        return _("address not found")
+    if isinstance(error, netguard.Refused):
+        return _("address not allowed: webhooks go only to public addresses")
+    if isinstance(error, ssl.SSLError):  # before ValueError: a failed verification is both
+        return _("TLS error (certificate)")
+    if isinstance(error, ValueError):
+        return _("invalid address")
+    if isinstance(error, TimeoutError):
+        return _("no answer in time")
+    if isinstance(error, http.client.HTTPException):
+        return _("invalid HTTP answer")
+    if error is not None:
+        return _("could not connect")
+    if status_code is not None and 300 <= status_code < 400:
+        return _("redirect not followed")
+    return _("the receiver did not accept it")
 
 
 def deliver(row: WebhookOutbox, now: datetime | None = None) -> bool:
@@ -150,21 +194,24 @@ def deliver(row: WebhookOutbox, now: datetime | None = None) -> bool:
         "X-Totem-Signature": sign(endpoint.secret, timestamp, body),
     }
     started = time.monotonic()
-    status_code, error = None, ""
+    status_code, failure = None, None
     try:
         status_code = post(endpoint.target_url, body, headers)
-    except (OSError, ValueError) as exc:  # refused, timed out, DNS, bad URL
-        error = str(exc)[:300] or exc.__class__.__name__
+    except (OSError, ValueError, http.client.HTTPException, netguard.Refused) as exc:
+        failure = exc
     elapsed = int((time.monotonic() - started) * 1000)
+    delivered = status_code is not None and 200 <= status_code < 300
+    reason = "" if delivered else failure_reason(status_code, failure)
     WebhookAttempt.objects.create(
-        outbox=row, number=row.attempts, status_code=status_code, error=error, duration_ms=elapsed
+        outbox=row, number=row.attempts, status_code=status_code, error=reason, duration_ms=elapsed
     )
-    if status_code is not None and 200 <= status_code < 300:
+    if delivered:
         WebhookOutbox.objects.filter(pk=row.pk).update(
             status=OutboxStatus.DELIVERED, delivered_at=timezone.now(), last_error=""
         )
         return True
-    reason = error or f"HTTP {status_code}"
+    if failure is not None:  # the detail is the platform's, in its log
+        log.info("webhook %s to %s: %r", row.event_id, endpoint.target_url, failure)
     if row.attempts >= MAX_ATTEMPTS:
         update = {"status": OutboxStatus.FAILED}
         log.warning("webhook %s to %s given up: %s", row.event_id, endpoint.target_url, reason)

@@ -184,6 +184,27 @@ def fake_printer():
         yield printer
 
 
+class RebindingResolver:
+    """`socket.getaddrinfo` for one made-up name that answers `answers` in turn (the last from
+    then on); every other name resolves as usual. Only for DNS rebinding: a name whose answer
+    changes between the check and the connection. `calls` counts the lookups of the name."""
+
+    def __init__(self, monkeypatch, name: str, *answers: str) -> None:
+        import socket
+
+        self.answers, self.calls = list(answers), 0
+        real = socket.getaddrinfo
+
+        def getaddrinfo(host, port, *args, **kwargs):
+            if host != name:
+                return real(host, port, *args, **kwargs)
+            ip = self.answers[min(self.calls, len(self.answers) - 1)]
+            self.calls += 1
+            return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (ip, port))]
+
+        monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
 MP_SECRET = "whsec-test-secret"
 
 
