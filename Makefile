@@ -35,7 +35,7 @@ run: venv
 	echo "  Display (TV):   http://$(HOST):$(PORT)/t/demo/display/   pairing code $$TV_CODE" && \
 	echo "  Dashboard:      http://$(HOST):$(PORT)/t/demo/gestao/    manager / demo-manager" && \
 	echo "  Admin:          http://$(HOST):$(PORT)/admin/            admin / demo-admin" && \
-	echo "  Printed tickets go to var/printer-demo.bin; payments go to a fake MercadoPago on :8001." && \
+	echo "  Printed tickets go to var/printers/demo/printer-demo.bin; payments go to a fake MercadoPago on :8001." && \
 	echo "  (Pairing codes last 12 hours; make one later with: .venv/bin/python manage.py pairing_code demo kiosk)" && \
 	echo ""
 	@$(PY) manage.py run_fake_mercadopago --port 8001 --app-url http://$(HOST):$(PORT) --tenant demo & FAKE=$$!; \

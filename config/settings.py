@@ -6,6 +6,7 @@ Defaults give the zero-setup machine: a SQLite file and the in-memory channel la
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 import environ
@@ -228,6 +229,35 @@ PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rs
 # webhooks go only to public addresses unless this is on (integrations on the platform's own
 # network); it then lets a tenant reach that network, so leave it off on a shared installation.
 WEBHOOKS_ALLOW_PRIVATE = env.bool("WEBHOOKS_ALLOW_PRIVATE", default=False)
+
+# Printer destinations a tenant may choose (equipment/destinations.py); a platform superuser
+# may set any. Network printers: addresses on these networks (default: the private ranges LAN
+# printers live on), these ports (raw ESC/POS, what the network transport speaks), never the
+# ports of DATABASE_URL and REDIS_URL. File printers: files inside PRINTER_FILE_ROOT/<tenant
+# slug>/, or device files matching PRINTER_DEVICE_FILES (also the serial devices). Not
+# /dev/ttyS*: on a server the first serial port is often its console.
+PRINTER_ALLOWED_NETWORKS = env.list(
+    "PRINTER_ALLOWED_NETWORKS",
+    default=["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"],
+)
+PRINTER_ALLOWED_PORTS = env.list("PRINTER_ALLOWED_PORTS", cast=int, default=[9100, 9101, 9102])
+PRINTER_FILE_ROOT = env.path("PRINTER_FILE_ROOT", default=VAR_DIR / "printers")
+PRINTER_DEVICE_FILES = env.list(
+    "PRINTER_DEVICE_FILES", default=["/dev/usb/lp[0-9]", "/dev/ttyUSB[0-9]", "/dev/ttyACM[0-9]"]
+)
+# Never the server itself nor a cloud's metadata service (169.254.169.254), whatever the list.
+_NEVER_PRINTERS = ["127.0.0.0/8", "0.0.0.0/8", "169.254.0.0/16", "224.0.0.0/3"]
+_NEVER_PRINTERS += ["::1/128", "::/128", "fe80::/10", "ff00::/8", "::ffff:0:0/96"]
+for _allowed in PRINTER_ALLOWED_NETWORKS:
+    try:
+        _network = ipaddress.ip_network(_allowed)
+    except ValueError as _error:
+        raise environ.ImproperlyConfigured(f"PRINTER_ALLOWED_NETWORKS: {_error}") from None
+    for _never in map(ipaddress.ip_network, _NEVER_PRINTERS):
+        if _never.version == _network.version and _network.overlaps(_never):
+            raise environ.ImproperlyConfigured(
+                f"PRINTER_ALLOWED_NETWORKS: {_allowed} includes {_never}, never a printer's"
+            )
 
 # Prometheus scrapes /metrics with `Authorization: Bearer <METRICS_TOKEN>`; empty turns it off.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")

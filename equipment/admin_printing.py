@@ -6,25 +6,77 @@ Imported at the end of equipment/admin.py. Scoped like every tenant-owned admin
 
 from __future__ import annotations
 
+import copy
+
 from django.contrib import admin, messages
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
-from equipment.models import JobKind, JobStatus, PrinterSettings, PrintJob
+from equipment import destinations
+from equipment.models import Connection, JobKind, JobStatus, PrinterSettings, PrintJob
 from equipment.printing import PrintingError, print_test_page
-from tenants.admin import TenantScopedAdmin
+from tenants.admin import TenantConsistentForm, TenantScopedAdmin
 from tickets.printing import reprint
+
+
+class PrinterSettingsForm(TenantConsistentForm):
+    """Checks where the printer points against the platform's lists, unless a platform
+    superuser saves it (equipment/destinations.py).
+
+    `acting_user` is set per request by the admin. A destination a superuser set stays
+    trusted while others edit only the paper and texts; a change of the connection by anyone
+    else is checked and clears the trust. The comparison is with the stored row, not the
+    form's initial data: a history revert starts from an old version's values.
+    """
+
+    acting_user = None
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        printer = copy.copy(self.instance)
+        for name in (*destinations.DESTINATION_FIELDS, "equipment"):
+            if name in cleaned:
+                setattr(printer, name, cleaned[name])
+        printer.set_by_platform = self.instance.set_by_platform = self._set_by_platform(printer)
+        # Blank fields are the model's to report (PrinterSettings.clean).
+        given = printer.host if printer.connection == Connection.NETWORK else printer.device
+        if printer.set_by_platform or not printer.equipment_id or not given.strip():
+            return cleaned
+        try:
+            destinations.check(printer)
+        except destinations.DestinationRefused as error:
+            self.add_error(error.field if error.field in self.fields else None, error.message)
+        return cleaned
+
+    def _set_by_platform(self, printer: PrinterSettings) -> bool:
+        user = self.acting_user
+        if user is not None and user.is_active and user.is_superuser:
+            return True
+        stored = (
+            PrinterSettings.objects.filter(pk=self.instance.pk, set_by_platform=True)
+            .values(*destinations.DESTINATION_FIELDS)
+            .first()
+        )
+        return stored is not None and all(
+            stored[name] == getattr(printer, name) for name in destinations.DESTINATION_FIELDS
+        )
 
 
 class PrinterSettingsInline(TenantScopedAdmin, admin.StackedInline):
     """For EquipmentAdmin.inlines: a printer's settings on its own device page."""
 
     model = PrinterSettings
+    form = PrinterSettingsForm
     tenant_field = "equipment__tenant"
     can_delete = False
     extra = 0
     max_num = 1
+
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)
+        formset.form.acting_user = request.user  # a class made for this request
+        return formset
 
     def _row_tenant_id(self, obj) -> int:
         return obj.equipment.tenant_id
@@ -32,6 +84,7 @@ class PrinterSettingsInline(TenantScopedAdmin, admin.StackedInline):
 
 @admin.register(PrinterSettings)
 class PrinterSettingsAdmin(TenantScopedAdmin, SimpleHistoryAdmin):
+    form = PrinterSettingsForm
     tenant_field = "equipment__tenant"
     list_display = [
         "equipment",
@@ -74,6 +127,11 @@ class PrinterSettingsAdmin(TenantScopedAdmin, SimpleHistoryAdmin):
             fields.append("equipment")  # its jobs and history stay with that device
         return fields
 
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        form.acting_user = request.user  # a class made for this request
+        return form
+
     @admin.display(description=_("company/branch"))
     def tenant(self, obj: PrinterSettings):
         return obj.equipment.tenant
@@ -88,15 +146,23 @@ class PrinterSettingsAdmin(TenantScopedAdmin, SimpleHistoryAdmin):
 
     @admin.action(description=_("Print a test page"))
     def test_page(self, request, queryset):
-        for printer in queryset.select_related("equipment"):
+        queued = 0
+        for printer in queryset.select_related("equipment__tenant"):
+            # Checked here to say so at once; the spooler checks again when it connects.
+            try:
+                destinations.check(printer)
+            except destinations.DestinationRefused as error:
+                self.message_user(request, f"{printer}: {error.message}", messages.ERROR)
+                continue
             print_test_page(printer.equipment, user=request.user)
+            queued += 1
         self.message_user(
             request,
             gettext(
                 "Test pages queued: %(count)d. They print within seconds if run_printer_spooler "
                 "is running."
             )
-            % {"count": queryset.count()},
+            % {"count": queued},
             messages.SUCCESS,
         )
 

@@ -163,12 +163,19 @@ class PrinterSettings(models.Model):
         max_length=255,
         blank=True,
         help_text=_(
-            "File: a path such as /dev/usb/lp0 or var/printer.bin (appended to). "
-            "Serial: /dev/ttyUSB0. USB: vendor:product in hex, e.g. 04b8:0e15. "
-            "CUPS: the queue name."
+            "File: a file name in the studio's printer folder, such as tickets.bin (appended "
+            "to), or a device such as /dev/usb/lp0. Serial: /dev/ttyUSB0. USB: vendor:product "
+            "in hex, e.g. 04b8:0e15. CUPS: the queue name."
         ),
     )
     baudrate = models.PositiveIntegerField(_("baud rate (serial)"), default=9600)
+    # Whether a platform superuser set the connection: the platform's allow-lists for printer
+    # destinations (equipment/destinations.py) then do not apply, when saved nor when
+    # printing. The admin form sets it from who saves; a change of the connection by anyone
+    # else clears it. Not a form field: the form, not the user, decides it.
+    set_by_platform = models.BooleanField(
+        _("connection set by the platform"), default=False, editable=False
+    )
     paper_width = models.PositiveSmallIntegerField(
         _("paper width"), choices=PaperWidth.choices, default=PaperWidth.MM80
     )

@@ -19,21 +19,20 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import subprocess
 import textwrap
 import unicodedata
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 
 from django.conf import settings
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from escpos.exceptions import Error as EscposError
-from escpos.printer import Dummy, Network, Serial, Usb
+from escpos.printer import Dummy, Serial, Usb
 
+from equipment import destinations
 from equipment.models import (
     Connection,
     Equipment,
@@ -339,11 +338,6 @@ def render_test_page(printer: PrinterSettings) -> bytes:
 # --- transports -------------------------------------------------------------------------------
 
 
-def _file_path(device: str) -> Path:
-    path = Path(device).expanduser()
-    return path if path.is_absolute() else Path(settings.BASE_DIR) / path
-
-
 def _missing(library: str, extra: str) -> PrinterUnavailable:
     return PrinterUnavailable(
         f"{library} is not installed: pip install 'python-escpos[{extra}]' on the spooler's machine"
@@ -351,27 +345,27 @@ def _missing(library: str, extra: str) -> PrinterUnavailable:
 
 
 def send(printer: PrinterSettings, data: bytes) -> None:
-    """Deliver `data` to the printer, or raise PrinterUnavailable with the reason."""
+    """Deliver `data` to the printer, or raise PrinterUnavailable with the reason.
+
+    The destination is checked first, and the transport uses what was checked (the address,
+    the real path): equipment/destinations.py.
+    """
     try:
+        checked = destinations.check(printer)
         match printer.connection:
             case Connection.NETWORK:
-                device = Network(printer.host, printer.port, timeout=NETWORK_TIMEOUT)
-                device.open()
-                try:
-                    # python-escpos exposes raw writes only as `_raw`; the job is pre-rendered.
-                    device._raw(data)
-                finally:
-                    device.close()
+                with checked.connect(NETWORK_TIMEOUT) as sock:
+                    sock.sendall(data)
             case Connection.FILE:
                 # Appended, so a demo file keeps every ticket; a device file takes it the same.
-                path = _file_path(printer.device)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                with path.open("ab") as out:
+                with checked.open() as out:
                     out.write(data)
             case Connection.SERIAL:
                 if not Serial.is_usable():
                     raise _missing("pyserial", "serial")
-                device = Serial(printer.device, baudrate=printer.baudrate, timeout=NETWORK_TIMEOUT)
+                device = Serial(
+                    str(checked.path), baudrate=printer.baudrate, timeout=NETWORK_TIMEOUT
+                )
                 device.open()
                 try:
                     device._raw(data)
@@ -402,6 +396,8 @@ def send(printer: PrinterSettings, data: bytes) -> None:
                     raise PrinterUnavailable(f"lp: {message or done.returncode}")
     except PrinterUnavailable:
         raise
+    except destinations.DestinationRefused as error:
+        raise PrinterUnavailable(error.message) from error
     except FileNotFoundError as error:
         raise PrinterUnavailable(f"not found: {error.filename or error}") from error
     except (OSError, EscposError, ValueError, subprocess.SubprocessError) as error:
@@ -409,16 +405,20 @@ def send(printer: PrinterSettings, data: bytes) -> None:
 
 
 def probe(printer: PrinterSettings) -> str:
-    """Whether the printer can be reached right now: "" if so, else the reason (heartbeat)."""
+    """Whether the printer can be reached right now: "" if so, else the reason (heartbeat).
+
+    Checked like `send`: a connection the platform does not allow is not even tried.
+    """
     try:
+        checked = destinations.check(printer)
         match printer.connection:
             case Connection.NETWORK:
-                with socket.create_connection((printer.host, printer.port), NETWORK_TIMEOUT):
+                with checked.connect(NETWORK_TIMEOUT):
                     return ""
             case Connection.FILE:
                 # Writable, or creatable: `send` makes the missing folders (var/ on a fresh
                 # checkout), so the nearest existing one must be writable.
-                path = _file_path(printer.device)
+                path = checked.path
                 target = path
                 while not target.exists():
                     target = target.parent
@@ -428,7 +428,7 @@ def probe(printer: PrinterSettings) -> str:
             case Connection.SERIAL:
                 if not Serial.is_usable():
                     return str(_missing("pyserial", "serial"))
-                return "" if os.path.exists(printer.device) else f"no device {printer.device}"
+                return "" if checked.path.exists() else f"no device {printer.device}"
             case Connection.USB:
                 if not Usb.is_usable():
                     return str(_missing("pyusb", "usb"))
@@ -445,6 +445,8 @@ def probe(printer: PrinterSettings) -> str:
                     check=False,
                 )
                 return "" if done.returncode == 0 else f"CUPS queue {printer.device} not found"
+    except destinations.DestinationRefused as error:
+        return error.message
     except (OSError, EscposError, ValueError, subprocess.SubprocessError) as error:
         return " ".join(str(error).split()) or type(error).__name__
     return f"unknown connection {printer.connection}"

@@ -176,8 +176,18 @@ def _fresh_cache():
 
 
 @pytest.fixture
-def fake_printer():
-    """A network printer on 127.0.0.1 that keeps what it is sent (tests/fake_printer.py)."""
+def printers_on_loopback(settings):
+    """The platform lets tenants print on 127.0.0.1, on any unprivileged port: where the fake
+    printers listen. Production never can (config/settings.py refuses a loopback network);
+    tests/test_printer_destinations.py runs with the defaults and proves it refused."""
+    settings.PRINTER_ALLOWED_NETWORKS = [*settings.PRINTER_ALLOWED_NETWORKS, "127.0.0.0/8"]
+    settings.PRINTER_ALLOWED_PORTS = range(1024, 65536)
+
+
+@pytest.fixture
+def fake_printer(printers_on_loopback):
+    """A network printer on 127.0.0.1 that keeps what it is sent (tests/fake_printer.py),
+    at a destination the platform allows."""
     from tests.fake_printer import FakePrinter
 
     with FakePrinter() as printer:

@@ -34,15 +34,19 @@ GS_LENGTHS = {
 
 
 class FakePrinter:
-    """Start with `with FakePrinter() as printer:`; `printer.port`, `printer.prints`."""
+    """Start with `with FakePrinter() as printer:`; `printer.port`, `printer.prints`, and
+    `printer.connections` (how many were accepted, printing or not)."""
 
     def __init__(self) -> None:
         self.prints: list[bytes] = []
+        self.connections = 0
         self._arrived = threading.Condition()
         fake = self
 
         class Handler(socketserver.BaseRequestHandler):
             def handle(self) -> None:
+                with fake._arrived:
+                    fake.connections += 1
                 chunks = []
                 while data := self.request.recv(65536):
                     chunks.append(data)

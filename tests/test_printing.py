@@ -47,6 +47,11 @@ T = TicketStatus
 
 
 @pytest.fixture(autouse=True)
+def _printers_here(printers_on_loopback):
+    """Every printer of this file is on 127.0.0.1 (tests/conftest.py)."""
+
+
+@pytest.fixture(autouse=True)
 def _english():
     # Domain errors are matched by their English msgid; the paper is pt-BR regardless.
     with translation.override("en"):
@@ -374,9 +379,12 @@ def test_the_command_refuses_an_unknown_printer(db):
         call_command("run_printer_spooler", "--once", "--printer", "studio/nada")
 
 
-def test_a_file_printer_appends_every_print(tenant, cryo, tmp_path):
-    path = tmp_path / "out" / "printer.bin"
-    make_printer(tenant, connection=Connection.FILE, device=str(path))
+def test_a_file_printer_appends_every_print_in_its_studio_s_folder(
+    tenant, cryo, tmp_path, settings
+):
+    settings.PRINTER_FILE_ROOT = tmp_path
+    path = tmp_path / "studio" / "out" / "printer.bin"
+    make_printer(tenant, connection=Connection.FILE, device="out/printer.bin")
     first, second = (pay(make_ticket(tenant, [cryo])) for _ in range(2))
 
     assert Spooler().run_until_idle() == 2

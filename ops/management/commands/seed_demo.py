@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from pathlib import Path
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from equipment.destinations import file_path
 from equipment.models import Connection, Equipment, Kind, PrinterSettings
 from tenants.models import Membership, Role, Tenant
 from tickets.models import Extra, Service
@@ -84,8 +83,9 @@ class Command(BaseCommand):
                 defaults={"name": name, "kind": kind},
             )
         # A file printer, so `make run` prints tickets without hardware: run_printer_spooler
-        # appends their ESC/POS bytes to var/printer-demo.bin. Settings are created once, so a
-        # rerun keeps a real printer configured in admin.
+        # appends their ESC/POS bytes to var/printers/demo/printer-demo.bin (inside the
+        # studio's printer folder, where a tenant's file printer may write). Settings are
+        # created once, so a rerun keeps a real printer configured in admin.
         printer, _ = Equipment.objects.get_or_create(
             tenant=tenant,
             identifier="impressora",
@@ -96,7 +96,7 @@ class Command(BaseCommand):
             equipment=printer,
             defaults={
                 "connection": Connection.FILE,
-                "device": "var/printer-demo.bin",
+                "device": "printer-demo.bin",
                 "prints_receipts": True,
                 "footer_text": "Obrigado pela visita!",
             },
@@ -119,6 +119,6 @@ class Command(BaseCommand):
         )
         if printer_settings.connection == Connection.FILE:
             self.stdout.write(
-                f"Demo printer: tickets are appended to "
-                f"{Path(settings.BASE_DIR) / printer_settings.device} by run_printer_spooler."
+                f"Demo printer: tickets are appended to {file_path(printer_settings)} by "
+                f"run_printer_spooler."
             )
