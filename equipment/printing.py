@@ -85,10 +85,20 @@ _ASCII = str.maketrans(
 
 
 def printable(text: str) -> str:
-    """`text` with every character CP860 can encode; others become their closest ASCII."""
+    """`text` with every character CP860 can encode; others become their closest ASCII.
+
+    Control and format characters never pass (C0, DEL, C1, line and paragraph separators,
+    zero-width and bidi marks): line breaks and tabs become spaces, the others go. Tenant text
+    (names, header, footer, services) then carries no byte a printer or any other listener
+    reads as a command or a line end; the layout's own commands are the only ones.
+    """
     text = str(text).translate(_ASCII)
     out = []
     for char in text:
+        if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp"):
+            if char.isspace():
+                out.append(" ")
+            continue
         try:
             char.encode("cp860")
             out.append(char)
@@ -116,8 +126,11 @@ class Page:
         self.p.charcode(CODE_PAGE)
 
     def line(self, text: str = "", *, align: str = "left", bold: bool = False) -> None:
-        self.p.set(align=align, bold=bold)
         for part in textwrap.wrap(printable(text), self.columns) or [""]:
+            # Each line starts with a command of ours, a wrapped one too: no line of the bytes
+            # begins with tenant text, so none reads as a command (a Redis or SMTP line) to a
+            # listener that is not a printer.
+            self.p.set(align=align, bold=bold)
             self.p.textln(part)
         if bold:
             self.p.set(bold=False)

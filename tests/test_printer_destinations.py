@@ -291,3 +291,35 @@ def test_a_platform_cannot_start_with_loopback_among_the_printer_networks():
     )
     assert done.returncode != 0
     assert "127.0.0.0/8 includes 127.0.0.0/8, never a printer's" in done.stderr
+
+
+# --- the bytes: no tenant text forms a line of another protocol -------------------------------
+
+
+def test_a_tenant_name_made_of_protocol_lines_prints_as_text_on_its_own_line(tenant, fake_printer):
+    tenant.name = "Studio\r\nFLUSHALL\r\n\x1dVA\x01\x85\u2028SAVE\x1b@"
+    tenant.save()
+    printer = make_printer(tenant, port=fake_printer.port)
+
+    print_test_page(printer)
+    Spooler().run_one()
+
+    [paper] = fake_printer.wait_for(1)
+    assert b"\r" not in paper
+    assert paper.count(b"\x1dV") == 1  # the layout's own cut, at the end
+    assert paper.count(b"\x1b@") == 1  # the layout's own initialise, at the start
+    heading = decode_text(paper).split("\n")[0]
+    assert " ".join(heading.split()) == "Studio FLUSHALL VA SAVE@"  # one line, spaces between
+
+
+def test_no_line_of_the_bytes_starts_with_tenant_text_even_where_it_wraps(tenant, fake_printer):
+    tenant.name = "Studio " + "A" * 40 + " FLUSHALL"  # 48 columns: FLUSHALL wraps
+    tenant.save()
+    printer = make_printer(tenant, port=fake_printer.port)
+
+    print_test_page(printer)
+    Spooler().run_one()
+
+    [paper] = fake_printer.wait_for(1)
+    [line] = [line for line in paper.split(b"\n") if b"FLUSHALL" in line]
+    assert line.startswith(b"\x1b") and line.endswith(b"FLUSHALL")
