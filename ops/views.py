@@ -198,12 +198,35 @@ def _export_range(request: HttpRequest) -> tuple[date, date] | HttpResponse:
     return form.cleaned_data["start"], form.cleaned_data["end"]
 
 
-def _csv_response(filename: str) -> tuple[HttpResponse, csv.writer]:
+# A cell a spreadsheet would read as a formula (OWASP "CSV injection"): =, +, -, @, tab, CR.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value):
+    """Text that starts like a formula gets a leading apostrophe, which spreadsheets show as
+    text and never run. Only text is touched (a customer's name, a service, a reason): our
+    own numbers and dates are written as they are."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+class SafeWriter:
+    """csv.writer whose rows go through `spreadsheet_safe`, cell by cell."""
+
+    def __init__(self, out) -> None:
+        self._writer = csv.writer(out)
+
+    def writerow(self, row) -> None:
+        self._writer.writerow([spreadsheet_safe(cell) for cell in row])
+
+
+def _csv_response(filename: str) -> tuple[HttpResponse, SafeWriter]:
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     # A BOM so spreadsheet programs set to pt-BR open the accents right.
     response.write("\ufeff")
-    return response, csv.writer(response)
+    return response, SafeWriter(response)
 
 
 def _local(value, tenant: Tenant) -> str:

@@ -3,6 +3,7 @@ scripted day at the studio."""
 
 from __future__ import annotations
 
+import csv
 import io
 from datetime import timedelta
 from decimal import Decimal
@@ -10,11 +11,13 @@ from decimal import Decimal
 import pytest
 from django.core.management import call_command
 from django.urls import reverse
+from django.utils import timezone
 
 from ops.models import DailyStats
 from ops.stats import compute_day, percentile
+from payments.models import PaymentSession
 from tenants.models import AuditAction, AuditLog
-from tests.conftest import make_device, make_ticket, queued_ticket
+from tests.conftest import make_device, make_service, make_ticket, queued_ticket
 from tickets import queue
 from tickets.models import TicketLine
 
@@ -138,6 +141,36 @@ def test_an_export_with_bad_dates_is_refused_with_the_reason(client, tenant, bob
     response = client.get(url, {"start": "2026-02-10", "end": "2026-02-01"})
     assert response.status_code == 400
     assert client.get(url, {"start": "yesterday"}).status_code == 400
+
+
+def test_exported_cells_a_spreadsheet_would_run_are_neutralised(client, tenant, bob, alice):
+    """OWASP's rule: text starting with =, +, -, @, tab or CR gets a leading apostrophe."""
+    formula = make_service(tenant, "@SUM(1+1)", "F")
+    ticket = queued_ticket(tenant, [formula], customer_name='=HYPERLINK("http://x.example","a")')
+    queue.cancel_ticket(tenant, ticket.pk, user=alice, reason="-2+3")
+    session = PaymentSession.objects.create(
+        tenant=tenant,
+        ticket=ticket,
+        method="cash",
+        provider="manual",
+        amount=Decimal("5.00"),
+        refund_reason="\tcmd|' /C calc'!A0",
+        expires_at=timezone.now(),
+    )
+    client.force_login(bob)
+    today = {"start": tenant.today().isoformat(), "end": tenant.today().isoformat()}
+
+    def rows(name: str) -> list[list[str]]:
+        response = client.get(reverse(name, args=[tenant.slug]), today)
+        return list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))[1:]
+
+    [line] = rows("ops_export_tickets")
+    assert "'@SUM(1+1)" in line and "'-2+3" in line
+    assert '\'=HYPERLINK("http://x.example","a")' in line
+    [paid] = [r for r in rows("ops_export_payments") if r[0] == str(session.pk)]
+    assert "'\tcmd|' /C calc'!A0" in paid
+    assert "5.00" in paid  # our own numbers are written as they are
+    assert not [cell for r in (line, paid) for cell in r if cell and cell[0] in "=+-@\t\r"]
 
 
 # --- metrics -----------------------------------------------------------------------------------
