@@ -171,11 +171,16 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 # Shared by every Daphne process when Redis is there: login throttling and rate limits count
-# across processes.
+# across processes. While Redis does not answer they count in each process, and Redis is
+# asked again only every REDIS_RETRY_SECONDS (tenants/redis_outage.py): an outage never fails
+# nor slows a sale, a call, a login or a pairing.
+REDIS_RETRY_SECONDS = env.float("REDIS_RETRY_SECONDS", default=5.0)
+if REDIS_RETRY_SECONDS <= 0:
+    raise environ.ImproperlyConfigured("REDIS_RETRY_SECONDS must be a positive number of seconds")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "tenants.redis_outage.FallbackRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "totem",
             "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
@@ -211,6 +216,13 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # A Redis outage is one warning per process, not a traceback per second from the channel
+    # layer's receive loop nor one per WebSocket Daphne could not open without Redis.
+    "filters": {"redis_outage": {"()": "tenants.redis_outage.UnreachableRedisFilter"}},
+    "loggers": {
+        "channels_redis.pubsub": {"filters": ["redis_outage"]},
+        "daphne.server": {"filters": ["redis_outage"]},
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
 

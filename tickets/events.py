@@ -23,8 +23,10 @@ Sending through Redis costs two round trips on one persistent connection: the IN
 then a PUBLISH pipeline to the groups (see `_publish_to_redis`) — per event, or per
 operation for the events an operation publishes inside `batch()`.
 
-Redis unreachable: the first failure (connect timeout 1 s) marks it down for a few seconds,
-during which broadcasts are skipped with a warning instead of each request waiting on it.
+Redis unreachable (stopped, or stalled: connections accepted and never answered): the first
+failure (timeouts 1 s) opens this process's circuit for that Redis (tenants/redis_outage.py),
+shared with the cache, so broadcasts are skipped for a while instead of each request waiting
+on it, and the outage is logged once, not per broadcast.
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,6 +46,8 @@ from django.db import transaction
 from django.utils import timezone
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
+
+from tenants.redis_outage import UNREACHABLE, RedisOutage
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +89,6 @@ PUBLIC_FIELDS = frozenset(
 SEQ_PREFIX = "totem:seq:"
 # A ticket's counter is only useful while someone follows the ticket.
 TICKET_SEQ_TTL = 2 * 24 * 3600
-REDIS_DOWN_SECONDS = 5.0
 # How long a request waits for the in-memory layer's helper thread (see _send_in_memory).
 SEND_TIMEOUT = 3.0
 
@@ -193,7 +195,8 @@ def _send(events: list[tuple[list[str], dict]]) -> None:
             ]
         _transmit(layer, messages)
     except RedisDown as error:
-        log.warning("broadcast of %s skipped: %s", kinds, error)
+        # The outage itself was logged once, when it began (RedisOutage).
+        log.debug("broadcast of %s skipped: %s", kinds, error)
     except Exception:  # noqa: BLE001 — see above
         log.exception("broadcast of %s failed; screens will catch up on reconnect", kinds)
 
@@ -259,8 +262,9 @@ def _publish_to_redis(layer, messages: list[tuple[str, dict]]) -> None:
         pipe.publish(f"{prefix}__group__{group}", body)
     try:
         pipe.execute()
-    except redis.RedisError as error:
+    except UNREACHABLE as error:
         raise _mark_down(url, error) from error
+    RedisOutage.of(url).answered()
 
 
 # --- sequence numbers ---------------------------------------------------------------------
@@ -271,7 +275,6 @@ class RedisDown(Exception):
 
 
 _clients: dict[str, redis.Redis] = {}
-_down_until: dict[str, float] = {}
 _local: OrderedDict[str, int] = OrderedDict()
 _local_lock = threading.Lock()
 # Enough for every group of a busy day; the oldest (tickets long served) are forgotten first.
@@ -281,8 +284,9 @@ LOCAL_MAX_GROUPS = 20_000
 def _redis(url: str) -> redis.Redis | None:
     if not url:
         return None
-    if time.monotonic() < _down_until.get(url, 0):
-        raise RedisDown(f"Redis at {_safe(url)} was unreachable moments ago")
+    outage = RedisOutage.of(url)
+    if not outage.available():
+        raise RedisDown(f"Redis at {outage.address} was unreachable moments ago")
     client = _clients.get(url)
     if client is None:
         # Short timeouts, and one quick retry only for a refused or reset connection (a pooled
@@ -301,13 +305,10 @@ def _redis(url: str) -> redis.Redis | None:
     return client
 
 
-def _safe(url: str) -> str:
-    return url.split("@")[-1]
-
-
 def _mark_down(url: str, error: Exception) -> RedisDown:
-    _down_until[url] = time.monotonic() + REDIS_DOWN_SECONDS
-    return RedisDown(f"Redis at {_safe(url)} is unreachable ({error})")
+    outage = RedisOutage.of(url)
+    outage.failed(error)
+    return RedisDown(f"Redis at {outage.address} is unreachable ({error})")
 
 
 def next_sequences(groups: list[str]) -> list[int]:
@@ -332,8 +333,9 @@ def next_sequences(groups: list[str]) -> list[int]:
             pipe.expire(SEQ_PREFIX + group, TICKET_SEQ_TTL)
     try:
         results = pipe.execute()
-    except redis.RedisError as error:
+    except UNREACHABLE as error:
         raise _mark_down(settings.REDIS_URL, error) from error
+    RedisOutage.of(settings.REDIS_URL).answered()
     return [results[i] for i in incr_at]
 
 
@@ -352,7 +354,8 @@ def current_sequences(groups: list[str]) -> dict[str, int]:
             return {group: _local.get(group, 0) for group in groups}
     try:
         values = client.mget([SEQ_PREFIX + group for group in groups])
-    except redis.RedisError as error:
-        log.warning("%s", _mark_down(settings.REDIS_URL, error))
+    except UNREACHABLE as error:
+        _mark_down(settings.REDIS_URL, error)
         return dict.fromkeys(groups, 0)
+    RedisOutage.of(settings.REDIS_URL).answered()
     return {group: int(value or 0) for group, value in zip(groups, values, strict=True)}
