@@ -14,6 +14,7 @@ Use in a test module:
     daphne = daphne_server.daphne  # or two_daphnes
 
 `daphne` yields the base address, e.g. "127.0.0.1:53187"; `two_daphnes` a list of two.
+A test that needs a Redis of its own (one it may stop) starts its processes with `serve`.
 """
 
 from __future__ import annotations
@@ -124,7 +125,11 @@ def server_env(**overrides: str) -> dict[str, str]:
     }
 
 
-def _serve(count: int, django_db_blocker) -> Iterator[list[str]]:
+def serve(
+    count: int, django_db_blocker, *, redis_url: str = "", extra_env: dict[str, str] | None = None
+) -> Iterator[list[DaphneProcess]]:
+    """`count` Daphne processes on the test database and `redis_url` (default: the test's
+    Redis), with `extra_env` added to their environment; stopped when the generator closes."""
     from django.conf import settings
     from django.db import connection
 
@@ -134,13 +139,15 @@ def _serve(count: int, django_db_blocker) -> Iterator[list[str]]:
         pytest.skip("a real Daphne needs PostgreSQL and Redis (DATABASE_URL, REDIS_URL)")
     with django_db_blocker.unblock():
         url = database_url(connection.settings_dict)
-    env = server_env(DATABASE_URL=url, REDIS_URL=settings.REDIS_URL)
+    env = server_env(
+        DATABASE_URL=url, REDIS_URL=redis_url or settings.REDIS_URL, **(extra_env or {})
+    )
     # Started together: each spends seconds importing Django.
     servers = [DaphneProcess(env) for _ in range(count)]
     try:
         for server in servers:
             server.wait_until_listening()
-        yield [server.address for server in servers]
+        yield servers
     finally:
         for server in servers:
             server.stop()
@@ -149,11 +156,12 @@ def _serve(count: int, django_db_blocker) -> Iterator[list[str]]:
 @pytest.fixture(scope="module")
 def daphne(django_db_setup, django_db_blocker) -> Iterator[str]:
     """One Daphne process: its address."""
-    for addresses in _serve(1, django_db_blocker):
-        yield addresses[0]
+    for servers in serve(1, django_db_blocker):
+        yield servers[0].address
 
 
 @pytest.fixture(scope="module")
 def two_daphnes(django_db_setup, django_db_blocker) -> Iterator[list[str]]:
     """Two Daphne processes sharing the database and Redis: their addresses."""
-    yield from _serve(2, django_db_blocker)
+    for servers in serve(2, django_db_blocker):
+        yield [server.address for server in servers]
