@@ -7,7 +7,6 @@ the ticket's row lock and record who and why in its history.
 
 from __future__ import annotations
 
-import re
 from contextlib import nullcontext
 
 from django import forms
@@ -23,7 +22,7 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
 from tenants.admin import DeletedFilter, SoftDeleteAdmin, TenantConsistentForm, TenantScopedAdmin
-from tenants.br import digits
+from tenants.br import clean_name, typed_digits
 from tenants.errors import DomainError
 from tenants.money import brl
 from tickets.models import (
@@ -58,11 +57,9 @@ def badge(colour: str, label: str) -> str:
 
 
 def document_digits(term: str) -> str:
-    """The digits of a CPF or phone typed with any punctuation, or "" for other searches."""
-    term = term.strip()
-    if not re.fullmatch(r"[\d\s.\-/()+]+", term):
-        return ""
-    found = digits(term)
+    """The ASCII digits of a CPF or phone typed with any punctuation and in any script's
+    digits (as the kiosk stores it), or "" for other searches."""
+    found = typed_digits(term) or ""
     if len(found) in (12, 13) and found.startswith("55"):
         found = found[2:]
     return found if len(found) in (10, 11) else ""
@@ -260,10 +257,21 @@ class ChangeStatusForm(ReasonForm):
         self.fields["target"].choices = [(s.value, s.label) for s in T if s in targets]
 
 
+class TicketForm(TenantConsistentForm):
+    class Meta:
+        model = Ticket
+        fields = "__all__"
+
+    def clean_customer_name(self) -> str:
+        # A typo fixed here follows the kiosk's rule: no invisible characters, a letter.
+        return clean_name(self.cleaned_data["customer_name"])
+
+
 @admin.register(Ticket)
 class TicketAdmin(DocumentSearch, TenantScopedAdmin, SimpleHistoryAdmin):
     allow_add = False  # Tickets are issued by the kiosk (tickets/issuing.py), never typed in.
     allow_revert = False
+    form = TicketForm
     list_display = [
         "number",
         "tenant",

@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 
 from equipment.models import Equipment
 from tenants import history, webhooks
-from tenants.br import normalize_cpf, normalize_phone
+from tenants.br import clean_name, normalize_cpf, normalize_phone, visible_text
 from tenants.models import Tenant, WebhookEvent
 from tickets.models import (
     DailyCounter,
@@ -66,15 +66,17 @@ def sellable_ids(tenant: Tenant) -> set[int]:
 
 def _clean_customer(name: str, cpf: str, phone: str, consent_version: str) -> dict[str, str]:
     errors: dict[str, list[str]] = {}
-    cleaned = {"customer_name": " ".join((name or "").split())[:80]}
-    if not cleaned["customer_name"]:
-        errors["customer_name"] = [_("Tell us the name you want to be called by.")]
+    cleaned: dict[str, str] = {}
     try:
-        cleaned["customer_cpf"] = normalize_cpf(cpf) if cpf and cpf.strip() else ""
+        cleaned["customer_name"] = clean_name(name)[:80]
+    except ValidationError as error:
+        errors["customer_name"] = error.messages
+    try:
+        cleaned["customer_cpf"] = normalize_cpf(cpf) if visible_text(cpf) else ""
     except ValidationError as error:
         errors["customer_cpf"] = error.messages
     try:
-        cleaned["customer_phone"] = normalize_phone(phone) if phone and phone.strip() else ""
+        cleaned["customer_phone"] = normalize_phone(phone) if visible_text(phone) else ""
     except ValidationError as error:
         errors["customer_phone"] = error.messages
     if not (consent_version or "").strip():

@@ -6,7 +6,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from tenants.br import digits, normalize_cpf, normalize_phone
+from tenants.br import clean_name, digits, normalize_cpf, normalize_phone, visible_text
 from tickets.models import Priority
 from totem.consent import CONSENT_LABEL
 
@@ -82,18 +82,15 @@ class IdentificationForm(forms.Form):
     )
 
     def clean_customer_name(self) -> str:
-        name = " ".join(self.cleaned_data["customer_name"].split())
-        if not name:
-            raise ValidationError(_("Tell us the name you want to be called by."))
-        return name
+        return clean_name(self.cleaned_data["customer_name"])
 
     def clean_customer_cpf(self) -> str:
         value = self.cleaned_data["customer_cpf"]
-        return normalize_cpf(value) if digits(value) else ""
+        return normalize_cpf(value) if visible_text(value) else ""
 
     def clean_customer_phone(self) -> str:
         value = self.cleaned_data["customer_phone"]
-        return normalize_phone(value) if digits(value) else ""
+        return normalize_phone(value) if visible_text(value) else ""
 
     @property
     def priority_class(self) -> str:
