@@ -4,11 +4,15 @@ characters never reach a name."""
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from equipment.models import Kind
@@ -17,7 +21,7 @@ from tests.conftest import make_device, make_ticket, queued_ticket
 from tests.test_admin import listed
 from tests.test_kiosk import buy, fill_cart, identify, pair, url
 from tickets import queue
-from tickets.models import Ticket
+from tickets.models import Ticket, TicketLine
 
 CPF = "52998224725"
 
@@ -176,3 +180,91 @@ def test_the_admin_refuses_a_name_fixed_to_invisible_characters(client, bob, ten
     form["customer_name"] = "Maria\u202e Sousa"
     assert client.post(change, form).status_code == 302
     assert Ticket.objects.get(pk=ticket.pk).customer_name == "Maria Sousa"
+
+
+# --- the data migration ------------------------------------------------------------------------
+
+BEFORE = ("tickets", "0006_rename_ticketservice_to_ticketline")
+AFTER = ("tickets", "0007_canonical_customer_identity")
+
+
+def migrate(target: tuple[str, str]) -> None:
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate([target])
+
+
+def stored_as_typed(ticket: Ticket, **fields) -> None:
+    """What the kiosk stored before this change: the fields as typed, in row and history."""
+    Ticket.objects.filter(pk=ticket.pk).update(**fields)
+    Ticket.history.model.objects.filter(id=ticket.pk).update(**fields)
+    if "customer_cpf" in fields:
+        key = {"customer_key": fields["customer_cpf"]}
+        TicketLine.objects.filter(ticket=ticket).update(**key)
+        TicketLine.history.model.objects.filter(ticket_id=ticket.pk).update(**key)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_makes_stored_rows_canonical_and_touches_only_those(
+    tenant, cryo, monkeypatch
+):
+    module = importlib.import_module(f"tickets.migrations.{AFTER[1]}")
+    monkeypatch.setattr(module, "BATCH", 2)  # several batches from a handful of rows
+    arabic = make_ticket(tenant, [cryo], cpf=CPF, phone="11912345678", customer_name="Rana")
+    persian = make_ticket(tenant, [cryo], cpf=CPF, customer_name="Ana")
+    fullwidth = make_ticket(tenant, [cryo], cpf=CPF)
+    invisible = make_ticket(tenant, [cryo])
+    for _ in range(3):
+        make_ticket(tenant, [cryo], cpf=CPF, customer_name="José")  # already canonical
+    try:
+        migrate(BEFORE)
+        stored_as_typed(
+            arabic,
+            customer_cpf=ARABIC_INDIC,
+            customer_phone=typed_in(0x0660, "11912345678"),
+            customer_name="\u200fRana\u200f",
+        )
+        stored_as_typed(persian, customer_cpf=PERSIAN, customer_name="Ana\u202eaicram")
+        stored_as_typed(fullwidth, customer_cpf=typed_in(0xFF10, CPF))
+        stored_as_typed(invisible, customer_name="\u202e\u200b")
+        with CaptureQueriesContext(connection) as queries:
+            migrate(AFTER)
+    finally:
+        migrate(AFTER)
+
+    rows = Ticket.objects.values_list("customer_cpf", "customer_phone", "customer_name")
+    assert rows.get(pk=arabic.pk) == (CPF, "11912345678", "Rana")
+    assert rows.get(pk=persian.pk) == (CPF, "", "Anaaicram")
+    assert rows.get(pk=fullwidth.pk) == (CPF, "", "Maria Souza")
+    # Nothing visible was left to call: a placeholder, not "" (which means anonymised).
+    assert rows.get(pk=invisible.pk) == ("", "", "Cliente")
+    history = Ticket.history.model.objects.values_list("customer_cpf", "customer_name")
+    assert history.get(id=persian.pk) == (CPF, "Anaaicram")
+    keys = TicketLine.objects.exclude(ticket=invisible).values_list("customer_key", flat=True)
+    assert set(keys) == {CPF}
+    assert set(TicketLine.history.model.objects.values_list("customer_key", flat=True)) == {
+        CPF,
+        invisible.token,
+    }
+    updates = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
+    ticket_updates = [sql for sql in updates if 'UPDATE "tickets_ticket" ' in sql]
+    assert len(ticket_updates) == 4  # the four tickets stored as typed, not the canonical ones
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_leaves_a_line_that_would_break_one_customer_per_service(tenant, cryo):
+    """Two active lines of one customer in one service, typed once in each script: the
+    duplicate the old code let in. The migration finishes and leaves the second key alone."""
+    first = queued_ticket(tenant, [cryo], cpf=CPF)
+    second = queued_ticket(tenant, [cryo])
+    queue.call_line(tenant, first.lines.get().pk, make_device(tenant, "Crio A", [cryo]))
+    queue.call_line(tenant, second.lines.get().pk, make_device(tenant, "Crio B", [cryo]))
+    try:
+        migrate(BEFORE)
+        stored_as_typed(second, customer_cpf=ARABIC_INDIC)
+        migrate(AFTER)
+    finally:
+        migrate(AFTER)
+    assert Ticket.objects.get(pk=second.pk).customer_cpf == CPF
+    assert TicketLine.objects.get(ticket=second).customer_key == ARABIC_INDIC
+    assert set(TicketLine.history.model.objects.values_list("customer_key", flat=True)) == {CPF}
