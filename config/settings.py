@@ -292,7 +292,9 @@ KIOSK_REQUESTS_PER_MINUTE = env.int("KIOSK_REQUESTS_PER_MINUTE", default=300)
 
 # Outgoing e-mail (alerts to managers): SMTP from EMAIL_URL, e.g.
 # smtp+tls://user:password@smtp.example.com:587; without it, mail is printed to the console.
-# A tenant may set its own SMTP server in its notification settings.
+# A tenant may set its own SMTP server in its notification settings: a host whose addresses
+# are all public, on one of ALERT_SMTP_PORTS (ops/notifications.py; a platform superuser may
+# set any). 465 is TLS from the first byte, the others plain or STARTTLS.
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="totem@localhost")
 _email = env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25")
 _smtp_options = {  # django-environ's EMAIL_* names → the SMTP backend's options
@@ -311,3 +313,4 @@ MAILERS = {
         },
     }
 }
+ALERT_SMTP_PORTS = env.list("ALERT_SMTP_PORTS", cast=int, default=[25, 465, 587, 2525])

@@ -12,11 +12,23 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
 from ops.models import Alert, DailyStats, NotificationSettings
+from ops.notifications import check_smtp_host, check_smtp_port
 from tenants.admin import TenantConsistentForm, TenantScopedAdmin
 from tenants.admin_audit import AuditedSettingsAdmin
+from tenants.netguard import Refused
+from tenants.webhooks import check_target
 
 
 class NotificationSettingsForm(TenantConsistentForm):
+    """Checks where alerts go as outgoing webhooks are checked (ops/notifications.py).
+
+    `acting_user` is set per request by the admin. An SMTP host and port a platform superuser
+    saved stay trusted while others edit the rest; a change of either by anyone else is
+    checked and clears the trust (compared with the stored row, as a history revert starts
+    from an old version's values).
+    """
+
+    acting_user = None
     smtp_password = forms.CharField(
         label=_("SMTP password"),
         required=False,
@@ -27,6 +39,15 @@ class NotificationSettingsForm(TenantConsistentForm):
     class Meta:
         model = NotificationSettings
         fields = "__all__"
+
+    def clean_slack_webhook_url(self) -> str:
+        url = self.cleaned_data["slack_webhook_url"]
+        if url:
+            try:
+                check_target(url)  # checked again at every send: names can change
+            except Refused as error:
+                raise forms.ValidationError(str(error)) from None
+        return url
 
     def clean_smtp_password(self) -> str:
         return self.cleaned_data["smtp_password"] or self.instance.smtp_password
@@ -48,7 +69,29 @@ class NotificationSettingsForm(TenantConsistentForm):
             cleaned.get("slack_webhook_url") or cleaned.get("email_to")
         ):
             raise forms.ValidationError(_("Give a Slack webhook or an e-mail address to alert."))
+        host, port = (cleaned.get("smtp_host") or "").strip(), cleaned.get("smtp_port")
+        if port is None:
+            return cleaned  # the field's own error
+        trusted = self._smtp_set_by_platform(host, port)
+        self.instance.smtp_set_by_platform = trusted
+        if host and not trusted:  # empty: the platform's own mailer
+            try:
+                check_smtp_port(port)
+            except Refused as error:
+                self.add_error("smtp_port", str(error))
+            try:
+                check_smtp_host(host, port)  # checked again at every send
+            except Refused as error:
+                self.add_error("smtp_host", str(error))
         return cleaned
+
+    def _smtp_set_by_platform(self, host: str, port: int) -> bool:
+        user = self.acting_user
+        if user is not None and user.is_active and user.is_superuser:
+            return True
+        return NotificationSettings.objects.filter(
+            pk=self.instance.pk, smtp_set_by_platform=True, smtp_host=host, smtp_port=port
+        ).exists()
 
 
 @admin.register(NotificationSettings)
@@ -82,14 +125,21 @@ class NotificationSettingsAdmin(TenantScopedAdmin, AuditedSettingsAdmin, SimpleH
         ),
     ]
 
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        form.acting_user = request.user  # a class made for this request
+        return form
+
 
 @admin.register(Alert)
 class AlertAdmin(TenantScopedAdmin, admin.ModelAdmin):
     read_only = True
     allow_add = False
     list_display = ["opened_at", "tenant", "kind", "message", "resolved_at", "notified"]
+    list_display += ["send_error"]
     list_filter = ["kind", ("tenant", admin.RelatedOnlyFieldListFilter)]
     readonly_fields = ["tenant", "kind", "key", "message", "opened_at", "resolved_at", "notified"]
+    readonly_fields += ["send_error"]
 
 
 @admin.register(DailyStats)

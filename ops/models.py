@@ -94,6 +94,12 @@ class NotificationSettings(models.Model):
     smtp_username = models.CharField(_("SMTP username"), max_length=200, blank=True)
     smtp_password = EncryptedCharField(_("SMTP password"), max_length=200, blank=True)
     smtp_use_tls = models.BooleanField(_("SMTP with STARTTLS"), default=True)
+    # Whether a platform superuser set the SMTP host and port: the rule for a tenant's (public
+    # addresses, ALERT_SMTP_PORTS) then does not apply, when saved nor when sending. The admin
+    # form sets it from who saves; a change of host or port by anyone else clears it.
+    smtp_set_by_platform = models.BooleanField(
+        _("SMTP server set by the platform"), default=False, editable=False
+    )
     queue_length_threshold = models.PositiveSmallIntegerField(
         _("alert when a queue is longer than"), default=15
     )
@@ -142,6 +148,9 @@ class Alert(models.Model):
     opened_at = models.DateTimeField(_("opened at"), default=timezone.now)
     resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
     notified = models.BooleanField(_("notified"), default=False)
+    # Why the last try did not notify, in our words (ops/notifications.py): never what a
+    # server answered, which from an internal service would describe the platform's network.
+    send_error = models.CharField(_("not sent because"), max_length=300, blank=True)
 
     objects = TenantQuerySet.as_manager()
 

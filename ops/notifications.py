@@ -5,14 +5,26 @@ too long, a wait too old.
 opens an alert and notifies once; a lasting one stays quiet (the open row, unique per
 condition, is the memory); one that clears is resolved and says so once. A notification that
 could not be sent is tried again at the next check. Run by `manage.py check_alerts` from cron.
+
+Where alerts may go follows outgoing webhooks (tenants/webhooks.py, tenants/netguard.py): the
+Slack URL is posted as a webhook is (public addresses unless WEBHOOKS_ALLOW_PRIVATE, resolved
+and pinned, no redirect followed); a tenant's SMTP host must resolve only to public addresses,
+on a port of ALERT_SMTP_PORTS, unless a platform superuser set it
+(`NotificationSettings.smtp_set_by_platform`), and the connection goes to the address checked
+while TLS still checks the certificate against the host's name. Both are checked when saved
+(ops/admin.py) and again at every send: a name can resolve elsewhere by then. An empty SMTP
+host is the platform's own mailer (EMAIL_URL). What the tenant reads of a failure
+(`Alert.send_error`) is a short reason of ours, never what a server answered.
 """
 
 from __future__ import annotations
 
+import functools
+import http.client
 import json
 import logging
-import urllib.error
-import urllib.request
+import smtplib
+import ssl
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -28,6 +40,7 @@ from equipment.models import Equipment, Kind
 from equipment.models import Status as DeviceStatus
 from ops.models import Alert, AlertKind, NotificationSettings
 from payments.models import PaymentSession, SessionStatus
+from tenants import netguard, webhooks
 from tenants.models import Tenant
 from tickets.models import LineStatus, TicketLine
 
@@ -35,6 +48,7 @@ log = logging.getLogger(__name__)
 
 PAYMENT_WINDOW = timedelta(minutes=30)
 TIMEOUT_SECONDS = 10
+SMTPS_PORT = 465  # SMTP in TLS from the first byte (RFC 8314); the others plain or STARTTLS
 
 
 @dataclass(frozen=True)
@@ -102,57 +116,158 @@ def current_conditions(tenant: Tenant, config: NotificationSettings, now: dateti
 # --- sending --------------------------------------------------------------------------------
 
 
-def send_slack(url: str, text: str) -> None:
-    """POST a Slack incoming-webhook message; raises OSError when Slack did not take it."""
+def send_slack(url: str, text: str) -> int:
+    """POST a Slack incoming-webhook message as webhooks are posted; the HTTP status.
+
+    Raises netguard.Refused before connecting, OSError and the like after (webhooks.post).
+    """
     body = json.dumps({"text": text}).encode()
-    request = urllib.request.Request(
-        url, data=body, headers={"Content-Type": "application/json"}, method="POST"
-    )
+    headers = {"Content-Type": "application/json", "User-Agent": webhooks.USER_AGENT}
+    return webhooks.post(url, body, headers)
+
+
+def check_smtp_port(port: int) -> None:
+    """Refuse (netguard.NotAllowed, a message for the tenant) a port not on ALERT_SMTP_PORTS:
+    a public host may still run other services (the platform's own, on its public address)."""
+    if port not in settings.ALERT_SMTP_PORTS:
+        raise netguard.NotAllowed(
+            _("Port %(port)s is not an SMTP port; use %(ports)s.")
+            % {"port": port, "ports": ", ".join(map(str, settings.ALERT_SMTP_PORTS))}
+        )
+
+
+def check_smtp_host(host: str, port: int) -> list[netguard.Address]:
+    """The addresses of a tenant's SMTP host, all public; netguard.Refused (for the tenant)
+    otherwise."""
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310
-            if not 200 <= response.status < 300:
-                raise OSError(f"Slack answered HTTP {response.status}")
-    except urllib.error.HTTPError as error:
-        raise OSError(f"Slack answered HTTP {error.code}") from error
+        return netguard.resolve(host, port, netguard.is_public)
+    except netguard.NotAllowed:
+        # The addresses it resolved to are not said: they may be the platform's.
+        raise netguard.NotAllowed(
+            _(
+                "%(host)s is not a public address: alert e-mails go only to SMTP servers on the "
+                "internet (leave it empty to use the server's own)."
+            )
+            % {"host": host}
+        ) from None
+
+
+def smtp_addresses(config: NotificationSettings) -> list[netguard.Address]:
+    """Where `config`'s SMTP connection may go, checked now; netguard.Refused otherwise.
+    A host the platform set is only resolved."""
+    host, port = config.smtp_host.strip(), config.smtp_port
+    if config.smtp_set_by_platform:
+        return netguard.resolve(host, port, lambda ip: True)
+    check_smtp_port(port)
+    return check_smtp_host(host, port)
+
+
+class PinnedSMTP(smtplib.SMTP):
+    """smtplib's SMTP connected to addresses already checked, never to the name again.
+
+    smtplib keeps the name (`host`) for TLS — STARTTLS and, with `context` (port 465), TLS from
+    the first byte — so the certificate is checked against the name, not the address.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        addresses: list[netguard.Address],
+        context: ssl.SSLContext | None = None,
+        **kwargs,
+    ) -> None:
+        self.addresses, self.context = addresses, context
+        super().__init__(host, port, **kwargs)  # connects: addresses must be set before
+
+    def _get_socket(self, host: str, port: int, timeout: float):
+        # smtplib's hook for how to connect (SMTP_SSL and LMTP override it too).
+        sock = netguard.connect(self.addresses, timeout)
+        if self.context is None:
+            return sock
+        try:
+            return self.context.wrap_socket(sock, server_hostname=host)
+        except BaseException:
+            sock.close()
+            raise
+
+
+class PinnedSMTPBackend(SMTPBackend):
+    """Django's SMTP backend over PinnedSMTP: `addresses` come from `smtp_addresses`."""
+
+    def __init__(self, *, addresses: list[netguard.Address], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.addresses = addresses
+
+    @property
+    def connection_class(self):
+        return functools.partial(PinnedSMTP, addresses=self.addresses)
 
 
 def send_email(config: NotificationSettings, subject: str, text: str) -> None:
-    connection = None
-    if config.smtp_host:
-        # The tenant's own server; otherwise the installation's default mailer (MAILERS).
-        connection = SMTPBackend(
-            host=config.smtp_host,
-            port=config.smtp_port,
-            username=config.smtp_username or None,
-            password=config.smtp_password or None,
-            use_tls=config.smtp_use_tls,
-            timeout=TIMEOUT_SECONDS,
-        )
-    EmailMessage(
+    """Raises netguard.Refused before connecting, OSError (smtplib's errors) or ValueError."""
+    message = EmailMessage(
         subject,
         text,
         from_email=config.email_from or settings.DEFAULT_FROM_EMAIL,
         to=config.recipients,
-        connection=connection,
-    ).send()
+    )
+    if not config.smtp_host:
+        message.send()  # the installation's default mailer (MAILERS)
+        return
+    # The tenant's own server. Built here, not from MAILERS: its options are the tenant's; an
+    # alias keeps Django off its deprecated settings-based path.
+    use_ssl = config.smtp_port == SMTPS_PORT  # the port's meaning, whatever use_tls says
+    PinnedSMTPBackend(
+        alias="tenant-smtp",
+        addresses=smtp_addresses(config),
+        host=config.smtp_host.strip(),
+        port=config.smtp_port,
+        username=config.smtp_username or None,
+        password=config.smtp_password or None,
+        use_tls=config.smtp_use_tls and not use_ssl,
+        use_ssl=use_ssl,
+        timeout=TIMEOUT_SECONDS,
+    ).send_messages([message])
 
 
-def notify(config: NotificationSettings, subject: str, text: str) -> bool:
-    """Send to every channel configured; True when all of them took it."""
-    ok = True
+def email_failure_reason(error: BaseException) -> str:
+    """What the tenant reads of an e-mail not sent: ours and short, never the server's answer
+    (an internal service's banner would describe the platform's network)."""
+    if isinstance(error, netguard.Refused):
+        return str(error)  # ours: the host as typed and what the platform allows
+    if isinstance(error, smtplib.SMTPAuthenticationError):
+        return _("SMTP login refused")
+    if isinstance(error, smtplib.SMTPSenderRefused | smtplib.SMTPRecipientsRefused):
+        return _("the SMTP server refused the sender or the recipients")
+    if isinstance(error, smtplib.SMTPException):
+        return _("the SMTP server did not accept it")
+    return webhooks.failure_reason(None, error)  # TLS, time out, could not connect…
+
+
+def notify(config: NotificationSettings, subject: str, text: str) -> str:
+    """Send to every channel configured; "" when all of them took it, else why not, for the
+    tenant (the detail goes to the platform's log)."""
+    failed = []
     if config.slack_webhook_url:
+        status, error = None, None
         try:
-            send_slack(config.slack_webhook_url, f"*{subject}*\n{text}")
-        except (OSError, ValueError) as error:
-            log.warning("Slack alert for %s failed: %s", config.tenant, error)
-            ok = False
+            status = send_slack(config.slack_webhook_url, f"*{subject}*\n{text}")
+        except (OSError, ValueError, http.client.HTTPException, netguard.Refused) as exc:
+            error = exc
+        if status is None or not 200 <= status < 300:
+            log.warning("Slack alert for %s failed: %r (HTTP %s)", config.tenant, error, status)
+            reason = webhooks.failure_reason(status, error)
+            failed.append(_("Slack: %(reason)s") % {"reason": reason})
     if config.recipients:
         try:
             send_email(config, subject, text)
-        except (OSError, ValueError) as error:  # smtplib errors are OSErrors
-            log.warning("e-mail alert for %s failed: %s", config.tenant, error)
-            ok = False
-    return ok
+        except (OSError, ValueError, netguard.Refused) as error:  # smtplib errors are OSErrors
+            log.warning("e-mail alert for %s failed: %r", config.tenant, error)
+            reason = email_failure_reason(error)
+            failed.append(_("e-mail: %(reason)s") % {"reason": reason})
+    return "; ".join(failed)
 
 
 # --- checking -------------------------------------------------------------------------------
@@ -200,8 +315,8 @@ def check_tenant(tenant: Tenant, now: datetime | None = None) -> CheckResult:
                 "tenant": tenant.name,
                 "kind": AlertKind(condition.kind).label,
             }
-            sent = notify(config, subject, condition.message)
-            Alert.objects.filter(pk=alert.pk).update(notified=sent)
+            failed = notify(config, subject, condition.message)
+            Alert.objects.filter(pk=alert.pk).update(notified=not failed, send_error=failed[:300])
         for key, alert in open_alerts.items():
             if key in conditions:
                 continue
