@@ -35,7 +35,7 @@ import asyncio
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 import redis
@@ -105,6 +105,12 @@ def ticket_group(token: str) -> str:
     return f"ticket.{token}"
 
 
+def device_group(equipment_id: int) -> str:
+    """The sockets of one device (every browser paired as it): not for events, see
+    `device_changed`."""
+    return f"device.{equipment_id}"
+
+
 def public(payload: dict) -> dict:
     """The event as a public screen may see it."""
     return {key: value for key, value in payload.items() if key in PUBLIC_FIELDS}
@@ -141,6 +147,30 @@ def publish(kind: str, *, tenant_id: int, ticket=None, line=None, token: str = "
         transaction.on_commit(lambda: _batching.committed.append((groups, payload)))
     else:
         transaction.on_commit(lambda: _send([(groups, payload)]))
+
+
+def device_changed(equipment_ids: Iterable[int]) -> None:
+    """Tell the open sockets of these devices, once the transaction commits, to re-check
+    that they may stay open (a pairing revoked, a device deleted): those that may not close.
+
+    Not an event: unnumbered, and never shown. Lost (Redis down), the sockets' own periodic
+    re-check closes them a little later (totem/consumers.py). Never raises, like `_send`.
+    """
+    groups = [device_group(pk) for pk in sorted(set(equipment_ids))]
+    if groups:
+        transaction.on_commit(lambda: _notify(groups, {"type": "device.changed"}))
+
+
+def _notify(groups: list[str], message: dict) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        _deliver(layer, [(group, message) for group in groups])
+    except RedisDown as error:
+        log.warning("%s to %s skipped: %s", message["type"], ", ".join(groups), error)
+    except Exception:  # noqa: BLE001 — the change is committed; the re-check catches up
+        log.exception("%s to %s failed", message["type"], ", ".join(groups))
 
 
 _batching = threading.local()
@@ -203,6 +233,11 @@ def _send(events: list[tuple[list[str], dict]]) -> None:
 
 def _transmit(layer, messages: list[tuple[str, dict]]) -> None:
     """Hand numbered messages to their groups (a test drops them here to fake a loss)."""
+    _deliver(layer, [(group, {"type": "event", "event": message}) for group, message in messages])
+
+
+def _deliver(layer, messages: list[tuple[str, dict]]) -> None:
+    """Send channel messages (their `type` names the consumers' handler) to their groups."""
     if isinstance(layer, InMemoryChannelLayer):
         _send_in_memory(layer, messages)
     else:
@@ -214,7 +249,7 @@ def _send_in_memory(layer, messages: list[tuple[str, dict]]) -> None:
 
     async def send_all() -> None:
         for group, message in messages:
-            await layer.group_send(group, {"type": "event", "event": message})
+            await layer.group_send(group, message)
 
     try:
         asyncio.get_running_loop()
@@ -258,7 +293,7 @@ def _publish_to_redis(layer, messages: list[tuple[str, dict]]) -> None:
     prefix = config.get("prefix", "asgi")
     pipe = client.pipeline(transaction=False)
     for group, message in messages:
-        body = layer.serialize({"type": "event", "event": message})
+        body = layer.serialize(message)
         pipe.publish(f"{prefix}__group__{group}", body)
     try:
         pipe.execute()
