@@ -280,6 +280,13 @@ MAX_REQUEST_BODY_BYTES = env.int("MAX_REQUEST_BODY_BYTES", default=10 * 1024 * 1
 if MAX_REQUEST_BODY_BYTES < 1:
     raise environ.ImproperlyConfigured("MAX_REQUEST_BODY_BYTES must be a positive number of bytes")
 
+# How often an open display socket re-checks its pairing, in seconds: the bound on how long a
+# revoked display keeps its socket when the revoke's message is lost (Redis down). One small
+# query per socket each time; revoking normally closes it at once (totem/consumers.py).
+DEVICE_RECHECK_SECONDS = env.float("DEVICE_RECHECK_SECONDS", default=15.0)
+if DEVICE_RECHECK_SECONDS <= 0:
+    raise environ.ImproperlyConfigured("DEVICE_RECHECK_SECONDS must be a positive number")
+
 # Kiosk timing, in seconds: idle before going back to welcome (with a warning shown for the
 # last KIOSK_IDLE_WARNING_SECONDS), while a PIX or card payment waits, on the ticket screen,
 # and on the error screen.

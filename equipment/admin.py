@@ -8,6 +8,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from equipment.models import Equipment
 from tenants.admin import DeletedFilter, SoftDeleteAdmin, TenantScopedAdmin
+from tickets import events
 
 
 @admin.register(Equipment)
@@ -48,6 +49,18 @@ class EquipmentAdmin(TenantScopedAdmin, SoftDeleteAdmin, SimpleHistoryAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("services")
+
+    # A device deleted or moved to another kind is no longer what its browsers were paired as:
+    # their open sockets are told after commit to re-check (totem/consumers.py) and close.
+    def _mark(self, request, queryset, deleted_at, reason: str) -> list[Equipment]:
+        done = super()._mark(request, queryset, deleted_at, reason)
+        events.device_changed(device.pk for device in done)
+        return done
+
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        if change and "kind" in form.changed_data:
+            events.device_changed([obj.pk])
 
     @admin.display(description=_("services it can run"))
     def service_names(self, obj: Equipment) -> str:

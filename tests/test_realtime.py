@@ -92,14 +92,20 @@ _tvs = itertools.count(1)
 
 def pair_display(tenant, services=()) -> dict[str, str]:
     """Cookies of a browser paired as one of `tenant`'s displays (as the pairing page leaves)."""
+    from equipment.models import Kind
+
+    return pairing_cookies(make_device(tenant, f"TV {next(_tvs)}", services, kind=Kind.DISPLAY))
+
+
+def pairing_cookies(device) -> dict[str, str]:
+    """Cookies of a browser paired as `device` (a kiosk or display) with a code of its own."""
     from django.http import HttpResponse
     from django.test import RequestFactory
 
-    from equipment.models import Kind
     from totem.models import PairingCode
     from totem.pairing import pair_response, redeem
 
-    device = make_device(tenant, f"TV {next(_tvs)}", services, kind=Kind.DISPLAY)
+    tenant = device.tenant
     pairing = redeem(tenant, PairingCode.objects.create(tenant=tenant, equipment=device).code)
     response = HttpResponse()
     pair_response(response, RequestFactory().get("/"), pairing)

@@ -20,6 +20,9 @@ from tickets.models import Service
 # Close codes a client can tell apart (4000-4999 are the application's).
 REFUSED = 4403
 NOT_FOUND = 4404
+# Its access ended while it was open (a device unpaired): static/js/live.js then stops
+# reconnecting and reloads the page, whose own check sends it where it now belongs.
+REVOKED = 4401
 
 
 class LiveConsumer(AsyncWebsocketConsumer):

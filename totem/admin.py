@@ -8,6 +8,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from tenants.admin import TenantScopedAdmin
+from totem import pairing
 from totem.models import PairingCode
 
 
@@ -50,8 +51,7 @@ class PairingCodeAdmin(TenantScopedAdmin, admin.ModelAdmin):
 
     @admin.action(description=_("Revoke: the paired browser stops working at once"))
     def revoke(self, request, queryset) -> None:
-        scoped = self.scope(request, queryset, self.edit_role)
-        count = scoped.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        count = pairing.revoke(self.scope(request, queryset, self.edit_role))
         self.message_user(
             request,
             gettext("Pairings revoked: %(n)d.") % {"n": count},

@@ -10,37 +10,95 @@ Two sockets here (the operator panel's is panel/consumers.py; all extend tickets
   the groups of its services (others moving in those queues change its position).
 
 Each socket first sends `{"type": "hello", "seqs": {group: last number}}`, then every event.
+
+A display socket lives only as long as its pairing. It also joins its device's group
+(`events.device_group`), where revoking a pairing or deleting the device sends
+`device.changed` after commit: the socket re-checks its cookie at once (one query) and, no
+longer paired, closes with `REVOKED` — the TV's page then reloads into the pairing screen.
+That message is lost when Redis is down at that moment, so each socket also re-checks every
+`DEVICE_RECHECK_SECONDS` (spread at random, so displays that reconnected together do not
+query together): the bound on a revoked display's socket whatever happens, and the only path
+for what sends no message (a tenant switched off). A database that does not answer keeps the
+socket open: an outage must not blank every TV.
 """
 
 from __future__ import annotations
 
+import asyncio
+import random
+
 from channels.db import database_sync_to_async
+from django.conf import settings
+from django.db import DatabaseError, InterfaceError
 
 from tenants.models import Tenant
 from tickets import events
-from tickets.live import LiveConsumer, known_services
+from tickets.live import REVOKED, LiveConsumer, known_services
 from tickets.models import Ticket
 from totem.access import display_device, display_services
 
 
 @database_sync_to_async
-def _display(slug: str, cookies: dict) -> tuple[Tenant, list[int]] | None:
-    """The tenant and the services its paired display is set to show ([] for all), or None."""
+def _display(slug: str, cookies: dict) -> tuple[Tenant, int, list[int]] | None:
+    """The tenant, its display these cookies were paired as and the services that display is
+    set to show ([] for all), or None."""
     tenant = Tenant.objects.alive().filter(slug=slug, is_active=True).first()
     device = tenant and display_device(tenant, cookies)
     if not device:
         return None
-    return tenant, display_services(device)
+    return tenant, device.pk, display_services(device)
 
 
 class DisplayConsumer(LiveConsumer):
+    async def connect(self) -> None:
+        self.tenant: Tenant | None = None
+        self.rechecking: asyncio.Task | None = None
+        self.revoked = False
+        await super().connect()
+        if not self.joined:
+            return  # refused
+        # Joined after the check at connect: a revoke in between is caught by the re-check.
+        group = events.device_group(self.device_id)
+        await self.channel_layer.group_add(group, self.channel_name)
+        self.joined.append(group)
+        self.rechecking = asyncio.create_task(self._recheck_every(settings.DEVICE_RECHECK_SECONDS))
+
+    async def disconnect(self, code: int) -> None:
+        if self.rechecking is not None:
+            self.rechecking.cancel()
+        await super().disconnect(code)
+
+    async def device_changed(self, message: dict) -> None:
+        await self.recheck()
+
+    async def recheck(self) -> bool:
+        """Close the socket unless its browser is still paired as this display; True if closed."""
+        if self.revoked:
+            return True
+        try:
+            device = await database_sync_to_async(display_device)(
+                self.tenant, self.scope.get("cookies", {})
+            )
+        except (DatabaseError, InterfaceError):
+            return False  # the next check decides; the outage is reported where it is handled
+        if device is None and not self.revoked:  # not closed meanwhile by the other path
+            self.revoked = True
+            await self.close(code=REVOKED)
+        return self.revoked
+
+    async def _recheck_every(self, seconds: float) -> None:
+        await asyncio.sleep(seconds * random.uniform(0.5, 1))
+        while not await self.recheck():
+            await asyncio.sleep(seconds)
+
     async def resolve(self) -> list[str]:
         found = await _display(
             self.scope["url_route"]["kwargs"]["slug"], self.scope.get("cookies", {})
         )
         if found is None:
             return []
-        tenant, device_services = found
+        tenant, self.device_id, device_services = found
+        self.tenant = tenant
         wanted = self.query_ids("services")
         if wanted is None and device_services:
             return [events.service_group(tenant.id, pk) for pk in device_services]

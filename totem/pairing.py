@@ -4,7 +4,8 @@ A browser is paired by typing a code made in admin (`PairingCode`). The code is 
 conditional UPDATE, so two browsers typing it at once cannot both win, and the browser gets a
 long-lived cookie signed with SECRET_KEY (`django.core.signing`) naming the pairing and its
 device. Every request re-reads that pairing: revoking it in admin, soft-deleting the device or
-moving it to another kind unpairs the browser at once. One cookie per kind (`totem_kiosk`,
+moving it to another kind unpairs the browser at once, and closes its open socket within
+seconds (`revoke` tells it; totem/consumers.py re-checks it). One cookie per kind (`totem_kiosk`,
 `totem_display`), so one machine may be a tenant's kiosk and show a display in another tab.
 
 The public display pairs the same way:
@@ -28,6 +29,7 @@ from urllib.parse import urlencode
 
 from django.core import signing
 from django.db import transaction
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -40,6 +42,7 @@ from tenants import throttle
 from tenants.access import get_tenant
 from tenants.br import digits
 from tenants.models import Tenant
+from tickets import events
 from totem.models import PAIRABLE_KINDS, PairingCode
 
 SALT = "totem.pairing"
@@ -112,6 +115,25 @@ def unpair_response(response: HttpResponse, kind: str) -> None:
     response.delete_cookie(cookie_name(kind), samesite="Lax")
 
 
+def revoke(pairings: QuerySet[PairingCode]) -> int:
+    """Revoke these pairings (those not revoked yet); how many were.
+
+    The browsers that used them are refused from the commit on: their next request goes to
+    the pairing screen, and their open sockets are told after commit to re-check and close
+    (`events.device_changed`; lost, the sockets' periodic re-check closes them). Admin and
+    any command revoke through here. Safe to call twice: a revoked pairing counts once.
+    """
+    with transaction.atomic():
+        # Read first for the devices to tell; the UPDATE stays conditional, so a pairing a
+        # parallel request revoked meanwhile is not counted twice.
+        rows = list(pairings.filter(revoked_at__isnull=True).values_list("pk", "equipment_id"))
+        count = PairingCode.objects.filter(
+            pk__in=[pk for pk, _ in rows], revoked_at__isnull=True
+        ).update(revoked_at=timezone.now())
+        events.device_changed(equipment_id for _, equipment_id in rows)
+    return count
+
+
 # --- which device is this browser ----------------------------------------------------------
 
 
@@ -140,6 +162,10 @@ def paired_device_from_cookies(
             equipment__tenant=tenant,
             equipment__kind=kind,
             equipment__deleted_at__isnull=True,
+            # Re-read, not taken from `tenant`: an open socket re-checks with the tenant it
+            # read when it connected, and must close once that tenant is switched off.
+            tenant__is_active=True,
+            tenant__deleted_at__isnull=True,
         )
         .select_related("equipment")
         .first()
