@@ -17,6 +17,7 @@ from tests.conftest import CHROMIUM, REQUIRE_SERVERS, make_device, queued_ticket
 from tests.test_realtime import pair_display
 from tickets import events
 from tickets.queue import call_next, reannounce
+from totem import pairing
 from totem.models import PairingCode
 
 daphne = daphne_server.daphne
@@ -131,3 +132,13 @@ def test_a_revoked_display_goes_to_pairing_and_comes_back_to_its_page(page, daph
     back_to = parse_qs(urlparse(page.url).query)["next"][0]
     # The display page itself, not the bare board fragment its re-read fetches.
     assert back_to == f"/t/{tenant.slug}/display/"
+
+
+def test_a_display_revoked_in_admin_leaves_for_the_pairing_screen_by_itself(page, daphne, tenant):
+    open_display(page, daphne, tenant)
+    # Through the admin's function, and nothing else: no event, no re-read. The server closes
+    # the socket with 4401 and the page reloads (the socket's periodic re-check is 15 s away).
+    pairing.revoke(PairingCode.objects.filter(tenant=tenant))
+
+    page.wait_for_url("**/parear/**", timeout=5_000)
+    assert parse_qs(urlparse(page.url).query)["next"][0] == f"/t/{tenant.slug}/display/"

@@ -13,6 +13,10 @@
  * (a TV's Wi-Fi can leave a dead connection open for hours). The server greets each socket
  * with {type: "hello", seqs: {group: n}}; every event carries its group's next number, so a
  * jump means something was lost and the screen re-reads its state. The database is the truth.
+ *
+ * A socket the server closes with 4401 (REVOKED in tickets/live.py: this browser's access
+ * ended, e.g. its device pairing was revoked) is not reopened: the page reloads, and its own
+ * HTTP check sends it where it now belongs (a TV to the pairing screen).
  */
 (function () {
   "use strict";
@@ -21,6 +25,7 @@
   const SILENCE_LIMIT = 50000;
   const FIRST_DELAY = 1000;
   const MAX_DELAY = 30000;
+  const REVOKED = 4401;
 
   function socketUrl(path) {
     return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + path;
@@ -73,7 +78,21 @@
         lastHeard = Date.now();
         handle(message.data);
       };
-      fresh.onclose = () => drop(fresh);
+      fresh.onclose = (event) => {
+        if (event.code === REVOKED && fresh === socket) {
+          stop();
+          location.reload();
+          return;
+        }
+        drop(fresh);
+      };
+    }
+
+    function stop() {
+      stopped = true;
+      clearInterval(heartbeat);
+      clearTimeout(retryTimer);
+      if (socket) socket.close();
     }
 
     // Forget a socket (closed, or silent too long) and plan the next attempt.
@@ -148,12 +167,7 @@
 
     open();
     return {
-      close() {
-        stopped = true;
-        clearInterval(heartbeat);
-        clearTimeout(retryTimer);
-        if (socket) socket.close();
-      },
+      close: stop,
       get connected() {
         return Boolean(socket && socket.readyState === WebSocket.OPEN);
       },
