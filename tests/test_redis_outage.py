@@ -10,7 +10,6 @@ error; when it returns, displays hear calls again. The shared Redis is never tou
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 import signal
 import subprocess
@@ -22,24 +21,30 @@ from pathlib import Path
 
 import pytest
 import redis
-import requests
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from websockets.exceptions import WebSocketException
 
-from equipment.models import Kind
-from payments.models import PaymentSession, PaymentSettings, SessionStatus
+from payments.models import PaymentSettings
 from tenants import throttle
 from tests import daphne_server
+from tests.browsing import (
+    PASSWORD,
+    Browser,
+    buy,
+    call_next,
+    choose_station,
+    log_in,
+    log_in_to_admin,
+    pair_kiosk,
+)
 from tests.conftest import make_device, make_service
 from tests.test_realtime import display_client, pair_display, wait_for
 from tickets.models import LineStatus, Ticket, TicketStatus
-from totem.models import PairingCode
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 # Seconds any one request may take while Redis is away: a kiosk tap must feel normal.
 BOUND = 3.0
-PASSWORD = "outage-pw-1"
 # How long Daphne leaves Redis alone after a failure (5 s in production): shorter here, so a
 # test waits less for it to notice that Redis is back; no shorter than BOUND, so that one
 # request never waits on two probes of a stalled Redis.
@@ -181,29 +186,6 @@ def test_limits_count_in_the_process_while_redis_is_away_and_in_redis_once_it_an
 # --- Daphne -----------------------------------------------------------------------------------
 
 
-class Browser(requests.Session):
-    """A browser talking to Daphne: every answer within BOUND seconds (or requests raises
-    ReadTimeout), never a server error, CSRF token sent as the pages' htmx does."""
-
-    def __init__(self, daphne: daphne_server.DaphneProcess) -> None:
-        super().__init__()
-        self.base = f"http://{daphne.address}"
-
-    def request(self, method: str, url: str, **kwargs) -> requests.Response:
-        kwargs.setdefault("timeout", BOUND)
-        headers = kwargs.pop("headers", None) or {}
-        headers.setdefault("X-CSRFToken", self.cookies.get("csrftoken", ""))
-        began = time.monotonic()
-        try:
-            response = super().request(method, self.base + url, headers=headers, **kwargs)
-        except requests.Timeout as error:
-            raise AssertionError(f"{method} {url}: no answer in {BOUND} s") from error
-        took = time.monotonic() - began
-        assert response.status_code < 500, f"{method} {url}: HTTP {response.status_code}"
-        assert took < BOUND, f"{method} {url} took {took:.1f} s"
-        return response
-
-
 @pytest.fixture(scope="module")
 def password_hash() -> str:
     """PASSWORD hashed as in production (Daphne knows no test hasher); ~0.3 s, so once."""
@@ -228,65 +210,6 @@ def studio(tenant, alice, bob, password_hash):
     return {"tenant": tenant, "cryo": cryo, "cabins": cabins, "manager": bob}
 
 
-# --- the steps, each over HTTP as a kiosk or an operator does them ------------------------------
-
-
-def pair_kiosk(daphne, tenant) -> Browser:
-    kiosk = Browser(daphne)
-    device = make_device(tenant, "Totem 1", kind=Kind.KIOSK)
-    code = PairingCode.objects.create(tenant=tenant, equipment=device)
-    page = f"/t/{tenant.slug}/totem/parear/"
-    kiosk.get(page)
-    paired = kiosk.post(page, data={"code": code.code}, allow_redirects=False)
-    assert paired.status_code == 302, paired.text
-    assert "totem_kiosk" in kiosk.cookies
-    return kiosk
-
-
-def buy(kiosk: Browser, tenant, service, method: str, customer: str) -> PaymentSession:
-    root = f"/t/{tenant.slug}/totem"
-    kiosk.post(root + "/comecar/")
-    kiosk.post(root + "/servicos/", data={"toggle": service.pk})
-    kiosk.post(root + "/extras/", data={"next": "1"})
-    form = {"customer_name": customer, "priority": "", "consent": "on"}
-    kiosk.post(root + "/identificacao/", data=form)
-    summary = kiosk.get(root + "/resumo/")
-    key = re.search(r'name="key" value="([^"]+)"', summary.text)
-    assert key, summary.text
-    paying = kiosk.post(root + "/resumo/", data={"method": method, "key": key[1]})
-    assert paying.url.endswith("/pagamento/"), paying.url
-    session = PaymentSession.objects.select_related("ticket").get(ticket__customer_name=customer)
-    assert session.method == method and session.status == SessionStatus.PENDING
-    # Cash: the number to tell the front desk; PIX: the BR Code to pay.
-    assert (session.ticket.number if method == "cash" else session.qr_code) in paying.text
-    return session
-
-
-def log_in(daphne, tenant) -> Browser:
-    operator = Browser(daphne)
-    operator.get("/accounts/login/")
-    answer = operator.post("/accounts/login/", data={"username": "alice", "password": PASSWORD})
-    assert not answer.url.endswith("/accounts/login/"), "the login was refused"
-    assert operator.get(f"/t/{tenant.slug}/painel/").url.endswith("/painel/")
-    return operator
-
-
-def choose_station(operator: Browser, tenant, cabin) -> None:
-    operator.post(f"/t/{tenant.slug}/painel/estacao/", data={"station": cabin.pk})
-
-
-def call_next(operator: Browser, tenant, service) -> None:
-    operator.post(f"/t/{tenant.slug}/painel/servico/{service.pk}/chamar/")
-
-
-def log_in_to_admin(daphne, manager) -> None:
-    admin = Browser(daphne)
-    admin.get("/admin/login/")
-    form = {"username": manager.username, "password": PASSWORD, "next": "/admin/"}
-    answer = admin.post("/admin/login/", data=form)
-    assert answer.url.endswith("/admin/"), "the admin login was refused"
-
-
 def daphne_log(daphne: daphne_server.DaphneProcess) -> str:
     return Path(daphne.log.name).read_text(errors="replace")
 
@@ -298,9 +221,9 @@ def sell_log_in_pair_and_call(daphne, studio) -> tuple[Browser, Ticket]:
     """Everything that must work without Redis; the operator and the ticket still waiting."""
     tenant, cryo, cabins = studio["tenant"], studio["cryo"], studio["cabins"]
 
-    kiosk = pair_kiosk(daphne, tenant)
+    kiosk = pair_kiosk(daphne, tenant, BOUND)
     cash = buy(kiosk, tenant, cryo, "cash", "Maria Souza")
-    operator = log_in(daphne, tenant)
+    operator = log_in(daphne, tenant, bound=BOUND)
     choose_station(operator, tenant, cabins[0])
     operator.post(
         f"/t/{tenant.slug}/painel/pagamento/{cash.pk}/dinheiro/", data={"amount_received": "120,00"}
@@ -353,7 +276,7 @@ def test_sales_calls_logins_and_pairing_need_no_redis_and_screens_hear_calls_whe
     with display_client(daphne.address, tenant.slug, tv) as left_on:
         away(redis_back, outage)
         operator, waiting = sell_log_in_pair_and_call(daphne, studio)
-        log_in_to_admin(daphne, studio["manager"])
+        log_in_to_admin(daphne, studio["manager"], BOUND)
 
         back(redis_back, outage)
         time.sleep(RETRY_SECONDS + 0.5)  # Daphne leaves Redis alone that long after a failure
