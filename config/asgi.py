@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 from django.core.asgi import get_asgi_application
@@ -24,10 +25,48 @@ from config.routing import websocket_urlpatterns  # noqa: E402
 # imports this module before it listens (config/body_limit.py says why both guards).
 http_protocol.WebRequest = LimitedWebRequest
 
+
+class FinishEveryRequest:
+    """Let Django finish every HTTP request it started, even when the client hangs up.
+
+    Django cancels a request whose client disconnects (and Daphne cancels one still running
+    10 s after). A sync view cannot be stopped: it goes on, while the cancelled request's
+    `request_finished`, which gives the database connection back to the pool, ran before the
+    view took its connection or not at all. Under 32 clients a few hang-ups emptied the pool
+    for good, and every later request waited the pool's timeout for a 503. So Django hears of
+    the disconnect only once it has answered (Daphne drops an answer to a closed connection),
+    and is shielded from Daphne's cancellation. No view streams: finishing is bounded work.
+    """
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        answered = asyncio.Event()
+        body_read = False
+
+        async def receive_after_answer() -> dict:
+            nonlocal body_read
+            if body_read:  # Django listens for the disconnect while the view runs
+                await answered.wait()
+            message = await receive()
+            body_read = message["type"] == "http.request" and not message.get("more_body")
+            return message
+
+        async def send_and_note(message: dict) -> None:
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                answered.set()
+            await send(message)
+
+        await asyncio.shield(self.app(scope, receive_after_answer, send_and_note))
+
+
 # With DEBUG (make run), Daphne serves /static/ itself; in production a reverse proxy serves
 # the collected files (docs/deploy.md) and this process never sees those requests.
 http_app = BodySizeLimit(
-    ASGIStaticFilesHandler(django_asgi_app) if settings.DEBUG else django_asgi_app
+    FinishEveryRequest(
+        ASGIStaticFilesHandler(django_asgi_app) if settings.DEBUG else django_asgi_app
+    )
 )
 
 application = ProtocolTypeRouter(

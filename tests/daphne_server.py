@@ -32,6 +32,8 @@ import pytest
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 STARTUP_SECONDS = 30
+# The application_name of the servers' database connections.
+APPLICATION_NAME = "totem-test-daphne"
 
 
 def free_port() -> int:
@@ -138,7 +140,8 @@ def serve(
     if not (ON_POSTGRES and ON_REDIS):
         pytest.skip("a real Daphne needs PostgreSQL and Redis (DATABASE_URL, REDIS_URL)")
     with django_db_blocker.unblock():
-        url = database_url(connection.settings_dict)
+        # Named, so a test can tell the servers' connections from its own in pg_stat_activity.
+        url = database_url(connection.settings_dict) + f"?application_name={APPLICATION_NAME}"
     env = server_env(
         DATABASE_URL=url, REDIS_URL=redis_url or settings.REDIS_URL, **(extra_env or {})
     )

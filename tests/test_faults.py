@@ -184,7 +184,7 @@ def test_with_postgresql_stopped_every_screen_answers_503_once_logged_and_recove
         cluster.pg(
             "createdb", "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres", "totem"
         )
-        env = server_env(DATABASE_URL=cluster.url, CONN_MAX_AGE="60")  # as in production
+        env = server_env(DATABASE_URL=cluster.url)  # the connection pool, as in production
         daphne = DaphneProcess(env)  # starts while the studio is prepared
         prepared = subprocess.run(
             [
