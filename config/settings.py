@@ -247,10 +247,10 @@ LOGGING = {
     "loggers": {
         "channels_redis.pubsub": {"filters": ["redis_outage"]},
         "daphne.server": {"filters": ["redis_outage"]},
+        # The connection pool logs every borrow and return at INFO.
+        "psycopg.pool": {"level": "WARNING"},
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    # The connection pool logs every borrow and return at INFO.
-    "loggers": {"psycopg.pool": {"level": "WARNING"}},
 }
 
 # MercadoPago: the API root the SDK talks to. Tests and demo mode point it at the fake server
