@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 
+import psycopg
 from django.db import InterfaceError, OperationalError, connection
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
@@ -19,23 +20,29 @@ class DatabaseUnavailableMiddleware:
     the failed request was rolled back whole, so nothing is half-written.
 
     The first failure, met by a view, starts an outage: it is logged once, in one line, and
-    from then on each request first asks the database for `SELECT 1` and answers 503 at once
-    when it cannot, so no middleware, decorator or view meets the error and nothing logs a
-    traceback per request. The first request that gets an answer ends the outage (logged
-    once too) and goes on on that new connection: Daphne needs no restart.
+    from then on requests answer 503 at once, so no middleware, decorator or view meets the
+    error and nothing logs a traceback per request. At most once a PROBE_EVERY seconds one
+    request asks the database for `SELECT 1` on a connection of its own, outside the pool (a
+    pooled request would wait the pool's timeout for a connection that cannot be made). The
+    probe that gets an answer ends the outage (logged once too), drops the pool, which may be
+    backing off between reconnection attempts, and goes on: Daphne needs no restart.
     """
+
+    PROBE_EVERY = 1.0
 
     def __init__(self, get_response) -> None:
         self.get_response = get_response
         self.lock = threading.Lock()
         self.down_since: float | None = None  # monotonic time the outage began
+        self.probed_at = 0.0
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if self.down_since is not None:
-            try:
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT 1")
-            except (OperationalError, InterfaceError):
+            with self.lock:
+                due = time.monotonic() - self.probed_at >= self.PROBE_EVERY
+                if due:
+                    self.probed_at = time.monotonic()
+            if not (due and database_answers()):
                 return unavailable(request)
             self.ended()
         return self.get_response(request)
@@ -60,6 +67,23 @@ class DatabaseUnavailableMiddleware:
                     "database available again after %.0f s", time.monotonic() - self.down_since
                 )
                 self.down_since = None
+                if connection.pool:
+                    connection.close_pool()  # the next request opens a fresh one
+
+
+def database_answers() -> bool:
+    """`SELECT 1` on a short-lived connection of its own (PostgreSQL: never a pooled one)."""
+    try:
+        if connection.vendor != "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            return True
+        params = {**connection.get_connection_params(), "connect_timeout": 2}
+        with psycopg.connect(**params) as probe:
+            probe.execute("SELECT 1")
+        return True
+    except (OperationalError, InterfaceError, psycopg.Error):
+        return False
 
 
 def unavailable(request: HttpRequest) -> HttpResponse:

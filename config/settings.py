@@ -151,6 +151,8 @@ else:
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
         "-c idle_in_transaction_session_timeout=30000"
     )
+    # A host that drops packets (not one that refuses) must not hold a request for minutes.
+    DATABASES["default"]["OPTIONS"]["connect_timeout"] = 3
     # Parameters bound by the server, so psycopg prepares a statement it has run 5 times on
     # a connection and PostgreSQL stops planning it again: planning the ticket tables (many
     # partial indexes) took ~2 ms per query against ~0.2 ms to run it (bench/README.md).
@@ -162,10 +164,12 @@ else:
         # load stay until idle for max_idle (psycopg's 10 minutes), so prepared statements
         # survive from request to request. A request that finds none free for `timeout`
         # seconds fails with OperationalError, answered 503 by DatabaseUnavailableMiddleware.
+        # The pool never fails fast when PostgreSQL is down (it waits for a reconnection), so
+        # `timeout` is also how long the first request of an outage waits before its 503.
         DATABASES["default"]["OPTIONS"]["pool"] = {
             "min_size": 1,
             "max_size": DATABASE_POOL_SIZE,
-            "timeout": 30,
+            "timeout": 5,
         }
 
 REDIS_URL = env.str("REDIS_URL", default="")
@@ -247,8 +251,9 @@ LOGGING = {
     "loggers": {
         "channels_redis.pubsub": {"filters": ["redis_outage"]},
         "daphne.server": {"filters": ["redis_outage"]},
-        # The connection pool logs every borrow and return at INFO.
-        "psycopg.pool": {"level": "WARNING"},
+        # The connection pool logs every borrow at INFO and every failed reconnection at
+        # WARNING; an outage is logged once by config.middleware.DatabaseUnavailableMiddleware.
+        "psycopg.pool": {"level": "ERROR"},
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import psycopg
@@ -227,6 +228,11 @@ def test_with_postgresql_stopped_every_screen_answers_503_once_logged_and_recove
         assert (polled.status, polled.getheader("HX-Refresh")) == (503, "true")
 
         cluster.start()
+        # The database is asked again at most once a second, as a screen retrying would.
+        back_by = time.monotonic() + 10
+        while get(daphne.address, pages["kiosk"], cookies)[0].status == 503:
+            assert time.monotonic() < back_by, "still 503 ten seconds after PostgreSQL returned"
+            time.sleep(0.2)
         again = {name: get(daphne.address, path, cookies)[0].status for name, path in pages.items()}
         assert again == normal
 
