@@ -9,5 +9,5 @@ from totem import views
 urlpatterns = [
     path("display/", views.display, name="display"),
     path("display/state/", views.display_state, name="display_state"),
-    path("senha/<str:token>/", views.ticket_status, name="ticket_status"),
+    path("senha/<ticket_token:token>/", views.ticket_status, name="ticket_status"),
 ]
