@@ -18,6 +18,7 @@ from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from config.body_limit import BodySizeLimit, LimitedWebRequest  # noqa: E402
+from config.malformed import RefuseNulSockets  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
 
 # Daphne reads a whole request body before it calls the application; its factory builds each
@@ -73,7 +74,7 @@ application = ProtocolTypeRouter(
     {
         "http": http_app,
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+            RefuseNulSockets(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
         ),
     }
 )
