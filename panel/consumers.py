@@ -16,16 +16,13 @@ from tickets.live import LiveConsumer, known_services
 
 
 @database_sync_to_async
-def _panel_groups(slug: str, user, equipment_id: str, wanted: list[int] | None) -> list[str]:
+def _panel_groups(slug: str, user, equipment_id: int | None, wanted: list[int] | None) -> list[str]:
     tenant = Tenant.objects.alive().filter(slug=slug, is_active=True).first()
     if tenant is None or role_in(user, tenant) is None:
         return []
-    if equipment_id:
+    if equipment_id is not None:
         device = (
-            Equipment.objects.for_tenant(tenant)
-            .service_devices()
-            .filter(pk=int(equipment_id) if equipment_id.isdigit() else 0)
-            .first()
+            Equipment.objects.for_tenant(tenant).service_devices().filter(pk=equipment_id).first()
         )
         if device is None:
             return []
@@ -46,9 +43,12 @@ class PanelConsumer(LiveConsumer):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             return []
+        equipment = self.query_ids("equipment")
+        if equipment is not None and len(equipment) != 1:
+            return []  # one station, or a malformed query
         return await _panel_groups(
             self.scope["url_route"]["kwargs"]["slug"],
             user,
-            self.query("equipment"),
+            equipment[0] if equipment else None,
             self.query_ids("services"),
         )

@@ -8,6 +8,7 @@ read. The database is reached only through `database_sync_to_async`.
 from __future__ import annotations
 
 import json
+import re
 from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
@@ -16,6 +17,8 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from tenants.models import Tenant
 from tickets import events
 from tickets.models import Service
+
+ID = re.compile(r"[0-9]{1,18}")  # an id in a socket's query (query_ids)
 
 # Close codes a client can tell apart (4000-4999 are the application's).
 REFUSED = 4403
@@ -66,7 +69,10 @@ class LiveConsumer(AsyncWebsocketConsumer):
     # --- helpers ------------------------------------------------------------------------
 
     def query(self, name: str) -> str:
-        values = parse_qs(self.scope.get("query_string", b"").decode()).get(name)
+        # Bytes that are not UTF-8 (no browser sends them) become U+FFFD, which is no number
+        # and no name: the socket is refused rather than crashed.
+        raw = self.scope.get("query_string", b"").decode(errors="replace")
+        values = parse_qs(raw).get(name)
         return values[0] if values else ""
 
     def query_ids(self, name: str) -> list[int] | None:
@@ -74,10 +80,20 @@ class LiveConsumer(AsyncWebsocketConsumer):
         raw = self.query(name)
         if not raw:
             return None
-        try:
-            return sorted({int(part) for part in raw.split(",") if part.strip()})
-        except ValueError:
+        parts = [part.strip() for part in raw.split(",") if part.strip()]
+        # Ids as a URL writes them: ASCII digits, fewer than a bigint's. Anything else (a NUL,
+        # "²", 5000 digits, a number no row has and SQLite cannot even bind) is malformed.
+        if not all(ID.fullmatch(part) for part in parts):
             return []
+        return sorted({int(part) for part in parts})
+
+
+class NotFoundConsumer(AsyncWebsocketConsumer):
+    """Every other path — a typo, a malformed token, a NUL — is refused like a stranger,
+    instead of failing in the router with an error logged for each attempt."""
+
+    async def connect(self) -> None:
+        await self.close(code=NOT_FOUND)
 
 
 def known_services(tenant: Tenant, wanted: list[int]) -> list[int] | None:
