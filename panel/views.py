@@ -455,14 +455,13 @@ def _ticket_action(request: HttpRequest, ticket: Ticket, action: str) -> Callabl
 @tenant_member_required(Role.OPERATOR)
 def ticket_action(request: HttpRequest, slug: str, ticket_id: int, action: str) -> HttpResponse:
     ticket = get_object_or_404(Ticket.objects.for_tenant(request.tenant), pk=ticket_id)
-    # The row the button sits on, only to show the outcome beside it.
-    row = request.POST.get("row", "")
-    return _run(
-        request,
-        _ticket_action(request, ticket, action),
-        line=int(row) if row.isdigit() else None,
-        ticket=ticket.pk,
-    )
+    # The row the button sits on, only to show the outcome beside it. Not isdigit(): "²" is
+    # a digit to it and 5000 nines are too, and int() refuses both.
+    try:
+        row = int(request.POST.get("row", ""))
+    except ValueError:
+        row = None
+    return _run(request, _ticket_action(request, ticket, action), line=row, ticket=ticket.pk)
 
 
 @require_POST

@@ -60,9 +60,9 @@ def mercadopago_webhook(request: HttpRequest, slug: str) -> HttpResponse:
         return HttpResponse("invalid signature", status=401, content_type="text/plain")
     try:
         body = json.loads(request.body or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past what Python parses
         body = {}
-    if not isinstance(body, dict):
+    if not isinstance(body, dict) or _carries_nul(body):
         body = {}
     kind = (
         request.GET.get("type")
@@ -86,6 +86,22 @@ def mercadopago_webhook(request: HttpRequest, slug: str) -> HttpResponse:
     if outcome == Notification.Outcome.RETRY:
         return HttpResponse("provider unreachable, retry", status=503, content_type="text/plain")
     return HttpResponse(outcome, content_type="text/plain")
+
+
+def _carries_nul(value: object) -> bool:
+    """Whether parsed JSON holds a NUL (`\\u0000`) anywhere. PostgreSQL stores none, in text or
+    jsonb: such a body is recorded as empty, and the payment is looked up all the same."""
+    pending = [value]  # a loop, not recursion: as deep as json.loads went, without a limit
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str) and "\x00" in item:
+            return True
+        if isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
 
 
 @require_GET

@@ -34,7 +34,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import MAX_URL_LENGTH, url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 
 from equipment.models import Equipment
@@ -212,7 +212,12 @@ def device_required(kind: str) -> Callable:
             tenant = get_tenant(slug)
             device = paired_device(request, tenant, kind)
             if device is None:
-                target = pairing_url(tenant, request.get_full_path())
+                back = request.get_full_path()
+                if len(back) > MAX_URL_LENGTH:
+                    # The pairing page returns to no address this long (safe_next), and Django
+                    # refuses to redirect through one: come back to the page, without its query.
+                    back = request.path
+                target = pairing_url(tenant, back)
                 if request.htmx:
                     response = HttpResponse(status=204)
                     response["HX-Redirect"] = target
