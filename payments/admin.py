@@ -18,6 +18,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
+from payments.brcode import CITY_LIMIT, NAME_LIMIT, clean_merchant_text, normalize_pix_key
 from payments.models import Notification, PaymentSession, PaymentSettings, Receipt
 from payments.receipts import brl, render_receipt_text
 from payments.sessions import refund
@@ -58,6 +59,11 @@ class PaymentSettingsForm(TenantConsistentForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        if "pix_key" in self.fields:
+            self.fields["pix_key"].help_text = gettext(
+                "CPF, CNPJ, mobile phone with +55, e-mail or random key. Saved the way the "
+                "Central Bank's key directory writes it (digits only, +55…, lower case)."
+            )
         for name in SECRETS:
             if name not in self.fields:
                 continue
@@ -66,6 +72,19 @@ class PaymentSettingsForm(TenantConsistentForm):
             self.fields[name].help_text = gettext("Saved: %(masked)s. Leave blank to keep it.") % {
                 "masked": mask(current)
             }
+
+    def clean_pix_key(self) -> str:
+        """Stored as the DICT stores it (payments/brcode.py): the bank app looks it up so."""
+        key = self.cleaned_data.get("pix_key", "")
+        return normalize_pix_key(key) if key else key
+
+    def clean_merchant_name(self) -> str:
+        name = self.cleaned_data.get("merchant_name", "")
+        return clean_merchant_text(name, NAME_LIMIT) if name else name
+
+    def clean_merchant_city(self) -> str:
+        city = self.cleaned_data.get("merchant_city", "")
+        return clean_merchant_text(city, CITY_LIMIT) if city else city
 
     def clean(self) -> dict:
         cleaned = super().clean()

@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from payments.brcode import CITY_LIMIT, NAME_LIMIT, has_letter, is_canonical_pix_key, plain
 from tenants.crypto import EncryptedCharField
 from tenants.errors import InvalidTransition
 from tenants.history import HistoricalRecords
@@ -106,7 +107,14 @@ class PaymentSettings(models.Model):
 
     @property
     def static_pix_ready(self) -> bool:
-        return bool(self.pix_key and self.merchant_name and self.merchant_city)
+        """Key, name and city set and fit for a BR Code. Checked again here, not only when the
+        form saves them: a key stored before keys were made canonical, which migration 0003
+        could not fix, would print a code the payer's bank cannot resolve."""
+        return (
+            is_canonical_pix_key(self.pix_key)
+            and has_letter(plain(self.merchant_name, NAME_LIMIT))
+            and has_letter(plain(self.merchant_city, CITY_LIMIT))
+        )
 
     def enabled_methods(self) -> list[str]:
         """The methods the kiosk may offer now: enabled and with what they need configured."""

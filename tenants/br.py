@@ -68,6 +68,26 @@ def normalize_cpf(value: str) -> str:
     return cpf
 
 
+def normalize_cnpj(value: str) -> str:
+    """The 14 ASCII digits of a valid numeric CNPJ, or ValidationError. Accepts dots, slash
+    and dash, and digits of any script (see `digits`).
+
+    Check digits by modulo 11 with the weights 2–9 from the right, as the Receita Federal
+    publishes them; a remainder below 2 gives 0. The alphanumeric CNPJ (IN RFB 2.229/2024,
+    issued from July 2026) is not accepted here: it has letters, so `typed_digits` refuses it.
+    """
+    cnpj = typed_digits(value)
+    if cnpj is None or len(cnpj) != 14 or cnpj == cnpj[0] * 14:
+        raise ValidationError(_("Invalid CNPJ."), code="invalid_cnpj")
+    for size in (12, 13):
+        weights = [2, 3, 4, 5, 6, 7, 8, 9] * 2
+        total = sum(int(d) * w for d, w in zip(reversed(cnpj[:size]), weights, strict=False))
+        check = 0 if total % 11 < 2 else 11 - total % 11
+        if check != int(cnpj[size]):
+            raise ValidationError(_("Invalid CNPJ."), code="invalid_cnpj")
+    return cnpj
+
+
 def normalize_phone(value: str) -> str:
     """A Brazilian phone as DDD + number (10 or 11 ASCII digits), without +55."""
     phone = typed_digits(value) or ""
