@@ -27,6 +27,7 @@ from typing import Any
 import requests
 
 from payments.brcode import build_brcode
+from payments.fake_mercadopago_orders import FakePointOrders
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class FakeMercadoPago:
         # Faults for the next API calls, in order: ("status", 503) or ("delay", seconds).
         self.faults: list[tuple[str, float]] = []
         self.ids = itertools.count(1_000_000_001)
+        self.point = FakePointOrders(self)
         self.server = _Server((host, port), self._handler())
         self.thread: threading.Thread | None = None
 
@@ -133,12 +135,12 @@ class FakeMercadoPago:
             self.notify_later(payment_id)
         return self.payments[payment_id]
 
-    def notify_later(self, payment_id: str) -> None:
+    def notify_later(self, payment_id: str, **webhook) -> None:
         # After our own HTTP answer: the app may be the one that asked for the approval.
         def run() -> None:
             time.sleep(self.webhook_delay)
             try:
-                self.send_webhook(payment_id)
+                self.send_webhook(payment_id, **webhook)
             except requests.RequestException as error:
                 log.warning("webhook for %s not delivered: %s", payment_id, error)
 
@@ -149,6 +151,7 @@ class FakeMercadoPago:
         data_id: str,
         *,
         kind: str = "payment",
+        action: str = "",
         url: str = "",
         secret: str | None = None,
         request_id: str | None = None,
@@ -161,7 +164,7 @@ class FakeMercadoPago:
         if signature is None:
             signature = sign(self.secret if secret is None else secret, data_id, request_id, ts)
         body = {
-            "action": f"{kind}.updated",
+            "action": action or f"{kind}.updated",
             "api_version": "v1",
             "type": kind,
             "data": {"id": data_id},
@@ -203,6 +206,8 @@ class FakeMercadoPago:
 
     def handle(self, method: str, path: str, headers: dict[str, str], body: Any):
         """(status, json) for one API call. Called with the lock held."""
+        if self.point.serves(path):  # the Point Orders API: fake_mercadopago_orders.py
+            return self.point.handle(method, path, headers, body)
         if not headers.get("authorization", "").startswith("Bearer "):
             return 401, {"message": "unauthorized", "error": "unauthorized", "status": 401}
         key = headers.get("x-idempotency-key", "")
@@ -307,7 +312,7 @@ class FakeMercadoPago:
                 log.debug("fake MercadoPago: " + format, *args)
 
             def _answer(self, status: int, body: Any) -> None:
-                data = json.dumps(body).encode()
+                data = b"" if body is None else json.dumps(body).encode()  # None: 204
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
