@@ -11,7 +11,7 @@ import secrets
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.validators import MinValueValidator
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -37,6 +37,28 @@ class Provider(models.TextChoices):
     MERCADOPAGO = "mercadopago", _("MercadoPago")
     PIX_STATIC = "pix_static", _("Static PIX (confirmed by an operator)")
     MANUAL = "manual", _("Cash at the counter")
+
+
+class PointApi(models.TextChoices):
+    """Which MercadoPago API drives the Point card terminal."""
+
+    ORDERS = "orders", _("Orders API (terminal in PDV mode)")
+    LEGACY_INTENTS = (
+        "legacy_intents",
+        _("Payment intents — LEGACY, being discontinued by MercadoPago"),
+    )
+
+
+# MercadoPago's terminal id: the model, two underscores, the serial on the terminal's label
+# (`NEWLAND_N950__SBX0000001`), exactly as GET /terminals/v1/list gives it. Create order
+# reference: https://www.mercadopago.com.br/developers/en/reference/in-person-payments/point/orders/create-order/post
+TERMINAL_ID = RegexValidator(
+    r"^[A-Z0-9]+(?:_[A-Z0-9]+)*__[A-Z0-9]+\Z",
+    _(
+        "Type the terminal id as MercadoPago lists it: the model, two underscores and the "
+        "serial number, e.g. NEWLAND_N950__SBX0000001."
+    ),
+)
 
 
 class PaymentSettings(models.Model):
@@ -69,7 +91,22 @@ class PaymentSettings(models.Model):
         _("MercadoPago Point device id"),
         max_length=100,
         blank=True,
+        validators=[TERMINAL_ID],
         help_text=_("The card terminal beside the kiosk, e.g. PAX_A910__SMARTPOS1234567890."),
+    )
+    # Settings saved before the Orders API existed keep the legacy intents (migration 0003):
+    # their MercadoPago application notifies "Point integrations", not "Order".
+    point_api = models.CharField(
+        _("Point integration"),
+        max_length=16,
+        choices=PointApi.choices,
+        default=PointApi.ORDERS,
+        help_text=_(
+            "Orders API: the terminal must be in PDV mode and the MercadoPago application must "
+            "send notifications of the event “Order (Mercado Pago)”. Payment intents are "
+            "legacy: MercadoPago is discontinuing them; switch once the terminal works with "
+            "orders."
+        ),
     )
     payer_email = models.EmailField(
         _("payer e-mail for PIX"),

@@ -45,6 +45,7 @@ def test_saving_with_the_secret_blank_keeps_it_and_typing_replaces_it(client, bo
         "mercadopago_access_token": "",
         "mercadopago_webhook_secret": "new-secret-2222",
         "mercadopago_point_device": "",
+        "point_api": "orders",
         "payer_email": "",
         "pix_key": "pix@studio.test",
         "merchant_name": "Studio",
