@@ -269,6 +269,9 @@ def _apply_locked(
         if session.status == S.PENDING and remote.provider_status != session.provider_status:
             session.provider_status = remote.provider_status
             session.save(update_fields=["provider_status"])
+        if remote.attention and remote.attention not in session.attention_note:
+            session.flag(remote.attention)
+            session.save(update_fields=["needs_attention", "attention_note"])
         return Out.DUPLICATE, f"provider says {remote.provider_status}"
     if remote.status == S.PAID:
         return _apply_paid(ticket, session, remote)

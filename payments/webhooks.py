@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from payments.models import Notification, PaymentSession, PaymentSettings, Provider
 from payments.providers import ProviderError, ProviderUnavailable
-from payments.providers.mercadopago import MercadoPagoProvider
+from payments.providers.mercadopago_orders import MercadoPagoOrdersProvider
 from payments.sessions import apply_remote
 from tenants.models import Tenant
 
@@ -16,17 +16,19 @@ def process_mercadopago(
 ) -> tuple[str, PaymentSession | None, str]:
     """Look up what a verified notification names and apply it. Returns (outcome, session, detail).
 
-    `payment` names a payment (PIX or the payment a Point terminal made);
-    `point_integration_wh` names a Point payment intent. Everything else is ignored. When the
-    API does not answer the outcome is RETRY and nothing changed: MercadoPago sends the
-    notification again.
+    `payment` names a payment (PIX or the payment a Point terminal made); `order` names a
+    Point order (Orders API); `point_integration_wh` names a legacy Point payment intent.
+    Everything else is ignored. When the API does not answer the outcome is RETRY and nothing
+    changed: MercadoPago sends the notification again.
     """
-    provider = MercadoPagoProvider(config)
+    provider = MercadoPagoOrdersProvider(config)
     if not data_id:
         return Out.IGNORED, None, "no data.id"
     try:
         if kind == "payment":
             return apply_remote(tenant, provider.get_payment(data_id))
+        if kind == "order":
+            return apply_remote(tenant, provider.get_order(data_id))
         if kind == "point_integration_wh":
             session = PaymentSession.objects.filter(
                 tenant=tenant, provider=Provider.MERCADOPAGO, external_id=data_id

@@ -15,6 +15,7 @@ from django.db import connection
 
 from equipment.models import Equipment, Kind
 from payments.fake_mercadopago import FakeMercadoPago
+from payments.fake_mercadopago_orders import DEMO_TERMINAL
 from payments.models import PaymentSettings
 from tenants.models import Membership, Role, Tenant
 from tickets.issuing import create_ticket
@@ -230,14 +231,14 @@ def fake(settings):
 
 @pytest.fixture
 def mp(tenant):
-    """`tenant` takes PIX and card through MercadoPago."""
+    """`tenant` takes PIX and card through MercadoPago (card: the Point Orders API)."""
     return PaymentSettings.objects.create(
         tenant=tenant,
         pix_provider="mercadopago",
         card_enabled=True,
         mercadopago_access_token="TEST-token",
         mercadopago_webhook_secret=MP_SECRET,
-        mercadopago_point_device="FAKE_POINT_1",
+        mercadopago_point_device=DEMO_TERMINAL,
         payer_email="caixa@studio.test",
     )
 

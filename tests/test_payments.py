@@ -359,15 +359,22 @@ def test_a_ticket_left_unpaid_without_a_session_is_cancelled_by_expiry(tenant, t
     assert reload(ticket).status == "cancelled" and reload(towel).stock == 2
 
 
-# --- card on the Point terminal -----------------------------------------------------------
+# --- card on the Point terminal, legacy payment intents (tests/test_point_orders.py: orders) --
 
 
-def test_card_goes_to_the_point_terminal_in_cents_and_its_payment_confirms(
-    fake, mp, ticket, client
+@pytest.fixture
+def legacy(mp):
+    mp.point_api = "legacy_intents"
+    mp.save()
+    return mp
+
+
+def test_legacy_card_goes_to_the_point_terminal_in_cents_and_its_payment_confirms(
+    fake, legacy, ticket, client
 ):
     session = start_payment(ticket, "card")
     intent = fake.intents[session.external_id]
-    assert intent["amount"] == 12500 and intent["device_id"] == "FAKE_POINT_1"
+    assert intent["amount"] == 12500 and intent["device_id"] == legacy.mercadopago_point_device
     assert intent["additional_info"]["external_reference"] == str(session.pk)
     payment = fake.approve_intent(session.external_id, notify=False)
     assert webhook(client, ticket.tenant, payment["id"]).status_code == 200
@@ -376,7 +383,9 @@ def test_card_goes_to_the_point_terminal_in_cents_and_its_payment_confirms(
     assert reload(ticket).status == "in_queue"
 
 
-def test_cancelling_a_card_session_cancels_the_intent_on_the_terminal(fake, mp, ticket, tenant):
+def test_cancelling_a_legacy_card_session_cancels_the_intent_on_the_terminal(
+    fake, legacy, ticket, tenant
+):
     session = start_payment(ticket, "card")
     cancel_session(tenant, session.pk, reason="desistiu")
     assert reload(session).status == "canceled"

@@ -11,11 +11,12 @@ from payments.providers.base import (
     RemotePayment,
 )
 from payments.providers.cash import CashProvider
-from payments.providers.mercadopago import MercadoPagoProvider
+from payments.providers.mercadopago_orders import MercadoPagoOrdersProvider
 from payments.providers.pix_static import StaticPixProvider
 
 REGISTRY: dict[str, type[PaymentProvider]] = {
-    Provider.MERCADOPAGO: MercadoPagoProvider,
+    # PIX through the base MercadoPagoProvider; card on Point through the Orders API.
+    Provider.MERCADOPAGO: MercadoPagoOrdersProvider,
     Provider.PIX_STATIC: StaticPixProvider,
     Provider.MANUAL: CashProvider,
 }

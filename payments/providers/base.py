@@ -37,6 +37,8 @@ class RemotePayment:
     """The provider's truth about a payment, read from its API (never from a webhook body).
 
     `status` is one of our SessionStatus values, or "" while the provider still waits.
+    `attention` is a note for a manager when the provider waits on a person (a Point terminal
+    asking for a check), flagged once on the session.
     """
 
     status: str
@@ -46,6 +48,7 @@ class RemotePayment:
     currency: str
     provider_status: str
     payment_id: str = ""
+    attention: str = ""
     raw: dict[str, Any] = field(default_factory=dict)
 
 

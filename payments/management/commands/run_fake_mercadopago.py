@@ -16,12 +16,13 @@ import threading
 from django.core.management.base import BaseCommand, CommandError
 
 from payments.fake_mercadopago import FakeMercadoPago
+from payments.fake_mercadopago_orders import DEMO_TERMINAL
 from payments.models import PaymentSettings, Provider
 from tenants.models import Tenant
 
 DEMO_TOKEN = "TEST-demo-access-token"
 DEMO_SECRET = "demo-webhook-secret"
-DEMO_DEVICE = "DEMO_POINT_SMART_1"
+DEMO_DEVICE = DEMO_TERMINAL
 
 
 def configure_demo_tenant(tenant: Tenant) -> tuple[PaymentSettings, bool]:
