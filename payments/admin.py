@@ -7,6 +7,8 @@ payments/sessions.py (the refund action calls `refund`).
 
 from __future__ import annotations
 
+import logging
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import ActionLocation
@@ -19,13 +21,16 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
 from payments.brcode import CITY_LIMIT, NAME_LIMIT, clean_merchant_text, normalize_pix_key
-from payments.models import Notification, PaymentSession, PaymentSettings, Receipt
+from payments.models import Notification, PaymentSession, PaymentSettings, PointApi, Receipt
+from payments.providers import ProviderError
+from payments.providers.mercadopago_orders import MercadoPagoOrdersProvider
 from payments.receipts import brl, render_receipt_text
 from payments.sessions import refund
 from tenants.admin import TenantConsistentForm, TenantScopedAdmin
 from tenants.errors import DomainError
 from tenants.models import Role
 
+log = logging.getLogger(__name__)
 SECRETS = ("mercadopago_access_token", "mercadopago_webhook_secret")
 STATUS_COLOURS = {
     "pending": "#b45309",
@@ -98,8 +103,16 @@ class PaymentSettingsForm(TenantConsistentForm):
 class PaymentSettingsAdmin(TenantScopedAdmin, SimpleHistoryAdmin):
     form = PaymentSettingsForm
     allow_revert = False
-    list_display = ["tenant", "methods", "pix_provider", "token_masked", "secret_masked"]
+    list_display = [
+        "tenant",
+        "methods",
+        "pix_provider",
+        "point_integration",
+        "token_masked",
+        "secret_masked",
+    ]
     list_select_related = ["tenant"]
+    actions = ["check_point_terminal"]
     fieldsets = [
         (None, {"fields": ["tenant", "pix_enabled", "card_enabled", "cash_enabled"]}),
         (
@@ -110,6 +123,7 @@ class PaymentSettingsAdmin(TenantScopedAdmin, SimpleHistoryAdmin):
                     "mercadopago_access_token",
                     "mercadopago_webhook_secret",
                     "mercadopago_point_device",
+                    "point_api",
                     "payer_email",
                 ]
             },
@@ -120,6 +134,54 @@ class PaymentSettingsAdmin(TenantScopedAdmin, SimpleHistoryAdmin):
     @admin.display(description=_("methods offered"))
     def methods(self, obj: PaymentSettings) -> str:
         return ", ".join(obj.enabled_methods()) or "—"
+
+    @admin.display(description=_("Point integration"), ordering="point_api")
+    def point_integration(self, obj: PaymentSettings) -> str:
+        if not obj.mercadopago_point_device:
+            return "—"
+        if obj.point_api == PointApi.LEGACY_INTENTS:
+            return format_html('<strong style="color:#b45309">{}</strong>', gettext("legacy"))
+        return gettext("Orders API")
+
+    @admin.action(description=_("Check the Point terminal at MercadoPago"))
+    def check_point_terminal(self, request, queryset):
+        """Is the configured terminal in this MercadoPago account, and in PDV mode?"""
+        for config in queryset.select_related("tenant")[:20]:
+            terminal = config.mercadopago_point_device
+            if not terminal or not config.mercadopago_access_token:
+                self.message_user(
+                    request,
+                    gettext("%(tenant)s: no Point terminal or access token configured.")
+                    % {"tenant": config.tenant},
+                    messages.WARNING,
+                )
+                continue
+            try:
+                mode = MercadoPagoOrdersProvider(config).terminal_mode()
+            except ProviderError as error:
+                log.warning("terminal check for %s failed: %s", config.tenant, error)
+                self.message_user(
+                    request,
+                    gettext("%(tenant)s: MercadoPago did not answer; try again.")
+                    % {"tenant": config.tenant},
+                    messages.ERROR,
+                )
+                continue
+            names = {"tenant": config.tenant, "terminal": terminal, "mode": mode}
+            if mode == "PDV":
+                text, level = gettext("%(tenant)s: %(terminal)s is in PDV mode."), messages.SUCCESS
+            elif mode is None:
+                text = gettext(
+                    "%(tenant)s: %(terminal)s is not a terminal of this MercadoPago account."
+                )
+                level = messages.ERROR
+            else:
+                text = gettext(
+                    "%(tenant)s: %(terminal)s is in %(mode)s mode. Set it to PDV (point of "
+                    "sale) in MercadoPago and restart the terminal."
+                )
+                level = messages.ERROR
+            self.message_user(request, text % names, level)
 
     @admin.display(description=_("access token"))
     def token_masked(self, obj: PaymentSettings) -> str:
