@@ -171,6 +171,7 @@ def settings_form(tenant, **changes) -> dict:
         "mercadopago_access_token": "",
         "mercadopago_webhook_secret": "",
         "mercadopago_point_device": "",
+        "point_api": "orders",
         "payer_email": "",
         "pix_key": EMAIL,
         "merchant_name": "Studio",
@@ -250,10 +251,11 @@ BEFORE = ("payments", "0002_encrypted_secrets")
 AFTER = ("payments", "0003_canonical_pix_key")
 
 
-def migrate(target: tuple[str, str]) -> None:
+def migrate(target: tuple[str, str] | None = None) -> None:
+    """To `target`, or (None) back to the latest payments migration."""
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()
-    executor.migrate([target])
+    executor.migrate([target or executor.loader.graph.leaf_nodes("payments")[0]])
 
 
 @pytest.mark.django_db(transaction=True)
@@ -271,7 +273,7 @@ def test_the_migration_makes_stored_keys_canonical_and_logs_what_it_cannot(
         migrate(BEFORE)
         migrate(AFTER)
     finally:
-        migrate(AFTER)
+        migrate()
     typed.refresh_from_db()
     broken.refresh_from_db()
     assert typed.pix_key == CPF

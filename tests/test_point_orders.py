@@ -717,7 +717,7 @@ def test_settings_with_a_terminal_keep_the_legacy_intents_and_new_ones_use_order
     )
     without = PaymentSettings.objects.create(tenant=other_tenant)
     assert with_terminal.point_api == without.point_api == "orders"
-    migration = importlib.import_module("payments.migrations.0003_point_api")
+    migration = importlib.import_module("payments.migrations.0004_point_api")
     migration.keep_legacy_where_a_terminal_works(apps, None)
     assert reload(with_terminal).point_api == "legacy_intents"
     assert reload(without).point_api == "orders"

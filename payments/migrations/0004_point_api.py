@@ -19,7 +19,7 @@ def keep_legacy_where_a_terminal_works(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('payments', '0002_encrypted_secrets'),
+        ('payments', '0003_canonical_pix_key'),
     ]
 
     operations = [
