@@ -6,6 +6,8 @@ server (payments/fake_mercadopago.py); webhooks are signed the way MercadoPago s
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import threading
 import time
@@ -18,7 +20,6 @@ from django.test import Client
 from django.utils import timezone
 
 from payments.brcode import build_brcode, crc16
-from payments.fake_mercadopago import sign
 from payments.models import Notification, PaymentSession, PaymentSettings, Receipt
 from payments.receipts import brl, render_receipt_text
 from payments.sessions import (
@@ -41,6 +42,24 @@ from tickets.models import Extra, Ticket
 def ticket(tenant, cryo, towel):
     """R$ 120 of cryotherapy + a R$ 5 towel (stock 2 → 1)."""
     return make_ticket(tenant, [cryo], extras={towel.id: 1})
+
+
+def sign(
+    secret: str, data_id: str, request_id: str, ts: int | str, *, id_as_received: bool = False
+) -> str:
+    """An `x-signature` made here from MercadoPago's notifications page alone, not by the
+    product's code nor the fake's: the template `id:[data.id_url];request-id:
+    [x-request-id_header];ts:[ts_header];` filled in, an alphanumeric data.id in lower case
+    (or as received, as the SDKs sign it), HMAC-SHA256 of it with the secret, in hex."""
+    lower = data_id.isalnum() and not id_as_received
+    filled = (
+        "id:[data.id_url];request-id:[x-request-id_header];ts:[ts_header];".replace(
+            "[data.id_url]", data_id.lower() if lower else data_id
+        )
+        .replace("[x-request-id_header]", request_id)
+        .replace("[ts_header]", str(ts))
+    )
+    return f"ts={ts},v1={hmac.new(secret.encode(), filled.encode(), hashlib.sha256).hexdigest()}"
 
 
 def webhook(client, tenant, data_id, *, secret=SECRET, ts=None, request_id="req-1", sig=None):
@@ -163,6 +182,50 @@ def test_forged_missing_and_stale_signatures_get_401_and_change_nothing(
     assert reload(ticket).status == "pending_payment"
     assert not Notification.objects.exists()
     assert not [r for r in fake.requests if r[0] == "GET"]  # not even looked up
+
+
+@pytest.mark.parametrize("unit", [1, 1000], ids=["ts in seconds", "ts in milliseconds"])
+def test_a_fresh_signature_is_accepted_with_ts_in_seconds_or_milliseconds(
+    fake, mp, ticket, client, unit
+):
+    session = start_payment(ticket, "pix")
+    fake.approve(session.external_id, notify=False)
+    ts = int(time.time() * unit)
+    assert webhook(client, ticket.tenant, session.external_id, ts=ts).status_code == 200
+    assert reload(session).status == "paid"
+
+
+@pytest.mark.parametrize("unit", [1, 1000], ids=["seconds", "milliseconds"])
+@pytest.mark.parametrize("drift", [-301, 301], ids=["stale", "future"])
+def test_a_ts_outside_the_tolerance_is_refused_in_either_unit(
+    fake, mp, ticket, client, settings, unit, drift
+):
+    assert settings.MERCADOPAGO_WEBHOOK_TOLERANCE == 300
+    session = start_payment(ticket, "pix")
+    fake.approve(session.external_id, notify=False)
+    ts = int((time.time() + drift) * unit)
+    assert webhook(client, ticket.tenant, session.external_id, ts=ts).status_code == 401
+    assert reload(session).status == "pending" and not Notification.objects.exists()
+
+
+ORDER_ID = "ORDTST01JQ4S4KY8HWQ6NA5PXB65B3D3"  # an alphanumeric data.id (Orders API ids)
+
+
+@pytest.mark.parametrize("as_received", [False, True], ids=["lower-cased (docs)", "as sent (SDK)"])
+def test_an_alphanumeric_data_id_is_verified_lower_cased_as_the_docs_say_or_as_sent(
+    fake, mp, client, tenant, as_received
+):
+    ts = int(time.time())
+    signature = sign(SECRET, ORDER_ID, "req-1", ts, id_as_received=as_received)
+    response = webhook(client, tenant, ORDER_ID, sig=signature)
+    assert response.status_code == 200  # verified; then looked up (unknown here) and ignored
+    assert Notification.objects.get().data_id == ORDER_ID
+
+
+def test_a_signature_for_another_alphanumeric_id_is_refused(fake, mp, client, tenant):
+    signature = sign(SECRET, ORDER_ID[:-1] + "4", "req-1", int(time.time()))
+    assert webhook(client, tenant, ORDER_ID, sig=signature).status_code == 401
+    assert not Notification.objects.exists()
 
 
 def test_a_webhook_for_another_tenant_cannot_confirm_this_tenants_payment(
