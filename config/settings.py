@@ -7,7 +7,9 @@ Defaults give the zero-setup machine: a SQLite file and the in-memory channel la
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from django.utils.csp import CSP
@@ -269,6 +271,26 @@ MERCADOPAGO_WEBHOOK_TOLERANCE = env.int("MERCADOPAGO_WEBHOOK_TOLERANCE", default
 # Where customers reach this installation: the QR code on a printed ticket points here
 # (`<PUBLIC_BASE_URL>/t/<slug>/senha/<token>/`), so it must be the address phones can open.
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+
+# A PIX through MercadoPago needs the payer's e-mail, which kiosk customers do not give, and it
+# may not be the MercadoPago account's own (the payer can't be the collector). Unless a studio
+# typed a payer e-mail of its own, a sale's payer is `senha-<ticket id>@<this domain>`: a
+# domain the platform controls, so MercadoPago's receipts to the payer reach nobody else.
+# Defaults to PUBLIC_BASE_URL's host when that is a DNS name; empty leaves PIX through
+# MercadoPago to the studios that typed one.
+_public_host = urlsplit(PUBLIC_BASE_URL).hostname or ""
+try:
+    ipaddress.ip_address(_public_host)
+    _public_host = ""
+except ValueError:
+    _public_host = _public_host if "." in _public_host else ""
+PIX_PAYER_EMAIL_DOMAIN = env.str("PIX_PAYER_EMAIL_DOMAIN", default=_public_host).lower()
+if PIX_PAYER_EMAIL_DOMAIN and not re.fullmatch(
+    r"(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}", PIX_PAYER_EMAIL_DOMAIN
+):
+    raise environ.ImproperlyConfigured(
+        f"PIX_PAYER_EMAIL_DOMAIN must be a DNS domain name, not {PIX_PAYER_EMAIL_DOMAIN!r}"
+    )
 
 # Where a tenant's settings may make this server connect (tenants/netguard.py). Outgoing
 # webhooks go only to public addresses unless this is on (integrations on the platform's own

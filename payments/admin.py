@@ -77,6 +77,12 @@ class PaymentSettingsForm(TenantConsistentForm):
             self.fields[name].help_text = gettext("Saved: %(masked)s. Leave blank to keep it.") % {
                 "masked": mask(current)
             }
+        if "payer_email" in self.fields:
+            self.fields["payer_email"].help_text = gettext(
+                "Optional: an address of the studio's that MercadoPago receipts may go to. "
+                "Never the MercadoPago account's own e-mail (MercadoPago refuses it). Blank: "
+                "each sale gets an address of its own on the platform's domain."
+            )
 
     def clean_pix_key(self) -> str:
         """Stored as the DICT stores it (payments/brcode.py): the bank app looks it up so."""
@@ -96,6 +102,17 @@ class PaymentSettingsForm(TenantConsistentForm):
         for name in SECRETS:
             if name in cleaned and not (cleaned.get(name) or "").strip() and self.instance.pk:
                 cleaned[name] = getattr(self.instance, name)
+        # Checked again when used (providers/mercadopago.py): the contact e-mail may change.
+        typed = (cleaned.get("payer_email") or "").strip()
+        tenant = cleaned.get("tenant") or getattr(self.instance, "tenant", None)
+        if typed and tenant and typed.casefold() == tenant.contact_email.strip().casefold():
+            self.add_error(
+                "payer_email",
+                gettext(
+                    "This is the studio's contact e-mail, usually its MercadoPago account's: "
+                    "MercadoPago refuses a payer who is the account receiving. Leave it blank."
+                ),
+            )
         return cleaned
 
 

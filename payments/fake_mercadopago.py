@@ -1,9 +1,12 @@
 """A fake MercadoPago API on 127.0.0.1, for tests and the demo without an account.
 
-It speaks the few endpoints the official SDK calls for us (PIX payments, refunds, Point
-payment intents), honours `x-idempotency-key` on creates like the real API, and, when asked
-to approve a payment ("simular pagamento"), sends the app a webhook signed exactly as
-MercadoPago signs them (`x-signature: ts=…,v1=HMAC-SHA256("id:…;request-id:…;ts:…;")`).
+It speaks the endpoints the official SDK calls for us (PIX payments, cancel, refunds, Point
+payment intents) and enforces what MercadoPago documents for them: each rule below cites the
+page it comes from, and a request the real API would refuse is refused here with the real
+API's status code and error JSON (`{"message", "error", "status", "cause": [...]}`), so the
+suite fails where production would (tests/test_mercadopago_contract.py sends one violating
+request per rule). When asked to approve a payment ("simular pagamento") it sends the app a
+notification shaped and signed as the notifications page documents.
 
 Tests drive it directly (`FakeMercadoPago.start()`, `fail_next`, `delay_next`, `approve`,
 `send_webhook`); the demo runs it with `manage.py run_fake_mercadopago`.
@@ -20,7 +23,8 @@ import re
 import threading
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -32,11 +36,71 @@ from payments.fake_mercadopago_orders import FakePointOrders
 log = logging.getLogger(__name__)
 
 
+# The pages each rule follows (read December 2026).
+CREATE_DOC = "https://www.mercadopago.com.br/developers/en/reference/payments/_payments/post"
+PIX_DOC = (
+    "https://www.mercadopago.com.br/developers/en/docs/checkout-api/integration-configuration/"
+    "integrate-pix"
+)
+IDEMPOTENCY_DOC = (
+    "https://www.mercadopago.com.br/developers/en/news/2023/01/04/"
+    "Idempotency-key-usage-will-be-mandatory"
+)
+GET_DOC = "https://www.mercadopago.com.br/developers/en/reference/payments/_payments_id/get"
+CANCEL_DOC = (
+    "https://www.mercadopago.com.br/developers/en/reference/chargebacks/_payments_payment_id/put"
+)
+REFUND_DOC = (
+    "https://www.mercadopago.com.br/developers/en/reference/chargebacks/_payments_id_refunds/post"
+)
+NOTIFICATIONS_DOC = (
+    "https://www.mercadopago.com.br/developers/en/docs/your-integrations/notifications/webhooks"
+)
+ERROR_SHAPE_DOC = "https://www.mercadopago.com.mx/developers/en/support/37025"
+
+# The owner of every access token the fake accepts: the collector, who receives the money.
+COLLECTOR_EMAIL = "conta-mercadopago@studio.test"
+COLLECTOR_ID = 1_234_567_890
+
+# "yyyy-MM-dd'T'HH:mm:ss.SSSZ" with the offset written as in the docs' example
+# "2022-11-17T09:37:52.000-04:00" (CREATE_DOC, error 1001; PIX_DOC).
+EXPIRY_FORMAT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}[+-]\d{2}:?\d{2}")
+# PIX_DOC: a PIX's date_of_expiration must fall between 30 minutes and 30 days from the
+# creation (the minimum was raised from 5 to 30 minutes; default 24 hours when absent).
+PIX_SHORTEST, PIX_LONGEST = timedelta(minutes=30), timedelta(days=30)
+# The states a payment can be cancelled from (CANCEL_DOC: "in_process, pending or authorized").
+CANCELLABLE = ("pending", "in_process", "authorized")
+# The creates and refunds that must carry an X-Idempotency-Key (IDEMPOTENCY_DOC).
+PAYMENT_POSTS = re.compile(r"/v1/payments(/\d+/refunds)?")
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def manifest(data_id: str, request_id: str, ts: int | str) -> str:
+    """The text MercadoPago signs (NOTIFICATIONS_DOC): `id:[data.id_url];request-id:
+    [x-request-id_header];ts:[ts_header];`, an alphanumeric data.id lower-cased, absent parts
+    left out."""
+    parts = []
+    if data_id:
+        parts.append(f"id:{data_id.lower() if data_id.isalnum() else data_id}")
+    if request_id:
+        parts.append(f"request-id:{request_id}")
+    parts.append(f"ts:{ts}")
+    return ";".join(parts) + ";"
+
+
 def sign(secret: str, data_id: str, request_id: str, ts: int | str) -> str:
     """The `x-signature` header MercadoPago would send for this notification."""
-    manifest = f"id:{data_id};request-id:{request_id};ts:{ts};"
-    digest = hmac.new(secret.encode(), manifest.encode(), hashlib.sha256).hexdigest()
+    text = manifest(data_id, request_id, ts)
+    digest = hmac.new(secret.encode(), text.encode(), hashlib.sha256).hexdigest()
     return f"ts={ts},v1={digest}"
+
+
+def refusal(status: int, message: str, code: int | str, description: str = ""):
+    """(status, body) in the real API's error shape (ERROR_SHAPE_DOC): message, error, status
+    and the list of causes, each with its code from the endpoint's reference page."""
+    error = {400: "bad_request", 401: "unauthorized", 404: "not_found"}.get(status, "error")
+    cause = {"code": code, "description": description or message, "data": _now()}
+    return status, {"message": message, "error": error, "status": status, "cause": [cause]}
 
 
 class _Server(ThreadingHTTPServer):
@@ -61,10 +125,16 @@ class FakeMercadoPago:
         webhook_url: str = "",
         secret: str = "",
         webhook_delay: float = 0.0,
+        collector_email: str = COLLECTOR_EMAIL,
+        ts_in_milliseconds: bool = True,
     ) -> None:
         self.webhook_url = webhook_url
         self.secret = secret
         self.webhook_delay = webhook_delay
+        self.collector_email = collector_email
+        # The notifications page's current example signs `ts=1742505638683` (milliseconds);
+        # its older example and the SDKs use seconds. The fake sends milliseconds unless told.
+        self.ts_in_milliseconds = ts_in_milliseconds
         self.lock = threading.Lock()
         self.payments: dict[str, dict[str, Any]] = {}
         self.intents: dict[str, dict[str, Any]] = {}
@@ -158,18 +228,24 @@ class FakeMercadoPago:
         ts: int | None = None,
         signature: str | None = None,
     ) -> requests.Response:
-        """POST a notification to the app, signed like MercadoPago (or not, for tests)."""
+        """POST a notification to the app as NOTIFICATIONS_DOC shows one: `data.id` and `type`
+        in the query string, the body with `action`, `api_version`, `data.id`, `date_created`,
+        `id`, `live_mode`, `type` and `user_id`, and the headers `x-request-id` and
+        `x-signature: ts=…,v1=…` (or a signature of the test's, or none)."""
         request_id = request_id or str(uuid.uuid4())
-        ts = int(time.time()) if ts is None else ts
+        if ts is None:
+            ts = int(time.time() * 1000) if self.ts_in_milliseconds else int(time.time())
         if signature is None:
             signature = sign(self.secret if secret is None else secret, data_id, request_id, ts)
         body = {
             "action": action or f"{kind}.updated",
             "api_version": "v1",
-            "type": kind,
             "data": {"id": data_id},
             "date_created": _now(),
+            "id": next(self.ids),
             "live_mode": False,
+            "type": kind,
+            "user_id": COLLECTOR_ID,
         }
         headers = {"x-request-id": request_id, "Content-Type": "application/json"}
         if signature:
@@ -199,18 +275,156 @@ class FakeMercadoPago:
             "date_created": _now(),
             "date_approved": _now() if status == "approved" else None,
             "live_mode": False,
+            "collector_id": COLLECTOR_ID,
             **extra,
         }
         self.payments[payment_id] = payment
         return payment
+
+    def _create_payment(self, body: Any):
+        """POST /v1/payments for a PIX, refused where the real API refuses (CREATE_DOC, PIX_DOC)."""
+        if not isinstance(body, dict):
+            return refusal(400, "Params Error", 1, "the body must be a JSON object")
+        method = body.get("payment_method_id")
+        # CREATE_DOC: payment_method_id is required ("Params Error"); an unknown one is error
+        # 3011 "Not found payment_method". The fake speaks only PIX, all Totem sends here.
+        if not method:
+            return refusal(400, "Params Error", 1, "payment_method_id is required")
+        if method != "pix":
+            return refusal(400, "Not found payment_method", 3011)
+        amount = body.get("transaction_amount")
+        # CREATE_DOC, error 2072 "Invalid value for transaction_amount": a number above zero,
+        # in centavos at most (BRL has two decimal places).
+        if (
+            isinstance(amount, bool)
+            or not isinstance(amount, int | float)
+            or amount <= 0
+            or Decimal(str(amount)).as_tuple().exponent < -2
+        ):
+            return refusal(400, "Invalid value for transaction_amount", 2072)
+        # The collector's site is Brazil (MLB): its payments are in BRL (GET_DOC, currency_id);
+        # a create that names another currency is a parameter error (CREATE_DOC, error 1).
+        if body.get("currency_id", "BRL") != "BRL":
+            return refusal(400, "Params Error", 1, "currency_id must be BRL for this collector")
+        payer = body.get("payer") if isinstance(body.get("payer"), dict) else {}
+        email = payer.get("email")
+        # PIX_DOC: the payer's e-mail is required for a PIX.
+        if not isinstance(email, str) or not EMAIL.fullmatch(email):
+            return refusal(400, "Params Error", 1, "payer.email is required and must be valid")
+        # CREATE_DOC, errors 2034 "Invalid users involved" and 2060 "The customer can't be
+        # equal to the collector": the payer's e-mail may not be the account's own.
+        if email.casefold() == self.collector_email.casefold():
+            return refusal(
+                400, "Invalid users involved", 2060, "The customer can't be equal to the collector"
+            )
+        expiry = body.get("date_of_expiration")
+        if expiry is not None:
+            # CREATE_DOC, error 1001 "Date format must be yyyy-MM-dd'T'HH:mm:ss.SSSZ".
+            try:
+                if not isinstance(expiry, str) or not EXPIRY_FORMAT.fullmatch(expiry):
+                    raise ValueError(expiry)
+                ahead = datetime.fromisoformat(expiry) - datetime.now(UTC)
+            except ValueError:
+                return refusal(400, "Date format must be yyyy-MM-dd'T'HH:mm:ss.SSSZ", 1001)
+            # PIX_DOC: between 30 minutes and 30 days from now.
+            if not PIX_SHORTEST <= ahead <= PIX_LONGEST:
+                return refusal(
+                    400,
+                    "Params Error",
+                    1,
+                    "date_of_expiration must be between 30 minutes and 30 days from now",
+                )
+        payment = self._new_payment(
+            amount=amount,
+            method="pix",
+            reference=body.get("external_reference", ""),
+            date_of_expiration=expiry,
+            description=body.get("description", ""),
+            payer={"email": email, "first_name": payer.get("first_name", "")},
+        )
+        code = build_brcode(
+            key="fake@mercadopago.test",
+            name="MERCADO PAGO FAKE",
+            city="SAO PAULO",
+            amount=None,
+            txid=f"MP{payment['id']}",
+        )
+        payment["point_of_interaction"] = {
+            "type": "PIX",
+            "transaction_data": {
+                "qr_code": code,
+                "qr_code_base64": "",
+                "ticket_url": f"{self.url}/checkout/pix/{payment['id']}",
+            },
+        }
+        return 201, payment
+
+    def _cancel_payment(self, payment: dict[str, Any], body: Any):
+        """PUT /v1/payments/{id} `{"status": "cancelled"}` (CANCEL_DOC): the only update the
+        endpoint takes for a payment, and only while it is in_process, pending or authorized."""
+        status = body.get("status") if isinstance(body, dict) else None
+        if status is None:
+            return refusal(400, "Status attribute can't be null", 4017)
+        if status != "cancelled":
+            return refusal(400, "Invalid Status for Update", 2016)
+        if payment["status"] not in CANCELLABLE:
+            return refusal(
+                400, "The action requested is not valid for the current payment state", 2018
+            )
+        payment.update(status="cancelled", status_detail="by_collector", date_last_updated=_now())
+        return 200, payment
+
+    def _refund(self, payment: dict[str, Any], body: Any):
+        """POST /v1/payments/{id}/refunds (REFUND_DOC): no body refunds what is left, `amount`
+        refunds part of it; only an approved payment can be refunded."""
+        amount = body.get("amount") if isinstance(body, dict) else None
+        if amount is not None:
+            if isinstance(amount, bool) or not isinstance(amount, int | float):
+                return refusal(400, "amount attribute must be numeric", 4041)
+            if amount <= 0:
+                return refusal(400, "amount attribute must be positive", 4040)
+        if payment["status"] != "approved":
+            return refusal(
+                400, "The action requested is not valid for the current payment state", 2063
+            )
+        paid = Decimal(str(payment["transaction_amount"]))
+        left = paid - Decimal(str(payment.get("transaction_amount_refunded", 0)))
+        value = left if amount is None else Decimal(str(amount))
+        if value > left:
+            return refusal(400, "Params Error", 1, "amount is more than what is left to refund")
+        refund = {
+            "id": next(self.ids),
+            "payment_id": payment["id"],
+            "amount": float(value),
+            "metadata": {},
+            "source": {"id": str(COLLECTOR_ID), "name": "Studio", "type": "collector"},
+            "date_created": _now(),
+            "unique_sequence_number": None,
+            "refund_mode": "standard",
+            "adjustment_amount": 0,
+            "status": "approved",
+            "reason": None,
+        }
+        left -= value
+        payment.setdefault("refunds", []).append(refund)
+        payment["transaction_amount_refunded"] = float(paid - left)
+        if left:
+            payment.update(status_detail="partially_refunded")
+        else:
+            payment.update(status="refunded", status_detail="refunded")
+        return 201, refund
 
     def handle(self, method: str, path: str, headers: dict[str, str], body: Any):
         """(status, json) for one API call. Called with the lock held."""
         if self.point.serves(path):  # the Point Orders API: fake_mercadopago_orders.py
             return self.point.handle(method, path, headers, body)
         if not headers.get("authorization", "").startswith("Bearer "):
-            return 401, {"message": "unauthorized", "error": "unauthorized", "status": 401}
+            return refusal(401, "Must provide your access_token to proceed", 5)
         key = headers.get("x-idempotency-key", "")
+        # IDEMPOTENCY_DOC: the header is mandatory on every payment create and refund
+        # (REFUND_DOC, error 4292 "Header X-Idempotency-Key can't be null").
+        if method == "POST" and not key and PAYMENT_POSTS.fullmatch(path):
+            return refusal(400, "Header X-Idempotency-Key can't be null", 4292)
         if method == "POST" and key in self.by_key:
             return self.by_key[key]
         answer = self._route(method, path, body)
@@ -220,55 +434,21 @@ class FakeMercadoPago:
 
     def _route(self, method: str, path: str, body: Any):
         if method == "POST" and path == "/v1/payments":
-            amount = body.get("transaction_amount")
-            if not isinstance(amount, int | float) or amount <= 0:
-                return 400, {"message": "invalid transaction_amount", "status": 400}
-            if body.get("payment_method_id") != "pix" or not (body.get("payer") or {}).get("email"):
-                return 400, {"message": "pix needs payment_method_id and payer.email"}
-            payment = self._new_payment(
-                amount=amount,
-                method="pix",
-                reference=body.get("external_reference", ""),
-                date_of_expiration=body.get("date_of_expiration"),
-                description=body.get("description", ""),
-            )
-            code = build_brcode(
-                key="fake@mercadopago.test",
-                name="MERCADO PAGO FAKE",
-                city="SAO PAULO",
-                amount=None,
-                txid=f"MP{payment['id']}",
-            )
-            payment["point_of_interaction"] = {
-                "type": "PIX",
-                "transaction_data": {
-                    "qr_code": code,
-                    "qr_code_base64": "",
-                    "ticket_url": f"{self.url}/checkout/pix/{payment['id']}",
-                },
-            }
-            return 201, payment
+            return self._create_payment(body)
         if match := re.fullmatch(r"/v1/payments/(\d+)", path):
             payment = self.payments.get(match[1])
             if payment is None:
-                return 404, {"message": "Payment not found", "status": 404}
+                # GET_DOC, CANCEL_DOC: an unknown id is a 404.
+                return refusal(404, "Payment not found", 2000)
             if method == "GET":
                 return 200, payment
-            if method == "PUT" and body.get("status") == "cancelled":
-                if payment["status"] not in ("pending", "in_process"):
-                    return 400, {"message": f"cannot cancel a payment {payment['status']}"}
-                payment.update(status="cancelled", status_detail="by_collector")
-                return 200, payment
+            if method == "PUT":
+                return self._cancel_payment(payment, body)
         if method == "POST" and (match := re.fullmatch(r"/v1/payments/(\d+)/refunds", path)):
             payment = self.payments.get(match[1])
             if payment is None:
-                return 404, {"message": "Payment not found", "status": 404}
-            if payment["status"] != "approved":
-                return 400, {"message": f"cannot refund a payment {payment['status']}"}
-            payment.update(status="refunded", status_detail="refunded")
-            refund = {"id": next(self.ids), "payment_id": payment["id"], "status": "approved"}
-            refund["amount"] = payment["transaction_amount"]
-            return 201, refund
+                return refusal(404, "Payment not found", 2000)  # REFUND_DOC, 404 error 2000
+            return self._refund(payment, body)
         if method == "POST" and (
             match := re.fullmatch(r"/point/integration-api/devices/([^/]+)/payment-intents", path)
         ):

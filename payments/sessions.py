@@ -183,7 +183,10 @@ def _create_at_provider(session: PaymentSession) -> PaymentSession:
 
 
 def _cancel_at_provider(session: PaymentSession) -> None:
-    """Best effort: a payment made anyway arrives later as a late payment and is refunded."""
+    """End the payment at the provider: for a MercadoPago PIX, `PUT status=cancelled`, which
+    voids its QR before MercadoPago's own expiry (at least 30 minutes, longer than the kiosk
+    waits). Best effort: a payment made anyway arrives later as a late payment and is
+    refunded."""
     try:
         provider_of(session).cancel(session)
     except ProviderError as error:

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import connection
 
 from equipment.models import Equipment, Kind
-from payments.fake_mercadopago import FakeMercadoPago
+from payments.fake_mercadopago import COLLECTOR_EMAIL, FakeMercadoPago
 from payments.fake_mercadopago_orders import DEMO_TERMINAL
 from payments.models import PaymentSettings
 from tenants.models import Membership, Role, Tenant
@@ -219,19 +219,28 @@ class RebindingResolver:
 MP_SECRET = "whsec-test-secret"
 
 
+PIX_PAYER_DOMAIN = "pagador.totem.test"
+
+
 @pytest.fixture
 def fake(settings):
-    """The fake MercadoPago HTTP server on 127.0.0.1; the real SDK talks to it."""
+    """The fake MercadoPago HTTP server on 127.0.0.1; the real SDK talks to it. The platform's
+    PIX payers get addresses on PIX_PAYER_DOMAIN."""
     server = FakeMercadoPago(secret=MP_SECRET).start()
     settings.MERCADOPAGO_BASE_URL = server.url
     settings.MERCADOPAGO_TIMEOUT = 2.0
+    settings.PIX_PAYER_EMAIL_DOMAIN = PIX_PAYER_DOMAIN
     yield server
     server.stop()
 
 
 @pytest.fixture
 def mp(tenant):
-    """`tenant` takes PIX and card through MercadoPago (card: the Point Orders API)."""
+    """`tenant` takes PIX and card through MercadoPago (card: the Point Orders API). Its
+    contact e-mail is its MercadoPago account's (the fake's collector), as at most studios:
+    never a payer's."""
+    tenant.contact_email = COLLECTOR_EMAIL
+    tenant.save(update_fields=["contact_email"])
     return PaymentSettings.objects.create(
         tenant=tenant,
         pix_provider="mercadopago",
@@ -239,7 +248,6 @@ def mp(tenant):
         mercadopago_access_token="TEST-token",
         mercadopago_webhook_secret=MP_SECRET,
         mercadopago_point_device=DEMO_TERMINAL,
-        payer_email="caixa@studio.test",
     )
 
 

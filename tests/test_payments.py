@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -25,6 +26,7 @@ from payments.receipts import brl, render_receipt_text
 from payments.sessions import (
     PaymentError,
     PaymentRetry,
+    abandon,
     cancel_session,
     confirm_cash,
     confirm_static_pix,
@@ -34,7 +36,7 @@ from payments.sessions import (
     start_payment,
 )
 from tests.conftest import MP_SECRET as SECRET
-from tests.conftest import make_ticket
+from tests.conftest import PIX_PAYER_DOMAIN, make_ticket
 from tickets.models import Extra, Ticket
 
 
@@ -127,6 +129,78 @@ def test_pix_through_mercadopago_sends_our_idempotency_key_and_session_reference
     # Asking again (a double tap) resumes the same session, no second payment.
     assert start_payment(ticket, "pix").pk == session.pk
     assert len(fake.payments) == 1
+
+
+def test_the_pix_expires_at_mercadopago_no_sooner_than_it_accepts_while_the_kiosk_waits_less(
+    fake, mp, ticket
+):
+    before = timezone.now()
+    session = start_payment(ticket, "pix")
+    sent = fake.payments[session.external_id]["date_of_expiration"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d", sent)
+    assert datetime.fromisoformat(sent) - before >= timedelta(minutes=30)
+    assert session.expires_at - before < timedelta(minutes=16)  # the kiosk's own wait: 15
+
+
+def test_a_payment_timeout_longer_than_mercadopagos_minimum_is_the_pix_expiry(fake, mp, ticket):
+    ticket.tenant.payment_timeout_minutes = 45
+    ticket.tenant.save(update_fields=["payment_timeout_minutes"])
+    session = start_payment(ticket, "pix")
+    sent = datetime.fromisoformat(fake.payments[session.external_id]["date_of_expiration"])
+    assert abs(sent - session.expires_at) < timedelta(milliseconds=1)
+
+
+def test_a_customer_leaving_cancels_the_pix_at_mercadopago_and_a_later_payment_is_refunded(
+    fake, mp, ticket, client
+):
+    session = start_payment(ticket, "pix")
+    abandon(ticket.tenant, ticket.pk, reason="desistiu")
+    puts = [(method, path) for method, path, _headers in fake.requests if method == "PUT"]
+    assert puts == [("PUT", f"/v1/payments/{session.external_id}")]
+    assert fake.payments[session.external_id]["status"] == "cancelled"
+    assert reload(session).status == "canceled" and reload(ticket).status == "cancelled"
+    fake.payments[session.external_id]["status"] = "approved"  # paid as it was cancelled
+    assert webhook(client, ticket.tenant, session.external_id).status_code == 200
+    assert reload(session).status == "refunded"
+    assert fake.payments[session.external_id]["status"] == "refunded"
+    assert reload(ticket).status == "cancelled"
+
+
+def test_the_pix_payer_is_the_tickets_address_on_the_platforms_domain_never_the_collector(
+    fake, mp, ticket
+):
+    session = start_payment(ticket, "pix")
+    payer = fake.payments[session.external_id]["payer"]["email"]
+    assert payer == f"senha-{ticket.pk}@{PIX_PAYER_DOMAIN}"
+    assert ticket.tenant.contact_email == fake.collector_email != payer
+
+
+def test_a_studios_own_payer_email_is_used_unless_it_is_its_contact_email(
+    fake, mp, ticket, tenant, cryo
+):
+    mp.payer_email = "caixa@studio.test"
+    mp.save()
+    session = start_payment(ticket, "pix")
+    assert fake.payments[session.external_id]["payer"]["email"] == "caixa@studio.test"
+    mp.payer_email = f" {tenant.contact_email.upper()} "  # the account's own: never sent
+    mp.save()
+    other = make_ticket(tenant, [cryo])
+    session = start_payment(other, "pix")
+    assert session.status == "pending"
+    assert (
+        fake.payments[session.external_id]["payer"]["email"]
+        == f"senha-{other.pk}@{PIX_PAYER_DOMAIN}"
+    )
+
+
+def test_with_no_payer_domain_nor_email_a_pix_is_refused_before_mercadopago_is_called(
+    fake, mp, ticket, settings
+):
+    settings.PIX_PAYER_EMAIL_DOMAIN = ""
+    with pytest.raises(PaymentError):
+        start_payment(ticket, "pix")
+    assert PaymentSession.objects.get().status == "failed"
+    assert not fake.created("/v1/payments")
 
 
 def test_a_signed_webhook_for_an_approved_payment_moves_session_and_ticket_together(

@@ -59,6 +59,37 @@ def test_saving_with_the_secret_blank_keeps_it_and_typing_replaces_it(client, bo
     assert config.pix_key == "pix@studio.test"
 
 
+def test_a_payer_email_that_is_the_studios_contact_email_is_refused(client, bob, config, tenant):
+    tenant.contact_email = "contato@studioalfa.com.br"
+    tenant.save(update_fields=["contact_email"])
+    client.force_login(bob)
+    form = {
+        "tenant": tenant.pk,
+        "pix_enabled": "on",
+        "cash_enabled": "on",
+        "pix_provider": "mercadopago",
+        "mercadopago_access_token": "",
+        "mercadopago_webhook_secret": "",
+        "mercadopago_point_device": "",
+        "payer_email": "Contato@StudioAlfa.com.br",
+        "pix_key": "",
+        "merchant_name": "",
+        "merchant_city": "",
+    }
+    response = client.post(f"/admin/payments/paymentsettings/{config.pk}/change/", form)
+    assert response.status_code == 200
+    assert "MercadoPago" in str(response.context["adminform"].form.errors["payer_email"])
+    config.refresh_from_db()
+    assert config.payer_email == ""
+    response = client.post(
+        f"/admin/payments/paymentsettings/{config.pk}/change/",
+        {**form, "payer_email": "caixa@studioalfa.com.br"},
+    )
+    assert response.status_code == 302
+    config.refresh_from_db()
+    assert config.payer_email == "caixa@studioalfa.com.br"
+
+
 def test_an_outsider_manager_cannot_see_this_tenants_payments(client, charlie, paid_cash):
     client.force_login(charlie)
     assert client.get(f"/admin/payments/paymentsession/{paid_cash.pk}/change/").status_code == 404

@@ -18,12 +18,14 @@ and demo mode).
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from urllib.parse import urlsplit
 
 import mercadopago
 import requests
 from django.conf import settings
+from django.utils import timezone
 from mercadopago.config import RequestOptions
 from mercadopago.errors.exceptions import MercadoPagoError
 from mercadopago.http import HttpClient
@@ -53,6 +55,20 @@ PAYMENT_STATUS = {
 }
 # Point payment-intent states that end without a payment.
 INTENT_ENDED = {"CANCELED": S.CANCELED, "ABANDONED": S.CANCELED, "ERROR": S.FAILED}
+
+
+# MercadoPago takes a PIX expiry between 30 minutes and 30 days after it receives the create
+# (docs: checkout-api/integration-configuration/integrate-pix); the extra minute covers the
+# request's way there and clock drift. The longest payment timeout a tenant can set (32767
+# minutes, a small integer) stays under 30 days.
+PIX_SHORTEST_EXPIRY = timedelta(minutes=31)
+
+
+def pix_expiry(session: PaymentSession) -> datetime:
+    """The expiry sent to MercadoPago: the session's own when MercadoPago accepts it, else the
+    shortest it does. The kiosk keeps the session's shorter wait and, when that ends, cancels
+    the payment at MercadoPago (payments.sessions), so the QR is never paid for nothing."""
+    return max(session.expires_at, timezone.now() + PIX_SHORTEST_EXPIRY)
 
 
 class BaseUrlHttpClient(HttpClient):
@@ -116,16 +132,13 @@ class MercadoPagoProvider(PaymentProvider):
 
     def create_pix(self, session: PaymentSession) -> Created:
         ticket = session.ticket
-        payer_email = self.config.payer_email or session.tenant.contact_email
-        if not payer_email:
-            raise ProviderError("MercadoPago PIX needs a payer e-mail in the payment settings")
         body = {
             "transaction_amount": float(session.amount),
             "payment_method_id": "pix",
             "description": f"{session.tenant.name} · {ticket.number}",
             "external_reference": str(session.pk),
-            "payer": {"email": payer_email, "first_name": ticket.first_name},
-            "date_of_expiration": session.expires_at.isoformat(timespec="milliseconds"),
+            "payer": {"email": self.payer_email(session), "first_name": ticket.first_name},
+            "date_of_expiration": pix_expiry(session).isoformat(timespec="milliseconds"),
         }
         sdk = self.sdk(session.idempotency_key)
         payment = self.call("create PIX", lambda: sdk.payment().create(body))
@@ -135,6 +148,22 @@ class MercadoPagoProvider(PaymentProvider):
             qr_code=data.get("qr_code", ""),
             ticket_url=data.get("ticket_url", ""),
             provider_status=payment.get("status", ""),
+        )
+
+    def payer_email(self, session: PaymentSession) -> str:
+        """Who pays, as MercadoPago needs it for a PIX: never the collector's own e-mail (it
+        refuses "the customer can't be equal to the collector"), and the kiosk asks customers
+        for none. So the studio's payer e-mail where it typed one (never its contact e-mail,
+        usually the MercadoPago account's own), else an address of this sale's ticket on the
+        platform's PIX_PAYER_EMAIL_DOMAIN."""
+        typed = self.config.payer_email.strip()
+        if typed and typed.casefold() != session.tenant.contact_email.strip().casefold():
+            return typed
+        if settings.PIX_PAYER_EMAIL_DOMAIN:
+            return f"senha-{session.ticket_id}@{settings.PIX_PAYER_EMAIL_DOMAIN}"
+        raise ProviderError(
+            "MercadoPago PIX needs a payer e-mail: set PIX_PAYER_EMAIL_DOMAIN, "
+            "or a payer e-mail in the studio's payment settings"
         )
 
     def create_point_intent(self, session: PaymentSession) -> Created:
