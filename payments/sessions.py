@@ -107,10 +107,14 @@ def start_payment(ticket: Ticket, method: str) -> PaymentSession:
     idempotency key, so the customer is never charged twice. Pending sessions of another
     method are cancelled (the customer changed their mind).
 
-    Raises PaymentError when the method is not accepted or the ticket no longer awaits
-    payment, PaymentRetry when the provider did not answer (the session stays pending).
+    Raises PaymentError when the method is not accepted, the ticket no longer awaits payment
+    or has nothing to pay (see issue_free_ticket), PaymentRetry when the provider did not
+    answer (the session stays pending).
     """
     tenant = ticket.tenant
+    if ticket.total == 0:
+        # Nothing to collect: a provider would refuse R$ 0,00 (or show an open-amount QR).
+        raise PaymentError(_("This ticket has nothing to pay."))
     config = settings_for(tenant)
     if method not in config.enabled_methods():
         raise PaymentError(_("This payment method is not accepted here."))
@@ -153,6 +157,26 @@ def start_payment(ticket: Ticket, method: str) -> PaymentSession:
     if session.external_id or session.qr_code or session.provider == Provider.MANUAL:
         return session
     return _create_at_provider(session)
+
+
+def issue_free_ticket(ticket: Ticket) -> Ticket:
+    """A ticket whose total is R$ 0,00 skips payment: paid and on to the printer or the queue
+    at once, with no payment session and no provider called. Audited, since no money vouches
+    for it. Safe to call twice; refused for a ticket that has something to pay."""
+    with transaction.atomic(), events.batch():
+        ticket = queue.lock_ticket(ticket.tenant, ticket.pk)
+        if ticket.status != T.PENDING_PAYMENT:
+            return ticket  # already on its way (a double tap)
+        if ticket.total != 0:
+            raise PaymentError(_("This ticket has something to pay."))
+        ticket_printing.mark_paid(ticket, reason=_("nothing to pay"))
+        audit.record(
+            AuditAction.FREE_TICKET,
+            tenant=ticket.tenant,
+            entity=ticket,
+            data={"ticket": ticket.number, "total": ticket.total},
+        )
+    return ticket
 
 
 def _create_at_provider(session: PaymentSession) -> PaymentSession:

@@ -227,6 +227,7 @@ class AuditAction(models.TextChoices):
     LINE_CANCELLED = "line_cancelled", _("Service of a ticket cancelled")
     PAYMENT_CONFIRMED = "payment_confirmed", _("Payment confirmed by hand")
     PAYMENT_REFUNDED = "payment_refunded", _("Payment refunded")
+    FREE_TICKET = "free_ticket", _("Free ticket sent on without payment")
     REPRINT = "reprint", _("Reprint")
     SETTINGS_CHANGED = "settings_changed", _("Settings changed")
     DATA_PURGED = "data_purged", _("Old data purged")

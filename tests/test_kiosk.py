@@ -16,7 +16,7 @@ from django.utils import timezone
 from equipment.models import Kind
 from payments.models import Method, PaymentSession, PaymentSettings, SessionStatus
 from payments.sessions import confirm_static_pix
-from tenants.models import OpeningHours
+from tenants.models import AuditLog, OpeningHours
 from tests.conftest import make_device, make_service
 from tickets.issuing import sellable_ids
 from tickets.models import Priority, Ticket, TicketStatus
@@ -652,3 +652,23 @@ def test_a_service_gone_off_sale_before_paying_is_refused_by_the_sale_and_leaves
     assert not Ticket.objects.exists()
     page = kiosk_client.get(response["Location"])
     assert "Escolha pelo menos um serviço disponível." in page.content.decode()
+
+
+def test_a_purchase_with_nothing_to_pay_skips_payment_and_calls_no_provider(
+    kiosk_client, tenant, fake, mp
+):
+    free = make_service(tenant, "Avaliação", "A", "0.00")
+    make_device(tenant, "Avaliação 1", [free])
+    fill_cart(kiosk_client, tenant, [free])
+    page = kiosk_client.get(url(tenant, "kiosk_summary")).content.decode()
+    assert 'data-testid="free-ticket"' in page and 'data-testid="pay-' not in page
+    response = kiosk_client.post(
+        url(tenant, "kiosk_summary"), {"key": cart_key(kiosk_client, tenant)}
+    )
+    assert response["Location"] == url(tenant, "kiosk_ticket")
+    ticket = Ticket.objects.get()
+    assert ticket.total == 0 and ticket.status == T.IN_QUEUE
+    assert kiosk_client.get(url(tenant, "kiosk_ticket")).status_code == 200
+    assert not PaymentSession.objects.exists()
+    assert AuditLog.objects.filter(action="free_ticket", entity_id=str(ticket.pk)).count() == 1
+    assert fake.requests == []

@@ -31,12 +31,14 @@ from payments.sessions import (
     confirm_cash,
     confirm_static_pix,
     expire_pending_sessions,
+    issue_free_ticket,
     refresh_status,
     refund,
     start_payment,
 )
+from tenants.models import AuditLog
 from tests.conftest import MP_SECRET as SECRET
-from tests.conftest import PIX_PAYER_DOMAIN, make_ticket
+from tests.conftest import PIX_PAYER_DOMAIN, make_service, make_ticket
 from tickets.models import Extra, Ticket
 
 
@@ -527,6 +529,39 @@ def test_cancelling_a_legacy_card_session_cancels_the_intent_on_the_terminal(
     cancel_session(tenant, session.pk, reason="desistiu")
     assert reload(session).status == "canceled"
     assert fake.intents[session.external_id]["state"] == "CANCELED"
+
+
+# --- nothing to pay --------------------------------------------------------------------------
+
+
+def test_a_ticket_with_nothing_to_pay_goes_to_the_queue_audited_and_no_provider_is_called(
+    fake, mp, tenant
+):
+    free = make_service(tenant, "Avaliação", "A", "0.00")
+    ticket = make_ticket(tenant, [free])
+    assert ticket.total == 0
+    with pytest.raises(PaymentError):
+        start_payment(ticket, "pix")  # nothing to collect: never a R$ 0,00 QR
+    issue_free_ticket(ticket)
+    assert reload(ticket).status == "in_queue" and ticket.paid_at
+    assert ticket.history.filter(status="paid").count() == 1
+    entry = AuditLog.objects.get(action="free_ticket")
+    assert (entry.tenant, entry.entity_id, entry.data["ticket"]) == (
+        tenant,
+        str(ticket.pk),
+        ticket.number,
+    )
+    issue_free_ticket(ticket)  # twice (a double tap): nothing more
+    assert AuditLog.objects.filter(action="free_ticket").count() == 1
+    assert not PaymentSession.objects.exists()
+    assert fake.requests == []
+
+
+def test_a_ticket_with_something_to_pay_never_goes_through_free(tenant, ticket):
+    with pytest.raises(PaymentError):
+        issue_free_ticket(ticket)
+    assert reload(ticket).status == "pending_payment"
+    assert not AuditLog.objects.filter(action="free_ticket").exists()
 
 
 # --- cash and static PIX ------------------------------------------------------------------

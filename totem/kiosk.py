@@ -40,6 +40,7 @@ from payments.models import Method, SessionStatus
 from payments.sessions import (
     PaymentError,
     abandon,
+    issue_free_ticket,
     refresh_status,
     session_for_ticket,
     settings_for,
@@ -593,11 +594,11 @@ def summary(request: HttpRequest, slug: str) -> HttpResponse:
     if not cart.get("customer"):
         return redirect(_url(request, "kiosk_identify"))
     methods = _payment_methods(tenant)
+    services_, extras_, total = _cart_items(tenant, cart)
     if request.method == "POST":
-        response = _buy(request, cart, methods)
+        response = _buy(request, cart, methods, free=not total)
         if response is not None:
             return response
-    services_, extras_, total = _cart_items(tenant, cart)
     return render(
         request,
         "kiosk/summary.html",
@@ -613,15 +614,20 @@ def summary(request: HttpRequest, slug: str) -> HttpResponse:
     )
 
 
-def _buy(request: HttpRequest, cart: dict, methods: list[tuple[str, str]]) -> HttpResponse | None:
-    """Create the ticket (once per cart) and start its payment; None re-renders the summary."""
+def _buy(
+    request: HttpRequest, cart: dict, methods: list[tuple[str, str]], *, free: bool
+) -> HttpResponse | None:
+    """Create the ticket (once per cart) and start its payment; None re-renders the summary.
+
+    A cart that costs nothing (`free`) has no method to choose: its ticket skips payment.
+    """
     tenant = request.tenant
     if request.POST.get("key") != cart["key"]:
         # A page from an earlier purchase (back button, a second tab): never buys.
         messages.error(request, _("This screen was out of date. Check your order and try again."))
         return redirect(_url(request, "kiosk_summary"))
     method = request.POST.get("method", "")
-    if method not in dict(methods):
+    if not free and method not in dict(methods):
         messages.error(request, _("Choose how you want to pay."))
         return None
     customer = cart["customer"]
@@ -640,9 +646,14 @@ def _buy(request: HttpRequest, cart: dict, methods: list[tuple[str, str]]) -> Ht
     except ValidationError as refused:
         return _refused(request, cart, refused)
     cart["ticket"] = ticket.pk
+    if not ticket.total:
+        save_cart(request, cart)
+        issue_free_ticket(ticket)
+        return redirect(_url(request, "kiosk_ticket"))
     cart["method"] = method
     save_cart(request, cart)
-    _start(request, ticket, method)
+    if method in dict(methods):  # else the price changed from nothing: choose on the next screen
+        _start(request, ticket, method)
     return redirect(_url(request, "kiosk_payment"))
 
 
@@ -679,6 +690,8 @@ def payment(request: HttpRequest, slug: str) -> HttpResponse:
     """
     cart = get_cart(request)
     ticket = _cart_ticket(request, cart)
+    if ticket is not None and ticket.status == T.PENDING_PAYMENT and not ticket.total:
+        ticket = issue_free_ticket(ticket)  # left unpaid by an interrupted purchase
     if ticket is None or ticket.status != T.PENDING_PAYMENT:
         return _where_ticket_is(request, ticket)
     methods = _payment_methods(request.tenant)
