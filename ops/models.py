@@ -173,3 +173,30 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return self.message
+
+
+class ScheduledJob(models.Model):
+    """One periodic job of `run_worker` (ops/worker.py): when it is next due, and who runs it.
+
+    The platform's, not a tenant's. A worker claims a due job with one conditional UPDATE whose
+    row count it checks (due, and no live lease), which also sets the next due time, so with
+    workers on several machines each job runs once per period and never twice at once; a
+    worker killed mid-job holds the job until its lease runs out. The row survives restarts:
+    a nightly job restarted at noon is not run again.
+    """
+
+    name = models.CharField(max_length=64, unique=True)
+    due_at = models.DateTimeField()
+    # Set while a worker runs the job; cleared when it finishes.
+    leased_until = models.DateTimeField(null=True, blank=True)
+    leased_by = models.CharField(max_length=80, blank=True)
+    last_started_at = models.DateTimeField(null=True, blank=True)
+    last_finished_at = models.DateTimeField(null=True, blank=True)
+    # The last run's exception ("" when it succeeded), for whoever looks into a silent job.
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

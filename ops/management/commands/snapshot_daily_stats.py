@@ -1,4 +1,5 @@
-"""Store each tenant's daily statistics. Cron: a few minutes after midnight, for yesterday."""
+"""Store each tenant's daily statistics. `run_worker` runs it hourly with `--days 2 --missing`:
+each tenant's local yesterday is stored within the hour after its own midnight, once."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from datetime import date, timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 
+from ops.models import DailyStats
 from ops.stats import snapshot_day
 from tenants.models import Tenant
 
@@ -22,6 +24,9 @@ class Command(BaseCommand):
             "--days", type=int, default=1, help="Also the N-1 days before it (backfill)."
         )
         parser.add_argument("--tenant", help="Only this tenant's slug.")
+        parser.add_argument(
+            "--missing", action="store_true", help="Only days with no statistics stored yet."
+        )
 
     def handle(self, *args, **options) -> None:
         try:
@@ -39,6 +44,15 @@ class Command(BaseCommand):
             last = chosen or tenant.today() - timedelta(days=1)
             for back in range(options["days"] - 1, -1, -1):
                 day = last - timedelta(days=back)
+                # Every stored day has its whole-tenant row (service empty), even a day with
+                # no ticket.
+                if (
+                    options["missing"]
+                    and DailyStats.objects.filter(
+                        tenant=tenant, day=day, service__isnull=True
+                    ).exists()
+                ):
+                    continue
                 result = snapshot_day(tenant, day)
                 if result.kept_purged:
                     self.stdout.write(f"{tenant.slug} {day}: tickets purged, statistics kept")
