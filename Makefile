@@ -36,12 +36,19 @@ run: venv
 	echo "  Dashboard:      http://$(HOST):$(PORT)/t/demo/gestao/    manager / demo-manager" && \
 	echo "  Admin:          http://$(HOST):$(PORT)/admin/            admin / demo-admin" && \
 	echo "  Printed tickets go to var/printers/demo/printer-demo.bin; payments go to a fake MercadoPago on :8001." && \
+	echo "  Daphne also runs the printer spooler and the worker (expiry, alerts, repairs, statistics, webhooks)." && \
 	echo "  (Pairing codes last 12 hours; make one later with: .venv/bin/python manage.py pairing_code demo kiosk)" && \
 	echo ""
+	@# The spooler and the worker run inside Daphne (RUN_WORKERS_IN_WEB, config/background.py):
+	@# without Redis that is where their events reach the screens. Ctrl-C or SIGTERM reaches
+	@# this shell, which stops both servers (Daphne after the work in hand) and waits for them;
+	@# the shell waits with `wait`, not in the foreground, or it would run the trap only after.
 	@$(PY) manage.py run_fake_mercadopago --port 8001 --app-url http://$(HOST):$(PORT) --tenant demo & FAKE=$$!; \
-	$(PY) manage.py run_printer_spooler & SPOOLER=$$!; \
-	trap 'kill $$FAKE $$SPOOLER 2>/dev/null' EXIT INT TERM; \
-	MERCADOPAGO_BASE_URL=http://127.0.0.1:8001 $(VENV)/bin/daphne -b $(HOST) -p $(PORT) config.asgi:application
+	RUN_WORKERS_IN_WEB=true MERCADOPAGO_BASE_URL=http://127.0.0.1:8001 \
+		$(VENV)/bin/daphne -b $(HOST) -p $(PORT) config.asgi:application & WEB=$$!; \
+	trap 'kill $$WEB $$FAKE 2>/dev/null; wait $$WEB' INT TERM; \
+	trap 'kill $$FAKE 2>/dev/null' EXIT; \
+	wait $$WEB
 
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)

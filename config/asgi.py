@@ -78,3 +78,10 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+if settings.RUN_WORKERS_IN_WEB:
+    # Zero-setup mode: the spooler and the worker run in this process, where the in-memory
+    # channel layer's sockets are (config/background.py).
+    from config.background import run_beside_daphne  # noqa: E402
+
+    run_beside_daphne()

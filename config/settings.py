@@ -201,6 +201,11 @@ if REDIS_URL:
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# Daphne runs the printer spooler and the worker (ops/worker.py) in threads of its own
+# process (config/background.py). The default without Redis: the in-memory layer reaches only
+# the sockets of the process that sends an event, so a spooler or worker process of its own
+# would move tickets that no screen sees move. With Redis they are services of their own.
+RUN_WORKERS_IN_WEB = env.bool("RUN_WORKERS_IN_WEB", default=not REDIS_URL)
 
 # Shared by every Daphne process when Redis is there: login throttling and rate limits count
 # across processes. While Redis does not answer they count in each process, and Redis is

@@ -123,6 +123,8 @@ def server_env(**overrides: str) -> dict[str, str]:
         "LOG_LEVEL": "WARNING",
         # A test's transactional flush must not wait on the server's idle connections.
         "CONN_MAX_AGE": "0",
+        # No spooler or worker of its own (config/background.py) unless a test asks for one.
+        "RUN_WORKERS_IN_WEB": "false",
         **overrides,
     }
 

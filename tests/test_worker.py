@@ -185,3 +185,10 @@ def test_once_runs_what_is_due_and_says_so(db):
     out = StringIO()
     call_command("run_worker", "--once", stdout=out)
     assert "ran expire_tickets, check_alerts, cleanup_inconsistent_states" in out.getvalue()
+
+
+def test_a_worker_without_redis_warns_that_its_events_reach_no_screen(db, settings):
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    out = StringIO()
+    call_command("run_worker", "--once", stdout=out)
+    assert "without REDIS_URL the events of this process reach no screen" in out.getvalue()

@@ -149,6 +149,18 @@ def publish(kind: str, *, tenant_id: int, ticket=None, line=None, token: str = "
         transaction.on_commit(lambda: _send([(groups, payload)]))
 
 
+def process_local_warning() -> str:
+    """For a worker process (spooler, worker) started on its own: a warning when the channel
+    layer is the in-memory one, whose events reach only this process's sockets — none."""
+    if not isinstance(get_channel_layer(), InMemoryChannelLayer):
+        return ""
+    return (
+        "warning: without REDIS_URL the events of this process reach no screen; "
+        "in that mode Daphne runs the spooler and the worker itself (RUN_WORKERS_IN_WEB, "
+        "on by default without REDIS_URL)"
+    )
+
+
 def device_changed(equipment_ids: Iterable[int]) -> None:
     """Tell the open sockets of these devices, once the transaction commits, to re-check
     that they may stay open (a pairing revoked, a device deleted): those that may not close.

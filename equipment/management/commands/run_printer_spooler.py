@@ -18,6 +18,7 @@ from django.db import DatabaseError, close_old_connections
 
 from equipment.models import Equipment, Kind
 from equipment.spooler import Spooler
+from tickets import events
 
 
 def printer_ids(value: str) -> list[int]:
@@ -74,6 +75,8 @@ class Command(BaseCommand):
         spooler = Spooler(printer_ids=ids, say=self.say)
         scope = ", ".join(options["printer"]) if ids else "every printer"
         self.say(f"spooler {spooler.name} started for {scope}")
+        if warning := events.process_local_warning():
+            self.say(warning)
         if options["once"]:
             self.run_once(spooler)
         else:

@@ -14,6 +14,7 @@ import time
 from django.core.management.base import BaseCommand
 
 from ops.worker import Worker
+from tickets import events
 
 
 class Command(BaseCommand):
@@ -29,6 +30,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         worker = Worker(say=self.say)
+        if warning := events.process_local_warning():
+            self.say(warning)
         if options["once"]:
             ran = worker.run_due()
             worker.deliver_webhooks()
