@@ -369,7 +369,7 @@ def fill_queue(tenant, services, lines: int) -> None:
             ticket=t,
             service=services[n % len(services)],
             price=10,
-            priority_rank=(0, 1, 2, 2, 2)[n % 5],
+            priority_rank=(0, 1, 2, 3, 3)[n % 5],  # 80+, priority, blood donor, normal
             customer_key=t.token,
             queued_at=now,
         )

@@ -121,16 +121,33 @@ class DailyCounter(models.Model):
 
 
 class Priority(models.TextChoices):
-    """The priority class only — never the health reason behind it (LGPD art. 11)."""
+    """The priority class only — never the health reason behind it (LGPD art. 11).
+
+    The class is what the operator needs to ask for the right document: an ID for 80+, the
+    donation certificate (valid 120 days) for a blood donor, and for the other legal groups
+    whatever the customer shows, which the operator sees and the system never keeps.
+    """
 
     NORMAL = "normal", _("Normal")
     PRIORITY = "priority", _("Priority")
     PRIORITY_80 = "priority_80", _("Priority 80+")
+    # Lei 14.626/2023 gave blood donors priority under Lei 10.048/2000, after every other group.
+    BLOOD_DONOR = "blood_donor", _("Blood donor")
 
     @classmethod
     def rank(cls, value: str) -> int:
-        """Queue order: 0 is served first (80+), then other legal priorities, then normal."""
-        return {cls.PRIORITY_80: 0, cls.PRIORITY: 1}.get(value, 2)
+        """Queue order, 0 first: 80+ (Lei 13.466/2017), the other legal groups, blood donors,
+        then everyone else. TicketLine.priority_rank keeps it (normal was 2 until blood donors
+        took 2; migration `priority_blood_donors` renumbered the stored lines)."""
+        return PRIORITY_RANKS.get(value, PRIORITY_RANKS[cls.NORMAL])
+
+
+PRIORITY_RANKS: dict[str, int] = {
+    Priority.PRIORITY_80: 0,
+    Priority.PRIORITY: 1,
+    Priority.BLOOD_DONOR: 2,
+    Priority.NORMAL: 3,
+}
 
 
 class TicketStatus(models.TextChoices):
@@ -343,7 +360,7 @@ class TicketLine(models.Model):
         _("status"), max_length=20, choices=LineStatus.choices, default=L.WAITING
     )
     # Copied from the ticket so the queue is ordered by one index on this table alone.
-    priority_rank = models.PositiveSmallIntegerField(default=2)
+    priority_rank = models.PositiveSmallIntegerField(default=PRIORITY_RANKS[Priority.NORMAL])
     # CPF when given, else the ticket's token: "the same customer" for the one-at-a-time rule.
     customer_key = models.CharField(max_length=40)
     price = models.DecimalField(_("price (R$)"), **money)
@@ -391,7 +408,10 @@ class TicketLine(models.Model):
                 fields=["ticket", "service"], name="line_service_once_per_ticket"
             ),
             models.CheckConstraint(condition=Q(status__in=L.values), name="line_status_valid"),
-            models.CheckConstraint(condition=Q(priority_rank__lte=2), name="line_priority_valid"),
+            models.CheckConstraint(
+                condition=Q(priority_rank__in=sorted(PRIORITY_RANKS.values())),
+                name="line_priority_valid",
+            ),
             # A device serves one line at a time, whatever the code above it does.
             models.UniqueConstraint(
                 fields=["equipment"],

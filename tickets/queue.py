@@ -211,7 +211,9 @@ def _normal_turn(service: Service) -> bool:
     """Whether the interleave policy gives this call to a normal customer.
 
     With N > 0, after N priority calls in a row on a service the next goes to the oldest
-    normal customer, so a steady stream of priorities never starves everyone else.
+    normal customer, so a steady stream of priorities never starves everyone else. Blood
+    donors count as priority calls here: they too are served before normal customers, so a
+    stream of donors would starve them just the same.
     """
     every = service.tenant.priority_interleave
     if not every:

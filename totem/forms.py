@@ -10,8 +10,9 @@ from tenants.br import clean_name, digits, normalize_cpf, normalize_phone, visib
 from tickets.models import Priority
 from totem.consent import CONSENT_LABEL
 
-# What the customer may declare, and the class each one gives. Only the class is kept: the
-# declaration itself is health data (LGPD art. 11) and never leaves this form.
+# What the customer may declare — every group of Lei 10.048/2000 art. 1º as amended by Lei
+# 14.626/2023 — and the class each one gives. Only the class is kept: the declaration itself
+# is health data (LGPD art. 11) and never leaves this form.
 PRIORITY_DECLARATIONS = [
     ("", _("No priority"), Priority.NORMAL),
     ("60", _("60 years or older"), Priority.PRIORITY),
@@ -21,8 +22,19 @@ PRIORITY_DECLARATIONS = [
     ("disability", _("Person with a disability"), Priority.PRIORITY),
     ("autism", _("Autism spectrum"), Priority.PRIORITY),
     ("mobility", _("Reduced mobility"), Priority.PRIORITY),
+    ("obesity", _("Person with obesity"), Priority.PRIORITY),
+    # Lei 10.205/2001 art. 15 (by Lei 14.626/2023): on showing a donation certificate that is
+    # valid for 120 days.
+    ("blood_donor", _("Blood donor (certificate of the last 120 days)"), Priority.BLOOD_DONOR),
 ]
 PRIORITY_CLASS = {value: klass for value, _label, klass in PRIORITY_DECLARATIONS}
+
+
+def declaration_of(priority_class: str) -> str:
+    """The declaration to show again for a stored class: only when one declaration alone gives
+    that class (80+, blood donor, none) can it be told without having kept the reason."""
+    givers = [value for value, klass in PRIORITY_CLASS.items() if klass == priority_class]
+    return givers[0] if len(givers) == 1 else ""
 
 
 class PairingForm(forms.Form):

@@ -55,7 +55,7 @@ from tickets.issuing import MAX_EXTRA_QUANTITY, create_ticket, sellable_ids
 from tickets.models import Extra, Priority, Service, Ticket, TicketStatus
 from tickets.printing import status_url
 from totem import consent
-from totem.forms import IdentificationForm, PairingForm
+from totem.forms import IdentificationForm, PairingForm, declaration_of
 from totem.pairing import (
     PairingError,
     device_required,
@@ -578,8 +578,8 @@ def _identify_initial(customer: dict | None) -> dict:
         "customer_name": customer["customer_name"],
         "customer_cpf": format_cpf(customer["cpf"]),
         "customer_phone": customer["phone"],
-        # The reason was never kept: only 80+ can be shown again as it was declared.
-        "priority": "80" if customer["priority"] == Priority.PRIORITY_80 else "",
+        # The reason was never kept: only a class one declaration alone gives is shown again.
+        "priority": declaration_of(customer["priority"]),
         "consent": True,
     }
 
