@@ -63,6 +63,9 @@ if HTTPS:
 # htmx in hx-headers; no script reads the cookie).
 SESSION_COOKIE_HTTPONLY = CSRF_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
+# A refused form: the pt-BR "page expired" page (templates/403_csrf.html), the kiosk's own
+# error screen at the kiosk (config/errors.py).
+CSRF_FAILURE_VIEW = "config.errors.csrf_failure"
 
 INSTALLED_APPS = [
     "daphne",
