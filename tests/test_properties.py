@@ -22,7 +22,7 @@ from tenants.errors import DomainError
 from tests.conftest import make_device, make_service
 from tickets import printing, queue
 from tickets.issuing import create_ticket
-from tickets.models import Extra, Ticket, TicketExtra, TicketLine
+from tickets.models import Extra, Priority, Ticket, TicketExtra, TicketLine
 
 OPS = [
     "sell",
@@ -71,7 +71,7 @@ def apply(op: str, a: int, b: int, tenant, services, devices, extra) -> None:
             customer_name="Cliente",
             cpf=CPFS[b % len(CPFS)],
             consent_version="1",
-            priority=("normal", "priority", "priority_80")[a % 3],
+            priority=Priority.values[a % len(Priority.values)],
         )
     elif op == "pay" and ticket:
         with transaction.atomic():
@@ -132,6 +132,12 @@ def check_invariants(tenant, extra) -> None:
         or 0
     )
     assert extra.stock + held == STOCK, "stock lost or created"
+
+    # The queue is ordered by the line's copy of its ticket's class, whatever happened since.
+    ranks = TicketLine.objects.filter(tenant=tenant).values_list(
+        "priority_rank", "ticket__priority"
+    )
+    assert all(rank == Priority.rank(priority) for rank, priority in ranks), "rank ≠ class"
 
 
 operations = st.lists(
