@@ -234,6 +234,14 @@ class AuditAction(models.TextChoices):
     DATA_EXPORTED = "data_exported", _("Customer data exported (LGPD)")
     DATA_ERASED = "data_erased", _("Customer data erased (LGPD)")
     EXPORTED_CSV = "exported_csv", _("Report exported")
+    # The team page (ops/team.py): a tenant's administrator manages its people.
+    MEMBER_ADDED = "member_added", _("Team member added")
+    MEMBER_CHANGED = "member_changed", _("Team member changed")
+    MEMBER_PASSWORD_SET = "member_password_set", _("Team member's password set")
+    MEMBER_PASSWORD_LINK = "member_password_link", _("Set-password link made")
+    MEMBER_DEACTIVATED = "member_deactivated", _("Team member deactivated")
+    MEMBER_REACTIVATED = "member_reactivated", _("Team member reactivated")
+    MEMBER_REMOVED = "member_removed", _("Team member removed")
 
 
 class AuditLog(models.Model):

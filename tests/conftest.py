@@ -1,7 +1,8 @@
 """Personas and small factories shared by the suite.
 
 Three personas, as in healthchecks: alice is an operator of the studio, bob manages it,
-charlie belongs to another tenant and must see nothing of alice's.
+charlie belongs to another tenant and must see nothing of alice's; and dave, the studio's
+administrator, who manages its team.
 """
 
 from __future__ import annotations
@@ -90,6 +91,14 @@ def charlie(django_user_model, other_tenant):
     """Manager of another tenant: an outsider to `tenant`."""
     user = make_user(django_user_model, "charlie", is_staff=True)
     Membership.objects.create(user=user, tenant=other_tenant, role=Role.MANAGER)
+    return user
+
+
+@pytest.fixture
+def dave(django_user_model, tenant):
+    """Administrator of `tenant` (its owner), staff: he manages its team."""
+    user = make_user(django_user_model, "dave", is_staff=True)
+    Membership.objects.create(user=user, tenant=tenant, role=Role.ADMIN)
     return user
 
 

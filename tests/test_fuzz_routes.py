@@ -33,6 +33,7 @@ from equipment.models import Kind
 from payments.fake_mercadopago import sign
 from payments.models import Notification, PaymentSettings
 from payments.sessions import confirm_cash, start_payment
+from tenants.models import Membership
 from tests import daphne_server
 from tests.conftest import MP_SECRET, make_device, make_ticket, queued_ticket
 from tests.test_isolation import PUBLIC, http_routes
@@ -76,6 +77,7 @@ VALID = {
     "session_id": lambda world, name: world["session"].pk,
     "action": lambda world, name: ACTIONS[name],
     "uidb64": lambda world, name: "MQ",  # Django's password reset, user 1
+    "member_id": lambda world, name: Membership.objects.filter(tenant=world["tenant"]).first().pk,
 }
 # The admin is Django's, tested there; fuzzed here: the way in, and changelists with their
 # search, page, ordering and filters (a filter on a text column with a NUL was a 500). The
@@ -188,7 +190,7 @@ def test_the_token_converter_accepts_every_token_a_ticket_is_given():
 
 
 @pytest.fixture
-def world(tenant, cryo, boots, alice, bob, settings) -> dict:
+def world(tenant, cryo, boots, alice, bob, dave, settings) -> dict:
     # The kiosk persona makes hundreds of requests a minute; its limit is tested elsewhere.
     settings.KIOSK_REQUESTS_PER_MINUTE = 100_000
     PaymentSettings.objects.create(tenant=tenant, cash_enabled=True)
@@ -214,8 +216,8 @@ def world(tenant, cryo, boots, alice, bob, settings) -> dict:
         fresh = Client(raise_request_exception=False)
         if who in cookies:
             fresh.cookies.load(cookies[who])
-        if who in ("alice", "bob"):
-            fresh.force_login(alice if who == "alice" else bob)
+        if who in ("alice", "bob", "dave"):
+            fresh.force_login({"alice": alice, "bob": bob, "dave": dave}[who])
             chosen = fresh.post(f"/t/{tenant.slug}/painel/estacao/", {"station": station.pk})
             assert chosen.status_code == 302  # at a station, or the panel only asks for one
         if who == "kiosk":  # mid-purchase, so that the later steps read their forms
@@ -239,7 +241,9 @@ def world(tenant, cryo, boots, alice, bob, settings) -> dict:
 
 def personas(name: str) -> list[str]:
     """Anonymous everywhere; an operator on the screens of a member (a manager on the
-    manager's), the kiosk and the TV on theirs."""
+    manager's, the administrator on the team's), the kiosk and the TV on theirs."""
+    if name.startswith("ops_team"):
+        return ["anonymous", "dave"]
     if name.startswith("kiosk"):
         return ["anonymous", "kiosk"]
     if name.startswith(("display", "ws_display")):
