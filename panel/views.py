@@ -29,7 +29,7 @@ from payments.models import PaymentSession, SessionStatus
 from payments.sessions import confirm_cash, confirm_static_pix
 from tenants.access import tenant_member_required, tenants_for
 from tenants.errors import DomainError
-from tenants.models import Role, Tenant
+from tenants.models import Membership, Role, Tenant
 from tickets import queue
 from tickets.models import LINE_ACTIVE, LineStatus, Service, Ticket, TicketLine, TicketStatus
 from tickets.printing import REPRINTABLE, move_to_queue, reprint
@@ -69,10 +69,23 @@ def _station(request: HttpRequest) -> Equipment | None:
 @never_cache
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    """The site's root: straight to the panel of the user's one studio, else a choice."""
+    """The site's root (where a login lands): the user's one studio, else a choice of them.
+
+    In a studio a manager lands on the dashboard, an operator on the station picker. The
+    dashboard is named, not imported: the screens do not import each other.
+    """
     tenants = list(tenants_for(request.user).order_by("name")[:100])
+    roles = dict(
+        Membership.objects.filter(user=request.user, tenant__in=tenants).values_list(
+            "tenant_id", "role"
+        )
+    )
+    for tenant in tenants:
+        role = Role.ADMIN if request.user.is_superuser else roles.get(tenant.pk, Role.OPERATOR)
+        manages = Role.rank(role) >= Role.rank(Role.MANAGER)
+        tenant.landing = reverse("ops_dashboard" if manages else "panel", args=[tenant.slug])
     if len(tenants) == 1:
-        return redirect("panel", slug=tenants[0].slug)
+        return redirect(tenants[0].landing)
     return render(request, "panel/home.html", {"tenants": tenants}, status=200 if tenants else 403)
 
 
