@@ -29,7 +29,7 @@ PUBLIC = {
     "password_reset_done": "static page",
     "password_reset_confirm": "needs the signed token from the e-mail",
     "password_reset_complete": "static page",
-    "panel_home": "sends a visitor to login, a member to their panel",
+    "panel_home": "sends a visitor to login, a member to their studio (dashboard or panel)",
     "metrics": "bearer token (METRICS_TOKEN); 401 without it",
     "payments_webhook_mercadopago": "verified by the provider's signature; 401 without it",
     "payments_receipt": "by the ticket's unguessable token, within its own tenant only",
