@@ -140,7 +140,7 @@ def compute_day(tenant: Tenant, day: date) -> dict[int | None, DayRow]:
             if line["duration_seconds"] is not None:
                 row.durations.append(line["duration_seconds"])
                 total.durations.append(line["duration_seconds"])
-        elif status == LineStatus.NO_SHOW:
+        elif status in (LineStatus.NO_SHOW, LineStatus.EXPIRED):  # expired: missed for good
             row.no_shows += 1
             total.no_shows += 1
         elif status == LineStatus.CANCELLED:

@@ -10,7 +10,8 @@ queue it concerns — never a 500.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.contrib.auth.decorators import login_required
 from django.db.models import Prefetch, Q, prefetch_related_objects
@@ -39,7 +40,8 @@ L, T = LineStatus, TicketStatus
 # Twenty is more than an operator reads before calling next; rendering is most of the
 # panel's time (bench: four queues of 50 rows took 270 ms at p95 on a shared 2-core box).
 QUEUE_LIMIT = 20
-# Rows shown in the side lists (my lines, expired, payments, print errors).
+# Rows shown in the side lists (my lines, payments, print errors) and of the missed lines of
+# the station's queues.
 SIDE_LIMIT = 30
 FLASH_KEY = "panel_flash"
 
@@ -123,12 +125,14 @@ def _render_stations(
 
 @dataclass
 class Row:
-    """A line as the panel shows it: how long it waited (and its colour), the other services."""
+    """A line as the panel shows it: how long it waited (and its colour), the other services,
+    and for a missed line until when it can be called again."""
 
     line: TicketLine
     minutes: int
     level: str
     others: list[TicketLine]
+    deadline: datetime | None = None
 
 
 @dataclass
@@ -136,10 +140,11 @@ class Queue:
     stats: queue.ServiceStats
     rows: list[Row]
     more: int
+    missed: list[Row] = field(default_factory=list)
     flash: dict | None = None
 
 
-def _row(tenant: Tenant, line: TicketLine, now, *, since=None) -> Row:
+def _row(tenant: Tenant, line: TicketLine, now, *, since=None, deadline=None) -> Row:
     if since is None:
         minutes = queue.waited_minutes(line, now)
         level = queue.wait_level(tenant, minutes)
@@ -147,7 +152,7 @@ def _row(tenant: Tenant, line: TicketLine, now, *, since=None) -> Row:
         minutes = max(0, int((now - since).total_seconds() // 60))
         level = "ok"
     others = [other for other in line.ticket.lines.all() if other.pk != line.pk]
-    return Row(line=line, minutes=minutes, level=level, others=others)
+    return Row(line=line, minutes=minutes, level=level, others=others, deadline=deadline)
 
 
 def _panel_context(request: HttpRequest, station: Equipment, flash: dict | None) -> dict:
@@ -171,29 +176,39 @@ def _panel_context(request: HttpRequest, station: Equipment, flash: dict | None)
         .select_related("ticket", "service", "equipment")
         .order_by("called_at")[:SIDE_LIMIT]
     )
+    # Who did not show up and may still be called again, in one query for every queue.
+    missed = list(
+        queue.recoverable_lines(tenant, now)
+        .filter(service__in=services)
+        .select_related("ticket")
+        .order_by("-no_show_at", "-id")[:SIDE_LIMIT]
+    )
     # One prefetch for every list, not one per queue: a sixth of the panel's time at 10,000
     # waiting went to compiling and preparing those IN (…) queries.
-    prefetch_related_objects([*serving, *(line for _, lines in waiting for line in lines)], others)
+    prefetch_related_objects(
+        [*serving, *missed, *(line for _, lines in waiting for line in lines)], others
+    )
     queues = [
         Queue(
             stats=stats,
             rows=[_row(tenant, line, now) for line in lines],
             more=max(stats.waiting - len(lines), 0),
+            missed=[
+                _row(
+                    tenant,
+                    line,
+                    now,
+                    since=line.no_show_at,
+                    deadline=queue.recoverable_until(line, tenant),
+                )
+                for line in missed
+                if line.service_id == stats.service.pk
+            ],
         )
         for stats, lines in waiting
     ]
     mine = [_row(tenant, line, now, since=line.started_at or line.called_at) for line in serving]
     tickets = Ticket.objects.for_tenant(tenant)
-    expired = list(
-        tickets.filter(
-            status=T.EXPIRED,
-            day=tenant.today(),
-            lines__status=L.NO_SHOW,
-            lines__service__in=services,
-        )
-        .distinct()
-        .order_by("-expired_at")[:SIDE_LIMIT]
-    )
     # With their open payment sessions: cash and static PIX are confirmed here.
     pending = list(
         tickets.filter(status=T.PENDING_PAYMENT)
@@ -212,7 +227,7 @@ def _panel_context(request: HttpRequest, station: Equipment, flash: dict | None)
         tickets.filter(status=T.PRINT_ERROR).order_by("print_error_at")[:SIDE_LIMIT]
     )
 
-    flash = _place(flash, queues, mine, [*expired, *pending, *print_errors])
+    flash = _place(flash, queues, mine, [*pending, *print_errors])
     for q in queues:
         if flash and flash.get("where") == "queue" and flash.get("service") == q.stats.service.pk:
             q.flash = flash
@@ -221,7 +236,6 @@ def _panel_context(request: HttpRequest, station: Equipment, flash: dict | None)
         "station": station,
         "queues": queues,
         "mine": mine,
-        "expired": expired,
         "pending": pending,
         "print_errors": print_errors,
         "flash": flash,
@@ -235,7 +249,8 @@ def _place(
     """Decide where the message goes: beside its row, atop its queue, else atop the panel."""
     if not flash:
         return None
-    shown_lines = {row.line.pk for q in queues for row in q.rows} | {row.line.pk for row in mine}
+    shown_lines = {row.line.pk for q in queues for row in [*q.rows, *q.missed]}
+    shown_lines |= {row.line.pk for row in mine}
     shown_services = {q.stats.service.pk for q in queues}
     if flash.get("line") in shown_lines:
         where = "line"
@@ -438,13 +453,6 @@ def _ticket_action(request: HttpRequest, ticket: Ticket, action: str) -> Callabl
         queue.cancel_ticket(tenant, ticket.pk, user=user, reason=reason)
         return _("Ticket %(number)s cancelled.") % names
 
-    def reactivate() -> str:
-        line = queue.reactivate(tenant, ticket.pk, _require_station(request), user=user)
-        return _("Ticket %(number)s reactivated: %(called)s") % {
-            **names,
-            "called": _called_message(line),
-        }
-
     def print_again() -> str:
         reprint(tenant, ticket.pk, user=user)
         return _("Ticket %(number)s sent to the printer again.") % names
@@ -455,7 +463,6 @@ def _ticket_action(request: HttpRequest, ticket: Ticket, action: str) -> Callabl
 
     actions: dict[str, Callable[[], str]] = {
         "cancelar": _with_reason(request, cancel),
-        "reativar": reactivate,
         "reimprimir": print_again,
         "para-fila": to_queue,
     }

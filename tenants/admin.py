@@ -341,6 +341,7 @@ class TenantAdmin(TenantScopedAdmin, SoftDeleteAdmin, SimpleHistoryAdmin):
                     "priority_interleave",
                     "no_show_calls",
                     "no_show_timeout_minutes",
+                    "reactivation_minutes",
                     "wait_warning_minutes",
                     "wait_critical_minutes",
                     "skip_customers_in_service",

@@ -63,6 +63,17 @@ class Tenant(models.Model):
     expiry_hours = models.PositiveSmallIntegerField(
         _("hours before a waiting ticket expires"), default=4
     )
+    reactivation_minutes = models.PositiveSmallIntegerField(
+        _("minutes a missed service can be called again"),
+        # A database default too: during a rolling release, code that does not know the column
+        # yet still inserts tenants (docs/deploy.md, expand).
+        default=60,
+        db_default=60,
+        help_text=_(
+            "A customer who did not show up stays in the service's “did not show up” list for "
+            "this long (and never past the end of the day); then the service expires."
+        ),
+    )
     payment_timeout_minutes = models.PositiveSmallIntegerField(
         _("minutes to pay before the ticket is cancelled"), default=15
     )

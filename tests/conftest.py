@@ -8,11 +8,13 @@ administrator, who manages its team.
 from __future__ import annotations
 
 import os
+from datetime import UTC
 from decimal import Decimal
 
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 
 from equipment.models import Equipment, Kind
 from payments.fake_mercadopago import COLLECTOR_EMAIL, FakeMercadoPago
@@ -57,6 +59,17 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture
 def tenant(db) -> Tenant:
     return Tenant.objects.create(slug="studio", name="Studio Alfa")
+
+
+@pytest.fixture
+def midday(tenant) -> Tenant:
+    """`tenant` in a time zone where it is about noon now, so that a test about the end of the
+    local day (or about an hour before or after now) gives the same answer at any hour."""
+    offset = 12 - timezone.now().astimezone(UTC).hour  # local hour = UTC hour + offset
+    # The Etc/GMT zones' signs are inverted: Etc/GMT-3 is three hours ahead of UTC.
+    tenant.timezone = f"Etc/GMT{-offset:+d}" if offset else "Etc/GMT"
+    tenant.save()
+    return tenant
 
 
 @pytest.fixture

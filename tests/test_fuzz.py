@@ -107,7 +107,7 @@ def panel(tenant, cryo, boots, alice) -> dict:
 
 
 LINE_ACTIONS = ["chamar", "rechamar", "iniciar", "concluir", "devolver", "ausente", "cancelar"]
-TICKET_ACTIONS = ["cancelar", "reativar", "reimprimir", "para-fila"]
+TICKET_ACTIONS = ["cancelar", "reimprimir", "para-fila"]
 PAYMENT_ACTIONS = ["dinheiro", "pix", "nada"]
 
 

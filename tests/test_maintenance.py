@@ -91,3 +91,69 @@ def test_cleanup_reports_then_repairs_crafted_inconsistencies(tenant, cryo, boot
     assert "0 found" in run("cleanup_inconsistent_states")
     queued_ticket(tenant, [cryo])
     queue.call_next(cryo, cryo_1)  # the device is free again
+
+
+# --- missed services expire when their window ends ----------------------------------------
+
+
+@pytest.fixture
+def boots_1(tenant, boots):
+    return make_device(tenant, "Bota 1", [boots], location="Sala 2")
+
+
+def test_the_expiry_job_expires_a_missed_service_past_its_window_and_completes_the_ticket(
+    tenant, cryo, boots, cryo_1, boots_1
+):
+    ticket = queued_ticket(tenant, [cryo, boots])
+    cryo_line = queue.call_next(cryo, cryo_1)
+    queue.no_show(tenant, cryo_line.id)
+    boots_line = queue.call_next(boots, boots_1)
+    queue.start(tenant, boots_line.id)
+    queue.complete(tenant, boots_line.id)
+    ticket.refresh_from_db()
+    assert ticket.status == "in_queue"  # the missed cryotherapy may still be called
+
+    assert "0 missed service(s) expired" in run("expire_tickets")
+    TicketLine.objects.filter(pk=cryo_line.pk).update(
+        no_show_at=timezone.now() - timedelta(minutes=61)
+    )
+    assert "1 missed service(s) expired" in run("expire_tickets")
+
+    cryo_line.refresh_from_db()
+    assert cryo_line.status == "expired"
+    assert cryo_line.history.first().history_change_reason == (
+        "não compareceu e não foi chamado de novo em 60 min"
+    )
+    ticket.refresh_from_db()
+    assert ticket.status == "completed"
+    assert "0 missed service(s) expired" in run("expire_tickets")  # idempotent
+
+
+def test_a_missed_service_of_an_earlier_day_expires_whatever_the_window(tenant, cryo, cryo_1):
+    ticket = queued_ticket(tenant, [cryo])
+    line = queue.call_next(cryo, cryo_1)
+    queue.no_show(tenant, line.id)
+    Ticket.objects.filter(pk=ticket.pk).update(day=tenant.today() - datetime.timedelta(days=1))
+
+    assert "1 missed service(s) expired" in run("expire_tickets")
+    line.refresh_from_db()
+    assert line.status == "expired"
+    assert line.history.first().history_change_reason == "não compareceu, e o dia acabou"
+
+
+def test_a_ticket_waiting_only_on_a_missed_service_is_not_expired_again_every_minute(
+    tenant, cryo, boots, cryo_1, boots_1
+):
+    ticket = queued_ticket(tenant, [cryo, boots])
+    queue.no_show(tenant, queue.call_next(cryo, cryo_1).id)
+    served = queue.call_next(boots, boots_1)
+    queue.start(tenant, served.id)
+    queue.complete(tenant, served.id)
+    Ticket.objects.filter(pk=ticket.pk).update(queued_at=timezone.now() - timedelta(hours=5))
+
+    assert "0 expired" in run("expire_tickets")
+    assert line_status(ticket, cryo) == "no_show"
+
+
+def line_status(ticket, service) -> str:
+    return ticket.lines.get(service=service).status

@@ -39,7 +39,8 @@ def serve(line, device, user, *, wait, duration=None, show=True):
 def day(tenant, cryo, boots, alice):
     """Four paid tickets and one abandoned at the kiosk:
 
-    T1 cryo+boots: cryo waited 5 min, served 10 min; boots waited 15 min, no-show.
+    T1 cryo+boots: cryo waited 5 min, served 10 min; boots waited 15 min, no-show, not
+    called again before its reactivation window ended.
     T2 cryo: waited 25 min, served 5 min.   T3 cryo: cancelled in the queue.
     T4 boots: still waiting.                T5 cryo: never paid (not counted).
     """
@@ -52,6 +53,8 @@ def day(tenant, cryo, boots, alice):
     make_ticket(tenant, [cryo])
     serve(t1.lines.get(service=cryo), cryo_device, alice, wait=300, duration=600)
     serve(t1.lines.get(service=boots), boots_device, alice, wait=900, show=False)
+    later = timezone.now() + timedelta(minutes=tenant.reactivation_minutes + 1)
+    queue.expire_missed(tenant, t1.lines.get(service=boots).pk, now=later)
     serve(t2.lines.get(service=cryo), cryo_device, alice, wait=1500, duration=300)
     queue.cancel_ticket(tenant, t3.pk, user=alice, reason="gave up")
     return {"t1": t1, "t2": t2, "t3": t3, "t4": t4}

@@ -100,7 +100,7 @@ def test_an_outsider_gets_404_on_the_panel_and_on_every_action(
                 "transferir",
             )
         ),
-        *(panel_url(tenant, "senha", ticket.pk, action) for action in ("cancelar", "reativar")),
+        panel_url(tenant, "senha", ticket.pk, "cancelar"),
     ]
     for url in gets:
         assert client.get(url).status_code == 404, url
@@ -379,19 +379,56 @@ def test_the_called_line_buttons_call_again_send_back_and_mark_no_show(
     assert line.ticket.__class__.objects.get(pk=line.ticket_id).status == "expired"
 
 
-def test_an_expired_ticket_is_listed_and_reactivated_onto_my_station(
-    alice_client, tenant, cryo, crio_1
+def test_a_missed_service_is_listed_under_its_queue_and_called_again_onto_my_station(
+    client, alice, tenant, cryo, boots, bota_1
 ):
+    # Seed 000's ticket: cryotherapy missed while the boots wait, then the boots are served.
+    station = make_device(tenant, "Combo", [cryo, boots])
+    ticket = queued_ticket(tenant, [cryo, boots], customer_name="Maria Souza")
+    cryo_line = line_of(ticket, cryo)
+    queue.call_line(tenant, cryo_line.pk, station)
+    queue.no_show(tenant, cryo_line.pk)
+    served = queue.call_next(boots, bota_1)
+    queue.start(tenant, served.pk)
+    queue.complete(tenant, served.pk)
+    client.force_login(alice)
+    pick_station(client, tenant, station)
+
+    response = client.get(panel_url(tenant))
+    cryo_queue, boots_queue = response.context["queues"]
+    assert [row.line for row in cryo_queue.missed] == [cryo_line]
+    assert (cryo_queue.rows, boots_queue.missed) == ([], [])
+    page = response.content.decode()
+    assert "Não compareceram" in page and 'data-testid="missed-row"' in page
+    assert "Bota de compressão: Concluído" in page  # the ticket's other service, on its row
+    assert "pode ser chamado até" in page
+
+    response = client.post(panel_url(tenant, "linha", cryo_line.pk, "chamar"), headers=HTMX)
+    assert "Senha C001 chamada para Crioterapia em Combo." in response.content.decode()
+    cryo_line.refresh_from_db()
+    ticket.refresh_from_db()
+    assert (cryo_line.status, cryo_line.equipment, ticket.status) == ("called", station, "called")
+    assert response.context["queues"][0].missed == []
+    assert [row.line for row in response.context["mine"]] == [cryo_line]
+
+
+def test_a_missed_service_leaves_the_list_when_its_window_ends(alice_client, tenant, cryo, crio_1):
     ticket = queued_ticket(tenant, [cryo])
     line = line_of(ticket, cryo)
     queue.call_line(tenant, line.pk, crio_1)
     queue.no_show(tenant, line.pk)
-    assert [t.pk for t in alice_client.get(panel_url(tenant)).context["expired"]] == [ticket.pk]
-    alice_client.post(panel_url(tenant, "senha", ticket.pk, "reativar"), headers=HTMX)
-    ticket.refresh_from_db()
+    assert len(alice_client.get(panel_url(tenant)).context["queues"][0].missed) == 1
+    TicketLine.objects.filter(pk=line.pk).update(
+        no_show_at=timezone.now() - timedelta(minutes=tenant.reactivation_minutes + 1)
+    )
+    assert alice_client.get(panel_url(tenant)).context["queues"][0].missed == []
+    # A stale form posted anyway is refused beside the queue, and nothing moves.
+    response = alice_client.post(panel_url(tenant, "linha", line.pk, "chamar"), headers=HTMX)
+    assert "Acabou o prazo para chamar de novo Crioterapia da senha C001." in (
+        response.content.decode()
+    )
     line.refresh_from_db()
-    assert (ticket.status, ticket.reactivation_count) == ("called", 1)
-    assert (line.status, line.equipment) == ("called", crio_1)
+    assert line.status == "no_show"
 
 
 def test_cancelling_needs_a_reason(alice_client, tenant, cryo, boots):
@@ -590,6 +627,30 @@ def test_the_panel_costs_the_same_queries_with_10_and_1000_waiting(
         response = client.get(panel_url(tenant), headers=headers)
     assert [len(q.rows) for q in response.context["queues"]] == [20, 20]
     assert "+980" in response.content.decode()
+
+
+def miss(tenant, services, count: int) -> None:
+    """`count` tickets whose lines in every service were just missed (bulk, speed only)."""
+    fill_queue(tenant, services, count)
+    waiting = TicketLine.objects.filter(tenant=tenant, status="waiting")
+    waiting.update(status="no_show", no_show_at=timezone.now())
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["page", "htmx"])
+def test_the_panel_costs_the_same_queries_with_1_and_20_missed_lines(
+    alice, tenant, cryo, boots, headers, django_assert_num_queries
+):
+    station = make_device(tenant, "Combo", [cryo, boots])
+    client = Client()
+    client.force_login(alice)
+    pick_station(client, tenant, station)
+    miss(tenant, [cryo, boots], 1)
+    with CaptureQueriesContext(connection) as small:
+        assert client.get(panel_url(tenant), headers=headers).status_code == 200
+    miss(tenant, [cryo, boots], 19)
+    with django_assert_num_queries(len(small.captured_queries)):
+        response = client.get(panel_url(tenant), headers=headers)
+    assert [len(q.missed) for q in response.context["queues"]] == [15, 15]  # 30 shown at most
 
 
 def test_call_next_reads_the_tenant_once(client, alice, tenant, cryo, crio_1):

@@ -12,6 +12,7 @@ from django.test import Client
 from tests import daphne_server
 from tests.conftest import CHROMIUM, REQUIRE_SERVERS, make_device, queued_ticket, wait_for_js
 from tickets.models import TicketLine
+from tickets.queue import call_line, call_next, complete, no_show, start
 
 daphne = daphne_server.daphne
 
@@ -89,14 +90,43 @@ def test_an_operator_logs_in_calls_next_starts_and_completes(
     assert problems == []
 
 
-@pytest.mark.postgres
-@pytest.mark.redis
-@pytest.mark.django_db(transaction=True)
-def test_on_daphne_a_new_ticket_appears_without_waiting_for_the_poll(
-    page, daphne, alice, tenant, cryo
+def test_a_missed_service_is_called_again_from_its_queue_and_served(
+    page, live_server, transactional_db, alice, tenant, cryo, boots
 ):
-    problems = watch_console(page, websocket=True)
-    device = make_device(tenant, "Crio 1", [cryo])
+    """Seed 000's ticket: cryotherapy missed while the boots waited; the boots were served."""
+    problems = watch_console(page, websocket=False)
+    crio = make_device(tenant, "Crio 1", [cryo], location="Sala 1")
+    bota = make_device(tenant, "Bota 1", [boots])
+    ticket = queued_ticket(tenant, [cryo, boots], customer_name="Maria Souza")
+    line = TicketLine.objects.get(ticket=ticket, service=cryo)
+    call_line(tenant, line.pk, crio)
+    no_show(tenant, line.pk)
+    served = call_next(boots, bota)
+    start(tenant, served.pk)
+    complete(tenant, served.pk)
+
+    log_in_and_pick(page, live_server.url, "Crio 1")
+    queue = page.locator(f"#queue-{cryo.pk}")
+    missed = queue.get_by_test_id("missed-row").filter(has_text="C001")
+    missed.wait_for()
+    assert "Não compareceram" in queue.inner_text()
+    assert "Bota de compressão: Concluído" in missed.inner_text()
+
+    missed.get_by_role("button", name="Chamar de novo").click()
+    page.get_by_text("Senha C001 chamada para Crioterapia em Crio 1.").wait_for()
+    mine = page.get_by_test_id("mine-row").filter(has_text="C001")
+    mine.get_by_test_id("line-status").filter(has_text="Chamado").wait_for()
+    assert queue.get_by_test_id("missed-row").count() == 0
+    mine.get_by_role("button", name="Iniciar").click()
+    mine.get_by_test_id("line-status").filter(has_text="Em atendimento").wait_for()
+    mine.get_by_role("button", name="Concluir").click()
+    page.get_by_text("Crioterapia da senha C001 concluído.").wait_for()
+    ticket.refresh_from_db()
+    assert ticket.status == "completed"
+    assert problems == []
+
+
+def open_panel_on_daphne(page, daphne, alice, tenant, device) -> None:
     # The Daphne process hashes passwords with the real hashers, not the suite's fast one:
     # the browser gets a session made here instead (the login page is driven above).
     client = Client()
@@ -109,21 +139,56 @@ def test_on_daphne_a_new_ticket_appears_without_waiting_for_the_poll(
         [{"name": "sessionid", "value": session.session_key, "domain": host, "path": "/"}]
     )
     page.goto(f"http://{daphne}/t/{tenant.slug}/painel/")
-    page.get_by_test_id("station").filter(has_text="Crio 1").wait_for()
+    page.get_by_test_id("station").filter(has_text=device.name).wait_for()
     wait_for_js(page, "document.body.dataset.live === 'open'")
-    assert page.get_by_test_id("queue-row").count() == 0
 
-    # From another thread: Playwright's loop owns this one, and the broadcast after commit
-    # needs a thread of its own, as a kiosk's request would have.
-    def issue() -> None:
+
+def in_another_thread(act) -> None:
+    """Run `act` as another request would: Playwright's loop owns this thread, and the
+    broadcast after commit needs a thread of its own."""
+
+    def run() -> None:
         try:
-            queued_ticket(tenant, [cryo])
+            act()
         finally:
             connection.close()  # this thread's own connection, or the test DB stays in use
 
-    worker = threading.Thread(target=issue)
+    worker = threading.Thread(target=run)
     worker.start()
     worker.join()
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_on_daphne_a_new_ticket_appears_without_waiting_for_the_poll(
+    page, daphne, alice, tenant, cryo
+):
+    problems = watch_console(page, websocket=True)
+    device = make_device(tenant, "Crio 1", [cryo])
+    open_panel_on_daphne(page, daphne, alice, tenant, device)
+    assert page.get_by_test_id("queue-row").count() == 0
+
+    in_another_thread(lambda: queued_ticket(tenant, [cryo]))
     # The poll comes every 10 s; the WebSocket event brings the row well before.
     page.get_by_test_id("queue-row").filter(has_text="C001").wait_for(timeout=5000)
+    assert problems == []
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_on_daphne_a_line_missed_elsewhere_joins_its_queue_s_list_at_once(
+    page, daphne, alice, tenant, cryo, boots
+):
+    problems = watch_console(page, websocket=True)
+    device = make_device(tenant, "Crio 1", [cryo])
+    ticket = queued_ticket(tenant, [cryo, boots])
+    line = call_next(cryo, make_device(tenant, "Crio 2", [cryo]))
+    open_panel_on_daphne(page, daphne, alice, tenant, device)
+    assert page.get_by_test_id("missed-row").count() == 0
+
+    # The no-show timeout of the expiry job, or another station's button.
+    in_another_thread(lambda: no_show(tenant, line.pk))
+    page.get_by_test_id("missed-row").filter(has_text=ticket.number).wait_for(timeout=5000)
     assert problems == []

@@ -1,20 +1,23 @@
 """Random sequences of operations through the domain functions keep every invariant.
 
 Hypothesis drives sales, payments, calls, starts, completions, send-backs, no-shows,
-cancellations and transfers in any order, and after each step the database must hold:
-one active line per device; no customer twice at once in one service; each queued
-ticket's status equals the aggregate of its lines; stock never negative and equal to what
+cancellations, transfers and missed services expiring in any order, and after each step the
+database must hold: one active line per device; no customer twice at once in one service; each
+queued ticket's status equals the aggregate of its lines; a ticket with a missed service that
+may be called again is neither completed nor cancelled; stock never negative and equal to what
 was bought back; a ticket's total equals the sum of its items.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count, Sum
+from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -38,6 +41,7 @@ OPS = [
     "cancel_ticket",
     "transfer",
     "expire",
+    "expire_missed",
 ]
 CPFS = ["", "", "52998224725", "11144477735"]  # shared CPFs: the same customer twice
 STOCK = 5
@@ -100,6 +104,8 @@ def apply(op: str, a: int, b: int, tenant, services, devices, extra) -> None:
         queue.transfer(tenant, line.id, services[b % 3])
     elif op == "expire" and ticket:
         queue.expire_ticket(tenant, ticket.id, reason="teste")
+    elif op == "expire_missed" and line:  # the reactivation window is over
+        queue.expire_missed(tenant, line.id, now=timezone.now() + timedelta(days=1))
 
 
 def check_invariants(tenant, extra) -> None:
@@ -118,6 +124,8 @@ def check_invariants(tenant, extra) -> None:
         if ticket.status in ("completed", "cancelled", "expired"):
             open_lines = {"waiting", "called", "in_progress"} & set(statuses)
             assert not open_lines, (ticket.status, statuses)
+        if "no_show" in statuses:  # a missed service may be called again: the ticket is open
+            assert ticket.status not in ("completed", "cancelled"), (ticket.status, statuses)
         items = sum(line.price for line in ticket.lines.all()) + sum(
             e.subtotal for e in ticket.extras.all()
         )

@@ -89,6 +89,100 @@ def test_when_one_service_ends_while_another_waits_the_ticket_is_back_in_the_que
     assert history[-3:] == ["called", "in_progress", "in_queue"]
 
 
+# --- a missed service can be called again (seed 000's two-service ticket) -------------------
+
+
+def miss_cryo_then_serve_boots(tenant, cryo, boots, cryo_1, boots_1):
+    """Seed 000's ticket: cryotherapy called and missed while the boots wait; then the boots
+    are served."""
+    ticket = queued_ticket(tenant, [cryo, boots])
+    queue.no_show(tenant, queue.call_next(cryo, cryo_1).id)
+    assert (line_of(ticket, boots).status, status_of(ticket)) == ("waiting", "in_queue")
+    served = queue.call_next(boots, boots_1)
+    queue.start(tenant, served.id)
+    queue.complete(tenant, served.id)
+    return ticket
+
+
+def test_a_ticket_is_not_completed_while_a_missed_service_can_be_called_again(
+    tenant, cryo, boots, cryo_1, boots_1
+):
+    ticket = miss_cryo_then_serve_boots(tenant, cryo, boots, cryo_1, boots_1)
+
+    # Partly served with a missed service still callable: back in the queue, not completed.
+    assert status_of(ticket) == "in_queue"
+    assert list(queue.recoverable_lines(tenant, timezone.now())) == [line_of(ticket, cryo)]
+
+    again = queue.call_line(tenant, line_of(ticket, cryo).id, cryo_1)
+    assert (again.status, again.equipment, again.call_count) == ("called", cryo_1, 2)
+    assert status_of(ticket) == "called"
+    queue.start(tenant, again.id)
+    queue.complete(tenant, again.id)
+    assert status_of(ticket) == "completed"
+
+
+def test_a_missed_service_cannot_be_called_again_once_its_window_is_over(
+    tenant, cryo, boots, cryo_1, boots_1
+):
+    ticket = miss_cryo_then_serve_boots(tenant, cryo, boots, cryo_1, boots_1)
+    cryo_line = line_of(ticket, cryo)
+    late = timezone.now() - timedelta(minutes=tenant.reactivation_minutes + 1)
+    TicketLine.objects.filter(pk=cryo_line.pk).update(no_show_at=late)
+
+    assert not queue.recoverable_lines(tenant, timezone.now()).exists()
+    with pytest.raises(QueueError, match="Acabou o prazo para chamar de novo Crioterapia"):
+        queue.call_line(tenant, cryo_line.id, cryo_1)
+    assert line_of(ticket, cryo).status == "no_show"
+
+
+def test_when_the_window_ends_the_missed_service_expires_with_its_reason(
+    midday, tenant, cryo, boots, cryo_1, boots_1
+):
+    ticket = miss_cryo_then_serve_boots(tenant, cryo, boots, cryo_1, boots_1)
+    cryo_line = line_of(ticket, cryo)
+    in_window = timezone.now() + timedelta(minutes=tenant.reactivation_minutes - 1)
+    assert queue.expire_missed(tenant, cryo_line.id, now=in_window) is None
+
+    after = timezone.now() + timedelta(minutes=tenant.reactivation_minutes + 1)
+    expired = queue.expire_missed(tenant, cryo_line.id, now=after)
+
+    assert (expired.status, expired.expired_at is not None) == ("expired", True)
+    reason = expired.history.first().history_change_reason
+    assert reason == "não compareceu e não foi chamado de novo em 60 min"
+    assert status_of(ticket) == "completed"  # something was served; nothing more can be
+    with pytest.raises(QueueError):
+        queue.call_line(tenant, cryo_line.id, cryo_1)
+
+
+def test_a_ticket_missed_entirely_stays_expired_until_its_window_ends(tenant, cryo, cryo_1):
+    ticket = queued_ticket(tenant, [cryo])
+    line = queue.call_next(cryo, cryo_1)
+    queue.no_show(tenant, line.id)
+    assert status_of(ticket) == "expired"
+
+    queue.expire_missed(tenant, line.id, now=timezone.now() + timedelta(hours=2))
+    assert (line_of(ticket, cryo).status, status_of(ticket)) == ("expired", "expired")
+
+
+def test_cancelling_the_service_in_progress_keeps_the_missed_one_callable(
+    tenant, cryo, boots, cryo_1, boots_1
+):
+    ticket = queued_ticket(tenant, [cryo, boots])
+    queue.no_show(tenant, queue.call_next(cryo, cryo_1).id)
+    boots_line = queue.call_next(boots, boots_1)
+    queue.start(tenant, boots_line.id)
+    queue.cancel_line(tenant, boots_line.id, reason="passou mal")
+
+    # No in_progress → expired in the ticket's machine: it passes through the queue.
+    assert status_of(ticket) == "expired"
+    assert [h.status for h in ticket.history.order_by("history_date")][-2:] == [
+        "in_queue",
+        "expired",
+    ]
+    queue.call_line(tenant, line_of(ticket, cryo).id, cryo_1)
+    assert status_of(ticket) == "called"
+
+
 # --- order --------------------------------------------------------------------------------
 
 
@@ -234,12 +328,12 @@ def test_reannounce_counts_calls_and_past_the_limit_marks_no_show(tenant, cryo, 
     queue.call_next(cryo, cryo_1)  # the device was freed
 
 
-def test_reactivating_an_expired_ticket_calls_it_again(tenant, cryo, cryo_1):
+def test_calling_the_missed_line_of_an_expired_ticket_again_reactivates_it(tenant, cryo, cryo_1):
     ticket = queued_ticket(tenant, [cryo])
     line = queue.call_next(cryo, cryo_1)
     queue.no_show(tenant, line.id)
     assert status_of(ticket) == "expired"
-    queue.reactivate(tenant, ticket.id, cryo_1)
+    queue.call_line(tenant, line.id, cryo_1)
     ticket.refresh_from_db()
     assert ticket.status == "called" and ticket.reactivation_count == 1
     assert line_of(ticket, cryo).call_count == 2

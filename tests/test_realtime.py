@@ -9,7 +9,7 @@ import logging
 import statistics
 import time
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 from asgiref.sync import SyncToAsync, async_to_sync
@@ -25,7 +25,7 @@ from tests import daphne_server
 from tests.conftest import make_device, make_service, make_ticket, queued_ticket
 from tickets import events
 from tickets.models import Service
-from tickets.queue import call_next, complete, start
+from tickets.queue import call_next, complete, expire_missed, no_show, start
 
 ORIGIN = (b"origin", b"http://testserver")
 # Real Daphne processes for the end-to-end tests at the bottom (fixtures).
@@ -332,6 +332,35 @@ async def test_a_station_hears_only_the_services_it_runs(
     event = await socket.receive_json_from(timeout=3)
     assert event["service_id"] == cryo.id
     assert event["number"] == cryo_ticket.number
+    await socket.disconnect()
+
+
+@realtime
+async def test_a_station_hears_when_a_line_of_its_service_is_missed_and_when_it_expires(
+    tenant, cryo, boots, room, alice
+):
+    ticket = await database_sync_to_async(queued_ticket)(tenant, [cryo, boots])
+    line = await database_sync_to_async(call_next)(cryo, room)
+    cookie = await database_sync_to_async(session_of)(alice)
+    socket, _ = await greeted(f"/ws/t/{tenant.slug}/panel/?equipment={room.id}", cookie=cookie)
+
+    await database_sync_to_async(no_show)(tenant, line.id)
+    event = await next_of(socket, "queue_update")
+    # panel.js refreshes on it: the line shows in its queue's "did not show up" list.
+    assert (event["line_id"], event["status"], event["ticket_status"]) == (
+        line.id,
+        "no_show",
+        "in_queue",
+    )
+
+    later = timezone.now() + timedelta(hours=2)
+    await database_sync_to_async(expire_missed)(tenant, line.id, now=later)
+    event = await next_of(socket, "queue_update")
+    assert (event["line_id"], event["status"], event["number"]) == (
+        line.id,
+        "expired",
+        ticket.number,
+    )
     await socket.disconnect()
 
 

@@ -50,7 +50,9 @@ def test_the_ticket_table_is_the_product_one():
     assert valid_transitions("expired") == {"called", "cancelled"}
     assert is_final("completed") and is_final("cancelled") and not is_final("expired")
     assert line_is_final("completed") and line_is_final("cancelled")
-    assert not line_is_final("no_show")
+    # A missed line may be called again until its window ends; then it is expired for good.
+    assert not line_is_final("no_show") and line_is_final("expired")
+    assert LINE_TRANSITIONS["no_show"] == {"called", "cancelled", "expired"}
 
 
 def test_status_info_gives_a_pt_br_label_and_a_colour():

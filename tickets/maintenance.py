@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -31,6 +31,7 @@ from tickets.models import (
 )
 
 L, T = LineStatus, TicketStatus
+EXPIRABLE = (L.WAITING, L.CALLED)  # what expire_ticket turns into no-shows
 PRINTING_STUCK_AFTER = timedelta(minutes=10)
 
 
@@ -64,14 +65,25 @@ def expire_tenant(tenant: Tenant, now: datetime) -> Counter:
             done["no_show"] += 1
         except DomainError:
             done["skipped"] += 1  # an operator acted on it meanwhile
-    # Tickets waiting too long, or left over from an earlier local day.
+    # Tickets waiting too long, or left over from an earlier local day. Only those with a line
+    # still waiting or called: one whose missed service may be called again is in the queue
+    # too, and has nothing more to expire.
     too_old = now - timedelta(hours=tenant.expiry_hours)
-    stale = Ticket.objects.filter(tenant=tenant, status__in=[T.IN_QUEUE, T.CALLED]).filter(
-        Q(queued_at__lt=too_old) | Q(day__lt=tenant.today())
+    stale = (
+        Ticket.objects.filter(tenant=tenant, status__in=[T.IN_QUEUE, T.CALLED])
+        .filter(Q(queued_at__lt=too_old) | Q(day__lt=tenant.today()))
+        .filter(Exists(TicketLine.objects.filter(ticket=OuterRef("pk"), status__in=EXPIRABLE)))
     )
     for ticket_id in stale.values_list("id", flat=True):
         if queue.expire_ticket(tenant, ticket_id, reason=_("waited past the expiry age")):
             done["expired"] += 1
+    # Missed services whose reactivation window (or day) is over; last, so that lines made
+    # no-shows above on a ticket of an earlier day expire in the same pass.
+    recoverable = queue.recoverable_lines(tenant, now).values("pk")
+    missed = TicketLine.objects.filter(tenant=tenant, status=L.NO_SHOW).exclude(pk__in=recoverable)
+    for line_id in missed.values_list("id", flat=True):
+        if queue.expire_missed(tenant, line_id, now=now):
+            done["missed_expired"] += 1
     return done
 
 

@@ -311,6 +311,7 @@ class LineStatus(models.TextChoices):
     COMPLETED = "completed", _("Completed")
     CANCELLED = "cancelled", _("Cancelled")
     NO_SHOW = "no_show", _("No-show")
+    EXPIRED = "expired", _("Expired")
 
 
 L = LineStatus
@@ -320,10 +321,12 @@ LINE_TRANSITIONS: dict[str, frozenset[str]] = {
     # called -> waiting: sent back to the queue; called -> no_show: nobody came.
     L.CALLED: frozenset({L.IN_PROGRESS, L.WAITING, L.NO_SHOW, L.CANCELLED}),
     L.IN_PROGRESS: frozenset({L.COMPLETED, L.CANCELLED}),
-    # no_show -> called: the customer turned up late and the ticket is reactivated.
-    L.NO_SHOW: frozenset({L.CALLED, L.CANCELLED}),
+    # no_show -> called: the customer turned up late and is called again (reactivation);
+    # no_show -> expired: the tenant's reactivation window (or the day) ended first.
+    L.NO_SHOW: frozenset({L.CALLED, L.CANCELLED, L.EXPIRED}),
     L.COMPLETED: frozenset(),
     L.CANCELLED: frozenset(),
+    L.EXPIRED: frozenset(),
 }
 LINE_STAMPS = {
     L.WAITING: "queued_at",
@@ -332,6 +335,7 @@ LINE_STAMPS = {
     L.COMPLETED: "completed_at",
     L.CANCELLED: "cancelled_at",
     L.NO_SHOW: "no_show_at",
+    L.EXPIRED: "expired_at",
 }
 LINE_COLOURS = {
     L.WAITING: "#0891b2",
@@ -340,6 +344,7 @@ LINE_COLOURS = {
     L.COMPLETED: "#4b5563",
     L.CANCELLED: "#6b7280",
     L.NO_SHOW: "#9ca3af",
+    L.EXPIRED: "#9ca3af",
 }
 LINE_ACTIVE = (L.CALLED, L.IN_PROGRESS)
 
@@ -389,6 +394,7 @@ class TicketLine(models.Model):
     completed_at = models.DateTimeField(_("completed at"), null=True, blank=True)
     cancelled_at = models.DateTimeField(_("cancelled at"), null=True, blank=True)
     no_show_at = models.DateTimeField(_("no-show at"), null=True, blank=True)
+    expired_at = models.DateTimeField(_("expired at"), null=True, blank=True)
     duration_seconds = models.PositiveIntegerField(_("duration (s)"), null=True, blank=True)
     cancellation_reason = models.CharField(_("cancellation reason"), max_length=200, blank=True)
 

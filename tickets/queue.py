@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, datetime, time, timedelta
 
 from django.db import IntegrityError, transaction
 from django.db.models import Avg, Count, Exists, F, OuterRef, Q, Subquery
@@ -40,6 +40,7 @@ from tickets.models import (
     TicketStatus,
     change_line_status,
     change_ticket_status,
+    is_final,
     valid_transitions,
 )
 from tickets.payloads import line_payload, ticket_payload
@@ -59,26 +60,42 @@ class QueueError(DomainError):
 
 
 def aggregate_status(statuses: list[str]) -> str:
-    """The ticket status its lines add up to (for a ticket already in the queue)."""
+    """The ticket status its lines add up to (for a ticket already in the queue).
+
+    A missed line (`no_show`) may still be called again until the tenant's reactivation window
+    ends (then the line is `expired`), so the ticket is not over while it holds one. Partly
+    served, the ticket is back in the queue, as when one service ends while another waits
+    (`in_progress → in_queue`), its missed service listed under that service's queue; with
+    nothing served, it is `expired`, seed 000's state of a missed ticket that may be
+    reactivated. When the window ends it completes (something was served) or stays expired.
+    """
     present = set(statuses)
     for line_status, ticket_status in (
         (L.IN_PROGRESS, T.IN_PROGRESS),
         (L.CALLED, T.CALLED),
         (L.WAITING, T.IN_QUEUE),
-        (L.COMPLETED, T.COMPLETED),
-        (L.NO_SHOW, T.EXPIRED),
     ):
         if line_status in present:
             return ticket_status
-    return T.CANCELLED
+    if L.NO_SHOW in present:
+        return T.IN_QUEUE if L.COMPLETED in present else T.EXPIRED
+    if L.COMPLETED in present:
+        return T.COMPLETED
+    return T.EXPIRED if L.EXPIRED in present else T.CANCELLED
 
 
 def sync_ticket(ticket: Ticket, *, user=None, reason: str = "") -> None:
     """Move the locked ticket to the aggregate of its lines, if it is not there already."""
-    target = aggregate_status(list(ticket.lines.values_list("status", flat=True)))
+    statuses = list(ticket.lines.values_list("status", flat=True))
+    target = aggregate_status(statuses)
     if target == T.EXPIRED and ticket.status == T.IN_PROGRESS:
-        # A line cancelled mid-service while the others were missed: nothing left to serve.
-        target = T.CANCELLED
+        # The service in progress was cancelled and the others were missed; the machine has
+        # no in_progress → expired. With a missed service still to call again, the ticket
+        # goes back to the queue on its way; with none, nothing is left to serve.
+        if L.NO_SHOW in statuses:
+            change_ticket_status(ticket, T.IN_QUEUE, user=user, reason=reason)
+        else:
+            target = T.CANCELLED
     if target != ticket.status:
         change_ticket_status(ticket, target, user=user, reason=reason)
         if target == T.COMPLETED:
@@ -285,7 +302,8 @@ def call_line(
 ) -> TicketLine:
     """Call a chosen line onto `device` (out of order, or a second service in parallel).
 
-    An expired ticket's missed line may be called again: that reactivates the ticket.
+    A missed line may be called again while the tenant's reactivation window lasts (see
+    `recoverable_lines`); on an expired ticket, that reactivates the ticket.
     """
     with _conflicts(), transaction.atomic(), events.batch():
         line = _lock_line(tenant, line_id)
@@ -304,6 +322,14 @@ def call_line(
                     "number": ticket.number,
                     "status": line.get_status_display().lower(),
                 }
+            )
+        if (
+            line.status == L.NO_SHOW
+            and not recoverable_lines(tenant, timezone.now()).filter(pk=line.pk).exists()
+        ):
+            raise QueueError(
+                _("The time to call %(service)s of ticket %(number)s again is over.")
+                % {"service": line.service.name, "number": ticket.number}
             )
         in_service = TicketLine.objects.filter(
             service=line.service, customer_key=line.customer_key, status__in=LINE_ACTIVE
@@ -330,21 +356,6 @@ def call_line(
         sync_ticket(ticket, user=user, reason=reason)
         _called(line, device, user)
     return line
-
-
-def reactivate(tenant: Tenant, ticket_id: int, device: Equipment, *, user=None) -> TicketLine:
-    """`expired → called`: call the first missed line of an expired ticket onto `device`."""
-    with transaction.atomic():
-        ticket = lock_ticket(tenant, ticket_id)
-        if ticket.status != T.EXPIRED:
-            raise QueueError(_("Only an expired ticket can be reactivated."))
-        line = ticket.lines.filter(status=L.NO_SHOW, service__equipment=device).first()
-        if line is None:
-            raise QueueError(
-                _("Ticket %(number)s has no missed service that %(device)s runs.")
-                % {"number": ticket.number, "device": device.name}
-            )
-        return call_line(tenant, line.pk, device, user=user, reason=_("reactivated"))
 
 
 def reannounce(tenant: Tenant, line_id: int, *, user=None) -> TicketLine:
@@ -486,7 +497,9 @@ def cancel_ticket(tenant: Tenant, ticket_id: int, *, user=None, reason: str) -> 
             entity=ticket,
             data={"ticket": ticket.number, "reason": reason},
         )
-        for line in ticket.lines.select_for_update().exclude(status__in=[L.COMPLETED, L.CANCELLED]):
+        for line in ticket.lines.select_for_update().exclude(
+            status__in=[L.COMPLETED, L.CANCELLED, L.EXPIRED]
+        ):
             line.ticket = ticket
             change_line_status(line, L.CANCELLED, user=user, reason=reason)
         if was_unpaid:
@@ -678,6 +691,55 @@ def expire_ticket(tenant: Tenant, ticket_id: int, *, reason: str) -> Ticket | No
             events.publish("queue_update", tenant_id=tenant.id, ticket=ticket, line=line)
         sync_ticket(ticket, reason=reason)
     return ticket
+
+
+# --- missed lines ---------------------------------------------------------------------------
+
+
+def end_of_day(tenant: Tenant, day: date) -> datetime:
+    """The tenant's local midnight that ends `day`."""
+    return datetime.combine(day + timedelta(days=1), time.min, tzinfo=tenant.tzinfo)
+
+
+def recoverable_lines(tenant: Tenant, now: datetime):
+    """Missed lines that may still be called again: no-shows of today's tickets inside the
+    tenant's reactivation window (the end of the day ends it too)."""
+    return TicketLine.objects.filter(
+        tenant=tenant,
+        status=L.NO_SHOW,
+        no_show_at__gte=now - timedelta(minutes=tenant.reactivation_minutes),
+        ticket__day=timezone.localtime(now, tenant.tzinfo).date(),
+    )
+
+
+def recoverable_until(line: TicketLine, tenant: Tenant) -> datetime:
+    """When a missed line of `recoverable_lines` stops being one."""
+    return min(
+        line.no_show_at + timedelta(minutes=tenant.reactivation_minutes),
+        end_of_day(tenant, line.ticket.day),
+    )
+
+
+def expire_missed(tenant: Tenant, line_id: int, *, now: datetime) -> TicketLine | None:
+    """`no_show → expired` once the line's reactivation window is over, with the reason in its
+    history; its ticket then completes (something was served) or stays expired. None when the
+    line was called again or cancelled meanwhile, or is still recoverable."""
+    with transaction.atomic(), events.batch():
+        line = _lock_line(tenant, line_id)
+        if line.status != L.NO_SHOW or recoverable_lines(tenant, now).filter(pk=line.pk).exists():
+            return None
+        if line.ticket.day < timezone.localtime(now, tenant.tzinfo).date():
+            reason = _("missed, and its day ended")
+        else:
+            reason = _("missed, and not called again within %(minutes)s min") % {
+                "minutes": tenant.reactivation_minutes
+            }
+        change_line_status(line, L.EXPIRED, reason=reason)
+        # A ticket closed before missed services could be called again keeps its status.
+        if not is_final(line.ticket.status):
+            sync_ticket(line.ticket, reason=reason)
+        events.publish("queue_update", tenant_id=tenant.id, ticket=line.ticket, line=line)
+    return line
 
 
 # --- by a manager's hand --------------------------------------------------------------------
