@@ -135,6 +135,7 @@ class AlertKind(models.TextChoices):
     PAYMENTS_FAILING = "payments_failing", _("Payments failing")
     QUEUE_LONG = "queue_long", _("Queue too long")
     WAIT_LONG = "wait_long", _("Wait too long")
+    SERVICE_STUCK = "service_stuck", _("Service stuck")
 
 
 class Alert(models.Model):

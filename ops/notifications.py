@@ -1,5 +1,5 @@
 """Alerts to a tenant's Slack webhook and e-mail: printer offline, payments failing, a queue
-too long, a wait too old.
+too long, a wait too old, a service stuck (called or in service past the tenant's limit).
 
 `check_tenant` compares the conditions that hold now with the open Alert rows: a new condition
 opens an alert and notifies once; a lasting one stays quiet (the open row, unique per
@@ -42,6 +42,7 @@ from ops.models import Alert, AlertKind, NotificationSettings
 from payments.models import PaymentSession, SessionStatus
 from tenants import netguard, webhooks
 from tenants.models import Tenant
+from tickets import queue
 from tickets.models import LineStatus, TicketLine
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,25 @@ def current_conditions(tenant: Tenant, config: NotificationSettings, now: dateti
                     % {"minutes": waited, "service": name},
                 )
             )
+    for line in queue.stuck_lines(tenant, now):
+        since = timezone.localtime(line.started_at or line.called_at, tenant.tzinfo)
+        found.append(
+            Condition(
+                AlertKind.SERVICE_STUCK,
+                str(line.pk),
+                _(
+                    "%(service)s of ticket %(number)s is stuck on %(device)s: %(status)s since "
+                    "%(time)s."
+                )
+                % {
+                    "service": line.service.name,
+                    "number": line.ticket.number,
+                    "device": line.equipment.name if line.equipment else "—",
+                    "status": line.get_status_display().lower(),
+                    "time": f"{since:%H:%M}",
+                },
+            )
+        )
     return found
 
 

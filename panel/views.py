@@ -126,7 +126,7 @@ def _render_stations(
 @dataclass
 class Row:
     """A line as the panel shows it: how long it waited (and its colour), the other services,
-    and for a missed line until when it can be called again."""
+    and for a missed line until when it can be called again, for a stuck one when it closes."""
 
     line: TicketLine
     minutes: int
@@ -153,6 +153,12 @@ def _row(tenant: Tenant, line: TicketLine, now, *, since=None, deadline=None) ->
         level = "ok"
     others = [other for other in line.ticket.lines.all() if other.pk != line.pk]
     return Row(line=line, minutes=minutes, level=level, others=others, deadline=deadline)
+
+
+def _closes_at(tenant: Tenant, line: TicketLine, now) -> datetime | None:
+    """When the expiry job closes a stuck line; None while it is not stuck."""
+    stuck = queue.stuck_at(line, tenant)
+    return stuck + queue.STUCK_GRACE if stuck is not None and stuck <= now else None
 
 
 def _panel_context(request: HttpRequest, station: Equipment, flash: dict | None) -> dict:
@@ -207,7 +213,16 @@ def _panel_context(request: HttpRequest, station: Equipment, flash: dict | None)
         )
         for stats, lines in waiting
     ]
-    mine = [_row(tenant, line, now, since=line.started_at or line.called_at) for line in serving]
+    mine = [
+        _row(
+            tenant,
+            line,
+            now,
+            since=line.started_at or line.called_at,
+            deadline=_closes_at(tenant, line, now),
+        )
+        for line in serving
+    ]
     tickets = Ticket.objects.for_tenant(tenant)
     # With their open payment sessions: cash and static PIX are confirmed here.
     pending = list(

@@ -342,6 +342,7 @@ class TenantAdmin(TenantScopedAdmin, SoftDeleteAdmin, SimpleHistoryAdmin):
                     "no_show_calls",
                     "no_show_timeout_minutes",
                     "reactivation_minutes",
+                    "stuck_line_factor",
                     "wait_warning_minutes",
                     "wait_critical_minutes",
                     "skip_customers_in_service",

@@ -74,6 +74,15 @@ class Tenant(models.Model):
             "this long (and never past the end of the day); then the service expires."
         ),
     )
+    stuck_line_factor = models.PositiveSmallIntegerField(
+        _("a service is stuck after N × its expected duration"),
+        default=3,
+        db_default=3,
+        help_text=_(
+            "A service called or in service that long is flagged on the panel and alerted, "
+            "then closed automatically. 0: only at the end of the day, which always does."
+        ),
+    )
     payment_timeout_minutes = models.PositiveSmallIntegerField(
         _("minutes to pay before the ticket is cancelled"), default=15
     )

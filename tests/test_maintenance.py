@@ -157,3 +157,97 @@ def test_a_ticket_waiting_only_on_a_missed_service_is_not_expired_again_every_mi
 
 def line_status(ticket, service) -> str:
     return ticket.lines.get(service=service).status
+
+
+# --- stale work is closed -------------------------------------------------------------------
+
+
+def started(tenant, service, device, *, minutes_ago: float):
+    """A line of a new ticket in service on `device` since `minutes_ago`."""
+    ticket = queued_ticket(tenant, [service])
+    line = queue.call_next(service, device)
+    queue.start(tenant, line.id)
+    since = timezone.now() - timedelta(minutes=minutes_ago)
+    TicketLine.objects.filter(pk=line.pk).update(called_at=since, started_at=since)
+    line.refresh_from_db()
+    return ticket, line
+
+
+def test_a_service_in_progress_past_its_limit_is_flagged_then_closed_as_completed(
+    midday, tenant, cryo, cryo_1
+):
+    # Crioterapia takes 10 min: stuck after 30 (× 3), closed 15 min later.
+    ticket, line = started(tenant, cryo, cryo_1, minutes_ago=29)
+    assert queue.stuck_lines(tenant, timezone.now()) == []
+    TicketLine.objects.filter(pk=line.pk).update(started_at=timezone.now() - timedelta(minutes=31))
+    assert queue.stuck_lines(tenant, timezone.now()) == [line]
+    assert "0 stuck service(s) closed" in run("expire_tickets")  # flagged, not closed yet
+
+    TicketLine.objects.filter(pk=line.pk).update(started_at=timezone.now() - timedelta(minutes=46))
+    assert "1 stuck service(s) closed" in run("expire_tickets")
+
+    line.refresh_from_db()
+    ticket.refresh_from_db()
+    assert (line.status, ticket.status) == ("completed", "completed")
+    assert line.duration_seconds is None  # unknown: the measured average is left alone
+    reason = line.history.first().history_change_reason
+    assert reason.startswith("encerrado automaticamente: em atendimento desde ")
+    # The device is free: the partial unique index lets a new call onto it.
+    queued_ticket(tenant, [cryo])
+    assert queue.call_next(cryo, cryo_1).equipment == cryo_1
+    assert "0 stuck service(s) closed" in run("expire_tickets")
+
+
+def test_a_called_line_never_started_is_closed_as_a_no_show_that_can_be_called_again(
+    midday, tenant, cryo, cryo_1
+):
+    tenant.no_show_timeout_minutes = 120  # so that the stuck rule, not the timeout, acts
+    tenant.save()
+    ticket = queued_ticket(tenant, [cryo])
+    line = queue.call_next(cryo, cryo_1)
+    TicketLine.objects.filter(pk=line.pk).update(called_at=timezone.now() - timedelta(minutes=50))
+
+    assert "1 stuck service(s) closed" in run("expire_tickets")
+    line.refresh_from_db()
+    assert line.status == "no_show"
+    assert line.history.first().history_change_reason.startswith(
+        "encerrado automaticamente: chamado às "
+    )
+    assert list(queue.recoverable_lines(tenant, timezone.now())) == [line]
+    ticket.refresh_from_db()
+    assert ticket.status == "expired"
+
+
+def test_a_service_left_in_progress_overnight_is_closed_whatever_the_limit(
+    midday, tenant, cryo, cryo_1
+):
+    tenant.stuck_line_factor = 0  # only the end of the day
+    tenant.save()
+    _ticket, line = started(tenant, cryo, cryo_1, minutes_ago=5)
+    assert queue.stuck_lines(tenant, timezone.now()) == []
+    yesterday_night = datetime.datetime.combine(
+        tenant.today() - datetime.timedelta(days=1), datetime.time(22, 0), tzinfo=tenant.tzinfo
+    )
+    TicketLine.objects.filter(pk=line.pk).update(started_at=yesterday_night)
+
+    assert "1 stuck service(s) closed" in run("expire_tickets")
+    line.refresh_from_db()
+    assert line.status == "completed"
+    assert line.history.first().history_change_reason == (
+        "encerrado automaticamente: em atendimento desde 22:00"
+    )
+
+
+def test_cleanup_reports_stuck_lines_and_fix_closes_them(midday, tenant, cryo, cryo_1):
+    _ticket, line = started(tenant, cryo, cryo_1, minutes_ago=35)
+
+    report = run("cleanup_inconsistent_states")
+    assert "stuck_line" in report and "Crioterapia in_progress em Crio 1 desde" in report
+    assert "1 found (run with --fix to repair)" in report
+    line.refresh_from_db()
+    assert line.status == "in_progress"  # a report changes nothing
+
+    assert "1 found, 1 repaired" in run("cleanup_inconsistent_states", "--fix")
+    line.refresh_from_db()
+    assert line.status == "completed"
+    assert "0 found" in run("cleanup_inconsistent_states")

@@ -24,6 +24,7 @@ from ops.notifications import check_tenant
 from tests.conftest import RebindingResolver, make_device, queued_ticket
 from tests.fake_smtp import FakeSMTP
 from tests.test_ops_webhooks import Receiver, self_signed
+from tickets import maintenance, queue
 from tickets.models import TicketLine
 
 
@@ -106,6 +107,31 @@ def test_an_alert_that_could_not_be_sent_is_sent_at_the_next_check(tenant, cryo,
     assert result.renotified == 1 and Alert.objects.get().notified is True
     check_tenant(tenant)
     assert len(slack.requests) == 2
+
+
+def test_a_stuck_service_is_alerted_once_and_resolved_when_it_is_closed(
+    midday, tenant, cryo, config, slack
+):
+    device = make_device(tenant, "Crio 1", [cryo])
+    queued_ticket(tenant, [cryo])
+    line = queue.call_next(cryo, device)
+    queue.start(tenant, line.id)
+    check_tenant(tenant)
+    assert not Alert.objects.filter(kind=AlertKind.SERVICE_STUCK).exists()
+
+    # Crioterapia takes 10 min: stuck after 30 (the studio's × 3).
+    TicketLine.objects.filter(pk=line.pk).update(started_at=timezone.now() - timedelta(minutes=31))
+    assert check_tenant(tenant).opened == 1
+    alert = Alert.objects.get(kind=AlertKind.SERVICE_STUCK)
+    assert alert.key == str(line.pk)
+    assert "Crioterapia da senha C001 está parado em Crio 1: em atendimento desde" in alert.message
+    assert "[Studio Alfa] Serviço parado" in slack_texts(slack)[0]
+    assert check_tenant(tenant).opened == 0  # still stuck, already said
+
+    TicketLine.objects.filter(pk=line.pk).update(started_at=timezone.now() - timedelta(minutes=46))
+    assert maintenance.expire()["stuck_closed"] == 1
+    assert check_tenant(tenant).resolved == 1
+    assert "resolvido" in slack_texts(slack)[-1].lower()
 
 
 def test_a_tenant_without_notification_settings_is_left_alone(tenant, cryo):

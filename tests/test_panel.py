@@ -431,6 +431,24 @@ def test_a_missed_service_leaves_the_list_when_its_window_ends(alice_client, ten
     assert line.status == "no_show"
 
 
+def test_a_stuck_service_is_flagged_on_my_services(midday, alice_client, tenant, cryo, crio_1):
+    line = line_of(queued_ticket(tenant, [cryo]), cryo)
+    queue.call_line(tenant, line.pk, crio_1)
+    queue.start(tenant, line.pk)
+    page = alice_client.get(panel_url(tenant)).content.decode()
+    assert 'data-testid="stuck"' not in page and "row-stuck" not in page
+
+    started = timezone.now() - timedelta(minutes=31)  # Crioterapia: 10 min × 3
+    TicketLine.objects.filter(pk=line.pk).update(started_at=started)
+    response = alice_client.get(panel_url(tenant))
+    (row,) = response.context["mine"]
+    assert row.deadline == started + timedelta(minutes=30) + queue.STUCK_GRACE
+    page = response.content.decode()
+    closes = timezone.localtime(row.deadline, tenant.tzinfo)
+    assert f"Parado: encerra automaticamente às {closes:%H:%M}" in page
+    assert "row-stuck" in page
+
+
 def test_cancelling_needs_a_reason(alice_client, tenant, cryo, boots):
     ticket = queued_ticket(tenant, [cryo, boots])
     line = line_of(ticket, cryo)
@@ -641,6 +659,10 @@ def test_the_panel_costs_the_same_queries_with_1_and_20_missed_lines(
     alice, tenant, cryo, boots, headers, django_assert_num_queries
 ):
     station = make_device(tenant, "Combo", [cryo, boots])
+    stuck = queued_ticket(tenant, [cryo])
+    queue.call_line(tenant, line_of(stuck, cryo).pk, station, user=alice)
+    queue.start(tenant, line_of(stuck, cryo).pk)
+    TicketLine.objects.filter(ticket=stuck).update(started_at=timezone.now() - timedelta(hours=2))
     client = Client()
     client.force_login(alice)
     pick_station(client, tenant, station)
@@ -651,6 +673,7 @@ def test_the_panel_costs_the_same_queries_with_1_and_20_missed_lines(
     with django_assert_num_queries(len(small.captured_queries)):
         response = client.get(panel_url(tenant), headers=headers)
     assert [len(q.missed) for q in response.context["queues"]] == [15, 15]  # 30 shown at most
+    assert response.context["mine"][0].deadline is not None
 
 
 def test_call_next_reads_the_tenant_once(client, alice, tenant, cryo, crio_1):

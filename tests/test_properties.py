@@ -1,11 +1,11 @@
 """Random sequences of operations through the domain functions keep every invariant.
 
 Hypothesis drives sales, payments, calls, starts, completions, send-backs, no-shows,
-cancellations, transfers and missed services expiring in any order, and after each step the
-database must hold: one active line per device; no customer twice at once in one service; each
-queued ticket's status equals the aggregate of its lines; a ticket with a missed service that
-may be called again is neither completed nor cancelled; stock never negative and equal to what
-was bought back; a ticket's total equals the sum of its items.
+cancellations, transfers, missed services expiring and stuck ones closing in any order, and
+after each step the database must hold: one active line per device; no customer twice at once
+in one service; each queued ticket's status equals the aggregate of its lines; a ticket with a
+missed service that may be called again is neither completed nor cancelled; stock never
+negative and equal to what was bought back; a ticket's total equals the sum of its items.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ OPS = [
     "transfer",
     "expire",
     "expire_missed",
+    "close_stuck",
 ]
 CPFS = ["", "", "52998224725", "11144477735"]  # shared CPFs: the same customer twice
 STOCK = 5
@@ -106,6 +107,8 @@ def apply(op: str, a: int, b: int, tenant, services, devices, extra) -> None:
         queue.expire_ticket(tenant, ticket.id, reason="teste")
     elif op == "expire_missed" and line:  # the reactivation window is over
         queue.expire_missed(tenant, line.id, now=timezone.now() + timedelta(days=1))
+    elif op == "close_stuck" and line:  # left called or in service overnight
+        queue.close_stuck(tenant, line.id, before=timezone.now() + timedelta(days=2))
 
 
 def check_invariants(tenant, extra) -> None:

@@ -65,6 +65,11 @@ def expire_tenant(tenant: Tenant, now: datetime) -> Counter:
             done["no_show"] += 1
         except DomainError:
             done["skipped"] += 1  # an operator acted on it meanwhile
+    # Called or in service past the tenant's limit (or the day), once the panel and the
+    # alerts had their time to say so.
+    for line in queue.stuck_lines(tenant, now - queue.STUCK_GRACE):
+        if queue.close_stuck(tenant, line.id, before=now - queue.STUCK_GRACE):
+            done["stuck_closed"] += 1
     # Tickets waiting too long, or left over from an earlier local day. Only those with a line
     # still waiting or called: one whose missed service may be called again is in the queue
     # too, and has nothing more to expire.
@@ -135,6 +140,20 @@ def inspect(*, fix: bool, now: datetime | None = None) -> Inspection:
                 )
             )
             if fix and _resync(ticket):
+                result.fixed += 1
+    # Lines called or in service past their limit: the expiry job closes them (if it runs).
+    for tenant in live_tenants():
+        for line in queue.stuck_lines(tenant, now):
+            since = timezone.localtime(line.started_at or line.called_at, tenant.tzinfo)
+            device = line.equipment.name if line.equipment else "—"
+            result.findings.append(
+                Finding(
+                    "stuck_line",
+                    line.ticket.number,
+                    f"{line.service.name} {line.status} em {device} desde {since:%d/%m %H:%M}",
+                )
+            )
+            if fix and queue.close_stuck(tenant, line.id, before=now):
                 result.fixed += 1
     # Tickets stuck in printing: the spooler died or the job was lost.
     for ticket in Ticket.objects.filter(

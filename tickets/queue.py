@@ -693,7 +693,13 @@ def expire_ticket(tenant: Tenant, ticket_id: int, *, reason: str) -> Ticket | No
     return ticket
 
 
-# --- missed lines ---------------------------------------------------------------------------
+# --- missed and stuck lines ----------------------------------------------------------------
+
+# A stuck line is closed this long after the panel flags it and the studio's alerts report it:
+# check_alerts runs every minute like the expiry job, and without the margin whether anyone
+# heard would depend on which of the two ran first. Meanwhile an operator can still complete it
+# by hand, recording its real duration.
+STUCK_GRACE = timedelta(minutes=15)
 
 
 def end_of_day(tenant: Tenant, day: date) -> datetime:
@@ -738,6 +744,65 @@ def expire_missed(tenant: Tenant, line_id: int, *, now: datetime) -> TicketLine 
         # A ticket closed before missed services could be called again keeps its status.
         if not is_final(line.ticket.status):
             sync_ticket(line.ticket, reason=reason)
+        events.publish("queue_update", tenant_id=tenant.id, ticket=line.ticket, line=line)
+    return line
+
+
+def stuck_at(line: TicketLine, tenant: Tenant) -> datetime | None:
+    """When a called or in-service line is stuck: its service's expected duration × the
+    tenant's factor after it was called or started, and at the latest at the end of that
+    local day. None for a line in neither state."""
+    since = {L.CALLED: line.called_at, L.IN_PROGRESS: line.started_at}.get(line.status)
+    if since is None:
+        return None
+    deadline = end_of_day(tenant, timezone.localtime(since, tenant.tzinfo).date())
+    if tenant.stuck_line_factor:
+        limit = timedelta(minutes=line.service.duration_minutes * tenant.stuck_line_factor)
+        deadline = min(deadline, since + limit)
+    return deadline
+
+
+def stuck_lines(tenant: Tenant, now: datetime) -> list[TicketLine]:
+    """The tenant's called and in-service lines past `stuck_at`, oldest call first. One
+    query over few rows: at most one active line per device."""
+    active = (
+        TicketLine.objects.filter(tenant=tenant, status__in=LINE_ACTIVE)
+        .select_related("ticket", "service", "equipment")
+        .order_by("called_at", "id")
+    )
+    stuck = []
+    for line in active:
+        deadline = stuck_at(line, tenant)
+        if deadline is not None and deadline <= now:
+            stuck.append(line)
+    return stuck
+
+
+def close_stuck(tenant: Tenant, line_id: int, *, before: datetime) -> TicketLine | None:
+    """Close a line stuck since `before` or earlier, with the reason in its history; its
+    device is free again. None when it moved on meanwhile (started, completed, sent back…).
+
+    Called and never started, the customer did not come: a no-show, which stays callable
+    again for the reactivation window like any other. In service and never completed, the
+    session almost certainly took place — the customer was on the device and the operator
+    forgot to press *Complete* — and was paid for, so it is completed, not cancelled, which
+    would tell refunds and statistics it never happened. Its duration is unknown: none is
+    recorded, and the service's measured average is left alone.
+    """
+    with transaction.atomic(), events.batch():
+        line = _lock_line(tenant, line_id)
+        deadline = stuck_at(line, tenant)
+        if deadline is None or deadline > before:
+            return None
+        if line.status == L.CALLED:
+            since = timezone.localtime(line.called_at, tenant.tzinfo)
+            reason = _("closed automatically: called at %(time)s and never started")
+            _end_no_show(line, reason=reason % {"time": f"{since:%H:%M}"})
+            return line
+        since = timezone.localtime(line.started_at, tenant.tzinfo)
+        reason = _("closed automatically: in service since %(time)s") % {"time": f"{since:%H:%M}"}
+        change_line_status(line, L.COMPLETED, reason=reason)
+        sync_ticket(line.ticket, reason=reason)
         events.publish("queue_update", tenant_id=tenant.id, ticket=line.ticket, line=line)
     return line
 

@@ -10,7 +10,8 @@ from tickets.maintenance import inspect
 class Command(BaseCommand):
     help = (
         "Report tickets closed with open lines, devices held by such lines, tickets whose status "
-        "disagrees with their lines, and tickets stuck in printing. --fix repairs them."
+        "disagrees with their lines, services called or in service past the tenant's limit, "
+        "and tickets stuck in printing. --fix repairs them."
     )
 
     def add_arguments(self, parser) -> None:
