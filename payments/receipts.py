@@ -1,4 +1,5 @@
-"""Receipts: frozen at confirmation, rendered as thermal text (the printer prints it) or a page.
+"""Receipts: frozen at confirmation, rendered as thermal text (the printer prints it), a page
+or a PDF — the page and the PDF show the printer's lines, so all three say the same.
 
 The content is plain JSON written once, so a later price change, rename or refund never
 rewrites what the customer was given.
@@ -6,15 +7,29 @@ rewrites what the customer was given.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
+from importlib.resources import files
 
 from django.conf import settings
+from django.db.models import QuerySet
+from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from equipment.printing import ReceiptData, ReceiptItem, queue_receipt
-from payments.models import PaymentSession, Receipt
+from payments.models import PaymentSession, Receipt, SessionStatus
 from tenants.money import brl
+from tickets.models import Ticket
+
+# DejaVu Sans Mono, shipped inside python-barcode (installed with python-escpos, and listed in
+# pyproject.toml for this): a monospaced font with every pt-BR accent, on any machine
+# that has the project's packages, with no system font and no download. Monospaced because
+# the PDF sets the receipt's columns as the printer does.
+PDF_FONT = files("barcode") / "fonts" / "DejaVuSansMono.ttf"
+PDF_FONT_SIZE = 10  # points: 42 columns make a page about 10 cm wide
+PDF_LINE_HEIGHT = 13.5  # points
+PDF_MARGIN = 24  # points
 
 
 def receipt_content(session: PaymentSession) -> dict:
@@ -136,3 +151,51 @@ def render_receipt_text(receipt: Receipt, width: int = 42) -> str:
         lines.append(c["tenant"]["email"][:width].center(width))
     lines.append(_("Not a tax document.").center(width))
     return "\n".join(lines) + "\n"
+
+
+def receipts_of(ticket: Ticket) -> QuerySet[Receipt]:
+    """A ticket's receipts, oldest first: one per paid session (a refunded one stays)."""
+    return (
+        Receipt.objects.filter(tenant_id=ticket.tenant_id, session__ticket=ticket)
+        .select_related("session")
+        .order_by("created_at")
+    )
+
+
+def receipt_url(ticket: Ticket) -> str:
+    """The ticket's receipt page at `PUBLIC_BASE_URL`, opened on the phone through a QR code."""
+    path = reverse("payments_receipt", args=[ticket.tenant.slug, ticket.token])
+    return settings.PUBLIC_BASE_URL.rstrip("/") + path
+
+
+def render_receipt_pdf(receipts: Iterable[Receipt], title: str = "") -> bytes:
+    """The receipts as one PDF, a receipt-shaped page each, in the active language.
+
+    Each page carries the lines of `render_receipt_text` (the printer's, "Não é documento
+    fiscal." included) set in an embedded monospaced font, so columns line up and accents
+    come out on any reader; a refunded payment says so below its receipt.
+    """
+    # Imported here: fpdf2 brings fontTools (about 150 modules, a quarter of a second), which
+    # every process of the product would otherwise load for a page few customers open.
+    from fpdf import FPDF
+
+    pdf = FPDF(unit="pt")
+    pdf.set_title(title)
+    pdf.set_lang(translation.get_language() or settings.LANGUAGE_CODE)
+    pdf.set_auto_page_break(False)
+    pdf.set_margins(PDF_MARGIN, PDF_MARGIN)
+    pdf.add_font("receipt", fname=str(PDF_FONT))
+    pdf.set_font("receipt", size=PDF_FONT_SIZE)
+    for receipt in receipts:
+        lines = render_receipt_text(receipt).splitlines()
+        if receipt.session.status == SessionStatus.REFUNDED:
+            lines += ["", _("This payment was refunded.")]
+        width = max(pdf.get_string_width(line) for line in lines)
+        height = len(lines) * PDF_LINE_HEIGHT
+        pdf.add_page(format=(width + 2 * PDF_MARGIN, height + 2 * PDF_MARGIN))
+        for line in lines:
+            if line.strip():
+                pdf.cell(h=PDF_LINE_HEIGHT, text=line, new_x="LMARGIN", new_y="NEXT")
+            else:
+                pdf.ln(PDF_LINE_HEIGHT)  # fpdf2 sets no cell without text
+    return bytes(pdf.output())

@@ -1,4 +1,4 @@
-"""The webhook, the public receipt page and the demo's "simular pagamento" button."""
+"""The webhook, the public receipt page and its PDF, and the demo's "simular pagamento" button."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import requests
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils.http import content_disposition_header
+from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 from mercadopago.webhook import InvalidWebhookSignatureError
@@ -24,7 +26,7 @@ from payments.models import (
 from payments.providers import ProviderError
 from payments.providers.mercadopago import is_demo_api
 from payments.providers.mercadopago_orders import is_order_session
-from payments.receipts import render_receipt_text
+from payments.receipts import receipts_of, render_receipt_pdf, render_receipt_text
 from payments.sessions import provider_of
 from payments.webhooks import process_mercadopago, verify_signature
 from tenants.access import get_tenant
@@ -102,29 +104,50 @@ def _carries_nul(value: object) -> bool:
     return False
 
 
+def _receipts(slug: str, token: str) -> tuple[Ticket, list[Receipt]]:
+    """A ticket and its receipts, by the token only; 404 without a receipt (unpaid, or free)."""
+    tenant = get_tenant(slug)
+    ticket = Ticket.objects.for_tenant(tenant).filter(token=token).select_related("tenant").first()
+    if ticket is None:
+        raise Http404("ticket")
+    receipts = list(receipts_of(ticket))
+    if not receipts:
+        raise Http404("receipt")
+    return ticket, receipts
+
+
 @require_GET
 def receipt_page(request: HttpRequest, slug: str, token: str) -> HttpResponse:
     """The receipt of a ticket, reachable from its QR (the token is the only key)."""
-    tenant = get_tenant(slug)
-    ticket = Ticket.objects.filter(tenant=tenant, token=token).first()
-    if ticket is None:
-        raise Http404("ticket")
-    receipts = list(
-        Receipt.objects.filter(session__ticket=ticket)
-        .select_related("session")
-        .order_by("created_at")
-    )
-    if not receipts:
-        raise Http404("receipt")
-    return render(
+    ticket, receipts = _receipts(slug, token)
+    response = render(
         request,
         "payments/receipt.html",
         {
-            "tenant": tenant,
+            "tenant": ticket.tenant,
             "ticket": ticket,
             "receipts": [(r, render_receipt_text(r)) for r in receipts],
         },
     )
+    # What was bought and how it was paid: no shared cache keeps it.
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@require_GET
+def receipt_pdf(request: HttpRequest, slug: str, token: str) -> HttpResponse:
+    """The same receipt as a PDF to keep or send on, by the same token."""
+    ticket, receipts = _receipts(slug, token)
+    title = _("Receipt · ticket %(number)s") % {"number": ticket.number}
+    response = HttpResponse(
+        render_receipt_pdf(receipts, title=f"{title} · {ticket.tenant.name}"),
+        content_type="application/pdf",
+    )
+    # Inline: the phone opens it in its viewer, which offers to save or share it.
+    filename = f"{_('receipt')}-{ticket.number}.pdf"
+    response["Content-Disposition"] = content_disposition_header(False, filename)
+    response["Cache-Control"] = "private, no-store"
+    return response
 
 
 @require_POST

@@ -89,7 +89,7 @@ ADMIN_PAGES = {
     "/admin/payments/notification/": ["q", "kind"],
 }
 # The token in the path is the key to these: whoever holds it may see the ticket.
-KEYED_BY_TOKEN = {"ticket_status", "payments_receipt", "ws_senha"}
+KEYED_BY_TOKEN = {"ticket_status", "payments_receipt", "payments_receipt_pdf", "ws_senha"}
 PARAMETER = re.compile(r"<(?:(\w+):)?(\w+)>")
 
 

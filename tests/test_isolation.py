@@ -33,6 +33,7 @@ PUBLIC = {
     "metrics": "bearer token (METRICS_TOKEN); 401 without it",
     "payments_webhook_mercadopago": "verified by the provider's signature; 401 without it",
     "payments_receipt": "by the ticket's unguessable token, within its own tenant only",
+    "payments_receipt_pdf": "the same receipt as a PDF: the same token, the same rule",
     "ticket_status": "by the ticket's unguessable token, within its own tenant only",
     "display": "the public TV: numbers, services and rooms, never a person",
     "display_state": "the public TV's state: as above",
@@ -159,7 +160,7 @@ def test_manager_screens_refuse_an_operator(world, alice):
 
 def test_a_token_only_opens_its_own_tenants_pages(world, other_tenant):
     client = Client()
-    for name in ("ticket_status", "payments_receipt"):
+    for name in ("ticket_status", "payments_receipt", "payments_receipt_pdf"):
         route = next(r for r, n in http_routes() if n == name)
         url = fill(route, world).replace(f"/t/{world['tenant'].slug}/", f"/t/{other_tenant.slug}/")
         assert client.get(url).status_code == 404, name
