@@ -1,23 +1,50 @@
-"""Receipts as the customer reaches them: the page and its PDF, by the ticket's token only."""
+"""Receipts as the customer reaches them: the QR on the kiosk's ticket screen, the links and
+QR on the phone's page, the page and its PDF, by the ticket's token only."""
 
 from __future__ import annotations
 
 import io
 from decimal import Decimal
 
+import pytest
 from django.test import Client
 from django.utils import timezone
 from pypdf import PdfReader
 
-from payments.models import PaymentSession
+from equipment.models import Kind
+from payments.models import PaymentSession, PaymentSettings
+from payments.receipts import receipt_url
 from payments.sessions import (
     confirm_cash,
+    confirm_static_pix,
     issue_free_ticket,
     refund,
     start_payment,
 )
-from tests.conftest import make_service, make_ticket
+from tenants.templatetags.formats import qr_svg
+from tests.conftest import make_device, make_service, make_ticket
+from tests.test_kiosk import buy, cart_key, fill_cart, pair, url
 from tickets.models import Ticket, new_token
+
+
+@pytest.fixture
+def kiosk(tenant, cryo) -> Client:
+    """A paired kiosk of a studio that sells cryotherapy and takes static PIX."""
+    make_device(tenant, "Crio 1", [cryo])
+    client = Client()
+    pair(client, tenant, make_device(tenant, "Totem 1", kind=Kind.KIOSK))
+    return client
+
+
+@pytest.fixture
+def pix(tenant):
+    return PaymentSettings.objects.create(
+        tenant=tenant,
+        pix_key="studio@example.com",
+        merchant_name="Studio Alfa",
+        merchant_city="Sao Paulo",
+        cash_enabled=True,
+    )
 
 
 def paid_in_cash(tenant, services, alice, received: str) -> Ticket:
@@ -143,3 +170,53 @@ def test_a_ticket_not_yet_paid_or_paid_nothing_has_no_receipt(tenant, cryo, alic
         assert page.status_code == 404
         status = client.get(f"/t/{tenant.slug}/senha/{ticket.token}/").content.decode()
         assert "/recibo/" not in status and 'data-testid="receipt"' not in status
+
+
+# --- where the customer finds it -------------------------------------------------------------
+
+
+def test_the_phone_page_shows_the_receipts_links_and_qr_once_paid(tenant, cryo, alice, client):
+    ticket = make_ticket(tenant, [cryo])
+    session = start_payment(ticket, "cash")
+    status = f"/t/{tenant.slug}/senha/{ticket.token}/"
+    assert "/recibo/" not in client.get(status).content.decode()
+
+    confirm_cash(tenant, session.pk, alice, "120")
+    # The page re-reads its partial when the payment's event arrives: the receipt is there.
+    for page in (client.get(status), client.get(status, headers={"HX-Request": "true"})):
+        html = page.content.decode()
+        assert f'href="/t/{tenant.slug}/pagamentos/recibo/{ticket.token}/"' in html
+        assert f'href="{pdf_url(ticket)}"' in html
+        assert "Ver recibo" in html and "Baixar PDF" in html
+        # The QR is the receipt's address, whole, where the customer's phone can open it.
+        assert qr_svg(receipt_url(ticket), "QR code do seu recibo", 4) in html
+
+
+def test_the_kiosk_ticket_screen_shows_the_receipts_qr_once_paid(
+    kiosk, tenant, cryo, pix, alice, settings
+):
+    settings.PUBLIC_BASE_URL = "https://fila.studio.example"
+    fill_cart(kiosk, tenant, [cryo])
+    buy(kiosk, tenant, "pix")
+    confirm_static_pix(tenant, PaymentSession.objects.get().pk, alice)
+    page = kiosk.get(url(tenant, "kiosk_ticket"))
+    ticket = Ticket.objects.get()
+    expected = f"https://fila.studio.example/t/{tenant.slug}/pagamentos/recibo/{ticket.token}/"
+    assert page.context["receipt_url"] == expected
+    html = page.content.decode()
+    code = qr_svg(expected, "QR code do seu recibo", 5)
+    assert code in html and 'data-testid="receipt-qr"' in html
+    assert "Leia para ver seu recibo no celular." in html
+    # A QR only: a link tapped on the kiosk would leave the receipt there for the next person.
+    assert "/recibo/" not in html.replace(code, "")
+
+
+def test_the_kiosk_shows_no_receipt_for_a_ticket_with_nothing_to_pay(kiosk, tenant):
+    free = make_service(tenant, "Avaliação", "A", "0.00")
+    make_device(tenant, "Avaliação 1", [free])
+    fill_cart(kiosk, tenant, [free])
+    kiosk.post(url(tenant, "kiosk_summary"), {"key": cart_key(kiosk, tenant)})
+    page = kiosk.get(url(tenant, "kiosk_ticket"))
+    assert page.status_code == 200 and page.context["ticket"].total == 0
+    assert page.context["receipt_url"] == ""
+    assert 'data-testid="receipt-qr"' not in page.content.decode()

@@ -37,6 +37,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from equipment.models import Kind, PrinterSettings
 from payments.models import Method, SessionStatus
+from payments.receipts import receipt_url, receipts_of
 from payments.sessions import (
     PaymentError,
     abandon,
@@ -773,6 +774,8 @@ def ticket_screen(request: HttpRequest, slug: str) -> HttpResponse:
         for line in ticket.lines.select_related("service").order_by("position")
     ]
     printed = PrinterSettings.objects.ticket_printer(request.tenant) is not None
+    # A free ticket (R$ 0,00) has no payment and so no receipt to offer.
+    has_receipt = receipts_of(ticket).exists()
     return render(
         request,
         "kiosk/ticket.html",
@@ -783,6 +786,7 @@ def ticket_screen(request: HttpRequest, slug: str) -> HttpResponse:
             lines=lines,
             printed=printed,
             status_url=status_url(ticket),
+            receipt_url=receipt_url(ticket) if has_receipt else "",
         ),
     )
 

@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from equipment.models import Kind
+from payments.receipts import receipt_url, receipts_of
 from tenants.access import get_tenant
 from tenants.models import Tenant
 from tickets.models import LineStatus, Service, Ticket, TicketLine, TicketStatus
@@ -114,12 +115,16 @@ def ticket_status(request: HttpRequest, slug: str, token: str) -> HttpResponse:
     ticket = get_object_or_404(Ticket.objects.for_tenant(tenant), token=token)
     lines = list(ticket.lines.select_related("service", "equipment").order_by("position", "id"))
     rows = [{"line": line, "place": place_of(line)} for line in lines]
+    unpaid = ticket.status == TicketStatus.PENDING_PAYMENT
+    # A free ticket (R$ 0,00) has no payment and so no receipt.
+    has_receipt = not unpaid and receipts_of(ticket).exists()
     context = {
         "tenant": tenant,
         "ticket": ticket,
         "rows": rows,
         "called": [line for line in lines if line.status == LineStatus.CALLED],
-        "unpaid": ticket.status == TicketStatus.PENDING_PAYMENT,
+        "unpaid": unpaid,
+        "receipt_url": receipt_url(ticket) if has_receipt else "",
         "config": {
             "socket": f"/ws/t/{tenant.slug}/senha/{ticket.token}/",
             "ticket": ticket.id,
