@@ -5,11 +5,12 @@ payment intents) and enforces what MercadoPago documents for them: each rule bel
 page it comes from, and a request the real API would refuse is refused here with the real
 API's status code and error JSON (`{"message", "error", "status", "cause": [...]}`), so the
 suite fails where production would (tests/test_mercadopago_contract.py sends one violating
-request per rule). When asked to approve a payment ("simular pagamento") it sends the app a
-notification shaped and signed as the notifications page documents.
+request per rule). When asked to approve or refuse a payment (the demo's "simular pagamento"
+and "simular recusa", payments/demo.py) it sends the app a notification shaped and signed as
+the notifications page documents.
 
 Tests drive it directly (`FakeMercadoPago.start()`, `fail_next`, `delay_next`, `approve`,
-`send_webhook`); the demo runs it with `manage.py run_fake_mercadopago`.
+`reject`, `send_webhook`); the demo runs it with `manage.py run_fake_mercadopago`.
 """
 
 from __future__ import annotations
@@ -47,6 +48,12 @@ IDEMPOTENCY_DOC = (
     "Idempotency-key-usage-will-be-mandatory"
 )
 GET_DOC = "https://www.mercadopago.com.br/developers/en/reference/payments/_payments_id/get"
+STATUS_DOC = (
+    "https://www.mercadopago.com.br/developers/en/docs/checkout-api/response-handling/query-results"
+)
+INTENT_STATES_DOC = (
+    "https://www.mercadopago.com.br/developers/en/docs/mp-point/integration-api/glossary"
+)
 CANCEL_DOC = (
     "https://www.mercadopago.com.br/developers/en/reference/chargebacks/_payments_payment_id/put"
 )
@@ -70,6 +77,9 @@ EXPIRY_FORMAT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}[+-]\d{2}
 PIX_SHORTEST, PIX_LONGEST = timedelta(minutes=30), timedelta(days=30)
 # The states a payment can be cancelled from (CANCEL_DOC: "in_process, pending or authorized").
 CANCELLABLE = ("pending", "in_process", "authorized")
+# The states a payment still waits in, from which the customer's bank decides (STATUS_DOC:
+# pending and in_process end approved or rejected).
+UNDECIDED = ("pending", "in_process")
 # The creates and refunds that must carry an X-Idempotency-Key (IDEMPOTENCY_DOC).
 PAYMENT_POSTS = re.compile(r"/v1/payments(/\d+/refunds)?")
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -182,8 +192,25 @@ class FakeMercadoPago:
         """Mark a payment approved (the customer paid) and, by default, notify the app."""
         with self.lock:
             payment = self.payments[payment_id]
-            if payment["status"] in ("pending", "in_process"):
+            if payment["status"] in UNDECIDED:
                 payment.update(status="approved", status_detail="accredited", date_approved=_now())
+        if notify:
+            self.notify_later(payment_id)
+        return payment
+
+    def reject(self, payment_id: str, *, notify: bool = True) -> dict[str, Any]:
+        """The customer's bank refused the payment and, by default, notify the app.
+
+        STATUS_DOC: a bank-transfer payment (PIX is one: payment_type_id `bank_transfer`) ends
+        `rejected` with `bank_error` when the payment "was rejected due to an error with the
+        bank". Only a payment still undecided can be; a decided one keeps its status.
+        """
+        with self.lock:
+            payment = self.payments[payment_id]
+            if payment["status"] in UNDECIDED:
+                payment.update(
+                    status="rejected", status_detail="bank_error", date_last_updated=_now()
+                )
         if notify:
             self.notify_later(payment_id)
         return payment
@@ -204,6 +231,18 @@ class FakeMercadoPago:
         if notify:
             self.notify_later(payment_id)
         return self.payments[payment_id]
+
+    def reject_intent(self, intent_id: str, *, notify: bool = True) -> dict[str, Any]:
+        """The terminal's transaction failed: INTENT_STATES_DOC, `Error` is the "final status of
+        a payment intent when a transaction error occurs". No payment is made, so the app is
+        told about the intent itself (topic `point_integration_wh`)."""
+        with self.lock:
+            intent = self.intents[intent_id]
+            if intent["state"] in ("OPEN", "ON_TERMINAL"):
+                intent["state"] = "ERROR"
+        if notify:
+            self.notify_later(intent_id, kind="point_integration_wh")
+        return intent
 
     def notify_later(self, payment_id: str, **webhook) -> None:
         # After our own HTTP answer: the app may be the one that asked for the approval.
@@ -527,8 +566,12 @@ class FakeMercadoPago:
                 try:
                     if match := re.fullmatch(r"/_fake/payments/(\d+)/approve", path):
                         return self._answer(200, fake.approve(match[1]))
+                    if match := re.fullmatch(r"/_fake/payments/(\d+)/reject", path):
+                        return self._answer(200, fake.reject(match[1]))
                     if match := re.fullmatch(r"/_fake/intents/([^/]+)/approve", path):
                         return self._answer(200, fake.approve_intent(match[1]))
+                    if match := re.fullmatch(r"/_fake/intents/([^/]+)/reject", path):
+                        return self._answer(200, fake.reject_intent(match[1]))
                 except KeyError:
                     return self._answer(404, {"message": "unknown payment"})
                 return self._answer(404, {"message": "unknown control"})

@@ -1,12 +1,11 @@
-"""The webhook, the public receipt page and its PDF, and the demo's "simular pagamento" button."""
+"""The webhook, the public receipt page and its PDF, and the demo's "simular pagamento" / "simular
+recusa"."""
 
 from __future__ import annotations
 
 import json
 import logging
 
-import requests
-from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils.http import content_disposition_header
@@ -15,19 +14,17 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 from mercadopago.webhook import InvalidWebhookSignatureError
 
+from payments import demo
 from payments.models import (
     Notification,
     PaymentSession,
     PaymentSettings,
     Provider,
     Receipt,
-    SessionStatus,
 )
-from payments.providers import ProviderError
+from payments.providers import ProviderError, ProviderUnavailable
 from payments.providers.mercadopago import is_demo_api
-from payments.providers.mercadopago_orders import is_order_session
 from payments.receipts import receipts_of, render_receipt_pdf, render_receipt_text
-from payments.sessions import provider_of
 from payments.webhooks import process_mercadopago, verify_signature
 from tenants.access import get_tenant
 from tickets.models import Ticket
@@ -152,35 +149,33 @@ def receipt_pdf(request: HttpRequest, slug: str, token: str) -> HttpResponse:
 
 @require_POST
 def simulate_payment(request: HttpRequest, slug: str, session_id: int) -> HttpResponse:
-    """Demo only: ask the fake MercadoPago to approve this payment and notify us.
+    """Demo only: ask the fake MercadoPago to approve this payment, or refuse it with
+    `outcome=refuse`, and notify us (payments/demo.py).
 
-    The approval then comes back as a signed webhook, through the same verification, lookup
+    The result then comes back as a signed webhook, through the same verification, lookup
     and confirmation a real payment takes. Refused (404) unless the SDK talks to a server on
     this machine.
     """
     if not is_demo_api():
         raise Http404("not in demo mode")
     tenant = get_tenant(slug)
+    outcome = request.POST.get("outcome", demo.APPROVE)
+    if outcome not in demo.OUTCOMES:
+        return JsonResponse(
+            {"error": f"outcome must be one of {', '.join(demo.OUTCOMES)}"}, status=400
+        )
     session = PaymentSession.objects.filter(
         tenant=tenant, pk=session_id, provider=Provider.MERCADOPAGO
     ).first()
     if session is None or not session.external_id:
         raise Http404("payment")
-    if session.status != SessionStatus.PENDING:
+    if not demo.can_simulate(session):
         return JsonResponse({"status": session.status}, status=409)
-    if is_order_session(session):
-        # The sandbox's own endpoint: the order is processed as if paid at the terminal.
-        try:
-            provider_of(session).simulate_order(session.external_id, "processed")
-        except ProviderError as error:
-            log.warning("fake MercadoPago did not simulate order %s: %s", session.pk, error)
-            return JsonResponse({"error": "fake MercadoPago is not running"}, status=503)
-        return JsonResponse({"status": "sent"}, status=202)
-    kind = "intents" if session.method == "card" else "payments"
-    url = f"{settings.MERCADOPAGO_BASE_URL.rstrip('/')}/_fake/{kind}/{session.external_id}/approve"
     try:
-        answer = requests.post(url, timeout=5)
-    except requests.RequestException as error:
-        log.warning("fake MercadoPago unreachable at %s: %s", url, error)
+        demo.simulate(session, outcome)
+    except ProviderUnavailable as error:
+        log.warning("fake MercadoPago did not simulate payment %s: %s", session.pk, error)
         return JsonResponse({"error": "fake MercadoPago is not running"}, status=503)
-    return JsonResponse({"status": "sent", "fake": answer.status_code}, status=202)
+    except ProviderError as error:
+        return JsonResponse({"error": str(error)}, status=409)
+    return JsonResponse({"status": "sent", "outcome": outcome}, status=202)

@@ -4,8 +4,9 @@
 
 Start the app with MERCADOPAGO_BASE_URL=http://127.0.0.1:8001 so the SDK talks to it. A
 tenant without MercadoPago credentials gets demo ones (PIX through MercadoPago, card on a demo
-Point terminal); real credentials are never overwritten. "Simular pagamento" on the kiosk asks
-this server to approve the payment, and it sends the app a correctly signed webhook.
+Point terminal); real credentials are never overwritten. "Simular pagamento" and "Simular
+recusa" on the kiosk's payment screen ask this server to approve or refuse the payment, and it
+sends the app a correctly signed webhook.
 """
 
 from __future__ import annotations
@@ -40,6 +41,20 @@ def configure_demo_tenant(tenant: Tenant) -> tuple[PaymentSettings, bool]:
     return config, True
 
 
+def demo_fake(config: PaymentSettings, host: str, port: int, app_url: str) -> FakeMercadoPago:
+    """The fake the demo runs for a tenant (not started): its webhooks go to the app at
+    `app_url`, signed with the tenant's secret, half a second after the payment moves — as a
+    real notification comes a moment after the customer pays. OSError when it cannot
+    listen."""
+    return FakeMercadoPago(
+        host,
+        port,
+        webhook_url=f"{app_url.rstrip('/')}/t/{config.tenant.slug}/pagamentos/webhook/mercadopago/",
+        secret=config.mercadopago_webhook_secret,
+        webhook_delay=0.5,
+    )
+
+
 class Command(BaseCommand):
     help = "Serve a fake MercadoPago API (demo and tests): approves on request, signs webhooks."
 
@@ -58,13 +73,7 @@ class Command(BaseCommand):
         if changed:
             self.stdout.write(f"{found.name}: demo MercadoPago credentials set (PIX and card).")
         try:
-            fake = FakeMercadoPago(
-                host,
-                port,
-                webhook_url=f"{app_url.rstrip('/')}/t/{found.slug}/pagamentos/webhook/mercadopago/",
-                secret=config.mercadopago_webhook_secret,
-                webhook_delay=0.5,
-            )
+            fake = demo_fake(config, host, port, app_url)
         except OSError as error:
             raise CommandError(f"cannot listen on {host}:{port}: {error}") from None
         stop = threading.Event()
