@@ -360,6 +360,11 @@ KIOSK_PAYMENT_IDLE_SECONDS = env.int("KIOSK_PAYMENT_IDLE_SECONDS", default=300)
 KIOSK_DONE_SECONDS = env.int("KIOSK_DONE_SECONDS", default=40)
 KIOSK_ERROR_SECONDS = env.int("KIOSK_ERROR_SECONDS", default=15)
 KIOSK_REQUESTS_PER_MINUTE = env.int("KIOSK_REQUESTS_PER_MINUTE", default=300)
+# How often a PIX or card screen re-reads its payment on its own: the fallback while its
+# ticket's socket is down (an event makes it re-read at once).
+KIOSK_PAYMENT_POLL_SECONDS = env.int("KIOSK_PAYMENT_POLL_SECONDS", default=15)
+if KIOSK_PAYMENT_POLL_SECONDS <= 0:
+    raise environ.ImproperlyConfigured("KIOSK_PAYMENT_POLL_SECONDS must be a positive number")
 
 # Outgoing e-mail (alerts to managers): SMTP from EMAIL_URL, e.g.
 # smtp+tls://user:password@smtp.example.com:587; without it, mail is printed to the console.

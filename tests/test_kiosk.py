@@ -18,6 +18,7 @@ from payments.models import Method, PaymentSession, PaymentSettings, SessionStat
 from payments.sessions import confirm_static_pix
 from tenants.models import AuditLog, OpeningHours
 from tests.conftest import make_device, make_service
+from tests.daphne_server import free_port
 from tickets.issuing import sellable_ids
 from tickets.models import Priority, Ticket, TicketStatus
 from totem import kiosk
@@ -672,3 +673,105 @@ def test_a_purchase_with_nothing_to_pay_skips_payment_and_calls_no_provider(
     assert not PaymentSession.objects.exists()
     assert AuditLog.objects.filter(action="free_ticket", entity_id=str(ticket.pk)).count() == 1
     assert fake.requests == []
+
+
+# --- the demo's simulated payments and the live payment screen --------------------------------
+
+
+def test_the_demo_buttons_show_only_against_the_fake_and_their_endpoints_404_otherwise(
+    kiosk_client, tenant, cryo, fake, mp, settings
+):
+    fill_cart(kiosk_client, tenant, [cryo])
+    buy(kiosk_client, tenant, "pix")
+    session = PaymentSession.objects.get()
+    page = kiosk_client.get(url(tenant, "kiosk_payment")).content.decode()
+    assert 'data-testid="demo"' in page and "Demonstração" in page
+    assert "Simular pagamento" in page and "Simular recusa" in page
+
+    settings.MERCADOPAGO_BASE_URL = "https://api.mercadopago.com"  # production
+    page = kiosk_client.get(url(tenant, "kiosk_payment")).content.decode()
+    assert "Demonstração" not in page and "Simular" not in page and "simular" not in page
+    simulate = url(tenant, "kiosk_payment_simulate")
+    assert kiosk_client.post(simulate, {"outcome": "approve"}).status_code == 404
+    direct = f"/t/{tenant.slug}/pagamentos/{session.pk}/simular/"
+    assert kiosk_client.post(direct, {"outcome": "approve"}).status_code == 404
+    assert fake.payments[session.external_id]["status"] == "pending"
+
+
+def test_the_demo_buttons_are_not_offered_for_a_payment_the_fake_does_not_hold(
+    kiosk_client, tenant, cryo, pix, fake
+):
+    # Static PIX: confirmed by an operator, never by MercadoPago, even in demo mode.
+    fill_cart(kiosk_client, tenant, [cryo])
+    buy(kiosk_client, tenant, "pix")
+    assert b'data-testid="demo"' not in kiosk_client.get(url(tenant, "kiosk_payment")).content
+    response = kiosk_client.post(url(tenant, "kiosk_payment_simulate"), {"outcome": "approve"})
+    assert response["Location"] == url(tenant, "kiosk_payment")
+    assert PaymentSession.objects.get().status == SessionStatus.PENDING
+
+
+@pytest.mark.parametrize(("outcome", "status"), [("approve", "approved"), ("refuse", "rejected")])
+def test_a_demo_button_asks_the_fake_for_this_purchases_payment_only(
+    kiosk_client, tenant, cryo, fake, mp, outcome, status
+):
+    fill_cart(kiosk_client, tenant, [cryo])
+    buy(kiosk_client, tenant, "pix")
+    session = PaymentSession.objects.get()
+    simulate = url(tenant, "kiosk_payment_simulate")
+    # The screen's tap (htmx): nothing to swap; the screen moves on when the fake's webhook
+    # has been handled. Without htmx, back to the payment screen.
+    tapped = kiosk_client.post(simulate, {"outcome": outcome}, headers={"HX-Request": "true"})
+    assert tapped.status_code == 204
+    assert fake.payments[session.external_id]["status"] == status
+    assert PaymentSession.objects.get().status == SessionStatus.PENDING  # no webhook yet
+    assert kiosk_client.post(simulate, {"outcome": outcome})["Location"] == url(
+        tenant, "kiosk_payment"
+    )
+
+
+def test_a_demo_button_says_so_when_the_fake_is_not_running(
+    kiosk_client, tenant, cryo, fake, mp, settings
+):
+    fill_cart(kiosk_client, tenant, [cryo])
+    buy(kiosk_client, tenant, "pix")
+    settings.MERCADOPAGO_BASE_URL = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    kiosk_client.post(url(tenant, "kiosk_payment_simulate"), {"outcome": "approve"})
+    page = kiosk_client.get(url(tenant, "kiosk_payment")).content.decode()
+    assert "O servidor de pagamentos de demonstração não respondeu" in page
+    assert PaymentSession.objects.get().status == SessionStatus.PENDING
+
+
+@pytest.mark.parametrize("method", ["pix", "cash"])
+def test_the_payment_screen_listens_on_its_tickets_socket(
+    kiosk_client, tenant, cryo, pix, method, settings
+):
+    fill_cart(kiosk_client, tenant, [cryo])
+    buy(kiosk_client, tenant, method)
+    ticket = Ticket.objects.get()
+    page = kiosk_client.get(url(tenant, "kiosk_payment"))
+    assert page.context["live"] == {
+        "socket": f"/ws/t/{tenant.slug}/senha/{ticket.token}/",
+        "ticket": ticket.pk,
+    }
+    html = page.content.decode()
+    assert 'id="payment-live"' in html and "js/live.js" in html and "kiosk/payment.js" in html
+    # PIX also re-reads on its own, slowly: the fallback while the socket is down.
+    poll = f", every {settings.KIOSK_PAYMENT_POLL_SECONDS}s" if method == "pix" else ""
+    assert f'hx-trigger="payment-changed{poll}"' in html
+
+
+def test_a_failed_payment_screen_listens_to_nothing(kiosk_client, tenant, cryo, pix):
+    fill_cart(kiosk_client, tenant, [cryo])
+    buy(kiosk_client, tenant, "pix")
+    PaymentSession.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    page = kiosk_client.get(url(tenant, "kiosk_payment"))
+    assert page.context["live"] is None and b"payment-live" not in page.content
+
+
+def test_the_ticket_screen_chimes_once_per_purchase(kiosk_client, tenant, cryo, pix, alice):
+    fill_cart(kiosk_client, tenant, [cryo])
+    buy(kiosk_client, tenant, "pix")
+    confirm_static_pix(tenant, PaymentSession.objects.get().pk, alice)
+    first = kiosk_client.get(url(tenant, "kiosk_ticket"))
+    assert b'data-sound="paid"' in first.content and b"js/sound.js" in first.content
+    assert b"data-sound" not in kiosk_client.get(url(tenant, "kiosk_ticket")).content

@@ -36,7 +36,10 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods
 
 from equipment.models import Kind, PrinterSettings
+from payments import demo
 from payments.models import Method, SessionStatus
+from payments.providers import ProviderError
+from payments.providers.mercadopago import is_demo_api
 from payments.receipts import receipt_url, receipts_of
 from payments.sessions import (
     PaymentError,
@@ -136,7 +139,9 @@ def error(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 # How often a kiosk's payment screen may ask the provider about one payment (see
-# payment_status); the screen itself re-reads the database every 3 s.
+# payment_status). The screen re-reads the database at once when its ticket's socket says the
+# payment moved, and every KIOSK_PAYMENT_POLL_SECONDS whatever the socket says: the fallback
+# when the socket is down, and the path on which a webhook that never came is looked up.
 PROVIDER_CHECK_SECONDS = 10
 
 
@@ -718,6 +723,7 @@ def _payment_context(request, ticket, session, methods) -> dict:
         elif session.status in (S.FAILED, S.CANCELED):
             state = "failed"
     waiting = {Method.CASH: "final", Method.PIX: "payment", Method.CARD: "payment"}
+    paying = state in (Method.PIX, Method.CARD)
     return _base_context(
         request,
         screen=waiting.get(state, "step"),
@@ -727,18 +733,28 @@ def _payment_context(request, ticket, session, methods) -> dict:
         methods=methods,
         status_url=status_url(ticket),
         step=5,
+        poll_seconds=settings.KIOSK_PAYMENT_POLL_SECONDS,
+        # The ticket's own socket (config/routing.py), as the phone's page opens it: the PIX
+        # or card screen moves on as soon as the payment does, and the cash screen turns into
+        # the ticket when the front desk confirms while the customer still looks.
+        live={"socket": f"/ws/t/{request.tenant.slug}/senha/{ticket.token}/", "ticket": ticket.pk}
+        if paying or state == Method.CASH
+        else None,
+        # Only against the fake MercadoPago, never in production (payments/demo.py).
+        demo=paying and demo.can_simulate(session),
     )
 
 
 @kiosk_view("GET")
 def payment_status(request: HttpRequest, slug: str) -> HttpResponse:
-    """Polled every few seconds by the payment screen: moves on when paid.
+    """Re-read by the payment screen when its ticket's socket says something moved, and every
+    KIOSK_PAYMENT_POLL_SECONDS: moves on when paid.
 
-    The provider's webhook usually confirms first, and this poll only re-reads the database.
+    The provider's webhook usually confirms first, and this only re-reads the database.
     The provider is asked at most once per PROVIDER_CHECK_SECONDS per payment, for a webhook
     that never came. Asking at every poll was one MercadoPago round trip per paying kiosk
-    every 3 s, each holding a server thread while it waits: ~1,900 a second across the
-    growth target's peak (bench/README.md), ~560 now.
+    every 3 s (the poll's interval then), each holding a server thread while it waits:
+    ~1,900 a second across the growth target's peak (bench/README.md), ~560 then.
     """
     cart = get_cart(request)
     ticket = _cart_ticket(request, cart)
@@ -762,6 +778,35 @@ def payment_status(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "kiosk/payment.html#status", context)
 
 
+@kiosk_view("POST")
+def simulate(request: HttpRequest, slug: str) -> HttpResponse:
+    """Demo only: *Simular pagamento* / *Simular recusa* on the PIX and card screens.
+
+    Asks the fake MercadoPago to approve or refuse this purchase's payment (payments/demo.py);
+    the answer comes back as a signed webhook and the screen moves on by itself, as it does
+    for a real payment: a tap from htmx gets nothing to swap (204), so no re-read races the
+    webhook. 404 unless the SDK talks to the fake on this machine.
+    """
+    if not is_demo_api():
+        raise Http404("not in demo mode")
+    cart = get_cart(request)
+    ticket = _cart_ticket(request, cart)
+    if ticket is None or ticket.status != T.PENDING_PAYMENT:
+        return _where_ticket_is(request, ticket)
+    session = session_for_ticket(ticket)
+    outcome = request.POST.get("outcome", "")
+    if outcome in demo.OUTCOMES and demo.can_simulate(session):
+        try:
+            demo.simulate(session, outcome)
+        except ProviderError as error:
+            log.warning("kiosk %s: demo payment %s not simulated: %s", slug, session.pk, error)
+            messages.error(request, _("The demo payment server did not answer. Try again."))
+        else:
+            if request.htmx:
+                return HttpResponse(status=204)
+    return _redirect(request, _url(request, "kiosk_payment"))
+
+
 @kiosk_view("GET")
 def ticket_screen(request: HttpRequest, slug: str) -> HttpResponse:
     """The number, huge; each service's place and wait; the QR to follow it on the phone."""
@@ -776,6 +821,11 @@ def ticket_screen(request: HttpRequest, slug: str) -> HttpResponse:
     printed = PrinterSettings.objects.ticket_printer(request.tenant) is not None
     # A free ticket (R$ 0,00) has no payment and so no receipt to offer.
     has_receipt = receipts_of(ticket).exists()
+    # The purchase's chime (static/js/sound.js), the first time this screen shows: not again
+    # when it is reloaded.
+    chime = not cart.get("chimed")
+    if chime:
+        save_cart(request, {**cart, "chimed": True})
     return render(
         request,
         "kiosk/ticket.html",
@@ -787,6 +837,7 @@ def ticket_screen(request: HttpRequest, slug: str) -> HttpResponse:
             printed=printed,
             status_url=status_url(ticket),
             receipt_url=receipt_url(ticket) if has_receipt else "",
+            sound="paid" if chime else "",
         ),
     )
 

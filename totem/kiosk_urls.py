@@ -16,6 +16,7 @@ urlpatterns = [
     path("resumo/", kiosk.summary, name="kiosk_summary"),
     path("pagamento/", kiosk.payment, name="kiosk_payment"),
     path("pagamento/estado/", kiosk.payment_status, name="kiosk_payment_status"),
+    path("pagamento/simular/", kiosk.simulate, name="kiosk_payment_simulate"),
     path("senha/", kiosk.ticket_screen, name="kiosk_ticket"),
     path("sair/", kiosk.leave, name="kiosk_leave"),
     path("erro/", kiosk.error, name="kiosk_error"),

@@ -3,6 +3,8 @@
  *   Totem.sound.chime()  the display's ding-dong before each spoken call
  *   Totem.sound.alert()  "your turn" on the customer's phone
  *   Totem.sound.soft()   a quiet blip: a new ticket in the station's queue (operator panel)
+ *   Totem.sound.paid()   a rising four-note chime: the kiosk's purchase is paid (seed 000's
+ *                        PAYMENT_COMPLETED)
  *   Totem.sound.unlock() call from a tap/click: browsers keep audio muted until a gesture
  *   Totem.sound.ready()  whether audio can play now
  *
@@ -75,6 +77,15 @@
     },
     soft() {
       return play([[987.77, 0, 0.3, 0.12]]);
+    },
+    paid() {
+      // C major rising to the octave: "done", unlike the call's falling ding-dong.
+      return play([
+        [523.25, 0, 0.5, 0.35], // C5
+        [659.25, 0.12, 0.5, 0.35], // E5
+        [783.99, 0.24, 0.6, 0.35], // G5
+        [1046.5, 0.36, 1.2, 0.4], // C6
+      ]);
     },
   };
 })();

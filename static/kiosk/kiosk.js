@@ -100,6 +100,16 @@
     });
   }
 
+  // --- a sound the server asks for (body[data-sound]): the ticket screen's chime when the
+  // purchase is paid. The taps that led here let this page play it: Chromium carries them
+  // across the kiosk's same-site navigations. js/sound.js runs before DOMContentLoaded.
+  if (body.dataset.sound) {
+    document.addEventListener("DOMContentLoaded", function () {
+      var sound = window.Totem && window.Totem.sound;
+      if (sound && typeof sound[body.dataset.sound] === "function") sound[body.dataset.sound]();
+    });
+  }
+
   // --- offline banner for htmx requests (polling, toggles).
   var offline = document.getElementById("offline");
   document.addEventListener("htmx:sendError", function () { if (offline) offline.hidden = false; });
