@@ -1,6 +1,7 @@
 // The kiosk's small glue: inactivity timeout, on-screen keyboards, one submit per tap, bigger
-// text, the offline banner. The server renders every screen and keeps every state; nothing
-// here is needed for a purchase to be correct, only for it to be pleasant on a touch screen.
+// text, the ticket screen's chime, the offline banner. The server renders every screen and
+// keeps every state; nothing here is needed for a purchase to be correct, only for it to be
+// pleasant on a touch screen.
 (function () {
   "use strict";
 
