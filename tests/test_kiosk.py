@@ -737,7 +737,7 @@ def test_a_demo_button_says_so_when_the_fake_is_not_running(
     settings.MERCADOPAGO_BASE_URL = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     kiosk_client.post(url(tenant, "kiosk_payment_simulate"), {"outcome": "approve"})
     page = kiosk_client.get(url(tenant, "kiosk_payment")).content.decode()
-    assert "O servidor de pagamentos de demonstração não respondeu" in page
+    assert "Não foi possível simular o pagamento de demonstração" in page
     assert PaymentSession.objects.get().status == SessionStatus.PENDING
 
 

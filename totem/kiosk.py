@@ -754,7 +754,7 @@ def payment_status(request: HttpRequest, slug: str) -> HttpResponse:
     The provider is asked at most once per PROVIDER_CHECK_SECONDS per payment, for a webhook
     that never came. Asking at every poll was one MercadoPago round trip per paying kiosk
     every 3 s (the poll's interval then), each holding a server thread while it waits:
-    ~1,900 a second across the growth target's peak (bench/README.md), ~560 then.
+    ~1,900 a second across the growth target's peak (bench/README.md), ~560 now.
     """
     cart = get_cart(request)
     ticket = _cart_ticket(request, cart)
@@ -800,7 +800,7 @@ def simulate(request: HttpRequest, slug: str) -> HttpResponse:
             demo.simulate(session, outcome)
         except ProviderError as error:
             log.warning("kiosk %s: demo payment %s not simulated: %s", slug, session.pk, error)
-            messages.error(request, _("The demo payment server did not answer. Try again."))
+            messages.error(request, _("The demo payment could not be simulated. Try again."))
         else:
             if request.htmx:
                 return HttpResponse(status=204)
