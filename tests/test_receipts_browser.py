@@ -48,6 +48,8 @@ def test_the_kiosk_shows_the_receipts_qr_once_paid_on_both_screens(
     browser, live_server, transactional_db, tenant, cryo, alice, screen, settings
 ):
     settings.PUBLIC_BASE_URL = live_server.url
+    # live_server serves no sockets: the payment screen's fallback poll must see the payment.
+    settings.KIOSK_PAYMENT_POLL_SECONDS = 1
     make_device(tenant, "Crio 1", [cryo])
     PaymentSettings.objects.create(
         tenant=tenant,
