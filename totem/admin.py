@@ -9,7 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from tenants.admin import TenantScopedAdmin
 from totem import pairing
-from totem.models import PairingCode
+from totem.models import DisplaySlide, PairingCode
 
 
 @admin.register(PairingCode)
@@ -56,3 +56,16 @@ class PairingCodeAdmin(TenantScopedAdmin, admin.ModelAdmin):
             request,
             gettext("Pairings revoked: %(n)d.") % {"n": count},
         )
+
+
+@admin.register(DisplaySlide)
+class DisplaySlideAdmin(TenantScopedAdmin, admin.ModelAdmin):
+    list_display = ["__str__", "tenant", "order", "active"]
+    list_editable = ["order", "active"]
+    list_filter = [("tenant", admin.RelatedOnlyFieldListFilter), "active"]
+    list_select_related = ["tenant"]
+    search_fields = ["title", "text"]
+    fields = ["tenant", "title", "text", "image", "order", "active", "displays"]
+    filter_horizontal = ["displays"]
+    # A slide is content, not history: removing one leaves nothing pointing at it.
+    allow_delete = True

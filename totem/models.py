@@ -103,3 +103,77 @@ class PairingCode(models.Model):
                 raise ValidationError({"equipment": _("Only a kiosk or a display can be paired.")})
             if self.tenant_id and self.equipment.tenant_id != self.tenant_id:
                 raise ValidationError({"equipment": _("Choose a device of this company/branch.")})
+
+
+# What a slide's picture may be: photos and flat artwork the TV's browser draws. No SVG (it
+# can carry script), nothing so large that a TV on Wi-Fi stalls loading it.
+SLIDE_IMAGE_FORMATS = {"JPEG": "JPEG", "PNG": "PNG", "WEBP": "WebP"}
+SLIDE_IMAGE_MAX_BYTES = 5 * 1024 * 1024
+SLIDE_IMAGE_MAX_SIDE = 4096
+
+
+def validate_slide_image(value) -> None:
+    """Refuses a slide picture that is too heavy, too large or not JPEG/PNG/WebP."""
+    from PIL import Image, UnidentifiedImageError
+
+    if value.size > SLIDE_IMAGE_MAX_BYTES:
+        raise ValidationError(
+            _("The image is larger than %(mb)d MB.") % {"mb": SLIDE_IMAGE_MAX_BYTES // 2**20}
+        )
+    position = value.tell() if hasattr(value, "tell") else 0
+    try:
+        value.seek(0)
+        with Image.open(value) as image:
+            kind, (width, height) = image.format, image.size
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
+        raise ValidationError(_("Upload a JPEG, PNG or WebP image.")) from error
+    finally:
+        value.seek(position)
+    if kind not in SLIDE_IMAGE_FORMATS:
+        raise ValidationError(_("Upload a JPEG, PNG or WebP image."))
+    if max(width, height) > SLIDE_IMAGE_MAX_SIDE:
+        message = _("The image is larger than %(side)d pixels on a side.")
+        raise ValidationError(message % {"side": SLIDE_IMAGE_MAX_SIDE})
+
+
+class DisplaySlide(models.Model):
+    """A message or picture the TV shows between calls (signage): a promotion, the house rules.
+
+    Shown on the displays chosen (every display of the tenant when none is), in `order`,
+    while no call is on the stage; a call always takes the stage back at once.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    title = models.CharField(_("title"), max_length=80, blank=True)
+    text = models.TextField(_("text"), max_length=280, blank=True)
+    image = models.ImageField(
+        _("image"),
+        upload_to="display/",
+        blank=True,
+        validators=[validate_slide_image],
+        help_text=_("JPEG, PNG or WebP, up to 5 MB; 1920×1080 fills a landscape TV."),
+    )
+    order = models.PositiveSmallIntegerField(_("order"), default=0)
+    active = models.BooleanField(_("active"), default=True)
+    displays = models.ManyToManyField(
+        Equipment,
+        blank=True,
+        related_name="slides",
+        limit_choices_to={"kind": Kind.DISPLAY, "deleted_at__isnull": True},
+        verbose_name=_("displays"),
+        help_text=_("Leave empty to show it on every display."),
+    )
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("display slide")
+        verbose_name_plural = _("display slides")
+        ordering = ["order", "id"]
+
+    def __str__(self) -> str:
+        return self.title or self.text[:40] or self.image.name
+
+    def clean(self) -> None:
+        if not (self.title.strip() or self.text.strip() or self.image):
+            raise ValidationError(_("Give the slide a title, a text or an image."))

@@ -9,6 +9,7 @@ event (totem/consumers.py, static/js/live.js).
 
 from __future__ import annotations
 
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -16,17 +17,23 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
-from equipment.models import Kind
+from equipment.models import Equipment, Kind
 from payments.receipts import receipt_url, receipts_of
 from tenants.access import get_tenant
 from tenants.models import Tenant
 from tickets.models import LineStatus, Service, Ticket, TicketLine, TicketStatus
 from tickets.queue import place_of, service_stats
 from totem.access import display_services
+from totem.models import DisplaySlide
 from totem.pairing import device_required
 
-CURRENT_CALLS = 4
-LAST_CALLS = 6
+# Enough rows to fill the sidebar of a tall portrait TV; the page shows those that fit.
+CURRENT_CALLS = 12
+LAST_CALLS = 20
+# How long the newest call holds the stage before the tenant's slides come back (it stays in
+# "Calling now" until the customer is served), and how long each slide shows.
+CALL_ON_STAGE_SECONDS = 30
+SLIDE_SECONDS = 10
 
 
 def _chosen_services(request: HttpRequest, tenant: Tenant) -> list[Service] | None:
@@ -46,8 +53,19 @@ def _chosen_services(request: HttpRequest, tenant: Tenant) -> list[Service] | No
     return chosen if chosen and len(chosen) == len(wanted) else None
 
 
-def board(tenant: Tenant, services: list[Service]) -> dict:
-    """What the display shows: calls now, the last calls of the day, queue length per service.
+def slides_for(tenant: Tenant, device: Equipment) -> list[DisplaySlide]:
+    """The active slides of the device's tenant meant for it (none chosen: every display)."""
+    return list(
+        DisplaySlide.objects.for_tenant(tenant)
+        .filter(active=True)
+        .filter(Q(displays=None) | Q(displays=device))
+        .distinct()
+    )
+
+
+def board(tenant: Tenant, services: list[Service], device: Equipment) -> dict:
+    """What the display shows: calls now, the last calls of the day, queue length per service,
+    and the tenant's slides for between calls.
 
     Only numbers, services and rooms: nothing about the person.
     """
@@ -69,6 +87,7 @@ def board(tenant: Tenant, services: list[Service]) -> dict:
         "current": current,
         "last": last,
         "queues": service_stats(tenant, services),
+        "slides": slides_for(tenant, device),
     }
 
 
@@ -86,13 +105,16 @@ def display(request: HttpRequest, slug: str) -> HttpResponse:
         "state": reverse("display_state", args=[tenant.slug]) + suffix,
         "timezone": tenant.timezone,
         "lang": "pt-BR",
-        # The spoken call; {number} is spelled out letter by letter ("C 0 2 7").
+        # The spoken call; {number} is spelled out letter by letter ("C 0 2 7") for the
+        # voice and shown as people read it ("C027") in the caption.
         "phrase": _("Ticket {number}, {service}, {room}"),
+        "stage_seconds": CALL_ON_STAGE_SECONDS,
+        "slide_seconds": SLIDE_SECONDS,
     }
     return render(
         request,
         "totem/display.html",
-        {"tenant": tenant, "config": config, **board(tenant, services)},
+        {"tenant": tenant, "config": config, **board(tenant, services, request.device)},
     )
 
 
@@ -103,7 +125,7 @@ def display_state(request: HttpRequest, slug: str) -> HttpResponse:
     services = _chosen_services(request, tenant)
     if services is None:
         return HttpResponseBadRequest(_("Unknown services for this display."))
-    response = render(request, "totem/display.html#state", board(tenant, services))
+    response = render(request, "totem/display.html#state", board(tenant, services, request.device))
     response["Cache-Control"] = "no-store"
     return response
 

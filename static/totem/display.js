@@ -4,7 +4,12 @@
  * a lost event, shortly after any event, and once a minute whatever happens. Announcements
  * come only from ticket_called events and play one after another, so two calls close together
  * are both heard in order; a re-announce (the same line with a higher call_count) repeats.
- * The spoken text is also shown as a caption, for those who cannot hear it.
+ * The spoken text is also shown as a caption, for those who cannot hear it: in the header,
+ * where it covers no call, and with the number as people read it ("C027", not "C 0 2 7").
+ *
+ * Between calls the stage shows the tenant's slides, one every `slide_seconds`: once the
+ * newest call has had the stage for `stage_seconds` and nothing is being announced. A call
+ * takes the stage back at once (the event, before the board is even re-read).
  */
 (function () {
   "use strict";
@@ -17,6 +22,7 @@
   const pending = [];
   const heard = new Set();
   const announced = [];
+  const captions = [];
   let speaking = false;
   let current = null;
 
@@ -44,8 +50,10 @@
       }
       if (response.ok) {
         board.innerHTML = await response.text();
+        renderedAt = Date.now();
         catchUp();
         highlight();
+        stage();
       }
     } catch (error) {
       /* offline: the socket's reconnect will bring us back here */
@@ -97,9 +105,9 @@
     return String(number).split("").join(" ");
   }
 
-  function phrase(event) {
+  function phrase(event, number) {
     return config.phrase
-      .replace("{number}", spell(event.number))
+      .replace("{number}", number)
       .replace("{service}", event.service || "")
       .replace("{room}", event.room || "")
       .replace(/[,\s]+$/, "");
@@ -154,7 +162,10 @@
     if (heard.has(key)) return;
     heard.add(key);
     if (heard.size > 500) heard.delete(heard.values().next().value);
-    pending.push({ event, text: phrase(event) });
+    pending.push({ event, text: phrase(event, spell(event.number)), shown: phrase(event, event.number) });
+    // A call interrupts the slides at once; the board's re-read brings its card.
+    calledAt = Date.now();
+    stage();
     play();
   }
 
@@ -162,12 +173,13 @@
     if (speaking) return;
     speaking = true;
     while (pending.length) {
-      const { event, text } = pending.shift();
+      const { event, text, shown } = pending.shift();
       current = event;
-      caption.textContent = text;
-      caption.hidden = false;
+      caption.textContent = shown;
       announced.push(text);
+      captions.push(shown);
       if (announced.length > 50) announced.shift();
+      if (captions.length > 50) captions.shift();
       highlight();
       await window.Totem.sound.chime();
       await speak(text);
@@ -176,12 +188,53 @@
     speaking = false;
     setTimeout(() => {
       if (!speaking) {
-        caption.hidden = true;
+        caption.textContent = "";
         current = null;
         highlight();
+        stage();
       }
     }, 6000);
   }
+
+  // --- the stage: the newest call, or the tenant's slides between calls -------------------
+  let renderedAt = Date.now();
+  let calledAt = 0;
+  let slideIndex = 0;
+  let slideShownAt = 0;
+
+  function callOnStage() {
+    if (speaking || pending.length || current) return true;
+    if (Date.now() - calledAt < config.stage_seconds * 1000) return true;
+    const card = board.querySelector(".call-stage");
+    if (!card) return false;
+    const age = Number(card.dataset.age) + (Date.now() - renderedAt) / 1000;
+    return age < config.stage_seconds;
+  }
+
+  function stage() {
+    const slides = Array.from(board.querySelectorAll(".slide"));
+    const signage = slides.length > 0 && !callOnStage();
+    board.classList.toggle("signage-on", signage);
+    if (!signage) {
+      slideShownAt = 0;
+    } else if (!slideShownAt || Date.now() - slideShownAt >= config.slide_seconds * 1000) {
+      slideIndex = slideShownAt ? (slideIndex + 1) % slides.length : slideIndex % slides.length;
+      slideShownAt = Date.now();
+    }
+    slides.forEach((slide, i) => slide.classList.toggle("on", signage && i === slideIndex % slides.length));
+    fit();
+  }
+
+  // As many rows as fit: a row cut by the bottom of its list is hidden, not half shown.
+  function fit() {
+    for (const list of board.querySelectorAll("ol.fit")) {
+      const rows = Array.from(list.children);
+      for (const row of rows) row.hidden = false;
+      const bottom = list.getBoundingClientRect().bottom;
+      for (const row of rows) row.hidden = row.getBoundingClientRect().bottom > bottom + 1;
+    }
+  }
+  window.addEventListener("resize", fit);
 
   // --- clock -----------------------------------------------------------------------------
   const clock = document.getElementById("clock");
@@ -201,6 +254,7 @@
     const now = new Date();
     clock.textContent = time.format(now);
     date.textContent = day.format(now);
+    stage();
   }
 
   // --- sound needs one tap, unless the kiosk browser allows autoplay ----------------------
@@ -236,5 +290,5 @@
   setTimeout(offerSound, 1000);
   if (window.speechSynthesis) window.speechSynthesis.getVoices();
 
-  window.totemDisplay = { announced, refresh };
+  window.totemDisplay = { announced, captions, refresh };
 })();
