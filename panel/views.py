@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import Prefetch, Q, prefetch_related_objects
+from django.db.models import Prefetch, prefetch_related_objects
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from equipment.models import Equipment
 from panel.forms import CashForm, ReasonForm, StationForm, TransferForm, first_error
@@ -178,7 +178,9 @@ def _panel_context(request: HttpRequest, station: Equipment, flash: dict | None)
     serving = list(
         TicketLine.objects.for_tenant(tenant)
         .filter(status__in=LINE_ACTIVE)
-        .filter(Q(operator=request.user) | Q(equipment=station))
+        # The station's own calls, whoever called them: one login shared by every station
+        # of a studio must not list the others' calls.
+        .filter(equipment=station)
         .select_related("ticket", "service", "equipment")
         .order_by("called_at")[:SIDE_LIMIT]
     )
@@ -319,7 +321,12 @@ def _respond(request: HttpRequest, data: dict) -> HttpResponse:
         if station is None:
             request.session[FLASH_KEY] = data
             return HttpResponseClientRedirect(reverse("panel", args=[request.tenant.slug]))
-        return _render_panel(request, station, data)
+        response = _render_panel(request, station, data)
+        # The message is also written into the page's lasting status region (panel.js):
+        # a region swapped in with the panel is not reliably read by screen readers. Fired on
+        # receipt, while the button that asked is still in the page to bubble it up.
+        announce = {"message": data["message"], "level": data["level"]}
+        return trigger_client_event(response, "panel:announce", announce)
     request.session[FLASH_KEY] = data
     return redirect("panel", slug=request.tenant.slug)
 
@@ -368,9 +375,9 @@ def call_next(request: HttpRequest, slug: str, service_id: int) -> HttpResponse:
     service.tenant = request.tenant  # call next reads its policies: spares a query per call
 
     def act() -> str:
-        return _called_message(
-            queue.call_next(service, _require_station(request), user=request.user)
-        )
+        line = queue.call_next(service, _require_station(request), user=request.user)
+        # Whoever waited ahead and was passed over is named, with the reason.
+        return " ".join([_called_message(line), *queue.passed_over(line)])
 
     return _run(request, act, service=service.pk)
 
@@ -421,7 +428,10 @@ def _line_action(request: HttpRequest, line: TicketLine, action: str) -> Callabl
 
     def cancel(reason: str) -> str:
         queue.cancel_line(tenant, line.pk, user=user, reason=reason)
-        return _("%(service)s of ticket %(number)s cancelled.") % names
+        return _("%(service)s of ticket %(number)s cancelled: %(reason)s") % {
+            **names,
+            "reason": reason,
+        }
 
     def move() -> str:
         form = TransferForm(tenant, request.POST)
@@ -466,7 +476,7 @@ def _ticket_action(request: HttpRequest, ticket: Ticket, action: str) -> Callabl
 
     def cancel(reason: str) -> str:
         queue.cancel_ticket(tenant, ticket.pk, user=user, reason=reason)
-        return _("Ticket %(number)s cancelled.") % names
+        return _("Ticket %(number)s cancelled: %(reason)s") % {**names, "reason": reason}
 
     def print_again() -> str:
         reprint(tenant, ticket.pk, user=user)

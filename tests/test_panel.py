@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -379,6 +380,92 @@ def test_the_called_line_buttons_call_again_send_back_and_mark_no_show(
     assert line.ticket.__class__.objects.get(pk=line.ticket_id).status == "expired"
 
 
+def announced(response) -> dict:
+    """What the panel's lasting status region is told to read aloud (HX-Trigger)."""
+    return json.loads(response["HX-Trigger"])["panel:announce"]
+
+
+def test_every_button_says_what_it_did_to_the_screen_reader(alice_client, tenant, cryo, boots):
+    line = line_of(queued_ticket(tenant, [cryo]), cryo)
+    number = line.ticket.number
+
+    def press(action, data=None, target=line):
+        response = alice_client.post(
+            panel_url(tenant, "linha", target.pk, action), data or {}, headers=HTMX
+        )
+        assert response.status_code == 200
+        return announced(response)
+
+    call_next = alice_client.post(panel_url(tenant, "servico", cryo.pk, "chamar"), headers=HTMX)
+    assert announced(call_next) == {
+        "message": f"Senha {number} chamada para Crioterapia em Crio 1.",
+        "level": "ok",
+    }
+    assert press("rechamar")["message"] == f"Senha {number} chamada de novo (chamada 2)."
+    assert press("devolver")["message"] == f"Senha {number} voltou para a fila de Crioterapia."
+    assert press("chamar")["message"] == f"Senha {number} chamada para Crioterapia em Crio 1."
+    assert press("iniciar")["message"] == f"Crioterapia da senha {number} iniciado."
+    assert press("concluir")["message"] == f"Crioterapia da senha {number} concluído."
+    # A refusal says why, in the same region and beside the row.
+    assert press("iniciar") == {
+        "message": f"Crioterapia da senha {number} está concluído.",
+        "level": "error",
+    }
+
+    other = line_of(queued_ticket(tenant, [cryo]), cryo)
+    assert press("chamar", target=other)["level"] == "ok"
+    assert press("ausente", target=other)["message"] == (
+        f"Senha {other.ticket.number} não compareceu para Crioterapia."
+    )
+    third = line_of(queued_ticket(tenant, [cryo, boots]), cryo)
+    assert press("transferir", {"service": boots.pk}, target=third)["level"] == "error"
+    fourth = line_of(queued_ticket(tenant, [cryo]), cryo)
+    assert press("transferir", {"service": boots.pk}, target=fourth)["message"] == (
+        f"Senha {fourth.ticket.number} transferida para a fila de Bota de compressão."
+    )
+    assert press("cancelar", {"reason": "cliente desistiu"}, target=third)["message"] == (
+        f"Crioterapia da senha {third.ticket.number} cancelado: cliente desistiu"
+    )
+    response = alice_client.post(
+        panel_url(tenant, "senha", third.ticket_id, "cancelar"),
+        {"reason": "passou mal", "row": third.pk},
+        headers=HTMX,
+    )
+    assert announced(response)["message"] == (f"Senha {third.ticket.number} cancelada: passou mal")
+    assert "cancelada: passou mal" in response.content.decode()  # shown on the panel too
+
+
+def test_call_next_says_which_waiting_customer_it_passed_over_and_why(
+    alice_client, tenant, cryo, boots
+):
+    busy = queued_ticket(tenant, [boots, cryo])
+    boots_2 = make_device(tenant, "Bota 2", [boots])
+    queue.call_next(boots, boots_2)
+    free = queued_ticket(tenant, [cryo])
+    response = alice_client.post(panel_url(tenant, "servico", cryo.pk, "chamar"), headers=HTMX)
+    message = (
+        f"Senha {free.number} chamada para Crioterapia em Crio 1. "
+        f"Senha {busy.number} pulada: em atendimento em Bota 2."
+    )
+    assert announced(response)["message"] == message
+    assert response.context["flash"]["where"] == "queue"
+    assert message in response.content.decode()
+
+
+def test_with_one_login_each_station_lists_only_its_own_calls(client, alice, tenant, cryo, crio_1):
+    crio_2 = make_device(tenant, "Crio 2", [cryo])
+    first, second = (queued_ticket(tenant, [cryo]) for _ in range(2))
+    client.force_login(alice)
+    pick_station(client, tenant, crio_1)
+    client.post(panel_url(tenant, "linha", line_of(first, cryo).pk, "chamar"))
+    other = Client()
+    other.force_login(alice)  # the studio's one login, at the other station
+    pick_station(other, tenant, crio_2)
+    other.post(panel_url(tenant, "linha", line_of(second, cryo).pk, "chamar"))
+    assert [row.line.ticket for row in client.get(panel_url(tenant)).context["mine"]] == [first]
+    assert [row.line.ticket for row in other.get(panel_url(tenant)).context["mine"]] == [second]
+
+
 def test_a_missed_service_is_listed_under_its_queue_and_called_again_onto_my_station(
     client, alice, tenant, cryo, boots, bota_1
 ):
@@ -520,10 +607,15 @@ def test_cash_at_the_counter_is_confirmed_from_the_panel(alice_client, tenant, c
     response = alice_client.post(confirm, {"amount_received": "100,00"}, headers=HTMX)
     assert response.context["flash"]["where"] == "ticket"
     assert "menor" in response.context["flash"]["message"]  # less than the R$ 120 due
+    assert announced(response) == {
+        "message": response.context["flash"]["message"],
+        "level": "error",
+    }
     ticket.refresh_from_db()
     assert ticket.status == "pending_payment"
     response = alice_client.post(confirm, {"amount_received": "150,00"}, headers=HTMX)
     assert response.context["flash"]["level"] == "ok"
+    assert "Pagamento em dinheiro da senha" in announced(response)["message"]
     ticket.refresh_from_db()
     session.refresh_from_db()
     assert ticket.status == "in_queue"

@@ -73,7 +73,14 @@ def test_an_operator_logs_in_calls_next_starts_and_completes(
     queue.get_by_role("button", name="Chamar próximo").click()
     mine = page.get_by_test_id("mine-row").filter(has_text="C001")
     mine.get_by_test_id("line-status").filter(has_text="Chamado").wait_for()
-    page.get_by_text("Senha C001 chamada para Crioterapia em Crio 1.").wait_for()
+    page.get_by_test_id("flash").get_by_text(
+        "Senha C001 chamada para Crioterapia em Crio 1."
+    ).wait_for()
+    # And in the lasting status region a screen reader reads, outside the swapped panel.
+    announce = page.get_by_test_id("announce")
+    announce.get_by_text("Senha C001 chamada para Crioterapia em Crio 1.").wait_for(
+        state="attached"
+    )
     assert queue.get_by_test_id("queue-row").count() == 0
 
     mine.get_by_role("button", name="Iniciar").click()
@@ -113,7 +120,9 @@ def test_a_missed_service_is_called_again_from_its_queue_and_served(
     assert "Bota de compressão: Concluído" in missed.inner_text()
 
     missed.get_by_role("button", name="Chamar de novo").click()
-    page.get_by_text("Senha C001 chamada para Crioterapia em Crio 1.").wait_for()
+    page.get_by_test_id("flash").get_by_text(
+        "Senha C001 chamada para Crioterapia em Crio 1."
+    ).wait_for()
     mine = page.get_by_test_id("mine-row").filter(has_text="C001")
     mine.get_by_test_id("line-status").filter(has_text="Chamado").wait_for()
     assert queue.get_by_test_id("missed-row").count() == 0

@@ -282,6 +282,30 @@ def test_call_next_passes_over_a_customer_served_elsewhere(tenant, cryo, boots, 
     assert queue.call_next(cryo, make_device(tenant, "Crio 9", [cryo])).ticket == busy
 
 
+def test_call_next_says_whom_it_passed_over_and_why(tenant, cryo, boots, cryo_1, boots_1):
+    busy = queued_ticket(tenant, [boots, cryo])
+    queue.call_next(boots, boots_1)  # `busy` is now in the boots
+    queued_ticket(tenant, [cryo])
+    called = queue.call_next(cryo, cryo_1)
+    assert queue.passed_over(called) == [
+        f"Senha {busy.number} pulada: em atendimento em {boots_1.name}."
+    ]
+
+
+def test_call_next_says_when_the_interleave_passed_a_priority_customer_over(tenant, cryo):
+    tenant.priority_interleave = 1
+    tenant.save()
+    devices = [make_device(tenant, f"Crio {i}", [cryo]) for i in range(2)]
+    queued_ticket(tenant, [cryo])
+    first, second = (queued_ticket(tenant, [cryo], priority="priority") for _ in range(2))
+    assert queue.passed_over(queue.call_next(cryo, devices[0])) == []  # `first`, in order
+    normal = queue.call_next(cryo, devices[1])
+    assert queue.passed_over(normal) == [
+        f"Senha {second.number} pulada: vez de um cliente sem prioridade (regra de intercalação do "
+        "estúdio)."
+    ]
+
+
 def test_a_ticket_not_yet_paid_cannot_be_called(tenant, cryo, cryo_1):
     ticket = make_ticket(tenant, [cryo])
     with pytest.raises(QueueError, match="ainda não está na fila"):

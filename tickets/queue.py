@@ -297,6 +297,54 @@ def call_next(service: Service, device: Equipment, *, user=None) -> TicketLine:
     return line
 
 
+def passed_over(line: TicketLine, *, limit: int = 3) -> list[str]:
+    """Why call next passed over the customers still waiting ahead of `line` in its queue.
+
+    Read just after `call_next` returned `line`: a customer ahead who is being served
+    elsewhere (the tenant's `skip_customers_in_service`) or a priority customer left for a
+    normal one's turn (`priority_interleave`). At most `limit` reasons, the first in queue
+    order; a line ahead for another reason (another station claiming it at that instant) is
+    not explained rather than explained wrongly.
+    """
+    ahead = list(
+        queue_lines(line.service)
+        .filter(
+            Q(priority_rank__lt=line.priority_rank)
+            | Q(priority_rank=line.priority_rank, queued_at__lt=line.queued_at)
+            | Q(priority_rank=line.priority_rank, queued_at=line.queued_at, id__lt=line.pk)
+        )
+        .select_related("ticket")[:limit]
+    )
+    if not ahead:
+        return []
+    busy = {
+        other.customer_key: other
+        for other in TicketLine.objects.filter(
+            customer_key__in=[a.customer_key for a in ahead if a.customer_key],
+            status__in=LINE_ACTIVE,
+        ).select_related("equipment", "service")
+    }
+    reasons = []
+    for waiting in ahead:
+        names = {"number": waiting.ticket.number}
+        elsewhere = busy.get(waiting.customer_key) if waiting.customer_key else None
+        if elsewhere is not None:
+            where = elsewhere.equipment.name if elsewhere.equipment else elsewhere.service.name
+            reasons.append(
+                _("Ticket %(number)s skipped: being served at %(where)s.")
+                % {**names, "where": where}
+            )
+        elif waiting.priority_rank < line.priority_rank:
+            reasons.append(
+                _(
+                    "Ticket %(number)s skipped: a customer without priority's turn "
+                    "(the studio's interleave rule)."
+                )
+                % names
+            )
+    return reasons
+
+
 def call_line(
     tenant: Tenant, line_id: int, device: Equipment, *, user=None, reason: str = ""
 ) -> TicketLine:

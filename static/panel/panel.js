@@ -99,3 +99,15 @@ document.addEventListener(
   },
   { once: true }
 );
+
+// Each action's outcome ("C012 chamado…", a refusal, who was skipped and why) arrives as the
+// HX-Trigger event panel:announce; written into the lasting aria-live region, it is read
+// aloud. Emptied first, so the same message twice is read twice.
+document.addEventListener("panel:announce", function (event) {
+  var region = document.getElementById("panel-announce");
+  if (!region || !event.detail) return;
+  region.textContent = "";
+  window.setTimeout(function () {
+    region.textContent = event.detail.message;
+  }, 50);
+});
