@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 from datetime import date, timedelta
-from decimal import Decimal
 
 from django import forms
 from django.contrib import messages
@@ -44,8 +43,10 @@ def _hours_shown(today_hourly: list[int], average: list[float]) -> range:
 
 
 def _history(tenant: Tenant, today: date) -> tuple[list[date], dict, dict]:
-    """The last 30 days' totals by day, and per service aggregates."""
-    days = [today - timedelta(days=n) for n in range(HISTORY_DAYS, 0, -1)]
+    """The stored days of the 30-day window (the 29 before today), their totals by day, and
+    per service aggregates. Today, live, is added by the caller: the window includes it, so
+    "in the last 30 days" is never less than "today"."""
+    days = [today - timedelta(days=n) for n in range(HISTORY_DAYS - 1, 0, -1)]
     rows = DailyStats.objects.for_tenant(tenant).filter(day__gte=days[0], day__lt=today)
     totals: dict[date, DailyStats] = {}
     per_service: dict[int, dict] = {}
@@ -95,6 +96,15 @@ def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
     for service in services:
         today_row = live.get(service.id)
         agg = per_service.get(service.id)
+        if today_row is not None:
+            # The window includes today: its live figures join the stored days'.
+            agg = agg or {"tickets": 0, "wait_sum": 0, "waited": 0, "no_shows": 0, "p95": []}
+            agg["tickets"] += today_row.tickets
+            agg["no_shows"] += today_row.no_shows
+            if today_row.avg_wait_seconds is not None:
+                agg["wait_sum"] += today_row.avg_wait_seconds * today_row.tickets
+                agg["waited"] += today_row.tickets
+                agg["p95"].append(today_row.p95_wait_seconds)
         month_avg = agg["wait_sum"] / agg["waited"] if agg and agg["waited"] else None
         if today_row is None and agg is None:
             continue
@@ -149,8 +159,9 @@ def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
         "today": today,
         "total": total,
         "revenue_today": brl(total.revenue),
-        "revenue_month": brl(sum((h.revenue for h in history.values()), Decimal("0"))),
-        "tickets_month": sum(h.tickets for h in history.values()),
+        # The stored 29 days before today and today's live figures: the window includes today.
+        "revenue_month": brl(sum((h.revenue for h in history.values()), total.revenue)),
+        "tickets_month": sum((h.tickets for h in history.values()), total.tickets),
         "avg_wait_today": minutes(total.avg_wait_seconds),
         "p95_wait_today": minutes(total.p95_wait_seconds),
         "waiting_now": waiting_now.count(),

@@ -110,8 +110,25 @@ def test_the_dashboard_shows_a_manager_today_and_the_last_30_days(client, tenant
     html = page.content.decode()
     assert html.count("<svg") == 4
     assert "R$ 520,00" in html  # today
-    assert "R$ 840,00" in html  # the last 30 days
+    assert "R$ 1.360,00" in html  # the last 30 days, today included
     assert "Crioterapia" in html
+
+
+def test_the_30_day_figures_include_today(client, tenant, bob, day):
+    """Today's 4 tickets and R$ 520 count in the window; a stored day 30 days ago does not."""
+    DailyStats.objects.create(
+        tenant=tenant, day=tenant.today() - timedelta(days=29), tickets=7, revenue=Decimal("840")
+    )
+    DailyStats.objects.create(
+        tenant=tenant, day=tenant.today() - timedelta(days=30), tickets=50, revenue=Decimal("9")
+    )
+    client.force_login(bob)
+    page = client.get(reverse("ops_dashboard", args=[tenant.slug]))
+    assert page.context["total"].tickets == 4
+    assert page.context["tickets_month"] == 11
+    assert page.context["revenue_month"] == "R$ 1.360,00"
+    cryo = next(row for row in page.context["service_table"] if row["name"] == "Crioterapia")
+    assert cryo["month_tickets"] == cryo["today"].tickets > 0
 
 
 def test_the_dashboard_is_403_for_an_operator_and_404_for_an_outsider(
