@@ -2,16 +2,25 @@
 
 Each function returns safe markup (every label goes through format_html). The SVG scales with
 its container through its viewBox; every bar carries a <title>, the browser's tooltip.
+
+Legible labels: WIDTH is about the width a chart gets on the dashboard at 1920 px, so the
+viewBox is drawn at 1:1 or larger there and FONT user units are FONT pixels; on a phone,
+where the chart shrinks to about 55 %, ops.css raises the text to PHONE_FONT units (about
+13 px). Margins are sized for the larger of the two.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-WIDTH, HEIGHT = 640, 220
+WIDTH, HEIGHT = 540, 240
+FONT, PHONE_FONT = 16, 24
+# An average character of the labels, in user units, at the phone's larger font.
+CHAR = 0.6 * PHONE_FONT
 
 
 def n(value: float) -> str:
@@ -19,7 +28,7 @@ def n(value: float) -> str:
     return f"{value:.1f}"
 
 
-LEFT, RIGHT, TOP, BOTTOM = 48, 8, 12, 28
+LEFT, RIGHT, TOP, BOTTOM = 48, 8, 14, PHONE_FONT + 14
 
 
 def nice_ceiling(value: float) -> float:
@@ -49,7 +58,7 @@ def bar_chart(
     numbers = [v or 0 for v in values] + [v or 0 for v in (line or [])]
     top = nice_ceiling(max(numbers, default=0))
     # Room on the left for the longest axis label (money labels are wide).
-    left = max(LEFT, 7 * len(fmt(top)) + 10)
+    left = max(LEFT, round(CHAR * len(fmt(top))) + 10)
     plot_w, plot_h = WIDTH - left - RIGHT, HEIGHT - TOP - BOTTOM
     slot = plot_w / count
     bar_w = max(slot * 0.7, 1)
@@ -60,17 +69,21 @@ def bar_chart(
     parts = [
         format_html(
             '<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#d1d5db"/>'
-            '<text x="{}" y="{}" text-anchor="end" class="axis">{}</text>',
+            '<text x="{}" y="{}" text-anchor="end" font-size="{}" class="axis">{}</text>',
             left,
             n(y(level)),
             WIDTH - RIGHT,
             n(y(level)),
             left - 4,
-            n(y(level) + 4),
+            n(y(level) + 5),
+            FONT,
             fmt(level),
         )
         for level in (0, top / 2, top)
     ]
+    # Labels never wider than their slots: every other one, or every third, when crowded.
+    widest = CHAR * max(map(len, labels), default=1) + PHONE_FONT / 2  # and a gap
+    label_every = max(label_every, math.ceil(widest / slot))
     for index, (label, value) in enumerate(zip(labels, values, strict=True)):
         x = left + index * slot + (slot - bar_w) / 2
         if value:
@@ -90,9 +103,11 @@ def bar_chart(
         if index % label_every == 0:
             parts.append(
                 format_html(
-                    '<text x="{}" y="{}" text-anchor="middle" class="axis">{}</text>',
+                    '<text x="{}" y="{}" text-anchor="middle" font-size="{}" class="axis">'
+                    "{}</text>",
                     n(left + index * slot + slot / 2),
-                    HEIGHT - 10,
+                    HEIGHT - 8,
+                    FONT,
                     label,
                 )
             )
@@ -121,44 +136,47 @@ def hbar_chart(
     first_label: str,
     second_label: str,
 ) -> SafeString:
-    """Horizontal pairs of bars: per row a first value (e.g. average) and a second (p95)."""
-    row_h = 34
-    height = TOP + row_h * max(len(rows), 1) + BOTTOM
-    label_w = 170
-    plot_w = WIDTH - label_w - 60
+    """Horizontal pairs of bars: per row a first value (e.g. today) and a second (30 days).
+
+    The row's name sits above its bars, so a long service name never runs off the left edge.
+    """
+    row_h = 3 * PHONE_FONT + 16
+    height = TOP + row_h * max(len(rows), 1)
+    # Room on the right for the longest value printed after its bar.
+    plot_w = WIDTH - round(CHAR * 8) - 8
     top = nice_ceiling(max((v or 0 for _, a, b in rows for v in (a, b)), default=0))
     parts = []
     for index, (label, first, second) in enumerate(rows):
         y0 = TOP + index * row_h
         parts.append(
             format_html(
-                '<text x="{}" y="{}" text-anchor="end" class="label">{}</text>',
-                label_w - 8,
-                y0 + 18,
+                '<text x="0" y="{}" font-size="{}" class="label">{}</text>',
+                y0 + FONT,
+                FONT,
                 label,
             )
         )
         for offset, value, colour, name in (
-            (4, first, "#0891b2", first_label),
-            (17, second, "#f59e0b", second_label),
+            (PHONE_FONT + 4, first, "#0891b2", first_label),
+            (2 * PHONE_FONT + 8, second, "#f59e0b", second_label),
         ):
             if value is None:
                 continue
             length = value / top * plot_w
             parts.append(
                 format_html(
-                    '<rect x="{}" y="{}" width="{}" height="11" fill="{}">'
+                    '<rect x="0" y="{}" width="{}" height="13" fill="{}">'
                     "<title>{} {}: {}</title></rect>"
-                    '<text x="{}" y="{}" class="axis">{}</text>',
-                    label_w,
+                    '<text x="{}" y="{}" font-size="{}" class="axis">{}</text>',
                     y0 + offset,
                     n(max(length, 1)),
                     colour,
                     label,
                     name,
                     fmt(value),
-                    n(label_w + max(length, 1) + 4),
-                    y0 + offset + 10,
+                    n(max(length, 1) + 4),
+                    y0 + offset + 12,
+                    FONT,
                     fmt(value),
                 )
             )

@@ -230,3 +230,22 @@ def test_metrics_show_the_scripted_day(client, settings, tenant, cryo, boots, da
     assert sample(text, f"totem_service_duration_seconds_sum{{{c}}}") == 900
     assert sample(text, f"totem_queue_oldest_wait_seconds{{{b}}}") >= 0
     assert "# TYPE totem_wait_seconds histogram" in text
+
+
+def test_every_chart_label_is_at_least_12_units_and_the_viewbox_fits_the_desktop_panel(
+    client, tenant, bob, day
+):
+    """ops.css no longer sets text sizes; each <text> carries its own, read here."""
+    import re
+
+    from ops import charts
+
+    client.force_login(bob)
+    html = client.get(reverse("ops_dashboard", args=[tenant.slug])).content.decode()
+    texts = re.findall(r"<text [^>]*>", html)
+    assert texts
+    sizes = [re.search(r'font-size="(\d+)"', text) for text in texts]
+    assert all(size and int(size.group(1)) >= 12 for size in sizes), texts
+    # About 544 px of chart at 1920 wide (two columns of .ops's 1200 px): drawn at 1:1 or more.
+    assert charts.WIDTH <= 544
+    assert all(f'viewBox="0 0 {charts.WIDTH} ' in svg for svg in html.split("<svg")[1:])
