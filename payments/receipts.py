@@ -16,6 +16,7 @@ from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from equipment.printing import ReceiptData, ReceiptItem, queue_receipt
 from payments.models import PaymentSession, Receipt, SessionStatus
@@ -113,7 +114,10 @@ def _payment_facts(c: dict) -> list[tuple[str, str]]:
     """What both receipts show below the total: cash received and change, the provider's id."""
     facts = []
     if "received" in c:
-        facts += [(_("Received"), brl(c["received"])), (_("Change"), brl(c["change"]))]
+        facts += [
+            (_("Received"), brl(c["received"])),
+            (pgettext("cash", "Change"), brl(c["change"])),
+        ]
     if c.get("provider_id"):
         facts.append((_("Transaction"), c["provider_id"]))
     return facts

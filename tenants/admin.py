@@ -8,6 +8,9 @@ their URLs answer 404 — an outsider does not even learn they exist.
 
 from __future__ import annotations
 
+import zoneinfo
+from datetime import datetime
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
@@ -16,10 +19,12 @@ from django.core.exceptions import FieldDoesNotExist, PermissionDenied, Validati
 from django.db import IntegrityError, models, transaction
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest
-from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils import formats, timezone
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
+from simple_history.models import DeletedObject
+from simple_history.template_utils import HistoricalRecordContextHelper
 
 from tenants.access import tenants_for
 from tenants.models import Membership, Role, Tenant
@@ -67,6 +72,27 @@ class TenantConsistentForm(forms.ModelForm):
                     name, gettext("Choose only rows of %(tenant)s.") % {"tenant": tenant.name}
                 )
         return cleaned
+
+
+EMPTY = "—"
+
+
+class ReadableHistory(HistoricalRecordContextHelper):
+    """A history's changes as a manager reads them: a status by its label, a time in the
+    zone active for the page (the row's tenant's), an empty value as a dash."""
+
+    def prepare_delta_change_value(self, change, value):
+        value = super().prepare_delta_change_value(change, value)
+        field = self.model._meta.get_field(change.field)
+        if value is None or value == "" or (isinstance(value, DeletedObject) and value.pk is None):
+            return EMPTY
+        if field.choices:
+            return dict(field.flatchoices).get(value, value)
+        if isinstance(value, bool):
+            return gettext("Yes") if value else gettext("No")
+        if isinstance(value, datetime):
+            return formats.date_format(timezone.localtime(value), "SHORT_DATETIME_FORMAT")
+        return value
 
 
 class TenantScopedAdmin:
@@ -129,6 +155,25 @@ class TenantScopedAdmin:
         if obj is None:
             raise Http404
         return obj
+
+    # --- one row's pages in its tenant's time zone -----------------------------------------
+
+    def _row_zone(self, object_id: str):
+        field = f"{self.tenant_field}__timezone" if self.tenant_field else "timezone"
+        rows = self.model._base_manager.filter(pk=self.valid_pk(object_id))
+        name = rows.values_list(field, flat=True).first()
+        return zoneinfo.ZoneInfo(name) if name else timezone.get_current_timezone()
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        if object_id is None:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        with timezone.override(self._row_zone(object_id)):
+            response = super().changeform_view(request, object_id, form_url, extra_context)
+            # Rendered here, inside the zone: a TemplateResponse would render after it.
+            return response.render() if hasattr(response, "render") else response
+
+    def get_historical_record_context_helper(self, request, historical_record):
+        return ReadableHistory(self.model, historical_record)
 
     def get_readonly_fields(self, request: HttpRequest, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
@@ -209,7 +254,9 @@ class TenantScopedAdmin:
 
     def history_view(self, request, object_id, extra_context=None):
         self._object_in_scope(request, object_id)
-        return super().history_view(request, object_id, extra_context)
+        with timezone.override(self._row_zone(object_id)):
+            response = super().history_view(request, object_id, extra_context)
+            return response.render() if hasattr(response, "render") else response
 
     def history_form_view(self, request, object_id, version_id, extra_context=None):
         obj = self._object_in_scope(request, object_id)
@@ -231,7 +278,8 @@ class DeletedFilter(admin.SimpleListFilter):
     parameter_name = "deleted"
 
     def lookups(self, request, model_admin):
-        return [("yes", _("Deleted")), ("all", _("All"))]
+        # Context: simple-history says "Deleted" of one history record (Excluído).
+        return [("yes", pgettext_lazy("filter", "Deleted")), ("all", _("All"))]
 
     def choices(self, changelist):
         yield {
