@@ -64,15 +64,19 @@ class AuditLogAdmin(TenantScopedAdmin, admin.ModelAdmin):
 
     read_only = True
     allow_add = False
-    list_display = ["created_at", "tenant", "username", "action", "entity", "entity_id", "ip"]
+    list_display = ["created_at", "tenant", "username", "action", "object_name", "ip"]
     list_filter = ["action", ("tenant", admin.RelatedOnlyFieldListFilter), "created_at"]
     search_fields = ["username", "entity_id", "ip"]
     date_hierarchy = "created_at"
     list_select_related = ["tenant"]
-    fields = ["created_at", "tenant", "user", "username", "action", "entity", "entity_id"]
-    fields += ["data", "ip"]
+    fields = ["created_at", "tenant", "user", "username", "action", "object_name", "entity"]
+    fields += ["entity_id", "data", "ip"]
     readonly_fields = fields
     show_full_result_count = False
+
+    @admin.display(description=_("object"))
+    def object_name(self, obj: AuditLog) -> str:
+        return obj.object_name
 
 
 # --- outgoing webhooks -------------------------------------------------------------------------

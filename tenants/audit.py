@@ -15,6 +15,7 @@ from django.contrib.auth.signals import user_logged_in, user_logged_out, user_lo
 from django.db import models
 from django.dispatch import receiver
 from django.http import HttpRequest
+from django.utils.text import capfirst
 
 from tenants.history import HistoricalRecords
 from tenants.models import AuditAction, AuditLog, Tenant
@@ -52,15 +53,18 @@ def record(
 ) -> AuditLog:
     """Write one audit entry.
 
-    `entity` is a model instance (its label and pk are used) or a label such as
+    `entity` is a model instance (its model, pk and str() are kept) or a label such as
     "tickets.ticket". Never put a full CPF, phone or secret in `data`: entries outlive
     the customer data they describe. An unknown `action` raises ValueError (a typo would
     otherwise hide an action from every filter).
     """
     if action not in AuditAction.values:
         raise ValueError(f"unknown audit action: {action!r}")
+    label = ""
     if isinstance(entity, models.Model):
         entity_id = entity_id or entity.pk
+        # Its kind and name in the language of the moment (pt-BR): "Senha C012".
+        label = f"{capfirst(entity._meta.verbose_name)} {entity}"[:200]
         entity = entity._meta.label_lower
     request = request or _current_request()
     if user is None and request is not None:
@@ -74,6 +78,7 @@ def record(
         action=action,
         entity=entity,
         entity_id="" if entity_id in (None, "") else str(entity_id)[:40],
+        label=label,
         data=data or {},
         ip=client_ip(request),
     )

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.translation import gettext_lazy as _
 
 from tenants.crypto import EncryptedCharField
@@ -284,6 +284,9 @@ class AuditLog(models.Model):
     action = models.CharField(_("action"), max_length=32, choices=AuditAction.choices)
     entity = models.CharField(_("entity"), max_length=60, blank=True)
     entity_id = models.CharField(_("entity id"), max_length=40, blank=True)
+    # The object as people say it when it was recorded ("Senha C012"): the
+    # row may be renamed or purged later. Empty in entries written before it existed.
+    label = models.CharField(_("object"), max_length=200, blank=True)
     data = models.JSONField(_("data"), default=dict, blank=True, encoder=DjangoJSONEncoder)
     ip = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
     created_at = models.DateTimeField(_("time"), default=timezone.now)
@@ -302,7 +305,14 @@ class AuditLog(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.created_at:%Y-%m-%d %H:%M} {self.username or '-'} {self.action}"
+        when = formats.date_format(timezone.localtime(self.created_at), "SHORT_DATETIME_FORMAT")
+        return f"{when} {self.username or '—'} {self.get_action_display()}"
+
+    @property
+    def object_name(self) -> str:
+        """ "Senha C012", "Sessão de pagamento #34 Dinheiro C012"; entries older than `label`
+        keep their "tickets.ticket 5"."""
+        return self.label or f"{self.entity} {self.entity_id}".strip()
 
 
 class WebhookEvent(models.TextChoices):
