@@ -25,7 +25,7 @@ from payments.models import Notification, Provider
 from payments.sessions import confirm_cash, start_payment
 from tenants.models import AuditAction, AuditLog, WebhookEndpoint, WebhookEvent, WebhookOutbox
 from tests.conftest import make_device, make_ticket
-from totem.models import PairingCode
+from totem.models import DisplaySlide, PairingCode
 
 PROJECT_APPS = {"tenants", "tickets", "payments", "equipment", "totem", "ops"}
 
@@ -150,6 +150,7 @@ def world(tenant, cryo, towel, alice, bob, admin_user):
     PrintJob.objects.create(tenant=tenant, printer=printer, kind=JobKind.TICKET, ticket=ticket)
     kiosk = make_device(tenant, "Totem 1", kind=Kind.KIOSK)
     PairingCode.objects.create(tenant=tenant, equipment=kiosk)
+    DisplaySlide.objects.create(tenant=tenant, title="Bem-vindo", text="Hidrate-se.")
     endpoint = WebhookEndpoint.objects.create(
         tenant=tenant, target_url="https://hooks.example.com/totem", secret="s" * 16
     )
