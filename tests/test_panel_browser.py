@@ -87,7 +87,7 @@ def test_an_operator_logs_in_calls_next_starts_and_completes(
     mine.get_by_test_id("line-status").filter(has_text="Em atendimento").wait_for()
 
     mine.get_by_role("button", name="Concluir").click()
-    page.get_by_text("Crioterapia da senha C001 concluído.").wait_for()
+    page.get_by_test_id("flash").get_by_text("Crioterapia da senha C001 concluído.").wait_for()
     assert page.get_by_test_id("mine-row").count() == 0
     assert page.evaluate("window.notReloaded") is True
     line.refresh_from_db()
@@ -129,7 +129,7 @@ def test_a_missed_service_is_called_again_from_its_queue_and_served(
     mine.get_by_role("button", name="Iniciar").click()
     mine.get_by_test_id("line-status").filter(has_text="Em atendimento").wait_for()
     mine.get_by_role("button", name="Concluir").click()
-    page.get_by_text("Crioterapia da senha C001 concluído.").wait_for()
+    page.get_by_test_id("flash").get_by_text("Crioterapia da senha C001 concluído.").wait_for()
     ticket.refresh_from_db()
     assert ticket.status == "completed"
     assert problems == []
