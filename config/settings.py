@@ -357,6 +357,15 @@ if DEVICE_RECHECK_SECONDS <= 0:
 KIOSK_IDLE_SECONDS = env.int("KIOSK_IDLE_SECONDS", default=120)
 KIOSK_IDLE_WARNING_SECONDS = env.int("KIOSK_IDLE_WARNING_SECONDS", default=30)
 KIOSK_PAYMENT_IDLE_SECONDS = env.int("KIOSK_PAYMENT_IDLE_SECONDS", default=300)
+# A screen showing the customer's name, CPF or phone (the identification form once typed in,
+# the summary) is cleared this many seconds after the last touch, warning included (the last
+# KIOSK_PERSONAL_WARNING_SECONDS): personal data must not wait on the wall for the next person.
+KIOSK_PERSONAL_IDLE_SECONDS = env.int("KIOSK_PERSONAL_IDLE_SECONDS", default=30)
+KIOSK_PERSONAL_WARNING_SECONDS = env.int("KIOSK_PERSONAL_WARNING_SECONDS", default=10)
+if not 0 <= KIOSK_PERSONAL_WARNING_SECONDS < KIOSK_PERSONAL_IDLE_SECONDS:
+    raise environ.ImproperlyConfigured(
+        "KIOSK_PERSONAL_WARNING_SECONDS must be below KIOSK_PERSONAL_IDLE_SECONDS"
+    )
 KIOSK_DONE_SECONDS = env.int("KIOSK_DONE_SECONDS", default=40)
 KIOSK_ERROR_SECONDS = env.int("KIOSK_ERROR_SECONDS", default=15)
 KIOSK_REQUESTS_PER_MINUTE = env.int("KIOSK_REQUESTS_PER_MINUTE", default=300)

@@ -602,11 +602,21 @@ def test_each_screen_gets_its_inactivity_timeout(kiosk_client, tenant, cryo, pix
     settings.KIOSK_PAYMENT_IDLE_SECONDS = 222
     settings.KIOSK_DONE_SECONDS = 33
     settings.KIOSK_IDLE_WARNING_SECONDS = 44
+    settings.KIOSK_PERSONAL_IDLE_SECONDS = 30
+    settings.KIOSK_PERSONAL_WARNING_SECONDS = 10
     welcome = kiosk_client.get(url(tenant, "kiosk_welcome"))
     assert b'data-idle-seconds="0"' in welcome.content  # the welcome screen is the idle state
+    kiosk_client.post(url(tenant, "kiosk_start"))
+    services = kiosk_client.get(url(tenant, "kiosk_services")).content
+    assert b'data-idle-seconds="111"' in services and b'data-warning-seconds="44"' in services
     fill_cart(kiosk_client, tenant, [cryo])
+    # The form gets both: kiosk.js takes the short one once something is typed in.
+    identify = kiosk_client.get(url(tenant, "kiosk_identify")).content
+    assert b'data-idle-seconds="111"' in identify
+    assert b'data-personal-idle-seconds="20" data-personal-warning-seconds="10"' in identify
+    # The summary shows the name: 30 s after the last touch, warning included, it is gone.
     summary = kiosk_client.get(url(tenant, "kiosk_summary")).content
-    assert b'data-idle-seconds="111"' in summary and b'data-warning-seconds="44"' in summary
+    assert b'data-idle-seconds="20"' in summary and b'data-warning-seconds="10"' in summary
     buy(kiosk_client, tenant, "pix")
     assert b'data-idle-seconds="222"' in kiosk_client.get(url(tenant, "kiosk_payment")).content
     kiosk_client.post(url(tenant, "kiosk_payment"), {"method": "cash"})

@@ -247,3 +247,54 @@ def test_an_idle_payment_screen_warns_then_cancels_the_ticket_and_returns_to_wel
     towel.refresh_from_db()
     assert towel.stock == 2
     kiosk.done()
+
+
+def test_typed_personal_data_leaves_the_screen_30_seconds_after_the_last_touch(
+    page, live_server, scene, tenant, cryo, settings
+):
+    # Defaults: 30 s with personal data on screen, warning included; 2 min elsewhere.
+    assert settings.KIOSK_PERSONAL_IDLE_SECONDS == 30
+    assert settings.KIOSK_PERSONAL_WARNING_SECONDS == 10
+    page.clock.install()  # fast_forward below: no test waits in real time
+    kiosk = Kiosk(page, live_server, tenant, "personal-idle")
+    kiosk.pair(scene)
+    kiosk.choose(cryo)
+    # A screen without personal data keeps the longer timeout.
+    page.clock.fast_forward(60_000)
+    assert page.get_by_role("alertdialog").is_hidden()
+    page.get_by_role("link", name="Continuar").tap()
+    page.get_by_role("heading", name="Deseja algum adicional?").wait_for()
+    page.get_by_role("button", name="Continuar").tap()
+    page.get_by_role("heading", name="Seus dados").wait_for()
+    # An empty form shows nothing personal: no hurry there either.
+    page.clock.fast_forward(60_000)
+    assert page.get_by_role("alertdialog").is_hidden()
+    page.get_by_label("Seu nome").click()
+    kiosk.type_letters("Maria")
+    page.clock.fast_forward(19_000)
+    assert page.get_by_role("alertdialog").is_hidden()
+    page.clock.fast_forward(1_500)
+    page.get_by_role("alertdialog").wait_for()
+    assert page.locator("[data-countdown]").inner_text() == "10"
+    kiosk.shot("personal-warning")
+    page.clock.fast_forward(10_000)
+    page.get_by_text("Toque para começar").wait_for()
+    assert "MARIA" not in page.content()
+    # The purchase was cleared, not only the screen: starting again shows an empty form.
+    page.get_by_text("Toque para começar").tap()
+    page.get_by_test_id(f"service-{cryo.pk}").tap()
+    page.locator(f'[data-testid="service-{cryo.pk}"][aria-pressed="true"]').wait_for()
+    page.get_by_role("link", name="Continuar").tap()
+    page.get_by_role("button", name="Continuar").tap()  # no extras
+    page.get_by_role("heading", name="Seus dados").wait_for()
+    assert page.get_by_label("Seu nome").input_value() == ""
+
+    # The summary shows the name: the same 30 s there, counted from the page's load.
+    kiosk.identify(name="Ana")
+    page.get_by_role("button", name="Continuar").tap()
+    page.get_by_role("heading", name="Confira e pague").wait_for()
+    page.clock.fast_forward(20_500)
+    page.get_by_role("alertdialog").wait_for()
+    page.clock.fast_forward(10_000)
+    page.get_by_text("Toque para começar").wait_for()
+    kiosk.done()

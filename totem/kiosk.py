@@ -79,10 +79,18 @@ def idle_settings(screen: str = "step") -> dict[str, int]:
     Generous by default: a slow reader gets 2 minutes, then 30 s of warning. While a PIX or
     card payment waits, the customer is busy with a phone or the card machine, not with this
     screen: 5 minutes (the payment's own expiry still ends it). The final screens (ticket,
-    cash) go back sooner and cancel nothing. Tests shorten them through settings.
+    cash) go back sooner and cancel nothing. A screen showing personal data ("personal": the
+    summary, the ticket's "All set, Maria!") is cleared KIOSK_PERSONAL_IDLE_SECONDS after the
+    last touch, its warning included. Tests shorten them through settings.
     """
+    personal = settings.KIOSK_PERSONAL_IDLE_SECONDS
     if screen == "final":
         return {"idle_seconds": settings.KIOSK_DONE_SECONDS, "warning_seconds": 0}
+    if screen == "final-personal":
+        return {"idle_seconds": min(settings.KIOSK_DONE_SECONDS, personal), "warning_seconds": 0}
+    if screen == "personal":
+        warning = settings.KIOSK_PERSONAL_WARNING_SECONDS
+        return {"idle_seconds": personal - warning, "warning_seconds": warning}
     warning = settings.KIOSK_IDLE_WARNING_SECONDS
     if screen == "payment":
         return {
@@ -570,6 +578,8 @@ def identify(request: HttpRequest, slug: str) -> HttpResponse:
             request,
             form=form,
             step=3,
+            # kiosk.js switches to these once a field holds something typed.
+            personal_idle=idle_settings("personal"),
             back_url=_url(request, back),
             consent=consent,
             declared_priority=(cart.get("customer") or {}).get("priority") == Priority.PRIORITY,
@@ -616,6 +626,7 @@ def summary(request: HttpRequest, slug: str) -> HttpResponse:
             methods=methods,
             customer=cart["customer"],
             step=4,
+            screen="personal",
         ),
     )
 
@@ -831,7 +842,7 @@ def ticket_screen(request: HttpRequest, slug: str) -> HttpResponse:
         "kiosk/ticket.html",
         _base_context(
             request,
-            screen="final",
+            screen="final-personal",  # "All set, Maria!"
             ticket=ticket,
             lines=lines,
             printed=printed,

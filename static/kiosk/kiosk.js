@@ -9,8 +9,11 @@
 
   // --- inactivity: warn with a visible countdown, then leave (the server decides what an
   // abandoned screen cancels). Only touches and keys count as activity, never the polling.
+  // A form holding typed personal data ([data-personal]: name, CPF, phone) gets the shorter
+  // timing the server sets for it, so nothing personal waits on the screen for the next person.
   var idleSeconds = parseInt(body.dataset.idleSeconds || "0", 10);
   var warningSeconds = parseInt(body.dataset.warningSeconds || "0", 10);
+  var personalForm = document.querySelector("form[data-personal]");
   var dialog = document.getElementById("idle-dialog");
   var idleForm = document.getElementById("idle-form");
   var idleTimer = null;
@@ -46,11 +49,24 @@
     }, 1000);
   }
 
+  function holdsPersonalData() {
+    if (!personalForm || !body.dataset.personalIdleSeconds) return false;
+    return Array.prototype.some.call(personalForm.querySelectorAll("input[type=text]"), function (input) {
+      return input.value.trim() !== "";
+    });
+  }
+
   function restartIdle() {
     if (idleSeconds <= 0) return;
     hideWarning();
     if (idleTimer) clearTimeout(idleTimer);
-    idleTimer = setTimeout(showWarning, idleSeconds * 1000);
+    var wait = idleSeconds;
+    warningSeconds = parseInt(body.dataset.warningSeconds || "0", 10);
+    if (holdsPersonalData()) {
+      wait = parseInt(body.dataset.personalIdleSeconds, 10);
+      warningSeconds = parseInt(body.dataset.personalWarningSeconds || "0", 10);
+    }
+    idleTimer = setTimeout(showWarning, wait * 1000);
   }
 
   if (idleSeconds > 0) {
