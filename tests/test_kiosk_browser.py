@@ -298,3 +298,123 @@ def test_typed_personal_data_leaves_the_screen_30_seconds_after_the_last_touch(
     page.clock.fast_forward(10_000)
     page.get_by_text("Toque para começar").wait_for()
     kiosk.done()
+
+
+# Every visible target a finger aims at: buttons, links, the radio and checkbox labels, the
+# keyboard's keys (buttons too). Each must be at least 56 × 56 px (WCAG 2.5.5 asks 44; a
+# standing customer's finger on a wall screen gets more).
+LAYOUT_PROBLEMS = """(primary) => {
+  const problems = [];
+  const root = document.documentElement;
+  if (root.scrollWidth > innerWidth) {
+    problems.push(`scrolls sideways: ${root.scrollWidth} > ${innerWidth}`);
+  }
+  const targets = document.querySelectorAll(
+    "button, a[href], [role=button], label:has(input[type=radio]), label:has(input[type=checkbox])"
+  );
+  for (const el of targets) {
+    if (el.closest("[hidden]") || el.closest(".visually-hidden")) continue;
+    const box = el.getBoundingClientRect();
+    if (!box.width && !box.height) continue;
+    if (box.height < 56 || box.width < 56) {
+      const size = `${Math.round(box.width)}×${Math.round(box.height)}`;
+      problems.push(`small target ${size}: ${el.textContent.trim().slice(0, 30)}`);
+    }
+  }
+  const main = document.querySelector(primary);
+  if (!main) problems.push(`no primary ${primary}`);
+  else {
+    const box = main.getBoundingClientRect();
+    if (box.top < 0 || box.left < 0 || box.bottom > innerHeight || box.right > innerWidth) {
+      problems.push(`primary ${primary} outside the screen: ${JSON.stringify(box)}`);
+    }
+    // Not covered either (a sticky keyboard over a sticky button would be).
+    const top = document.elementFromPoint(box.left + box.width / 2, box.top + box.height / 2);
+    if (!top || !(main.contains(top) || top.contains(main))) {
+      problems.push(`primary ${primary} covered`);
+    }
+  }
+  return problems;
+}"""
+
+
+@pytest.mark.parametrize(
+    "size",
+    [
+        {"width": 1080, "height": 1920},
+        {"width": 1920, "height": 1080},
+        {"width": 1280, "height": 800},
+    ],
+    ids=["portrait", "landscape", "small"],
+)
+def test_every_step_fits_the_screen_with_its_primary_action_in_view_and_big_targets(
+    browser,
+    browser_context_args,
+    live_server,
+    scene,
+    tenant,
+    cryo,
+    boots,
+    towel,
+    alice,
+    settings,
+    size,
+):
+    settings.KIOSK_PAYMENT_POLL_SECONDS = 1  # no socket here: the poll brings the ticket
+    PaymentSettings.objects.create(
+        tenant=tenant,
+        pix_key="studio@example.com",
+        merchant_name="Studio",
+        merchant_city="Sao Paulo",
+    )
+    context = browser.new_context(**{**browser_context_args, "viewport": size})
+    page = context.new_page()
+    kiosk = Kiosk(page, live_server, tenant, f"layout-{size['width']}x{size['height']}")
+    problems: dict[str, list[str]] = {}
+
+    def check(step: str, primary: str) -> None:
+        kiosk.shot(step)
+        found = page.evaluate(LAYOUT_PROBLEMS, primary)
+        if found:
+            problems[step] = found
+
+    kiosk.pair(scene)
+    check("welcome", ".touch-to-start")
+    kiosk.choose(cryo, boots)
+    check("services", "nav.actions .btn-next")
+    page.get_by_role("link", name="Continuar").tap()
+    page.get_by_role("heading", name="Deseja algum adicional?").wait_for()
+    check("extras", "nav.actions .btn-next")
+    page.get_by_role("button", name="Continuar").tap()
+    page.get_by_role("heading", name="Seus dados").wait_for()
+    check("identify-letters", "nav.actions .btn-next")
+    page.get_by_label("Seu nome").click()
+    kiosk.type_letters("Maria")
+    page.get_by_label("CPF (opcional)").click()
+    check("identify-digits", "nav.actions .btn-next")
+    page.locator('#keyboard button[data-key="done"]').tap()
+    page.get_by_label("Sem prioridade").check()
+    page.get_by_label("Li e concordo").check()
+    check("identify-filled", "nav.actions .btn-next")
+    page.get_by_role("button", name="Continuar").tap()
+    page.get_by_role("heading", name="Confira e pague").wait_for()
+    check("summary", '[data-testid="pay-pix"]')
+    page.get_by_test_id("pay-pix").tap()
+    page.get_by_role("heading", name="Pague com PIX").wait_for()
+    check("pix", ".qr-pix")
+    confirm_static_pix(tenant, PaymentSession.objects.get().pk, alice)
+    page.get_by_test_id("ticket-number").wait_for(timeout=10_000)
+    check("ticket", ".ticket .actions .btn-primary")
+    page.get_by_role("button", name="Concluir").tap()
+
+    kiosk.choose(cryo)
+    page.get_by_role("link", name="Continuar").tap()
+    page.get_by_role("button", name="Continuar").tap()
+    kiosk.identify(name="Ana")
+    page.get_by_role("button", name="Continuar").tap()
+    page.get_by_test_id("pay-cash").tap()
+    page.get_by_role("heading", name="Dirija-se ao caixa").wait_for()
+    check("cash", "nav.actions .btn-primary")
+    context.close()
+    assert problems == {}, "\n".join(f"{step}: {found}" for step, found in problems.items())
+    kiosk.done()
