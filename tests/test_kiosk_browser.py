@@ -63,9 +63,9 @@ class Kiosk:
             return
         self.problems.append(message.text)
 
-    def shot(self, name: str) -> None:
+    def shot(self, name: str, full_page: bool = True) -> None:
         self.step += 1
-        self.page.screenshot(path=self.shots / f"{self.step:02d}-{name}.png", full_page=True)
+        self.page.screenshot(path=self.shots / f"{self.step:02d}-{name}.png", full_page=full_page)
 
     def tap(self, locator) -> None:
         locator.tap()
@@ -334,6 +334,13 @@ LAYOUT_PROBLEMS = """(primary) => {
       problems.push(`primary ${primary} covered`);
     }
   }
+  // The field being typed in stays in sight above the on-screen keyboard.
+  const typing = document.querySelector("input.typing");
+  if (typing) {
+    const box = typing.getBoundingClientRect();
+    const top = document.elementFromPoint(box.left + box.width / 2, box.top + box.height / 2);
+    if (top !== typing) problems.push(`field being typed in is hidden: ${typing.name}`);
+  }
   return problems;
 }"""
 
@@ -373,7 +380,7 @@ def test_every_step_fits_the_screen_with_its_primary_action_in_view_and_big_targ
     problems: dict[str, list[str]] = {}
 
     def check(step: str, primary: str) -> None:
-        kiosk.shot(step)
+        kiosk.shot(step, full_page=False)  # what the customer sees without scrolling
         found = page.evaluate(LAYOUT_PROBLEMS, primary)
         if found:
             problems[step] = found
@@ -387,10 +394,12 @@ def test_every_step_fits_the_screen_with_its_primary_action_in_view_and_big_targ
     check("extras", "nav.actions .btn-next")
     page.get_by_role("button", name="Continuar").tap()
     page.get_by_role("heading", name="Seus dados").wait_for()
+    page.locator("#keyboard.letters").wait_for()  # opened by itself on the first field
     check("identify-letters", "nav.actions .btn-next")
     page.get_by_label("Seu nome").click()
     kiosk.type_letters("Maria")
-    page.get_by_label("CPF (opcional)").click()
+    page.get_by_label("Celular (opcional)").click()
+    kiosk.type_digits("11987654321")
     check("identify-digits", "nav.actions .btn-next")
     page.locator('#keyboard button[data-key="done"]').tap()
     page.get_by_label("Sem prioridade").check()

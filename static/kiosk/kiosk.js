@@ -221,12 +221,22 @@
     target.dispatchEvent(new Event("input", { bubbles: true }));
   }
 
+  // The keyboard and the action bar stick to the bottom of the screen: on a short screen
+  // (1280×800) they would cover the field in use, so the page moves it into the space above.
+  function keepInSight(input) {
+    var limit = keyboard.getBoundingClientRect().top;
+    var box = input.getBoundingClientRect();
+    if (box.bottom > limit) window.scrollBy(0, box.bottom - limit + 16);
+    else if (box.top < 0) window.scrollBy(0, box.top - 16);
+  }
+
   function open(input) {
     if (target) target.classList.remove("typing");
     target = input;
     target.classList.add("typing");
     build(kind(input));
     keyboard.hidden = false;
+    keepInSight(input);
   }
 
   function close() {
