@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.accessibility import assert_accessible
 from tests.conftest import CHROMIUM, REQUIRE_SERVERS, make_device, queued_ticket
 from tickets import queue
 
@@ -46,6 +47,7 @@ def test_todays_sales_waits_no_shows_and_busiest_hours_fit_the_first_screen(
         page.get_by_role("button", name="Entrar").click()
         page.get_by_role("heading", name="Gestão").wait_for()
         page.screenshot(path=shots / f"{name}.png", full_page=True)
+        assert_accessible(page, f"dashboard {name}")
         assert page.evaluate("document.documentElement.scrollWidth") <= viewport[0]
         if name == "desktop":
             for testid in FIRST_QUESTIONS:

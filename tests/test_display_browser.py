@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from equipment.models import Kind
 from tests import daphne_server
+from tests.accessibility import assert_accessible
 from tests.conftest import CHROMIUM, REQUIRE_SERVERS, make_device, queued_ticket, wait_for_js
 from tests.test_realtime import pair_display
 from tickets import events
@@ -95,9 +96,11 @@ def test_the_customers_phone_says_your_turn_when_called(page, daphne, tenant, cr
     queued_ticket(tenant, [cryo])
     ticket = queued_ticket(tenant, [cryo])
     problems = errors_of(page)
+    page.set_viewport_size({"width": 390, "height": 844})
     page.goto(f"http://{daphne}/t/{tenant.slug}/senha/{ticket.token}/")
     page.wait_for_selector("body[data-live='open']")
     assert "Posição 2 na fila" in page.locator("#ticket-status").inner_text()
+    shot(page, "phone-in-queue")
 
     call_next(cryo, cabin)  # the customer ahead: this one moves up
     page.wait_for_selector("text=Você é o próximo")
@@ -106,6 +109,7 @@ def test_the_customers_phone_says_your_turn_when_called(page, daphne, tenant, cr
     page.wait_for_selector(".your-turn")
     assert "Sala 4" in page.locator(".your-turn").inner_text()
     assert page.title().startswith("Sua vez!")
+    shot(page, "phone-your-turn")
     assert problems == []
 
 
@@ -158,6 +162,7 @@ print(f"\ndisplay screenshots: {SHOTS}")
 
 def shot(page, name: str) -> None:
     page.screenshot(path=SHOTS / f"{name}.png")
+    assert_accessible(page, name)
 
 
 def luminance(rgb: tuple[float, float, float]) -> float:

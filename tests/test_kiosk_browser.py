@@ -14,6 +14,7 @@ import pytest
 from equipment.models import Kind
 from payments.models import PaymentSession, PaymentSettings
 from payments.sessions import confirm_static_pix
+from tests.accessibility import assert_accessible
 from tests.conftest import CHROMIUM, REQUIRE_SERVERS, make_device
 from tickets.models import Priority, Ticket
 from totem.models import PairingCode
@@ -66,6 +67,7 @@ class Kiosk:
     def shot(self, name: str, full_page: bool = True) -> None:
         self.step += 1
         self.page.screenshot(path=self.shots / f"{self.step:02d}-{name}.png", full_page=full_page)
+        assert_accessible(self.page, f"kiosk {name}")
 
     def tap(self, locator) -> None:
         locator.tap()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.accessibility import assert_accessible
 from tests.conftest import CHROMIUM, REQUIRE_SERVERS, make_device
 
 pytestmark = [
@@ -48,6 +49,7 @@ class Screen:
         self.step += 1
         path = self.shots / f"{self.name}-{self.step:02d}-{what}.png"
         self.page.screenshot(path=path, full_page=True)
+        assert_accessible(self.page, f"{self.name} {what}")
         # Nothing may need sideways scrolling, the header's links least of all.
         width = self.page.evaluate("document.documentElement.scrollWidth")
         assert width <= self.page.viewport_size["width"], f"{what}: {width}px wide"
@@ -57,6 +59,7 @@ class Screen:
 
     def log_in(self, base: str, username: str, password: str) -> None:
         self.page.goto(base + "/")
+        self.shot("login")
         self.page.get_by_label("Usuário").fill(username)
         self.page.get_by_label("Senha de acesso").fill(password)
         self.page.get_by_role("button", name="Entrar").click()

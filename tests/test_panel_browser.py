@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import threading
 from pathlib import Path
 
@@ -10,11 +11,21 @@ from django.db import connection
 from django.test import Client
 
 from tests import daphne_server
+from tests.accessibility import assert_accessible
 from tests.conftest import CHROMIUM, REQUIRE_SERVERS, make_device, queued_ticket, wait_for_js
 from tickets.models import TicketLine
 from tickets.queue import call_line, call_next, complete, no_show, start
 
 daphne = daphne_server.daphne
+
+SHOTS = Path(tempfile.mkdtemp(prefix="panel-shots-"))
+print(f"\npanel screenshots: {SHOTS}")
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=SHOTS / f"{name}.png", full_page=True)
+    assert_accessible(page, name)
+
 
 pytestmark = [
     pytest.mark.browser,
@@ -47,12 +58,15 @@ def watch_console(page, *, websocket: bool) -> list[str]:
 
 def log_in_and_pick(page, base_url: str, station: str) -> None:
     page.goto(base_url + "/")
+    shot(page, "login")
     page.get_by_label("Usuário").fill("alice")
     page.get_by_label("Senha de acesso").fill("pw-alice")
     page.get_by_role("button", name="Entrar").click()
     page.get_by_role("heading", name="Escolha a sua estação").wait_for()
+    shot(page, "station-picker")
     page.get_by_role("button", name=station).click()
     page.get_by_test_id("station").filter(has_text=station).wait_for()
+    shot(page, "panel")
 
 
 def test_an_operator_logs_in_calls_next_starts_and_completes(
@@ -87,6 +101,7 @@ def test_an_operator_logs_in_calls_next_starts_and_completes(
     mine.get_by_test_id("line-status").filter(has_text="Em atendimento").wait_for()
 
     mine.get_by_role("button", name="Concluir").click()
+    # In the flash: the lasting status region says it too, so the text alone is ambiguous.
     page.get_by_test_id("flash").get_by_text("Crioterapia da senha C001 concluído.").wait_for()
     assert page.get_by_test_id("mine-row").count() == 0
     assert page.evaluate("window.notReloaded") is True
@@ -129,6 +144,7 @@ def test_a_missed_service_is_called_again_from_its_queue_and_served(
     mine.get_by_role("button", name="Iniciar").click()
     mine.get_by_test_id("line-status").filter(has_text="Em atendimento").wait_for()
     mine.get_by_role("button", name="Concluir").click()
+    # In the flash: the lasting status region says it too, so the text alone is ambiguous.
     page.get_by_test_id("flash").get_by_text("Crioterapia da senha C001 concluído.").wait_for()
     ticket.refresh_from_db()
     assert ticket.status == "completed"

@@ -45,7 +45,7 @@ def assert_fits(page, locator, screen: dict) -> None:
     "screen", [{"width": 1080, "height": 1920}, {"width": 1920, "height": 1080}], ids=str
 )
 def test_the_kiosk_shows_the_receipts_qr_once_paid_on_both_screens(
-    browser, live_server, transactional_db, tenant, cryo, alice, screen, settings
+    browser, live_server, transactional_db, tenant, cryo, towel, alice, screen, settings
 ):
     settings.PUBLIC_BASE_URL = live_server.url
     # live_server serves no sockets: the payment screen's fallback poll must see the payment.
@@ -62,12 +62,19 @@ def test_the_kiosk_shows_the_receipts_qr_once_paid_on_both_screens(
     kiosk = Kiosk(page, live_server, tenant, f"receipt-{screen['width']}x{screen['height']}")
     kiosk.pair(make_device(tenant, "Totem 1", kind=Kind.KIOSK))
     kiosk.choose(cryo)
+    kiosk.shot("services")
     page.get_by_role("link", name="Continuar").tap()
+    page.get_by_test_id(f"extra-{towel.pk}").wait_for()
+    kiosk.shot("extras")
     page.get_by_role("button", name="Continuar").tap()
     kiosk.identify(name="Ana")
+    kiosk.shot("identify")
     page.get_by_role("button", name="Continuar").tap()
+    page.get_by_test_id("pay-pix").wait_for()
+    kiosk.shot("summary")
     page.get_by_test_id("pay-pix").tap()
     page.get_by_role("heading", name="Pague com PIX").wait_for()
+    kiosk.shot("payment")
     assert page.get_by_test_id("receipt-qr").count() == 0
 
     confirm_static_pix(tenant, PaymentSession.objects.get().pk, alice)
