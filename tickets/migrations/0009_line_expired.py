@@ -3,11 +3,13 @@
 
 The status check constraint is widened without holding the line table locked while PostgreSQL
 scans it (docs/deploy.md, expand): dropped and added `NOT VALID` in one short transaction, then
-validated in another, whose lock lets reads and writes go on. Every row passes already: the new
-set only adds a value. Other databases replace the constraint the usual way.
+validated in another, whose lock lets reads and writes go on (`ReplaceCheck`). Every row passes
+already: the new set only adds a value. SQLite rebuilds the table with the new constraint.
 """
 
-from django.db import migrations, models, transaction
+from django.db import migrations, models
+
+from tickets.migrations._operations import ReplaceCheck
 
 BEFORE = ["waiting", "called", "in_progress", "completed", "cancelled", "no_show"]
 AFTER = [*BEFORE, "expired"]
@@ -16,31 +18,6 @@ NAME = "line_status_valid"
 
 def _check(statuses: list[str]) -> models.CheckConstraint:
     return models.CheckConstraint(condition=models.Q(status__in=statuses), name=NAME)
-
-
-def _replace(schema_editor, model, old: list[str], new: list[str]) -> None:
-    if schema_editor.connection.vendor != "postgresql":
-        schema_editor.remove_constraint(model, _check(old))
-        schema_editor.add_constraint(model, _check(new))
-        return
-    quote = schema_editor.quote_name
-    table, name = quote(model._meta.db_table), quote(NAME)
-    values = ", ".join(schema_editor.quote_value(status) for status in new)
-    with transaction.atomic(using=schema_editor.connection.alias):
-        schema_editor.execute(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
-        schema_editor.execute(
-            f"ALTER TABLE {table} ADD CONSTRAINT {name} "
-            f"CHECK ({quote('status')} IN ({values})) NOT VALID"
-        )
-    schema_editor.execute(f"ALTER TABLE {table} VALIDATE CONSTRAINT {name}")
-
-
-def widen(apps, schema_editor) -> None:
-    _replace(schema_editor, apps.get_model("tickets", "TicketLine"), BEFORE, AFTER)
-
-
-def narrow(apps, schema_editor) -> None:
-    _replace(schema_editor, apps.get_model("tickets", "TicketLine"), AFTER, BEFORE)
 
 
 STATUS = models.CharField(
@@ -80,11 +57,5 @@ class Migration(migrations.Migration):
         ),
         migrations.AlterField(model_name="historicalticketline", name="status", field=STATUS),
         migrations.AlterField(model_name="ticketline", name="status", field=STATUS),
-        migrations.SeparateDatabaseAndState(
-            state_operations=[
-                migrations.RemoveConstraint(model_name="ticketline", name=NAME),
-                migrations.AddConstraint(model_name="ticketline", constraint=_check(AFTER)),
-            ],
-            database_operations=[migrations.RunPython(widen, narrow)],
-        ),
+        ReplaceCheck("ticketline", _check(BEFORE), _check(AFTER)),
     ]
