@@ -108,6 +108,12 @@ class DisplayConsumer(LiveConsumer):
         return [events.service_group(tenant.id, pk) for pk in ids or []]
 
 
+def ticket_socket_path(ticket: Ticket) -> str:
+    """Where a screen following one ticket opens its socket (config/routing.py): the phone's
+    page and the kiosk's payment screen alike."""
+    return f"/ws/t/{ticket.tenant.slug}/senha/{ticket.token}/"
+
+
 @database_sync_to_async
 def _ticket_groups(slug: str, token: str) -> list[str]:
     ticket = (

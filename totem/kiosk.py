@@ -59,6 +59,7 @@ from tickets.issuing import MAX_EXTRA_QUANTITY, create_ticket, sellable_ids
 from tickets.models import Extra, Priority, Service, Ticket, TicketStatus
 from tickets.printing import status_url
 from totem import consent
+from totem.consumers import ticket_socket_path
 from totem.forms import IdentificationForm, PairingForm, declaration_of
 from totem.pairing import (
     PairingError,
@@ -748,7 +749,7 @@ def _payment_context(request, ticket, session, methods) -> dict:
         # The ticket's own socket (config/routing.py), as the phone's page opens it: the PIX
         # or card screen moves on as soon as the payment does, and the cash screen turns into
         # the ticket when the front desk confirms while the customer still looks.
-        live={"socket": f"/ws/t/{request.tenant.slug}/senha/{ticket.token}/", "ticket": ticket.pk}
+        live={"socket": ticket_socket_path(ticket), "ticket": ticket.pk}
         if paying or state == Method.CASH
         else None,
         # Only against the fake MercadoPago, never in production (payments/demo.py).

@@ -24,6 +24,7 @@ from tenants.models import Tenant
 from tickets.models import LineStatus, Service, Ticket, TicketLine, TicketStatus
 from tickets.queue import place_of, service_stats
 from totem.access import display_services
+from totem.consumers import ticket_socket_path
 from totem.models import DisplaySlide
 from totem.pairing import device_required
 
@@ -135,6 +136,7 @@ def ticket_status(request: HttpRequest, slug: str, token: str) -> HttpResponse:
     """A ticket's live page, reached from the QR code printed on it (the token is the key)."""
     tenant = get_tenant(slug)
     ticket = get_object_or_404(Ticket.objects.for_tenant(tenant), token=token)
+    ticket.tenant = tenant  # found in it: the socket's and receipt's addresses read no more
     lines = list(ticket.lines.select_related("service", "equipment").order_by("position", "id"))
     rows = [{"line": line, "place": place_of(line)} for line in lines]
     unpaid = ticket.status == TicketStatus.PENDING_PAYMENT
@@ -148,7 +150,7 @@ def ticket_status(request: HttpRequest, slug: str, token: str) -> HttpResponse:
         "unpaid": unpaid,
         "receipt_url": receipt_url(ticket) if has_receipt else "",
         "config": {
-            "socket": f"/ws/t/{tenant.slug}/senha/{ticket.token}/",
+            "socket": ticket_socket_path(ticket),
             "ticket": ticket.id,
             "title": _("Your turn!"),
         },
