@@ -303,8 +303,18 @@ def wait_for_js(page, expression: str, timeout: float = 30.0) -> None:
     inside the page, which our Content-Security-Policy forbids; page.evaluate does not."""
     import time
 
+    from playwright.sync_api import Error
+
+    def holds() -> bool:
+        try:
+            return page.evaluate(expression)
+        except Error as error:  # the page navigated mid-evaluation: ask the new one
+            if "context was destroyed" not in str(error):
+                raise
+            return False
+
     deadline = time.monotonic() + timeout
-    while not page.evaluate(expression):
+    while not holds():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {expression}")
         page.wait_for_timeout(100)

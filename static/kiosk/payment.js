@@ -7,7 +7,15 @@
   "use strict";
   const config = JSON.parse(document.getElementById("payment-live").textContent);
 
+  // Set once a re-read answers with the ticket's page (HX-Redirect): a second re-read then
+  // would start a second navigation and reload the ticket screen the customer already sees.
+  let leaving = false;
+  document.body.addEventListener("htmx:beforeOnLoad", function (event) {
+    if (event.detail.xhr && event.detail.xhr.getResponseHeader("HX-Redirect")) leaving = true;
+  });
+
   function reread() {
+    if (leaving) return;
     const payment = document.getElementById("payment");
     if (payment && window.htmx) window.htmx.trigger(payment, "payment-changed");
   }
