@@ -448,6 +448,70 @@ def test_the_service_list_shows_the_current_wait(kiosk_client, tenant, cryo):
     assert b"<html" not in response.content  # the partial only
 
 
+def test_a_wait_is_coloured_and_said_by_the_studio_thresholds(kiosk_client, tenant, cryo):
+    """A 45-minute wait once showed in green: the panel's thresholds colour it, words say it."""
+    from tests.conftest import queued_ticket
+
+    tenant.wait_warning_minutes, tenant.wait_critical_minutes = 10, 30
+    tenant.save()
+    kiosk_client.post(url(tenant, "kiosk_start"))
+    seen = {}
+    for waiting in (0, 1, 2, 4):  # one device, 10 min each: 0, 10, 20, 40 min
+        while cryo.lines.filter(status="waiting").count() < waiting:
+            queued_ticket(tenant, [cryo], customer_name="Cliente")
+        page = kiosk_client.get(url(tenant, "kiosk_services"))
+        option = next(o for o in page.context["options"] if o.service == cryo)
+        shown = " ".join(page.content.decode().split())
+        marker = f'class="card-wait wait-{option.wait_level}" data-testid="wait-{cryo.pk}"'
+        start = shown.index(marker)
+        seen[option.wait_minutes] = (option.wait_level, shown[start : start + 200])
+    assert seen[0][0] == "ok" and "Sem espera agora" in seen[0][1]
+    assert seen[10][0] == "warning" and "Espera moderada: cerca de 10 min" in seen[10][1]
+    assert seen[20][0] == "warning"
+    assert seen[40][0] == "critical" and "Espera longa: cerca de 40 min" in seen[40][1]
+
+
+@pytest.mark.parametrize(("stock", "said"), [(1, "Só resta 1."), (2, "Só restam 2.")])
+def test_what_is_left_of_an_extra_is_said_in_good_portuguese(
+    kiosk_client, tenant, cryo, towel, stock, said
+):
+    towel.stock = stock
+    towel.save()
+    kiosk_client.post(url(tenant, "kiosk_start"))
+    kiosk_client.post(url(tenant, "kiosk_services"), {"toggle": cryo.pk})
+    page = kiosk_client.get(url(tenant, "kiosk_extras")).content.decode()
+    assert ("Resta 1" if stock == 1 else "Restam 2") in page
+    for _ in range(stock + 1):
+        page = kiosk_client.post(
+            url(tenant, "kiosk_extras"),
+            {"extra": towel.pk, "change": "add"},
+            headers={"HX-Request": "true"},
+        ).content.decode()
+    assert said in page
+
+
+def test_cancel_purchase_asks_first_and_cancels_only_when_confirmed(
+    kiosk_client, tenant, cryo, towel, pix
+):
+    fill_cart(kiosk_client, tenant, [cryo], [towel])
+    buy(kiosk_client, tenant, "pix")
+    page = kiosk_client.get(url(tenant, "kiosk_payment")).content.decode()
+    # The in-page question, hidden until the button is touched (with script).
+    assert 'id="cancel-dialog"' in page and "Sim, cancelar" in page and "Não, voltar" in page
+    # Without script, the first POST answers with the question as a page; nothing is cancelled.
+    asked = kiosk_client.post(url(tenant, "kiosk_leave"), {"reason": "cancel"})
+    assert asked.status_code == 200
+    assert "Cancelar esta compra?" in asked.content.decode()
+    assert Ticket.objects.get().status == T.PENDING_PAYMENT
+    # "Não, voltar" is a link back to the payment, which is still there.
+    assert kiosk_client.get(url(tenant, "kiosk_payment")).context["state"] == "pix"
+    done = kiosk_client.post(url(tenant, "kiosk_leave"), {"reason": "cancel", "confirm": "1"})
+    assert done["Location"] == url(tenant, "kiosk_welcome")
+    assert Ticket.objects.get().status == T.CANCELLED
+    towel.refresh_from_db()
+    assert towel.stock == 2
+
+
 def test_abandoning_cancels_the_ticket_and_returns_the_stock(
     kiosk_client, tenant, cryo, towel, pix
 ):

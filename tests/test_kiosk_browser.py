@@ -336,6 +336,22 @@ LAYOUT_PROBLEMS = """(primary) => {
       problems.push(`primary ${primary} covered`);
     }
   }
+  // Every QR code (PIX, the ticket to follow, the receipt) whole on the screen and clear of
+  // the sticky action bar: a phone cannot read a code the bar cuts (the cash screen's once was
+  // at 1280×800).
+  const bar = document.querySelector("main .actions");
+  const barBox = bar && bar.getBoundingClientRect();
+  for (const qr of document.querySelectorAll(".qr")) {
+    const box = qr.getBoundingClientRect();
+    const label = qr.dataset.testid || qr.className;
+    if (box.top < 0 || box.left < 0 || box.bottom > innerHeight || box.right > innerWidth) {
+      problems.push(`QR ${label} not whole on the screen: ${JSON.stringify(box)}`);
+    }
+    if (barBox && box.bottom > barBox.top && box.top < barBox.bottom
+        && box.right > barBox.left && box.left < barBox.right) {
+      problems.push(`QR ${label} under the action bar: ${JSON.stringify([box, barBox])}`);
+    }
+  }
   // The field being typed in stays in sight above the on-screen keyboard.
   const typing = document.querySelector("input.typing");
   if (typing) {
@@ -413,6 +429,14 @@ def test_every_step_fits_the_screen_with_its_primary_action_in_view_and_big_targ
     page.get_by_test_id("pay-pix").tap()
     page.get_by_role("heading", name="Pague com PIX").wait_for()
     check("pix", ".qr-pix")
+    # *Cancelar compra* asks first, in the page; "Não, voltar" (focused, the safe answer) keeps it.
+    page.get_by_test_id("cancel-purchase").tap()
+    page.get_by_role("alertdialog", name="Cancelar esta compra?").wait_for()
+    assert page.evaluate("document.activeElement.dataset.testid") == "cancel-no"
+    check("pix-cancel-question", '[data-testid="cancel-yes"]')
+    page.get_by_role("link", name="Não, voltar").tap()
+    page.get_by_role("alertdialog").wait_for(state="hidden")
+    assert Ticket.objects.get().status == "pending_payment"
     confirm_static_pix(tenant, PaymentSession.objects.get().pk, alice)
     page.get_by_test_id("ticket-number").wait_for(timeout=10_000)
     check("ticket", ".ticket .actions .btn-primary")

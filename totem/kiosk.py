@@ -31,6 +31,7 @@ from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods
@@ -276,6 +277,8 @@ class ServiceOption:
     wait_minutes: int
     waiting: int
     selected: bool = False
+    # ok / warning / critical by the tenant's thresholds, as the panel colours a wait.
+    wait_level: str = "ok"
 
 
 def service_options(tenant: Tenant, selected: list[int] | None = None) -> list[ServiceOption]:
@@ -288,15 +291,17 @@ def service_options(tenant: Tenant, selected: list[int] | None = None) -> list[S
     chosen = set(selected or [])
     options = []
     for stats in queue.service_stats(tenant, services):
+        wait = queue.estimate_wait_minutes(
+            stats.waiting, stats.devices, stats.average_duration_minutes * 60
+        )
         options.append(
             ServiceOption(
                 service=stats.service,
                 available=is_open and stats.devices > 0,
-                wait_minutes=queue.estimate_wait_minutes(
-                    stats.waiting, stats.devices, stats.average_duration_minutes * 60
-                ),
+                wait_minutes=wait,
                 waiting=stats.waiting,
                 selected=stats.service.pk in chosen,
+                wait_level=queue.wait_level(tenant, wait),
             )
         )
     return options
@@ -471,15 +476,20 @@ def _extra_rows(tenant: Tenant, cart: dict, errors: dict[int, str]) -> list[dict
     return rows
 
 
+def _stock_left(stock: int) -> str:
+    """What is left of an extra, said as a sentence: "Só resta 1." but "Só restam 2."."""
+    if stock == 0:
+        return _("Sold out.")
+    return ngettext("Only %(n)s left.", "Only %(n)s left.", stock) % {"n": stock}
+
+
 def _stock_errors(tenant: Tenant, cart: dict) -> dict[int, str]:
     """Extras in the cart beyond what is left now, with the message shown beside each."""
     errors = {}
     for extra in Extra.objects.for_tenant(tenant).filter(pk__in=[int(k) for k in cart["extras"]]):
         wanted = cart["extras"].get(str(extra.pk), 0)
         if extra.stock is not None and wanted > extra.stock:
-            errors[extra.pk] = (
-                _("Sold out.") if extra.stock == 0 else _("Only %(n)s left.") % {"n": extra.stock}
-            )
+            errors[extra.pk] = _stock_left(extra.stock)
     return errors
 
 
@@ -531,11 +541,7 @@ def _change_extra(request: HttpRequest, cart: dict) -> dict[int, str]:
         else:
             cart["extras"].pop(str(extra_id), None)
         save_cart(request, cart)
-        return {
-            extra.pk: _("Sold out.")
-            if extra.stock == 0
-            else _("Only %(n)s left.") % {"n": extra.stock}
-        }
+        return {extra.pk: _stock_left(extra.stock)}
     if wanted > MAX_EXTRA_QUANTITY:
         return {extra.pk: _("At most %(n)s of each.") % {"n": MAX_EXTRA_QUANTITY}}
     if wanted:
@@ -861,9 +867,16 @@ def leave(request: HttpRequest, slug: str) -> HttpResponse:
     A ticket still awaiting payment is abandoned — its payment and the ticket are cancelled
     and its extras go back to stock — unless it was sent to the cashier (cash): that one
     waits for the operator until the payment timeout of the expiry command.
+
+    The customer's own *Cancelar compra* is asked twice: the screen's dialog sends `confirm`
+    with the second tap; without script the first POST answers with the same question as a
+    page. The inactivity timeout ("idle") cancels without asking.
     """
     cart = get_cart(request)
     ticket = _cart_ticket(request, cart)
+    asking = request.POST.get("reason") == "cancel" and not request.POST.get("confirm")
+    if asking and ticket is not None and ticket.status == T.PENDING_PAYMENT:
+        return render(request, "kiosk/cancel.html", _base_context(request, step=5))
     if ticket is not None and ticket.status == T.PENDING_PAYMENT:
         ticket = abandon(request.tenant, ticket.pk, reason=_("abandoned at the kiosk"))
     clear_cart(request)

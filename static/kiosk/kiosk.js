@@ -134,6 +134,45 @@
     if (offline && event.detail.successful) offline.hidden = true;
   });
 
+  // --- a question before an action that cannot be undone (*Cancelar compra*): the button
+  // names its dialog (data-confirm); the dialog's own form sends the confirmed POST. Without
+  // script the button posts anyway and the server asks the same question as a page.
+  var asking = null;
+  var askedBy = null;
+  function closeQuestion() {
+    if (!asking) return;
+    asking.hidden = true;
+    asking = null;
+    if (askedBy && document.body.contains(askedBy)) askedBy.focus();
+  }
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-confirm]");
+    if (button) {
+      var question = document.getElementById(button.dataset.confirm);
+      if (!question) return;
+      event.preventDefault();
+      asking = question;
+      askedBy = button;
+      question.hidden = false;
+      question.querySelector("[data-dialog-close]").focus(); // the safe answer
+      return;
+    }
+    if (asking && event.target.closest("[data-dialog-close]")) {
+      event.preventDefault();
+      closeQuestion();
+    }
+  });
+  document.addEventListener("keydown", function (event) {
+    if (!asking) return;
+    if (event.key === "Escape") return closeQuestion();
+    if (event.key !== "Tab") return;
+    // Focus stays inside the open question.
+    var stops = asking.querySelectorAll("a[href], button:not([disabled])");
+    var first = stops[0], last = stops[stops.length - 1];
+    if (event.shiftKey && document.activeElement === first) { event.preventDefault(); last.focus(); }
+    else if (!event.shiftKey && document.activeElement === last) { event.preventDefault(); first.focus(); }
+  });
+
   // --- on-screen keyboards. Letters for names, a keypad for CPF, phone and codes, with the
   // punctuation put in as the digits are typed.
   var keyboard = document.getElementById("keyboard");
