@@ -13,8 +13,6 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import ActionLocation
 from django.template.response import TemplateResponse
-from django.utils import timezone
-from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -46,12 +44,6 @@ def mask(secret: str) -> str:
     if not secret:
         return gettext("(not set)")
     return "••••" + secret[-4:] if len(secret) > 8 else "••••"
-
-
-def local_time(value, tenant) -> str:
-    if value is None:
-        return "—"
-    return date_format(timezone.localtime(value, tenant.tzinfo), "SHORT_DATETIME_FORMAT")
 
 
 class PaymentSettingsForm(TenantConsistentForm):
@@ -242,7 +234,7 @@ class PaymentSessionAdmin(TenantScopedAdmin, SimpleHistoryAdmin):
         "provider",
         "status_badge",
         "amount_brl",
-        "created_local",
+        "created_at",
         "needs_attention",
     ]
     list_filter = [
@@ -296,10 +288,6 @@ class PaymentSessionAdmin(TenantScopedAdmin, SimpleHistoryAdmin):
     @admin.display(description=_("amount"), ordering="amount")
     def amount_brl(self, obj: PaymentSession) -> str:
         return brl(obj.amount)
-
-    @admin.display(description=_("created at"), ordering="created_at")
-    def created_local(self, obj: PaymentSession) -> str:
-        return local_time(obj.created_at, obj.tenant)
 
     @admin.display(description=_("receipt"))
     def receipt_link(self, obj: PaymentSession) -> str:

@@ -19,7 +19,7 @@ from django.core.exceptions import FieldDoesNotExist, PermissionDenied, Validati
 from django.db import IntegrityError, models, transaction
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest
-from django.utils import formats, timezone
+from django.utils import timezone
 from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
@@ -27,6 +27,7 @@ from simple_history.models import DeletedObject
 from simple_history.template_utils import HistoricalRecordContextHelper
 
 from tenants.access import tenants_for
+from tenants.clock import EMPTY, local_time
 from tenants.models import Membership, Role, Tenant
 
 
@@ -74,9 +75,6 @@ class TenantConsistentForm(forms.ModelForm):
         return cleaned
 
 
-EMPTY = "—"
-
-
 class ReadableHistory(HistoricalRecordContextHelper):
     """A history's changes as a manager reads them: a status by its label, a time in the
     zone active for the page (the row's tenant's), an empty value as a dash."""
@@ -91,7 +89,7 @@ class ReadableHistory(HistoricalRecordContextHelper):
         if isinstance(value, bool):
             return gettext("Yes") if value else gettext("No")
         if isinstance(value, datetime):
-            return formats.date_format(timezone.localtime(value), "SHORT_DATETIME_FORMAT")
+            return local_time(value)  # the page runs in the row's tenant's zone
         return value
 
 
@@ -155,6 +153,41 @@ class TenantScopedAdmin:
         if obj is None:
             raise Http404
         return obj
+
+    # --- times in the row's tenant's zone ---------------------------------------------------
+
+    def row_tenant(self, obj: models.Model) -> Tenant | None:
+        for step in self.tenant_field.split("__") if self.tenant_field else ():
+            obj = getattr(obj, step)
+        return obj
+
+    def get_list_display(self, request: HttpRequest):
+        """A list's date-and-time columns in each row's tenant's zone: a superuser's list
+        mixes studios in São Paulo and Manaus, and a single zone for the page would show one
+        of them an hour off."""
+        return [self._in_row_zone(name) for name in super().get_list_display(request)]
+
+    def get_list_select_related(self, request: HttpRequest):
+        # Each row's zone comes with the row, not with a query per row.
+        related = super().get_list_select_related(request)
+        if self.tenant_field and isinstance(related, list | tuple):
+            return [*related, self.tenant_field]
+        return related
+
+    def _in_row_zone(self, name):
+        try:
+            field = self.model._meta.get_field(name) if isinstance(name, str) else None
+        except FieldDoesNotExist:
+            return name
+        if not isinstance(field, models.DateTimeField):
+            return name
+
+        @admin.display(description=field.verbose_name, ordering=name)
+        def column(obj: models.Model) -> str:
+            return local_time(getattr(obj, name), self.row_tenant(obj))
+
+        column.__name__ = name  # the column keeps its CSS class and its place in the URL
+        return column
 
     # --- one row's pages in its tenant's time zone -----------------------------------------
 

@@ -9,9 +9,10 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
-from django.utils import formats, timezone
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from tenants.clock import local_time
 from tenants.crypto import EncryptedCharField
 from tenants.history import HistoricalRecords
 
@@ -305,7 +306,7 @@ class AuditLog(models.Model):
         ]
 
     def __str__(self) -> str:
-        when = formats.date_format(timezone.localtime(self.created_at), "SHORT_DATETIME_FORMAT")
+        when = local_time(self.created_at)  # the page's zone: the row's tenant's on its pages
         return f"{when} {self.username or '—'} {self.get_action_display()}"
 
     @property

@@ -346,3 +346,42 @@ def test_every_admin_page_of_these_apps_opens(admin_client, bob, ours, tenant, c
     for name in ("tenants_tenant", "tenants_membership", "tickets_service", "tickets_extra"):
         assert admin_client.get(reverse(f"admin:{name}_add")).status_code == 200
     assert admin_client.get(reverse("admin:tickets_ticket_add")).status_code == 403
+
+
+def test_every_list_shows_each_row_at_its_own_tenants_clock(admin_client, ours, theirs):
+    """A superuser's lists mix a studio in São Paulo (UTC−3) and one in Manaus (UTC−4): the
+    same moment reads 12:00 on the first's rows and 11:00 on the second's, never one zone for
+    the page."""
+    from datetime import UTC, datetime
+
+    from payments.models import PaymentSession
+    from payments.sessions import start_payment
+
+    moment = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
+    ours.tenant.timezone = "America/Sao_Paulo"
+    ours.tenant.save()
+    theirs.tenant.timezone = "America/Manaus"
+    theirs.tenant.save()
+    for ticket in (ours, theirs):
+        start_payment(ticket, "cash")
+        AuditLog.objects.create(tenant=ticket.tenant, action=AuditAction.LOGIN, label="x")
+    Ticket.objects.update(created_at=moment)
+    TicketLine.objects.update(queued_at=moment)
+    PaymentSession.objects.update(created_at=moment)
+    AuditLog.objects.update(created_at=moment)
+    expected = {ours.tenant_id: "01/12/2026 12:00", theirs.tenant_id: "01/12/2026 11:00"}
+
+    for model, rows in [
+        ("tickets.ticket", Ticket.objects.all()),
+        ("tickets.ticketline", TicketLine.objects.all()),
+        ("payments.paymentsession", PaymentSession.objects.all()),
+        ("tenants.auditlog", AuditLog.objects.filter(tenant__isnull=False)),
+    ]:
+        page = admin_client.get(changelist(model)).content.decode()
+        table = page[page.index("<tbody>") : page.index("</tbody>")]
+        for row in rows:
+            link = reverse(f"admin:{model.replace('.', '_')}_change", args=[row.pk])
+            html = next(tr for tr in table.split("<tr") if f'href="{link}"' in tr)
+            assert expected[row.tenant_id] in html, (model, row.tenant_id, html)
+            other = next(v for k, v in expected.items() if k != row.tenant_id)
+            assert other not in html, (model, row.tenant_id)

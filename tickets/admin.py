@@ -7,14 +7,11 @@ the ticket's row lock and record who and why in its history.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import ActionLocation
 from django.db.models import Prefetch, Q
 from django.template.response import TemplateResponse
-from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.translation import gettext
@@ -44,12 +41,6 @@ MAX_TICKETS_PER_ACTION = 100
 
 def money(value) -> str:
     return brl(value) if value is not None else "—"
-
-
-def local_time(value, tenant) -> str:
-    if value is None:
-        return "—"
-    return date_format(timezone.localtime(value, tenant.tzinfo), "SHORT_DATETIME_FORMAT")
 
 
 def badge(colour: str, label: str) -> str:
@@ -282,7 +273,7 @@ class TicketAdmin(DocumentSearch, TenantScopedAdmin, SimpleHistoryAdmin):
         "phone",
         "services",
         "total_brl",
-        "created_local",
+        "created_at",
     ]
     list_filter = [("tenant", admin.RelatedOnlyFieldListFilter), "status", "priority", "day"]
     search_fields = ["number", "customer_name"]
@@ -358,25 +349,7 @@ class TicketAdmin(DocumentSearch, TenantScopedAdmin, SimpleHistoryAdmin):
     def total_brl(self, obj: Ticket) -> str:
         return money(obj.total)
 
-    @admin.display(description=_("created at"), ordering="created_at")
-    def created_local(self, obj: Ticket) -> str:
-        return local_time(obj.created_at, obj.tenant)
-
     # --- pages ---
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        # Times on the page in the tenant's zone, not the server's.
-        tenant_tz = (
-            self.get_queryset(request)
-            .filter(pk=self.valid_pk(object_id))
-            .values_list("tenant__timezone", flat=True)
-            .first()
-        )
-        with timezone.override(tenant_tz) if tenant_tz else nullcontext():
-            response = super().change_view(request, object_id, form_url, extra_context)
-            if hasattr(response, "render"):
-                response.render()
-        return response
 
     def set_history_delta_changes(self, request, historical_records, foreign_keys_are_objs=True):
         # As simple-history does, but a changed CPF or phone (anonymised by retention) never
@@ -529,7 +502,7 @@ class TicketServiceAdmin(DocumentSearch, TenantScopedAdmin, SimpleHistoryAdmin):
         "customer",
         "equipment",
         "operator",
-        "queued_local",
+        "queued_at",
         "tenant",
     ]
     list_filter = [
@@ -570,10 +543,6 @@ class TicketServiceAdmin(DocumentSearch, TenantScopedAdmin, SimpleHistoryAdmin):
     @admin.display(description=_("customer"), ordering="ticket__customer_name")
     def customer(self, obj: TicketLine) -> str:
         return obj.ticket.customer_name
-
-    @admin.display(description=_("queued at"), ordering="queued_at")
-    def queued_local(self, obj: TicketLine) -> str:
-        return local_time(obj.queued_at, obj.tenant)
 
 
 @admin.register(DailyCounter)
