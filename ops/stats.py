@@ -39,8 +39,44 @@ def percentile(values: list[int], pct: float) -> int | None:
     return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
 
 
+def median(values: list[int]) -> int | None:
+    """The nearest-rank median: a wait someone really had, like the 95th percentile."""
+    return percentile(values, 50)
+
+
 def mean(values: list[int]) -> int | None:
     return round(sum(values) / len(values)) if values else None
+
+
+def wait_seconds(queued_at: datetime | None, called_at: datetime | None) -> int | None:
+    """A line's wait: from entering the queue to the (latest) call; None if not called."""
+    if queued_at and called_at and called_at >= queued_at:
+        return int((called_at - queued_at).total_seconds())
+    return None
+
+
+def waits_between(tenant: Tenant, first: date, last: date) -> dict[int | None, list[int]]:
+    """Every wait of the local days first…last (both included) by service id, and all of
+    them under None, from the lines themselves.
+
+    A window's percentile is not any mix of its days' percentiles (the worst day's p95 is not
+    the month's), so the dashboard's 30-day median and p95 come from here. Tickets are kept a
+    year (ops/retention.py), far longer than the window.
+    """
+    lines = TicketLine.objects.filter(
+        tenant=tenant,
+        ticket__day__gte=first,
+        ticket__day__lte=last,
+        ticket__paid_at__isnull=False,
+        called_at__isnull=False,
+    ).values_list("service_id", "queued_at", "called_at")
+    waits: dict[int | None, list[int]] = {None: []}
+    for service_id, queued_at, called_at in lines:
+        wait = wait_seconds(queued_at, called_at)
+        if wait is not None:
+            waits.setdefault(service_id, []).append(wait)
+            waits[None].append(wait)
+    return waits
 
 
 @dataclass
@@ -130,8 +166,8 @@ def compute_day(tenant: Tenant, day: date) -> dict[int | None, DayRow]:
         row.hourly[timezone.localtime(line["ticket__created_at"], tenant.tzinfo).hour] += 1
         if line["ticket_id"] not in refunded:
             row.revenue += line["price"]
-        if line["queued_at"] and line["called_at"] and line["called_at"] >= line["queued_at"]:
-            wait = int((line["called_at"] - line["queued_at"]).total_seconds())
+        wait = wait_seconds(line["queued_at"], line["called_at"])
+        if wait is not None:
             row.waits.append(wait)
             total.waits.append(wait)
         status = line["status"]

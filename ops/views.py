@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from ops import charts, retention
 from ops.models import DailyStats
-from ops.stats import compute_day, day_bounds
+from ops.stats import compute_day, day_bounds, median, percentile, waits_between
 from payments.models import PaymentSession
 from tenants.access import tenant_member_required
 from tenants.audit import record
@@ -44,8 +44,9 @@ def _hours_shown(today_hourly: list[int], average: list[float]) -> range:
 
 def _history(tenant: Tenant, today: date) -> tuple[list[date], dict, dict]:
     """The stored days of the 30-day window (the 29 before today), their totals by day, and
-    per service aggregates. Today, live, is added by the caller: the window includes it, so
-    "in the last 30 days" is never less than "today"."""
+    per service counts. Today, live, is added by the caller: the window includes it, so
+    "in the last 30 days" is never less than "today". Waits are not summed from stored days:
+    see `ops.stats.waits_between`."""
     days = [today - timedelta(days=n) for n in range(HISTORY_DAYS - 1, 0, -1)]
     rows = DailyStats.objects.for_tenant(tenant).filter(day__gte=days[0], day__lt=today)
     totals: dict[date, DailyStats] = {}
@@ -54,16 +55,9 @@ def _history(tenant: Tenant, today: date) -> tuple[list[date], dict, dict]:
         if row.service_id is None:
             totals[row.day] = row
             continue
-        agg = per_service.setdefault(
-            row.service_id, {"tickets": 0, "wait_sum": 0, "waited": 0, "no_shows": 0, "p95": []}
-        )
+        agg = per_service.setdefault(row.service_id, {"tickets": 0, "no_shows": 0})
         agg["tickets"] += row.tickets
         agg["no_shows"] += row.no_shows
-        if row.avg_wait_seconds is not None:
-            # Weighted by the day's tickets, so a quiet day does not weigh like a busy one.
-            agg["wait_sum"] += row.avg_wait_seconds * row.tickets
-            agg["waited"] += row.tickets
-            agg["p95"].append(row.p95_wait_seconds)
     return days, totals, per_service
 
 
@@ -91,46 +85,38 @@ def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
     )
 
     services = list(Service.objects.for_tenant(tenant).alive().order_by("display_order", "name"))
+    window_waits = waits_between(tenant, days[0], today)
     wait_rows = []
     service_table = []
     for service in services:
         today_row = live.get(service.id)
-        agg = per_service.get(service.id)
+        agg = dict(per_service.get(service.id) or {"tickets": 0, "no_shows": 0})
         if today_row is not None:
             # The window includes today: its live figures join the stored days'.
-            agg = agg or {"tickets": 0, "wait_sum": 0, "waited": 0, "no_shows": 0, "p95": []}
             agg["tickets"] += today_row.tickets
             agg["no_shows"] += today_row.no_shows
-            if today_row.avg_wait_seconds is not None:
-                agg["wait_sum"] += today_row.avg_wait_seconds * today_row.tickets
-                agg["waited"] += today_row.tickets
-                agg["p95"].append(today_row.p95_wait_seconds)
-        month_avg = agg["wait_sum"] / agg["waited"] if agg and agg["waited"] else None
-        if today_row is None and agg is None:
+        waits = window_waits.get(service.id, [])
+        if today_row is None and service.id not in per_service and not waits:
             continue
-        wait_rows.append(
-            (
-                service.name,
-                today_row.avg_wait_seconds / 60 if today_row and today_row.waits else None,
-                month_avg / 60 if month_avg is not None else None,
-            )
-        )
+        typical, long = median(waits), percentile(waits, 95)
+        if waits:
+            wait_rows.append((service.name, typical / 60, long / 60))
         service_table.append(
             {
                 "name": service.name,
                 "today": today_row,
-                "month_tickets": agg["tickets"] if agg else 0,
-                "month_wait": minutes(month_avg),
-                "month_p95": minutes(max(agg["p95"])) if agg and agg["p95"] else "—",
-                "month_no_shows": agg["no_shows"] if agg else 0,
+                "month_tickets": agg["tickets"],
+                "month_median": minutes(typical),
+                "month_p95": minutes(long),
+                "month_no_shows": agg["no_shows"],
             }
         )
     wait_chart = charts.hbar_chart(
         wait_rows,
-        title=_("Average wait per service"),
+        title=_("Wait per service in the last 30 days: median and 95th percentile"),
         fmt=lambda v: f"{round(v)} min",
-        first_label=_("today"),
-        second_label=_("last 30 days"),
+        first_label=_("median"),
+        second_label=_("95th percentile"),
     )
 
     all_days = [*days, today]

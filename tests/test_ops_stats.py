@@ -249,3 +249,44 @@ def test_every_chart_label_is_at_least_12_units_and_the_viewbox_fits_the_desktop
     # About 544 px of chart at 1920 wide (two columns of .ops's 1200 px): drawn at 1:1 or more.
     assert charts.WIDTH <= 544
     assert all(f'viewBox="0 0 {charts.WIDTH} ' in svg for svg in html.split("<svg")[1:])
+
+
+def test_the_30_day_median_and_p95_wait_are_those_of_every_wait_in_the_window(
+    client, tenant, cryo, bob, day
+):
+    """Hand-computed. Cryo's waits: today 300 and 1500 s (the `day` fixture); ten days ago
+    60, 120 … 1080 s (18 lines); 30 days ago, outside the window, 5000 s. The 20 in the
+    window, sorted: 60 120 180 240 300 300 360 … 1020 1080 1500. Nearest rank: the median
+    is the 10th (540 s = 9 min), the p95 the 19th (1080 s = 18 min) — not the worst day's
+    p95 (1500 s), which a window's percentile is not."""
+    from ops.stats import waits_between
+    from tickets.models import Ticket
+
+    def waited(seconds: int, days_ago: int) -> None:
+        line = queued_ticket(tenant, [cryo]).lines.get()
+        called = timezone.now() - timedelta(days=days_ago)
+        TicketLine.objects.filter(pk=line.pk).update(
+            called_at=called, queued_at=called - timedelta(seconds=seconds)
+        )
+        Ticket.objects.filter(pk=line.ticket_id).update(
+            day=tenant.today() - timedelta(days=days_ago)
+        )
+
+    for k in range(1, 19):
+        waited(60 * k, days_ago=10)
+    waited(5000, days_ago=30)
+
+    today = tenant.today()
+    waits = waits_between(tenant, today - timedelta(days=29), today)[cryo.id]
+    assert sorted(waits) == sorted([60 * k for k in range(1, 19)] + [300, 1500])
+    assert (percentile(waits, 50), percentile(waits, 95)) == (540, 1080)
+
+    client.force_login(bob)
+    page = client.get(reverse("ops_dashboard", args=[tenant.slug]))
+    row = next(r for r in page.context["service_table"] if r["name"] == "Crioterapia")
+    assert (row["month_median"], row["month_p95"]) == ("9 min", "18 min")
+    chart = str(page.context["wait_chart"])
+    assert "Crioterapia mediana: 9 min" in chart and "Crioterapia percentil 95: 18 min" in chart
+    # The first chart on the page is the waits'.
+    html = page.content.decode()
+    assert html.index('data-testid="waits"') < html.index('data-testid="busiest-hours"')
