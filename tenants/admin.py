@@ -174,6 +174,18 @@ class TenantScopedAdmin:
             return [*related, self.tenant_field]
         return related
 
+    def changelist_view(self, request: HttpRequest, extra_context=None):
+        # The date filters ("Hoje", "Este mês") and the date drill-down count days in the
+        # active zone: the user's studios' own when they share one, the server's otherwise.
+        ids = self.tenant_ids(request, self.view_role)
+        tenants = Tenant.objects.all() if ids is None else Tenant.objects.filter(pk__in=ids)
+        zones = set(tenants.values_list("timezone", flat=True).distinct()[:2])
+        if len(zones) != 1:
+            return super().changelist_view(request, extra_context)
+        with timezone.override(zoneinfo.ZoneInfo(zones.pop())):
+            response = super().changelist_view(request, extra_context)
+            return response.render() if hasattr(response, "render") else response
+
     def _in_row_zone(self, name):
         try:
             field = self.model._meta.get_field(name) if isinstance(name, str) else None

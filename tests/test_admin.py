@@ -385,3 +385,17 @@ def test_every_list_shows_each_row_at_its_own_tenants_clock(admin_client, ours, 
             assert expected[row.tenant_id] in html, (model, row.tenant_id, html)
             other = next(v for k, v in expected.items() if k != row.tenant_id)
             assert other not in html, (model, row.tenant_id)
+
+
+def test_a_managers_date_filters_count_days_at_his_studios_clock(client, bob, tenant):
+    """Bob's studio is in Manaus: "today" in the audit log's date filter starts at Manaus's
+    midnight, not São Paulo's."""
+    tenant.timezone = "America/Manaus"
+    tenant.save()
+    client.force_login(bob)
+    response = client.get(changelist("tenants.auditlog"))
+    assert response.status_code == 200
+    spec = next(f for f in response.context["cl"].filter_specs if f.field_path == "created_at")
+    today = dict(spec.links)["Hoje"]
+    since = next(v for k, v in today.items() if k.endswith("__gte"))
+    assert (since.hour, since.utcoffset().total_seconds()) == (0, -4 * 3600), since
