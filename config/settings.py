@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "simple_history",
     "tenants",
+    "customers",
     "tickets",
     "payments",
     "equipment",

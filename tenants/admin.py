@@ -440,6 +440,7 @@ class TenantAdmin(TenantScopedAdmin, SoftDeleteAdmin, SimpleHistoryAdmin):
                     "wait_critical_minutes",
                     "skip_customers_in_service",
                     "hide_customer_names",
+                    "missed_sessions_come_back",
                 ]
             },
         ),

@@ -94,6 +94,17 @@ class Tenant(models.Model):
         _("wait shown in red after (min)"), default=20
     )
     hide_customer_names = models.BooleanField(_("hide names and CPF from operators"), default=False)
+    # A cancelled service always gives its package session back: it was never given. A missed
+    # one is the studio's call, as at the counter ("faltou, perdeu a sessão" is common).
+    missed_sessions_come_back = models.BooleanField(
+        _("a missed service gives its package session back"),
+        default=False,
+        db_default=False,
+        help_text=_(
+            "Off: a customer who does not show up loses that package session. A cancelled "
+            "service always gives it back."
+        ),
+    )
     skip_customers_in_service = models.BooleanField(
         _("call next skips customers being served elsewhere"), default=True
     )
@@ -263,6 +274,10 @@ class AuditAction(models.TextChoices):
     MEMBER_DEACTIVATED = "member_deactivated", _("Team member deactivated")
     MEMBER_REACTIVATED = "member_reactivated", _("Team member reactivated")
     MEMBER_REMOVED = "member_removed", _("Team member removed")
+    # Packages and credits (tickets/credits.py).
+    PACKAGE_SOLD = "package_sold", _("Package sold at the counter")
+    PACKAGE_RENEWED = "package_renewed", _("Membership renewed")
+    CREDITS_ADJUSTED = "credits_adjusted", _("Package sessions adjusted")
 
 
 class AuditLog(models.Model):

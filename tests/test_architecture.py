@@ -11,15 +11,27 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-APPS = ("tenants", "equipment", "tickets", "payments", "totem", "panel", "ops", "config")
+APPS = (
+    "tenants",
+    "customers",
+    "equipment",
+    "tickets",
+    "payments",
+    "totem",
+    "panel",
+    "ops",
+    "config",
+)
 
 # What each app's domain modules may import, bottom to top. Screens and workers (below) sit
 # above every domain module and may call any of them.
 BELOW = {
     "tenants": set(),
+    # A customer exists without devices or tickets; a ticket links to its customer.
+    "customers": {"tenants"},
     "equipment": {"tenants"},
-    "tickets": {"tenants", "equipment"},
-    "payments": {"tenants", "equipment", "tickets"},
+    "tickets": {"tenants", "customers", "equipment"},
+    "payments": {"tenants", "customers", "equipment", "tickets"},
 }
 # Entry points: what a person or a process drives (admin, views, sockets, commands, the
 # spooler's loop). They are the top layer whatever app they live in.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
@@ -10,18 +11,22 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, OuterRef, QuerySet
 from django.utils.translation import gettext as _
 
+from customers.identity import remember
 from equipment.models import Equipment
 from tenants import history, webhooks
 from tenants.br import clean_name, normalize_cpf, normalize_phone, visible_text
 from tenants.models import Tenant, WebhookEvent
+from tickets import credits
 from tickets.models import (
     DailyCounter,
     Extra,
+    Package,
     Priority,
     Service,
     Ticket,
     TicketExtra,
     TicketLine,
+    TicketPackage,
 )
 from tickets.payloads import ticket_payload
 
@@ -98,6 +103,8 @@ def create_ticket(
     consent_version: str,
     priority: str = Priority.NORMAL,
     idempotency_key: str = "",
+    use_sessions: Iterable[int] = (),
+    buy_packages: Iterable[int] = (),
 ) -> Ticket:
     """Create a ticket in `pending_payment` with one line per service and its extras.
 
@@ -108,6 +115,12 @@ def create_ticket(
     something cannot be sold; then nothing is written and no stock is taken. With an
     `idempotency_key` already used by this tenant, returns that ticket instead of creating
     another.
+
+    A CPF (given with consent, as every ticket is) links the ticket to its customer record,
+    created on the first visit. `use_sessions` are the chosen services paid with one of the
+    customer's package sessions, taken here (price 0; none left refuses the sale);
+    `buy_packages` are packages bought on this ticket: their price is added, they become the
+    customer's when the ticket is paid, and the chosen services they cover use them then.
     """
     if idempotency_key:
         existing = Ticket.objects.filter(tenant=tenant, idempotency_key=idempotency_key).first()
@@ -131,10 +144,16 @@ def create_ticket(
     catalog = {e.id: e for e in Extra.objects.sellable().for_tenant(tenant).filter(id__in=wanted)}
     if len(catalog) != len(wanted):
         raise ValidationError({"extras": [_("An extra you chose is no longer available.")]})
+    sessions = {int(i) for i in use_sessions} & set(ids)
+    bought = _packages(tenant, buy_packages, customer)
+    if sessions and not customer["customer_cpf"]:
+        raise ValidationError({"customer_cpf": [_("Package sessions need your CPF.")]})
+    covered = {item.service_id for p in bought for item in p.items.all()} - sessions
+    sale = Sale(services, catalog, wanted, sessions, covered, bought)
 
     try:
         with transaction.atomic():
-            ticket = _insert(tenant, services, catalog, wanted, customer, priority, idempotency_key)
+            ticket = _insert(tenant, sale, customer, priority, idempotency_key)
     except IntegrityError:
         # A double tap that raced past the first lookup: the other request's ticket wins.
         if idempotency_key:
@@ -145,7 +164,41 @@ def create_ticket(
     return ticket
 
 
-def _insert(tenant, services, catalog, wanted, customer, priority, idempotency_key) -> Ticket:
+def _packages(tenant: Tenant, ids: Iterable[int], customer: dict[str, str]) -> list[Package]:
+    wanted = {int(i) for i in ids}
+    if not wanted:
+        return []
+    if not customer["customer_cpf"]:
+        raise ValidationError({"customer_cpf": [_("A package needs your CPF.")]})
+    found = list(
+        Package.objects.sellable()
+        .for_tenant(tenant)
+        .filter(pk__in=wanted)
+        .prefetch_related("items")
+    )
+    if len(found) != len(wanted):
+        raise ValidationError({"services": [_("A package you chose is no longer on sale.")]})
+    return found
+
+
+@dataclass
+class Sale:
+    """What create_ticket checked, for _insert to write."""
+
+    services: list[Service]
+    catalog: dict[int, Extra]
+    wanted: dict[int, int]
+    sessions: set[int]  # services paid with a session the customer has
+    covered: set[int]  # services paid with a session of a package bought here
+    packages: list[Package]
+
+    def price_of(self, service: Service) -> Decimal:
+        paid_with_session = service.pk in self.sessions or service.pk in self.covered
+        return Decimal("0") if paid_with_session else service.price
+
+
+def _insert(tenant, sale: Sale, customer, priority, idempotency_key) -> Ticket:
+    services, catalog, wanted = sale.services, sale.catalog, sale.wanted
     # Stock first, in id order so two tickets taking the same extras cannot deadlock. The
     # conditional UPDATE is the check: a row count of 0 means someone else took the last one.
     for extra_id in sorted(wanted):
@@ -161,10 +214,22 @@ def _insert(tenant, services, catalog, wanted, customer, priority, idempotency_k
             )
     prefix = services[0].prefix or tenant.ticket_prefix
     day, sequence, number = next_number(tenant, prefix)
-    total = sum((s.price for s in services), Decimal("0")) + sum(
-        (catalog[i].price * q for i, q in wanted.items()), Decimal("0")
+    total = (
+        sum((sale.price_of(s) for s in services), Decimal("0"))
+        + sum((catalog[i].price * q for i, q in wanted.items()), Decimal("0"))
+        + sum((p.price for p in sale.packages), Decimal("0"))
     )
+    record = None
+    if customer["customer_cpf"]:
+        record = remember(
+            tenant,
+            cpf=customer["customer_cpf"],
+            name=customer["customer_name"],
+            phone=customer["customer_phone"],
+            consent_version=customer["consent_version"],
+        )
     ticket = Ticket(
+        customer=record,
         tenant=tenant,
         day=day,
         sequence=sequence,
@@ -183,7 +248,8 @@ def _insert(tenant, services, catalog, wanted, customer, priority, idempotency_k
                 tenant=tenant,
                 ticket=ticket,
                 service=service,
-                price=service.price,
+                price=sale.price_of(service),
+                covered=service.pk in sale.covered,
                 position=position,
                 priority_rank=rank,
                 customer_key=customer_key,
@@ -191,6 +257,14 @@ def _insert(tenant, services, catalog, wanted, customer, priority, idempotency_k
             for position, service in enumerate(services)
         ]
     )
+    for line in lines:
+        if line.service_id in sale.sessions:
+            credits.spend(line, record)
+    if sale.packages:
+        TicketPackage.objects.bulk_create(
+            TicketPackage(tenant=tenant, ticket=ticket, package=p, price=p.price)
+            for p in sale.packages
+        )
     history.record_created(lines)
     if wanted:
         TicketExtra.objects.bulk_create(

@@ -13,10 +13,11 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from customers.models import Customer
 from tenants.br import mask_cpf, mask_phone
 from tenants.errors import InvalidTransition
 from tenants.history import HistoricalRecords
@@ -233,6 +234,16 @@ class Ticket(models.Model):
     customer_cpf = models.CharField(_("CPF"), max_length=11, blank=True)
     customer_phone = models.CharField(_("phone"), max_length=11, blank=True)
     consent_version = models.CharField(_("consent version"), max_length=20)
+    # The customer record behind a ticket with CPF (customers.identity.remember); kept null
+    # for a walk-in without CPF, and set null when the customer is erased (LGPD).
+    customer = models.ForeignKey(
+        Customer,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="tickets",
+        verbose_name=_("customer"),
+    )
     total = models.DecimalField(_("total (R$)"), **money)
     # Unguessable: the customer's phone follows the ticket with it, without logging in.
     token = models.CharField(max_length=40, unique=True, default=new_token, editable=False)
@@ -397,6 +408,18 @@ class TicketLine(models.Model):
     expired_at = models.DateTimeField(_("expired at"), null=True, blank=True)
     duration_seconds = models.PositiveIntegerField(_("duration (s)"), null=True, blank=True)
     cancellation_reason = models.CharField(_("cancellation reason"), max_length=200, blank=True)
+    # Paid with a package session instead of money (its price is then 0): the panel's badge
+    # and the printed "pacote". `credit` is the balance the session came from; it is empty
+    # until a package bought on this same ticket is paid for (tickets/credits.py).
+    covered = models.BooleanField(_("package session"), default=False)
+    credit = models.ForeignKey(
+        "PackageCredit",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="lines",
+        verbose_name=_("package session from"),
+    )
 
     # The table and its history keep the names of the model's first name, TicketService.
     history = HistoricalRecords(table_name="tickets_historicalticketservice")
@@ -506,6 +529,282 @@ class TicketExtra(models.Model):
         return self.unit_price * self.quantity
 
 
+# --- packages and memberships ------------------------------------------------------------
+
+
+class PackageKind(models.TextChoices):
+    PACKAGE = "package", _("Session package")
+    # The same mechanism with an allowance that a renewal gives again for the next period.
+    MEMBERSHIP = "membership", _("Membership (renewed each period)")
+
+
+class Package(models.Model):
+    """What a studio sells ahead: N sessions of some services, valid for some days."""
+
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.PROTECT, related_name="packages", verbose_name=_("company/branch")
+    )
+    name = models.CharField(_("name"), max_length=120)
+    kind = models.CharField(
+        _("kind"), max_length=16, choices=PackageKind.choices, default=PackageKind.PACKAGE
+    )
+    price = models.DecimalField(_("price (R$)"), **money)
+    validity_days = models.PositiveSmallIntegerField(
+        _("valid for (days)"),
+        validators=[MinValueValidator(1)],
+        help_text=_("From the sale; for a membership, the length of one period."),
+    )
+    shareable = models.BooleanField(
+        _("shareable"),
+        default=False,
+        help_text=_("The sessions may be used by someone the buyer brings (told at the counter)."),
+    )
+    is_active = models.BooleanField(_("on sale"), default=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    deleted_at = models.DateTimeField(_("deleted at"), null=True, blank=True)
+
+    history = HistoricalRecords()
+    objects = CatalogQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("package")
+        verbose_name_plural = _("packages")
+        ordering = ["tenant", "name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(price__gte=0), name="package_price_not_negative"),
+            models.CheckConstraint(condition=Q(validity_days__gte=1), name="package_validity"),
+            models.CheckConstraint(
+                condition=Q(kind__in=PackageKind.values), name="package_kind_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PackageService(models.Model):
+    """A service a package covers and how many sessions of it (per period, for a membership)."""
+
+    package = models.ForeignKey(
+        Package, on_delete=models.CASCADE, related_name="items", verbose_name=_("package")
+    )
+    service = models.ForeignKey(
+        Service, on_delete=models.PROTECT, related_name="+", verbose_name=_("service")
+    )
+    sessions = models.PositiveSmallIntegerField(_("sessions"), validators=[MinValueValidator(1)])
+
+    class Meta:
+        verbose_name = _("service of the package")
+        verbose_name_plural = _("services of the package")
+        constraints = [
+            models.UniqueConstraint(fields=["package", "service"], name="package_service_once"),
+            models.CheckConstraint(condition=Q(sessions__gte=1), name="package_sessions"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sessions} × {self.service}"
+
+
+class CustomerPackageQuerySet(TenantQuerySet):
+    def live(self, now=None) -> CustomerPackageQuerySet:
+        now = now or timezone.now()
+        return self.filter(valid_from__lte=now, valid_until__gt=now)
+
+
+class CustomerPackage(models.Model):
+    """A package sold to a customer: its sessions, per service, in PackageCredit.
+
+    Kept after it expires (its history is the customer's), and after the customer is erased
+    (LGPD), then without the customer: it is a sale.
+    """
+
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.PROTECT, related_name="+", verbose_name=_("company/branch")
+    )
+    customer = models.ForeignKey(
+        Customer,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="packages",
+        verbose_name=_("customer"),
+    )
+    package = models.ForeignKey(
+        Package, on_delete=models.PROTECT, related_name="sold", verbose_name=_("package")
+    )
+    price = models.DecimalField(_("price paid (R$)"), **money)
+    valid_from = models.DateTimeField(_("valid from"))
+    valid_until = models.DateTimeField(_("valid until"))
+    # Sold at the kiosk: the ticket that paid for it. At the counter: who sold it.
+    ticket = models.ForeignKey(
+        Ticket,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("sold on ticket"),
+    )
+    sold_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("sold by"),
+    )
+    created_at = models.DateTimeField(_("sold at"), auto_now_add=True)
+
+    objects = CustomerPackageQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("customer's package")
+        verbose_name_plural = _("customers' packages")
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(valid_until__gt=F("valid_from")), name="customer_package_period"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.package)
+
+    @property
+    def is_live(self) -> bool:
+        return self.valid_from <= timezone.now() < self.valid_until
+
+
+class PackageCredit(models.Model):
+    """The sessions of one service left in a customer's package.
+
+    `balance` is a column, not the sum of the ledger: a session is taken with one
+    conditional UPDATE (… SET balance = balance - 1 WHERE balance >= 1) whose row count says
+    whether it was there. PostgreSQL re-checks that WHERE on the row as the first writer left
+    it, and SQLite writes one at a time, so two kiosks can never both take the last session;
+    the CHECK below is the last guard. A sum over ledger rows could not be guarded: two
+    inserts would each see the same sum. The ledger (CreditEntry) tells how it got there.
+    """
+
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.PROTECT, related_name="+", verbose_name=_("company/branch")
+    )
+    customer_package = models.ForeignKey(
+        CustomerPackage,
+        on_delete=models.CASCADE,
+        related_name="credits",
+        verbose_name=_("package"),
+    )
+    service = models.ForeignKey(
+        Service, on_delete=models.PROTECT, related_name="+", verbose_name=_("service")
+    )
+    granted = models.PositiveSmallIntegerField(_("sessions bought"))
+    balance = models.IntegerField(_("sessions left"))
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("package sessions")
+        verbose_name_plural = _("package sessions")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer_package", "service"], name="credit_one_per_service"
+            ),
+            models.CheckConstraint(condition=Q(balance__gte=0), name="credit_balance_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service}: {self.balance}/{self.granted}"
+
+
+class CreditKind(models.TextChoices):
+    GRANTED = "granted", _("Bought")
+    SPENT = "spent", _("Used")
+    RETURNED = "returned", _("Given back")
+    ADJUSTED = "adjusted", _("Adjusted by a manager")
+    FORFEITED = "forfeited", _("Closed (customer's data erased)")
+
+
+class CreditEntry(models.Model):
+    """One movement of a package's sessions; written once, never changed (the ledger)."""
+
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.PROTECT, related_name="+", verbose_name=_("company/branch")
+    )
+    credit = models.ForeignKey(
+        PackageCredit, on_delete=models.CASCADE, related_name="entries", verbose_name=_("sessions")
+    )
+    kind = models.CharField(_("kind"), max_length=16, choices=CreditKind.choices)
+    change = models.SmallIntegerField(_("change"))
+    balance_after = models.IntegerField(_("left after"))
+    line = models.ForeignKey(
+        TicketLine,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("ticket service"),
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("user"),
+    )
+    reason = models.CharField(_("reason"), max_length=200, blank=True)
+    created_at = models.DateTimeField(_("when"), default=timezone.now)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("session movement")
+        verbose_name_plural = _("session movements")
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=CreditKind.values), name="credit_kind"),
+            models.CheckConstraint(condition=Q(balance_after__gte=0), name="credit_after"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.change:+d}"
+
+
+class TicketPackage(models.Model):
+    """A package bought at the kiosk on a ticket: its sessions exist once the ticket is paid."""
+
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.PROTECT, related_name="+", verbose_name=_("company/branch")
+    )
+    ticket = models.ForeignKey(
+        Ticket, on_delete=models.CASCADE, related_name="packages", verbose_name=_("ticket")
+    )
+    package = models.ForeignKey(
+        Package, on_delete=models.PROTECT, related_name="+", verbose_name=_("package")
+    )
+    price = models.DecimalField(_("price (R$)"), **money)
+    granted = models.OneToOneField(
+        CustomerPackage,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("sessions given"),
+    )
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("package on a ticket")
+        verbose_name_plural = _("packages on tickets")
+        constraints = [
+            models.UniqueConstraint(fields=["ticket", "package"], name="ticket_package_once"),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.package)
+
+
 # --- the two transition functions -------------------------------------------------------
 
 
@@ -598,3 +897,33 @@ def change_line_status(
         changes["cancellation_reason"] = line.cancellation_reason
     _record(line, user, reason)
     line.save(update_fields=["status", LINE_STAMPS[target], *changes])
+    if line.credit_id and _session_comes_back(line, target):
+        give_session_back(line, user=user, reason=reason)
+
+
+def _session_comes_back(line: TicketLine, target: str) -> bool:
+    """A line paid with a package session gives it back when it is cancelled, or when it is
+    missed and the tenant says so. Here, in the one function every line's end goes through,
+    so no path (panel, expiry, refund, abandon, repair) can forget it."""
+    if target == L.CANCELLED:
+        return True
+    if target == L.EXPIRED:
+        return Tenant.objects.filter(pk=line.tenant_id, missed_sessions_come_back=True).exists()
+    return False
+
+
+def give_session_back(line: TicketLine, *, user=None, reason: str = "") -> None:
+    """Put the line's package session back in its balance, with its ledger row. The caller
+    holds the line's lock; a line ends (cancelled, expired) once, so it gives back once."""
+    PackageCredit.objects.filter(pk=line.credit_id).update(balance=F("balance") + 1)
+    balance = PackageCredit.objects.filter(pk=line.credit_id).values_list("balance", flat=True)[0]
+    CreditEntry.objects.create(
+        tenant_id=line.tenant_id,
+        credit_id=line.credit_id,
+        kind=CreditKind.RETURNED,
+        change=1,
+        balance_after=balance,
+        line=line,
+        user=user if user is not None and user.is_authenticated else None,
+        reason=(reason or "")[:200],
+    )

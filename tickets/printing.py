@@ -26,7 +26,7 @@ from equipment.printing import (
 )
 from tenants import audit
 from tenants.models import AuditAction, Tenant
-from tickets import events
+from tickets import credits, events
 from tickets import queue as ticket_queue
 from tickets.models import LineStatus, Priority, Ticket, TicketStatus, change_ticket_status
 
@@ -147,6 +147,9 @@ def mark_paid(ticket: Ticket, *, user=None, reason: str = "") -> None:
     together. Only the job row is written here; the spooler prints after the commit.
     """
     change_ticket_status(ticket, T.PAID, user=user, reason=reason)
+    # Packages bought on the ticket exist only once paid, and before it prints: the ticket
+    # shows its sessions as "pacote".
+    credits.grant_paid(ticket)
     if send_ticket_to_printer(ticket, user=user, reason=reason) is None:
         ticket_queue.enter_queue(ticket, user=user, reason=reason)
 

@@ -1,0 +1,329 @@
+"""Package sessions: given when a package is paid for, taken by a service line, given back,
+adjusted by a manager, renewed (memberships).
+
+The balance of a customer's sessions of one service is a column (PackageCredit.balance)
+guarded by a CHECK >= 0; every movement also writes one ledger row (CreditEntry) with the
+balance after it, who and why. A session is taken with one conditional UPDATE whose row
+count is the answer (see PackageCredit), so two kiosks never spend the last one twice.
+Giving back is `tickets.models.give_session_back`, called by `change_line_status` itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F, Sum
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from customers.models import Customer
+from tenants import audit
+from tenants.access import has_role
+from tenants.errors import DomainError
+from tenants.models import AuditAction, Role, Tenant
+from tickets.models import (
+    CreditEntry,
+    CreditKind,
+    CustomerPackage,
+    Package,
+    PackageCredit,
+    PackageKind,
+    Service,
+    Ticket,
+    TicketLine,
+)
+
+
+class CreditError(DomainError):
+    """A package operation refused, with a sentence for the screen."""
+
+
+def _user(user):
+    return user if user is not None and user.is_authenticated else None
+
+
+def _entry(credit_id: int, tenant_id: int, kind: str, change: int, **extra) -> CreditEntry:
+    balance = PackageCredit.objects.filter(pk=credit_id).values_list("balance", flat=True)[0]
+    return CreditEntry.objects.create(
+        tenant_id=tenant_id,
+        credit_id=credit_id,
+        kind=kind,
+        change=change,
+        balance_after=balance,
+        **extra,
+    )
+
+
+# --- what a customer has ------------------------------------------------------------------------
+
+
+@dataclass
+class Balance:
+    service: Service
+    left: int
+    valid_until: datetime
+
+
+def balances(customer: Customer | None, now: datetime | None = None) -> list[Balance]:
+    """Sessions left per service in the customer's live packages, with the earliest end."""
+    if customer is None:
+        return []
+    rows = (
+        PackageCredit.objects.filter(
+            customer_package__in=CustomerPackage.objects.filter(customer=customer).live(now),
+            balance__gt=0,
+        )
+        .values("service")
+        .annotate(left=Sum("balance"))
+        .order_by()
+    )
+    left = {row["service"]: row["left"] for row in rows}
+    if not left:
+        return []
+    ends = {}
+    for credit in PackageCredit.objects.filter(
+        customer_package__customer=customer, service_id__in=left, balance__gt=0
+    ).select_related("customer_package"):
+        end = credit.customer_package.valid_until
+        if credit.customer_package.is_live and (
+            credit.service_id not in ends or end < ends[credit.service_id]
+        ):
+            ends[credit.service_id] = end
+    services = Service.objects.filter(pk__in=left).order_by("display_order", "name")
+    return [Balance(s, left[s.pk], ends[s.pk]) for s in services]
+
+
+def sessions_left(customer: Customer | None, service_id: int) -> int:
+    return next((b.left for b in balances(customer) if b.service.pk == service_id), 0)
+
+
+def packages_on_sale(tenant: Tenant, service_id: int) -> list[Package]:
+    """The tenant's packages on sale that cover a service, cheapest first."""
+    return list(
+        Package.objects.sellable()
+        .for_tenant(tenant)
+        .filter(items__service_id=service_id)
+        .prefetch_related("items__service")
+        .order_by("price", "name")
+    )
+
+
+# --- taking and giving --------------------------------------------------------------------------
+
+
+def spend(line: TicketLine, customer: Customer, *, user=None) -> PackageCredit:
+    """Take one session of the line's service from the customer's live packages, the one
+    that ends first, for `line`. Raises ValidationError (on "services", for the kiosk) when
+    there is none left. Call inside the sale's transaction."""
+    now = timezone.now()
+    candidates = (
+        PackageCredit.objects.filter(
+            customer_package__in=CustomerPackage.objects.filter(customer=customer).live(now),
+            service_id=line.service_id,
+            balance__gt=0,
+        )
+        .order_by("customer_package__valid_until", "pk")
+        .values_list("pk", flat=True)
+    )
+    for credit_id in list(candidates):
+        # The guard: of two kiosks taking the last session, one UPDATE finds balance 0.
+        if PackageCredit.objects.filter(pk=credit_id, balance__gte=1).update(
+            balance=F("balance") - 1
+        ):
+            _entry(
+                credit_id,
+                line.tenant_id,
+                CreditKind.SPENT,
+                -1,
+                line=line,
+                user=_user(user),
+                reason=line.ticket.number,
+            )
+            TicketLine.objects.filter(pk=line.pk).update(credit_id=credit_id, covered=True)
+            line.credit_id, line.covered = credit_id, True
+            return PackageCredit.objects.get(pk=credit_id)
+    raise ValidationError(
+        {
+            "services": [
+                _("No package session of “%(service)s” is left.") % {"service": line.service}
+            ]
+        }
+    )
+
+
+def grant(
+    package: Package,
+    customer: Customer,
+    *,
+    price: Decimal,
+    ticket: Ticket | None = None,
+    user=None,
+    starts: datetime | None = None,
+) -> CustomerPackage:
+    """A customer's package with the package's sessions, valid from `starts` (now) for its
+    days, and a ledger row per service. Call inside the transaction that paid for it."""
+    start = starts or timezone.now()
+    sold = CustomerPackage.objects.create(
+        tenant_id=package.tenant_id,
+        customer=customer,
+        package=package,
+        price=price,
+        valid_from=start,
+        valid_until=start + timedelta(days=package.validity_days),
+        ticket=ticket,
+        sold_by=_user(user),
+    )
+    for item in package.items.all():
+        credit = PackageCredit.objects.create(
+            tenant_id=package.tenant_id,
+            customer_package=sold,
+            service_id=item.service_id,
+            granted=item.sessions,
+            balance=item.sessions,
+        )
+        _entry(
+            credit.pk,
+            package.tenant_id,
+            CreditKind.GRANTED,
+            item.sessions,
+            user=_user(user),
+            reason=ticket.number if ticket else _("counter sale"),
+        )
+    return sold
+
+
+def grant_paid(ticket: Ticket) -> None:
+    """The packages bought on a ticket become the customer's once it is paid, and the lines
+    that were to use one of them take their session now. Called by `mark_paid`, in the
+    payment's transaction, holding the ticket's lock; a package already given is skipped."""
+    bought = list(ticket.packages.filter(granted__isnull=True).select_related("package"))
+    if not bought or ticket.customer_id is None:
+        return
+    customer = Customer.objects.get(pk=ticket.customer_id)
+    for item in bought:
+        item.granted = grant(item.package, customer, price=item.price, ticket=ticket)
+        item.save(update_fields=["granted"])
+    for line in ticket.lines.filter(covered=True, credit__isnull=True).select_related("service"):
+        line.ticket = ticket
+        spend(line, customer)
+
+
+# --- managers -----------------------------------------------------------------------------------
+
+
+def _require_manager(user, tenant: Tenant) -> None:
+    if user is None or not has_role(user, tenant, Role.MANAGER):
+        raise CreditError(_("Only a manager can do this."))
+
+
+def adjust(tenant: Tenant, credit_id: int, change: int, *, user, reason: str) -> PackageCredit:
+    """A manager adds or removes sessions (a courtesy, a correction), with the reason."""
+    _require_manager(user, tenant)
+    reason = (reason or "").strip()
+    if not reason:
+        raise CreditError(_("Say why (the reason is required)."))
+    if not change:
+        raise CreditError(_("Type how many sessions to add (or remove, with a minus sign)."))
+    with transaction.atomic():
+        credit = (
+            PackageCredit.objects.select_for_update().filter(tenant=tenant, pk=credit_id).first()
+        )
+        if credit is None:
+            raise CreditError(_("Package not found."))
+        if credit.balance + change < 0:
+            raise CreditError(
+                _("Only %(n)s sessions are left; that many cannot be removed.")
+                % {"n": credit.balance}
+            )
+        PackageCredit.objects.filter(pk=credit.pk).update(balance=F("balance") + change)
+        _entry(credit.pk, tenant.pk, CreditKind.ADJUSTED, change, user=user, reason=reason[:200])
+        credit.refresh_from_db()
+        audit.record(
+            AuditAction.CREDITS_ADJUSTED,
+            tenant=tenant,
+            user=user,
+            entity=credit.customer_package,
+            data={
+                "service": credit.service.name,
+                "change": change,
+                "balance": credit.balance,
+                "reason": reason,
+            },
+        )
+    return credit
+
+
+def sell_at_counter(
+    tenant: Tenant, customer: Customer, package: Package, *, user, price: Decimal | None = None
+) -> CustomerPackage:
+    """A package paid at the front desk (outside Totem's payments): the sale, audited."""
+    _require_manager(user, tenant)
+    if customer.tenant_id != tenant.pk or package.tenant_id != tenant.pk:
+        raise CreditError(_("Package not found."))
+    with transaction.atomic():
+        sold = grant(package, customer, price=package.price if price is None else price, user=user)
+        audit.record(
+            AuditAction.PACKAGE_SOLD,
+            tenant=tenant,
+            user=user,
+            entity=sold,
+            data={"package": package.name, "price": sold.price},
+        )
+    return sold
+
+
+def renew(tenant: Tenant, customer_package_id: int, *, user) -> CustomerPackage:
+    """A membership's next period, recorded by a manager: the package's allowance again,
+    from the end of the current period (or now, when it has ended)."""
+    _require_manager(user, tenant)
+    with transaction.atomic():
+        current = (
+            CustomerPackage.objects.select_for_update()
+            .filter(tenant=tenant, pk=customer_package_id)
+            .select_related("package", "customer")
+            .first()
+        )
+        if current is None or current.customer is None:
+            raise CreditError(_("Package not found."))
+        if current.package.kind != PackageKind.MEMBERSHIP:
+            raise CreditError(_("Only a membership is renewed; sell a new package instead."))
+        latest = (
+            CustomerPackage.objects.filter(customer=current.customer, package=current.package)
+            .order_by("-valid_until")
+            .first()
+        )
+        start = max(timezone.now(), latest.valid_until)
+        renewed = grant(
+            current.package, current.customer, price=current.package.price, user=user, starts=start
+        )
+        audit.record(
+            AuditAction.PACKAGE_RENEWED,
+            tenant=tenant,
+            user=user,
+            entity=renewed,
+            data={"package": current.package.name, "from": start, "until": renewed.valid_until},
+        )
+    return renewed
+
+
+def forfeit_all(customer: Customer, *, user=None, reason: str) -> int:
+    """Close every session left of a customer (erasure): ledger rows say so. Returns how many."""
+    total = 0
+    for credit in PackageCredit.objects.select_for_update().filter(
+        customer_package__customer=customer, balance__gt=0
+    ):
+        PackageCredit.objects.filter(pk=credit.pk).update(balance=0)
+        _entry(
+            credit.pk,
+            credit.tenant_id,
+            CreditKind.FORFEITED,
+            -credit.balance,
+            user=_user(user),
+            reason=reason[:200],
+        )
+        total += credit.balance
+    return total
