@@ -282,7 +282,7 @@ def renew(tenant: Tenant, customer_package_id: int, *, user) -> CustomerPackage:
     _require_manager(user, tenant)
     with transaction.atomic():
         current = (
-            CustomerPackage.objects.select_for_update()
+            CustomerPackage.objects.select_for_update(of=("self",))
             .filter(tenant=tenant, pk=customer_package_id)
             .select_related("package", "customer")
             .first()
