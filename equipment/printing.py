@@ -29,6 +29,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 from escpos.exceptions import Error as EscposError
 from escpos.printer import Dummy, Serial, Usb
 
@@ -189,6 +190,7 @@ class ServiceLine:
     name: str
     position: int | None = None  # 1 = next; None when the line is no longer waiting
     wait_minutes: int | None = None
+    package: bool = False  # paid with a package session: "pacote" under its name
 
 
 @dataclass
@@ -224,6 +226,8 @@ def render_ticket(data: TicketPrint, columns: int) -> bytes:
         page.rule()
         for service in data.services:
             page.line(service.name, bold=True)
+            if service.package:
+                page.line("  " + pgettext("printed ticket", "package"))
             if service.position is not None:
                 wait = (
                     _("no wait")

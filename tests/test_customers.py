@@ -289,7 +289,7 @@ def test_a_membership_renews_its_allowance_for_the_next_period(tenant, cryo, bob
         )
 
 
-# --- two kiosks, one last session ------------------------------------------------------------------
+# --- two kiosks, one last session -------------------------------------
 
 
 @pytest.mark.postgres

@@ -565,3 +565,4 @@ class DailyCounterAdmin(TenantScopedAdmin, admin.ModelAdmin):
     @admin.display(description=_("last sequence"), ordering="last")
     def last_display(self, obj: DailyCounter) -> int:
         return obj.last
+

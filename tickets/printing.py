@@ -51,7 +51,7 @@ def expected_place(line) -> ServiceLine:
     in its priority class or a higher one. A second later it is exactly that.
     """
     if line.status != LineStatus.WAITING:
-        return ServiceLine(line.service.name)
+        return ServiceLine(line.service.name, package=line.covered)
     place = ticket_queue.place_of(line)
     if place is None:
         ahead = ticket_queue.queue_lines(line.service).filter(priority_rank__lte=line.priority_rank)
@@ -60,8 +60,8 @@ def expected_place(line) -> ServiceLine:
             ticket_queue.devices_for(line.service),
             ticket_queue.average_duration_seconds(line.service),
         )
-        return ServiceLine(line.service.name, ahead.count() + 1, wait)
-    return ServiceLine(line.service.name, place.position, place.wait_minutes)
+        return ServiceLine(line.service.name, ahead.count() + 1, wait, package=line.covered)
+    return ServiceLine(line.service.name, place.position, place.wait_minutes, package=line.covered)
 
 
 def ticket_print_data(ticket: Ticket, printer: PrinterSettings) -> TicketPrint:

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 from django.utils.translation import gettext_lazy as _
 
-CONSENT_VERSION = "2026-11-v1"
+CONSENT_VERSION = "2026-12-v2"
 
 CONSENT_TITLE = _("Privacy (LGPD)")
 CONSENT_TEXT = [
     _(
         "We use your name to call you, and your CPF and phone (if you give them) only to find "
         "your ticket and payment if you need help."
+    ),
+    _(
+        "If you give your CPF, we keep your name, CPF and phone as a customer record, to "
+        "recognise you on your next visit and to keep your packages' sessions."
     ),
     _(
         "If you declare priority service, we keep only that your ticket is a priority — never "

@@ -36,6 +36,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods
 
+from customers.identity import find as find_customer
 from equipment.models import Kind, PrinterSettings
 from payments import demo
 from payments.models import Method, SessionStatus
@@ -55,9 +56,9 @@ from tenants import throttle
 from tenants.access import get_tenant
 from tenants.br import format_cpf
 from tenants.models import Tenant
-from tickets import queue
+from tickets import credits, queue
 from tickets.issuing import MAX_EXTRA_QUANTITY, create_ticket, sellable_ids
-from tickets.models import Extra, Priority, Service, Ticket, TicketStatus
+from tickets.models import Extra, Package, Priority, Service, Ticket, TicketStatus
 from tickets.printing import status_url
 from totem import consent
 from totem.consumers import ticket_socket_path
@@ -316,7 +317,19 @@ def _payment_methods(tenant: Tenant) -> list[tuple[str, str]]:
     return [(m, Method(m).label) for m in (Method.PIX, Method.CARD, Method.CASH) if m in enabled]
 
 
-def _cart_items(tenant: Tenant, cart: dict) -> tuple[list, list, Decimal]:
+@dataclass
+class SummaryRow:
+    """A chosen service on the summary: its price, or the package session that pays it and
+    the sessions left after it."""
+
+    service: Service
+    price: Decimal
+    session_left: int | None = None
+
+
+def _cart_items(tenant: Tenant, cart: dict) -> tuple[list, list, list, Decimal]:
+    """The summary's service rows, extras and packages bought, and the total: the prices
+    create_ticket will charge (a service paid with a package session costs nothing)."""
     services = list(Service.objects.for_tenant(tenant).filter(pk__in=cart["services"]))
     services.sort(key=lambda s: (s.display_order, s.name))
     wanted = {int(k): v for k, v in cart["extras"].items() if v > 0}
@@ -324,10 +337,29 @@ def _cart_items(tenant: Tenant, cart: dict) -> tuple[list, list, Decimal]:
         (extra, wanted[extra.pk], extra.price * wanted[extra.pk])
         for extra in Extra.objects.for_tenant(tenant).filter(pk__in=wanted)
     ]
-    total = sum((s.price for s in services), Decimal("0")) + sum(
-        (sub for _e, _q, sub in extras), Decimal("0")
+    packages = list(
+        Package.objects.sellable()
+        .for_tenant(tenant)
+        .filter(pk__in=cart.get("buy_packages", []))
+        .prefetch_related("items")
     )
-    return services, extras, total
+    new_sessions = {i.service_id: i.sessions for p in packages for i in p.items.all()}
+    customer = find_customer(tenant, (cart.get("customer") or {}).get("cpf", ""))
+    rows = []
+    for service in services:
+        if service.pk in cart.get("use_sessions", []):
+            left = credits.sessions_left(customer, service.pk) - 1
+            rows.append(SummaryRow(service, Decimal("0"), max(left, 0)))
+        elif service.pk in new_sessions:
+            rows.append(SummaryRow(service, Decimal("0"), new_sessions[service.pk] - 1))
+        else:
+            rows.append(SummaryRow(service, service.price))
+    total = (
+        sum((r.price for r in rows), Decimal("0"))
+        + sum((sub for _e, _q, sub in extras), Decimal("0"))
+        + sum((p.price for p in packages), Decimal("0"))
+    )
+    return rows, extras, packages, total
 
 
 def _base_context(request: HttpRequest, *, screen: str = "step", **extra) -> dict:
@@ -573,6 +605,12 @@ def identify(request: HttpRequest, slug: str) -> HttpResponse:
                 "priority": form.priority_class,
                 "consent_version": consent.CONSENT_VERSION,
             }
+            # Package choices are made again for this identity (another CPF, other sessions).
+            cart.update(use_sessions=[], buy_packages=[], offered=False, packages_chosen=False)
+            if _package_offers(request.tenant, cart):
+                cart["offered"] = True
+                save_cart(request, cart)
+                return redirect(_url(request, "kiosk_packages"))
             save_cart(request, cart)
             return redirect(_url(request, "kiosk_summary"))
     else:
@@ -607,6 +645,84 @@ def _identify_initial(customer: dict | None) -> dict:
     }
 
 
+@dataclass
+class PackageOffer:
+    """What the package step offers for one chosen service: a session the customer has
+    (`left`), or the packages on sale that cover it."""
+
+    service: Service
+    left: int
+    on_sale: list[Package]
+    choice: str
+
+
+def _package_offers(tenant: Tenant, cart: dict) -> list[PackageOffer]:
+    """Offers for the chosen services of a customer who gave a CPF; none without one."""
+    cpf = (cart.get("customer") or {}).get("cpf", "")
+    if not cpf:
+        return []
+    customer = find_customer(tenant, cpf)
+    left = {b.service.pk: b.left for b in credits.balances(customer)}
+    services = Service.objects.for_tenant(tenant).filter(pk__in=cart["services"])
+    offers = []
+    for service in services.order_by("display_order", "name"):
+        on_sale = [] if left.get(service.pk) else credits.packages_on_sale(tenant, service.pk)
+        for package in on_sale:
+            package.choice = f"package-{package.pk}"  # the radio's value on the step
+        if not left.get(service.pk) and not on_sale:
+            continue
+        if left.get(service.pk):
+            # Using a session is the default until the customer has chosen on this step.
+            used = service.pk in cart.get("use_sessions", [])
+            choice = "session" if used or not cart.get("packages_chosen") else "pay"
+        else:
+            bought = [p for p in on_sale if p.pk in cart.get("buy_packages", [])]
+            choice = f"package-{bought[0].pk}" if bought else "pay"
+        offers.append(PackageOffer(service, left.get(service.pk, 0), on_sale, choice))
+    return offers
+
+
+@sensitive_post_parameters("customer_cpf")
+@kiosk_view("GET", "POST")
+@purchase_step
+def packages(request: HttpRequest, slug: str) -> HttpResponse:
+    """For a customer who gave a CPF: use a session of a package they have ("usar 1 sessão do
+    pacote, restam N"), or buy a package that covers a chosen service and use it today.
+    Greets a returning customer by first name; never shows what else is stored."""
+    cart, tenant = request.cart, request.tenant
+    if not cart.get("customer"):
+        return redirect(_url(request, "kiosk_identify"))
+    offers = _package_offers(tenant, cart)
+    if not offers:
+        return redirect(_url(request, "kiosk_summary"))
+    if request.method == "POST":
+        use, buy = [], set()
+        for offer in offers:
+            choice = request.POST.get(f"choice-{offer.service.pk}", "pay")
+            if choice == "session" and offer.left:
+                use.append(offer.service.pk)
+            elif choice.startswith("package-"):
+                buy |= {p.pk for p in offer.on_sale if choice == f"package-{p.pk}"}
+        cart.update(use_sessions=use, buy_packages=sorted(buy), packages_chosen=True)
+        save_cart(request, cart)
+        return redirect(_url(request, "kiosk_summary"))
+    returning = find_customer(tenant, cart["customer"]["cpf"]) is not None
+    return render(
+        request,
+        "kiosk/packages.html",
+        _base_context(
+            request,
+            offers=offers,
+            # The first name typed now: a returning customer is greeted by it, and by nothing
+            # else the studio has stored (phone, e-mail).
+            first_name=cart["customer"]["customer_name"].split(" ")[0] if returning else "",
+            step=3,
+            screen="personal",
+            back_url=_url(request, "kiosk_identify"),
+        ),
+    )
+
+
 @kiosk_view("GET", "POST")
 @purchase_step
 def summary(request: HttpRequest, slug: str) -> HttpResponse:
@@ -617,7 +733,7 @@ def summary(request: HttpRequest, slug: str) -> HttpResponse:
     if not cart.get("customer"):
         return redirect(_url(request, "kiosk_identify"))
     methods = _payment_methods(tenant)
-    services_, extras_, total = _cart_items(tenant, cart)
+    rows, extras_, packages_, total = _cart_items(tenant, cart)
     if request.method == "POST":
         response = _buy(request, cart, methods, free=not total)
         if response is not None:
@@ -627,8 +743,13 @@ def summary(request: HttpRequest, slug: str) -> HttpResponse:
         "kiosk/summary.html",
         _base_context(
             request,
-            services=services_,
+            rows=rows,
             extras=extras_,
+            packages=packages_,
+            # A returning customer is greeted by the first name typed now, and by nothing
+            # else the studio has stored (phone, e-mail).
+            returning=find_customer(tenant, cart["customer"]["cpf"]) is not None,
+            back_url=_url(request, "kiosk_packages" if cart.get("offered") else "kiosk_identify"),
             total=total,
             methods=methods,
             customer=cart["customer"],
@@ -666,6 +787,8 @@ def _buy(
             consent_version=customer["consent_version"],
             priority=customer["priority"],
             idempotency_key=cart["key"],
+            use_sessions=cart.get("use_sessions", []),
+            buy_packages=cart.get("buy_packages", []),
         )
     except ValidationError as refused:
         return _refused(request, cart, refused)
@@ -855,6 +978,7 @@ def ticket_screen(request: HttpRequest, slug: str) -> HttpResponse:
             printed=printed,
             status_url=status_url(ticket),
             receipt_url=receipt_url(ticket) if has_receipt else "",
+            balances=credits.balances(ticket.customer),
             sound="paid" if chime else "",
         ),
     )

@@ -21,6 +21,7 @@ from equipment.models import Equipment, Kind
 from payments.receipts import receipt_url, receipts_of
 from tenants.access import get_tenant
 from tenants.models import Tenant
+from tickets import credits
 from tickets.models import LineStatus, Service, Ticket, TicketLine, TicketStatus
 from tickets.queue import place_of, service_stats
 from totem.access import display_services
@@ -149,6 +150,7 @@ def ticket_status(request: HttpRequest, slug: str, token: str) -> HttpResponse:
         "called": [line for line in lines if line.status == LineStatus.CALLED],
         "unpaid": unpaid,
         "receipt_url": receipt_url(ticket) if has_receipt else "",
+        "balances": credits.balances(ticket.customer),
         "config": {
             "socket": ticket_socket_path(ticket),
             "ticket": ticket.id,
