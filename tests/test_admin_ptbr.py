@@ -25,9 +25,11 @@ from payments.models import Notification, Provider
 from payments.sessions import confirm_cash, start_payment
 from tenants.models import AuditAction, AuditLog, WebhookEndpoint, WebhookEvent, WebhookOutbox
 from tests.conftest import make_device, make_ticket
+from tickets import credits
+from tickets.models import CustomerPackage, Package, PackageService
 from totem.models import DisplaySlide, PairingCode
 
-PROJECT_APPS = {"tenants", "tickets", "payments", "equipment", "totem", "ops"}
+PROJECT_APPS = {"tenants", "customers", "tickets", "payments", "equipment", "totem", "ops"}
 
 # Words of Django's and simple-history's English UI, matched as whole words and case-sensitive
 # so pt-BR text ("Nome", "Gostaria", "Adicionar") never matches.
@@ -141,9 +143,13 @@ def test_no_msgid_of_ours_gives_a_django_or_history_string_another_meaning():
 @pytest.fixture
 def world(tenant, cryo, towel, alice, bob, admin_user):
     """One row of every model the admin shows, in `tenant`."""
-    ticket = make_ticket(tenant, [cryo])
+    package = Package.objects.create(tenant=tenant, name="10 crio", price=900, validity_days=90)
+    PackageService.objects.create(package=package, service=cryo, sessions=10)
+    ticket = make_ticket(tenant, [cryo], cpf="52998224725", buy_packages=[package.pk])
     session = start_payment(ticket, "cash")
-    confirm_cash(tenant, session.pk, alice, "150")
+    confirm_cash(tenant, session.pk, alice, "1000")
+    sold = CustomerPackage.objects.get()
+    credits.adjust(tenant, sold.credits.get().pk, 1, user=bob, reason="cortesia")
     make_device(tenant, "Crio 1", [cryo])
     printer = make_device(tenant, "Caixa", kind=Kind.PRINTER)
     PrinterSettings.objects.create(equipment=printer)
