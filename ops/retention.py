@@ -3,8 +3,9 @@ a customer's request for their data (export) or its erasure, by CPF.
 
 Customer data lives in the ticket (name, CPF, phone, operator notes), in each service line's
 `customer_key` (the CPF, when one was given) and in the history tables of both, which keep every
-past version: anonymising touches all of them. Statistics (DailyStats) and the audit log hold
-no personal data and are kept by their own rules.
+past version: anonymising touches all of them. A customer record (customers.Customer) is
+deleted; the packages it bought stay as sales without it. Statistics (DailyStats) and the
+audit log hold no personal data and are kept by their own rules.
 """
 
 from __future__ import annotations
@@ -16,13 +17,17 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
+from customers.models import Customer
 from ops.models import Alert
 from payments.models import Notification, PaymentSession, Receipt
 from tenants.audit import record
 from tenants.br import mask_cpf
+from tenants.errors import DomainError
 from tenants.models import AuditAction, AuditLog, OutboxStatus, Tenant, WebhookOutbox
-from tickets.models import DailyCounter, Ticket, TicketLine
+from tickets import credits
+from tickets.models import CreditEntry, CustomerPackage, DailyCounter, Ticket, TicketLine
 
 ANONYMOUS = ""
 PERSONAL = {
@@ -99,6 +104,7 @@ class PurgeReport:
     outbox_deleted: int = 0
     alerts_deleted: int = 0
     counters_deleted: int = 0
+    customers_deleted: int = 0
     notifications_deleted: int = 0
 
     def as_dict(self) -> dict:
@@ -151,6 +157,15 @@ def purge(
                 report.rows_deleted[label] = report.rows_deleted.get(label, 0) + n
         report.tickets_deleted += len(ids)
         progress(f"tickets {verb}deleted: {report.tickets_deleted}")
+    # A customer unseen for the retention period, with no session left in a live package:
+    # their tickets are gone (or going) and nothing they paid for is still owed.
+    owed = CustomerPackage.objects.live(now).filter(credits__balance__gt=0).values("customer")
+    report.customers_deleted = _delete_all(
+        Customer.objects.filter(last_seen_at__lt=delete_before).exclude(pk__in=owed),
+        batch_size,
+        apply,
+    )
+    progress(f"customers {verb}deleted: {report.customers_deleted}")
     report.counters_deleted = _delete_all(
         DailyCounter.objects.filter(day__lt=delete_before.date()), batch_size, apply
     )
@@ -249,12 +264,85 @@ def export_customer(tenant: Tenant, cpf: str, *, user=None, request=None) -> dic
         data={"cpf": mask_cpf(cpf), "tickets": len(tickets)},
         request=request,
     )
-    return {"company": tenant.name, "exported_at": timezone.now(), "tickets": tickets}
+    return {
+        "company": tenant.name,
+        "exported_at": timezone.now(),
+        "customer": _customer_record(tenant, cpf),
+        "tickets": tickets,
+    }
 
 
-def erase_customer(tenant: Tenant, cpf: str, *, user=None, request=None) -> int:
-    """Anonymise every ticket of the tenant with this CPF, and the history rows that had it."""
+def _customer_record(tenant: Tenant, cpf: str) -> dict | None:
+    """The customer record of a CPF with its packages, their sessions and every movement."""
+    customer = Customer.objects.for_tenant(tenant).filter(cpf=cpf).first()
+    if customer is None:
+        return None
+    packages = []
+    for sold in CustomerPackage.objects.filter(customer=customer).select_related("package"):
+        packages.append(
+            {
+                "package": sold.package.name,
+                "kind": sold.package.kind,
+                "price": sold.price,
+                "valid_from": sold.valid_from,
+                "valid_until": sold.valid_until,
+                "sessions": [
+                    {"service": c.service.name, "bought": c.granted, "left": c.balance}
+                    for c in sold.credits.select_related("service")
+                ],
+                "movements": [
+                    {
+                        "at": e.created_at,
+                        "service": e.credit.service.name,
+                        "kind": e.kind,
+                        "change": e.change,
+                        "left_after": e.balance_after,
+                        "reason": e.reason,
+                    }
+                    for e in CreditEntry.objects.filter(credit__customer_package=sold)
+                    .select_related("credit__service")
+                    .order_by("created_at", "id")
+                ],
+            }
+        )
+    return {
+        "name": customer.name,
+        "cpf": customer.cpf,
+        "phone": customer.phone,
+        "email": customer.email,
+        "consent_version": customer.consent_version,
+        "consent_at": customer.consent_at,
+        "created_at": customer.created_at,
+        "last_visit": customer.last_seen_at,
+        "packages": packages,
+    }
+
+
+def live_sessions(tenant: Tenant, cpf: str) -> int:
+    """Sessions left in the live packages of a CPF's customer: erasing them needs a yes."""
+    customer = Customer.objects.for_tenant(tenant).filter(cpf=cpf).first()
+    return sum(b.left for b in credits.balances(customer))
+
+
+def erase_customer(
+    tenant: Tenant, cpf: str, *, user=None, request=None, close_packages: bool = False
+) -> int:
+    """Anonymise every ticket of the tenant with this CPF, and the history rows that had it,
+    and delete the customer record. Its packages stay as sales without a customer; sessions
+    left in a live package are closed (ledger rows say why), which needs `close_packages`:
+    without it, DomainError and nothing is erased."""
     with transaction.atomic():
+        customer = Customer.objects.select_for_update().filter(tenant=tenant, cpf=cpf).first()
+        closed = 0
+        if customer is not None:
+            if live_sessions(tenant, cpf) and not close_packages:
+                raise DomainError(
+                    _("This customer has package sessions left. Confirm that erasing closes them.")
+                )
+            closed = credits.forfeit_all(
+                customer, user=user, reason=_("customer's data erased (LGPD)")
+            )
+            customer.delete()
         ids = set(_tickets_of(tenant, cpf).values_list("pk", flat=True))
         # A ticket whose CPF was corrected later still has the old one in its history.
         ids |= set(
@@ -268,7 +356,12 @@ def erase_customer(tenant: Tenant, cpf: str, *, user=None, request=None) -> int:
             tenant=tenant,
             user=user,
             entity="tickets.ticket",
-            data={"cpf": mask_cpf(cpf), "tickets": count},
+            data={
+                "cpf": mask_cpf(cpf),
+                "tickets": count,
+                "customer_record": customer is not None,
+                "package_sessions_closed": closed,
+            },
             request=request,
         )
     return count

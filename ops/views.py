@@ -23,6 +23,7 @@ from payments.models import PaymentSession
 from tenants.access import tenant_member_required
 from tenants.audit import record
 from tenants.br import mask_cpf, mask_phone, normalize_cpf
+from tenants.errors import DomainError
 from tenants.models import AuditAction, Role, Tenant
 from tenants.money import brl
 from tickets.models import LineStatus, Service, Ticket, TicketLine
@@ -353,7 +354,22 @@ def customer_data(request: HttpRequest, slug: str) -> HttpResponse:
             if request.POST.get("confirm") != "yes":
                 form.add_error(None, _("Tick the confirmation to erase."))
             else:
-                count = retention.erase_customer(tenant, cpf, user=request.user, request=request)
+                try:
+                    count = retention.erase_customer(
+                        tenant,
+                        cpf,
+                        user=request.user,
+                        request=request,
+                        close_packages=request.POST.get("close_packages") == "yes",
+                    )
+                except DomainError as refused:
+                    form.add_error(None, str(refused))
+                    live = retention.live_sessions(tenant, cpf)
+                    return render(
+                        request,
+                        "ops/customer_data.html",
+                        {"tenant": tenant, "form": form, "live_sessions": live},
+                    )
                 messages.success(
                     request,
                     _("%(count)s tickets of %(cpf)s anonymised.")

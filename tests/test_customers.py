@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from customers.models import Customer
@@ -320,3 +321,70 @@ def test_two_kiosks_never_spend_the_last_session_twice(tenant, cryo):
     assert PackageCredit.objects.get().balance == 0
     assert CreditEntry.objects.filter(kind=CreditKind.SPENT).count() == 1
     assert Ticket.objects.count() == 1
+
+
+# --- LGPD ----------------------------------------------------------------------------------------
+
+
+def test_the_export_holds_the_customer_record_packages_and_movements(client, tenant, cryo, bob):
+    customer, sold = with_sessions(tenant, [cryo], sessions=5)
+    make_ticket(tenant, [cryo], cpf=CPF, phone="11987654321", use_sessions=[cryo.pk])
+    client.force_login(bob)
+    response = client.post(
+        reverse("ops_customer_data", args=[tenant.slug]), {"cpf": CPF, "action": "export"}
+    )
+    data = response.json()
+    assert data["customer"]["cpf"] == CPF and data["customer"]["phone"] == "11987654321"
+    [package] = data["customer"]["packages"]
+    assert package["sessions"] == [{"service": "Crioterapia", "bought": 5, "left": 4}]
+    assert [m["kind"] for m in package["movements"]] == ["granted", "spent"]
+
+
+def test_erasing_a_customer_with_sessions_left_asks_first_then_closes_them(
+    client, tenant, cryo, bob
+):
+    customer, sold = with_sessions(tenant, [cryo], sessions=5)
+    ticket = make_ticket(tenant, [cryo], cpf=CPF, use_sessions=[cryo.pk])
+    client.force_login(bob)
+    url = reverse("ops_customer_data", args=[tenant.slug])
+    asked = client.post(url, {"cpf": CPF, "action": "erase", "confirm": "yes"})
+    assert asked.status_code == 200 and asked.context["live_sessions"] == 4
+    assert "4 sessões de pacote restantes" in asked.content.decode()
+    assert Customer.objects.filter(pk=customer.pk).exists()
+    done = client.post(
+        url, {"cpf": CPF, "action": "erase", "confirm": "yes", "close_packages": "yes"}
+    )
+    assert done.status_code == 302
+    assert not Customer.objects.exists()
+    ticket.refresh_from_db()
+    assert ticket.customer is None and ticket.customer_cpf == ""
+    sold.refresh_from_db()
+    assert sold.customer is None  # the sale stays, without the person
+    assert PackageCredit.objects.get().balance == 0
+    closed = CreditEntry.objects.get(kind=CreditKind.FORFEITED)
+    assert (closed.change, closed.user) == (-4, bob)
+    entry = AuditLog.objects.get(action="data_erased")
+    assert entry.data["package_sessions_closed"] == 4 and entry.data["customer_record"]
+
+
+def test_erasing_a_customer_without_sessions_left_needs_no_second_yes(tenant, cryo):
+    from ops.retention import erase_customer
+
+    customer_of(tenant)
+    erase_customer(tenant, CPF)
+    assert not Customer.objects.exists()
+
+
+def test_the_purge_deletes_customers_unseen_for_the_retention_but_not_those_owed_sessions(
+    tenant, cryo
+):
+    from ops.retention import purge
+
+    long_ago = timezone.now() - timedelta(days=400)
+    gone = customer_of(tenant, cpf="11144477735")
+    owed, _sold = with_sessions(tenant, [cryo], customer_of(tenant))
+    recent = customer_of(tenant, cpf="39053344705")
+    Customer.objects.filter(pk__in=[gone.pk, owed.pk]).update(last_seen_at=long_ago)
+    report = purge(apply=True)
+    assert report.customers_deleted == 1
+    assert set(Customer.objects.values_list("pk", flat=True)) == {owed.pk, recent.pk}

@@ -148,7 +148,12 @@ def test_a_manager_erases_a_customers_data_by_cpf_audited(client, tenant, cryo, 
     assert not Ticket.history.model.objects.filter(customer_cpf=CPF).exists()
     assert Ticket.objects.get(pk=other.pk).customer_cpf == OTHER_CPF
     entry = AuditLog.objects.get(action=AuditAction.DATA_ERASED)
-    assert entry.data == {"cpf": "***.982.247-**", "tickets": 1}
+    assert entry.data == {
+        "cpf": "***.982.247-**",
+        "tickets": 1,
+        "customer_record": True,
+        "package_sessions_closed": 0,
+    }
     assert CPF not in json.dumps(list(AuditLog.objects.values("data")))
 
 
