@@ -48,6 +48,10 @@ COUNTER_CONSENT = "balcao"
 
 
 class CustomerForm(TenantConsistentForm):
+    # Typed with punctuation at the counter; stored as digits (the model's 11).
+    cpf = forms.CharField(label=_("CPF"), max_length=14)
+    phone = forms.CharField(label=_("phone"), max_length=16, required=False)
+
     class Meta:
         model = Customer
         fields = ["tenant", "cpf", "name", "phone", "email"]
