@@ -11,12 +11,15 @@ from equipment.models import Kind
 from payments.models import PaymentSession
 from tests.conftest import make_device
 from tests.test_customers import CPF, customer_of, make_package, with_sessions
-from tests.test_kiosk_browser import Kiosk, browser_context_args  # noqa: F401
+from tests.test_kiosk_browser import LAYOUT_PROBLEMS, Kiosk
+from tests.test_kiosk_browser import browser_context_args as kiosk_context_args
 from tickets import credits
 from tickets.models import CustomerPackage, Ticket
 from totem import kiosk as kiosk_module
 
 pytestmark = [pytest.mark.browser]
+# The kiosk's browser: a portrait screen, touch, pt-BR (tests/test_kiosk_browser.py).
+browser_context_args = kiosk_context_args
 
 
 @pytest.fixture
@@ -114,4 +117,42 @@ def test_nothing_is_offered_to_a_customer_without_cpf(page, live_server, scene, 
     kiosk.identify(name="Ana")
     page.get_by_role("button", name="Continuar").tap()
     page.get_by_role("heading", name="Confira e pague").wait_for()
+    kiosk.done()
+
+
+@pytest.mark.parametrize(
+    "size",
+    [
+        {"width": 1080, "height": 1920},
+        {"width": 1920, "height": 1080},
+        {"width": 1280, "height": 800},
+    ],
+    ids=["portrait", "landscape", "small"],
+)
+def test_the_package_step_fits_the_screen_with_big_targets(
+    browser,
+    browser_context_args,
+    live_server,
+    scene,
+    tenant,
+    cryo,
+    boots,
+    size,  # noqa: F811
+):
+    make_device(tenant, "Botas 1", [boots])
+    with_sessions(tenant, [cryo], customer_of(tenant), sessions=3)
+    make_package(tenant, [boots], sessions=5, price="350.00")
+    context = browser.new_context(**{**browser_context_args, "viewport": size})
+    page = context.new_page()
+    kiosk = Kiosk(page, live_server, tenant, f"packages-{size['width']}x{size['height']}")
+    kiosk.pair(scene)
+    kiosk.choose(cryo, boots)
+    page.get_by_role("link", name="Continuar").tap()
+    page.get_by_role("button", name="Continuar").tap()
+    kiosk.identify(name="Maria", cpf=CPF)
+    page.get_by_role("button", name="Continuar").tap()
+    page.get_by_role("heading", name="Que bom ver você de novo, Maria!").wait_for()
+    kiosk.shot("package-step", full_page=False)
+    assert page.evaluate(LAYOUT_PROBLEMS, '[data-testid="packages-next"]') == []
+    context.close()
     kiosk.done()

@@ -284,7 +284,10 @@ class TicketAdmin(DocumentSearch, TenantScopedAdmin, SimpleHistoryAdmin):
     actions = ["change_status", "cancel_tickets"]
     fieldsets = [
         (None, {"fields": ["tenant", "number", "day", "status_badge", "priority", "total_brl"]}),
-        (_("Customer"), {"fields": ["customer_name", "cpf", "phone", "consent_version"]}),
+        (
+            _("Customer"),
+            {"fields": ["customer_name", "cpf", "phone", "consent_version", "customer"]},
+        ),
         (
             _("Timeline"),
             {
@@ -565,4 +568,3 @@ class DailyCounterAdmin(TenantScopedAdmin, admin.ModelAdmin):
     @admin.display(description=_("last sequence"), ordering="last")
     def last_display(self, obj: DailyCounter) -> int:
         return obj.last
-
