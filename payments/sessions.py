@@ -44,7 +44,7 @@ from tenants import audit, webhooks
 from tenants.access import has_role
 from tenants.errors import DomainError
 from tenants.models import AuditAction, Role, Tenant, WebhookEvent
-from tickets import events, queue
+from tickets import credits, events, queue
 from tickets import printing as ticket_printing
 from tickets.models import LineStatus, Ticket, TicketStatus
 
@@ -597,6 +597,8 @@ def refund(tenant: Tenant, session_id: int, user, reason: str) -> PaymentSession
         if not served and ticket.status not in (T.COMPLETED, T.CANCELLED):
             queue.cancel_ticket(tenant, ticket.pk, user=user, reason=reason)
             queue.restore_stock(ticket)  # paid, so cancel_ticket kept the extras sold
+        # A package bought with this money is not the customer's any more.
+        credits.revoke_sold_on(ticket, user=user, reason=reason)
         _publish(session, ticket)
     return session
 

@@ -237,6 +237,22 @@ def test_a_package_of_another_studio_cannot_be_bought(tenant, other_tenant, cryo
         make_ticket(tenant, [cryo], cpf=CPF, buy_packages=[foreign.pk])
 
 
+def test_a_refunded_package_is_closed_and_its_todays_session_cancelled(tenant, cryo, alice, bob):
+    from payments.sessions import confirm_cash, refund, start_payment
+
+    package = make_package(tenant, [cryo], sessions=10, price="900.00")
+    ticket = make_ticket(tenant, [cryo], cpf=CPF, buy_packages=[package.pk])
+    session = start_payment(ticket, "cash")
+    confirm_cash(tenant, session.pk, alice, "900.00")
+    assert credits.sessions_left(ticket.customer, cryo.pk) == 9
+    refund(tenant, session.pk, bob, "desistiu do pacote")
+    ticket.refresh_from_db()
+    assert ticket.status == "cancelled"
+    assert credits.sessions_left(ticket.customer, cryo.pk) == 0
+    kinds = list(CreditEntry.objects.values_list("kind", "change"))
+    assert kinds == [("granted", 10), ("spent", -1), ("returned", 1), ("forfeited", -10)]
+
+
 # --- managers -----------------------------------------------------------------------------------
 
 

@@ -16,7 +16,7 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F, Sum
+from django.db.models import F, QuerySet, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -312,10 +312,20 @@ def renew(tenant: Tenant, customer_package_id: int, *, user) -> CustomerPackage:
 
 def forfeit_all(customer: Customer, *, user=None, reason: str) -> int:
     """Close every session left of a customer (erasure): ledger rows say so. Returns how many."""
+    return _close(PackageCredit.objects.filter(customer_package__customer=customer), user, reason)
+
+
+def revoke_sold_on(ticket: Ticket, *, user=None, reason: str) -> int:
+    """Close the sessions left of the packages bought on a ticket whose money went back (a
+    refund). Call after its lines were cancelled, so their sessions came back first and are
+    closed with the rest. Returns how many were closed."""
+    sold = ticket.packages.filter(granted__isnull=False).values("granted")
+    return _close(PackageCredit.objects.filter(customer_package__in=sold), user, reason)
+
+
+def _close(credits_: QuerySet[PackageCredit], user, reason: str) -> int:
     total = 0
-    for credit in PackageCredit.objects.select_for_update().filter(
-        customer_package__customer=customer, balance__gt=0
-    ):
+    for credit in credits_.select_for_update().filter(balance__gt=0).order_by("pk"):
         PackageCredit.objects.filter(pk=credit.pk).update(balance=0)
         _entry(
             credit.pk,

@@ -721,7 +721,8 @@ class CreditKind(models.TextChoices):
     SPENT = "spent", _("Used")
     RETURNED = "returned", _("Given back")
     ADJUSTED = "adjusted", _("Adjusted by a manager")
-    FORFEITED = "forfeited", _("Closed (customer's data erased)")
+    # Erasure (LGPD) or the package's money refunded: the entry's reason says which.
+    FORFEITED = "forfeited", _("Closed")
 
 
 class CreditEntry(models.Model):

@@ -125,7 +125,7 @@ class Migration(migrations.Migration):
             name='CreditEntry',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('granted', 'Bought'), ('spent', 'Used'), ('returned', 'Given back'), ('adjusted', 'Adjusted by a manager'), ('forfeited', "Closed (customer's data erased)")], max_length=16, verbose_name='kind')),
+                ('kind', models.CharField(choices=[('granted', 'Bought'), ('spent', 'Used'), ('returned', 'Given back'), ('adjusted', 'Adjusted by a manager'), ('forfeited', 'Closed')], max_length=16, verbose_name='kind')),
                 ('change', models.SmallIntegerField(verbose_name='change')),
                 ('balance_after', models.IntegerField(verbose_name='left after')),
                 ('reason', models.CharField(blank=True, max_length=200, verbose_name='reason')),
