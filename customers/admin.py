@@ -47,6 +47,29 @@ from tickets.models import (
 COUNTER_CONSENT = "balcao"
 
 
+def sessions_of(package: CustomerPackage) -> str:
+    """"Crioterapia: 7/10": sessions left of those bought, per service."""
+    return ", ".join(f"{c.service}: {c.balance}/{c.granted}" for c in package.credits.all())
+
+
+def action_page(model_admin, request, action: str, title: str, obj, form) -> TemplateResponse:
+    """An action's page for one row and its form; it posts back where the action came from
+    (the list, or the row's own page)."""
+    prefix = f"{ActionLocation.CHANGE_FORM.value}-"
+    field = f"{prefix}action" if f"{prefix}action" in request.POST else "action"
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": title,
+        "opts": model_admin.opts,
+        "objects": [obj],
+        "form": form,
+        "action": action,
+        "action_field": field,
+        "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+    }
+    return TemplateResponse(request, "admin/package_action.html", context)
+
+
 class CustomerForm(TenantConsistentForm):
     # Typed with punctuation at the counter; stored as digits (the model's 11).
     cpf = forms.CharField(label=_("CPF"), max_length=14)
@@ -97,7 +120,7 @@ class CustomerPackageInline(TenantScopedAdmin, admin.TabularInline):
 
     @admin.display(description=_("sessions left"))
     def sessions_left(self, obj: CustomerPackage) -> str:
-        return ", ".join(f"{c.service}: {c.balance}/{c.granted}" for c in obj.credits.all())
+        return sessions_of(obj)
 
     @admin.display(description=_("valid until"))
     def valid_until_local(self, obj: CustomerPackage) -> str:
@@ -228,19 +251,9 @@ class CustomerAdmin(TenantScopedAdmin, admin.ModelAdmin):
                     messages.SUCCESS,
                 )
                 return None
-        prefix = f"{ActionLocation.CHANGE_FORM.value}-"
-        field = f"{prefix}action" if f"{prefix}action" in request.POST else "action"
-        context = {
-            **self.admin_site.each_context(request),
-            "title": gettext("Sell a package at the counter"),
-            "opts": self.opts,
-            "objects": [customer],
-            "form": form,
-            "action": "sell_package",
-            "action_field": field,
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
-        }
-        return TemplateResponse(request, "admin/package_action.html", context)
+        return action_page(
+            self, request, "sell_package", gettext("Sell a package at the counter"), customer, form
+        )
 
 
 # --- packages and what customers hold ---------------------------------------------------
@@ -400,7 +413,7 @@ class CustomerPackageAdmin(TenantScopedAdmin, admin.ModelAdmin):
 
     @admin.display(description=_("sessions left"))
     def sessions_left(self, obj: CustomerPackage) -> str:
-        return ", ".join(f"{c.service}: {c.balance}/{c.granted}" for c in obj.credits.all())
+        return sessions_of(obj)
 
     @admin.display(description=_("valid until"), ordering="valid_until")
     def valid_until_local(self, obj: CustomerPackage) -> str:
@@ -436,8 +449,8 @@ class CustomerPackageAdmin(TenantScopedAdmin, admin.ModelAdmin):
             else:
                 self.message_user(request, gettext("Sessions adjusted."), messages.SUCCESS)
                 return None
-        return self._action_page(
-            request, "adjust_sessions", gettext("Adjust sessions"), package, form
+        return action_page(
+            self, request, "adjust_sessions", gettext("Adjust sessions"), package, form
         )
 
     @admin.action(
@@ -461,18 +474,3 @@ class CustomerPackageAdmin(TenantScopedAdmin, admin.ModelAdmin):
                 messages.SUCCESS,
             )
         return None
-
-    def _action_page(self, request, action, title, package, form) -> TemplateResponse:
-        prefix = f"{ActionLocation.CHANGE_FORM.value}-"
-        field = f"{prefix}action" if f"{prefix}action" in request.POST else "action"
-        context = {
-            **self.admin_site.each_context(request),
-            "title": title,
-            "opts": self.opts,
-            "objects": [package],
-            "form": form,
-            "action": action,
-            "action_field": field,
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
-        }
-        return TemplateResponse(request, "admin/package_action.html", context)
