@@ -404,3 +404,30 @@ def test_the_purge_deletes_customers_unseen_for_the_retention_but_not_those_owed
     report = purge(apply=True)
     assert report.customers_deleted == 1
     assert set(Customer.objects.values_list("pk", flat=True)) == {owed.pk, recent.pk}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_kiosks_seeing_a_new_cpf_at_once_make_one_customer(tenant, cryo):
+    make_device(tenant, "Criocâmara", [cryo])
+    kiosks = 6
+    barrier = threading.Barrier(kiosks)
+    errors: list[Exception] = []
+
+    def buy() -> None:
+        try:
+            barrier.wait()
+            make_ticket(tenant, [cryo], cpf=CPF)
+        except Exception as error:  # noqa: BLE001 - any failure fails the test below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=buy) for _ in range(kiosks)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    customer = Customer.objects.get()
+    assert Ticket.objects.filter(customer=customer).count() == kiosks
