@@ -11,7 +11,7 @@ from django.db import transaction
 from equipment.destinations import file_path
 from equipment.models import Connection, Equipment, Kind, PrinterSettings
 from tenants.models import Membership, Role, Tenant
-from tickets.models import Extra, Service
+from tickets.models import Extra, Package, PackageKind, PackageService, Service
 
 SERVICES = [
     # name, prefix, price, minutes, description
@@ -21,6 +21,11 @@ SERVICES = [
     ("Sauna infravermelha", "S", "90.00", 25, "Sauna de infravermelho longo."),
 ]
 EXTRAS = [("Toalha", "5.00", 50), ("Água de coco", "8.00", 24)]
+PACKAGES = [
+    # name, kind, price, days, sessions per service (by prefix)
+    ("Crioterapia — 10 sessões", PackageKind.PACKAGE, "990.00", 90, {"C": 10}),
+    ("Plano mensal recuperação", PackageKind.MEMBERSHIP, "590.00", 30, {"C": 4, "B": 4}),
+]
 DEVICES = [
     # name, room, services it runs (by prefix)
     ("Criocâmara 1", "Sala 1", "C"),
@@ -67,6 +72,16 @@ class Command(BaseCommand):
             Extra.objects.get_or_create(
                 tenant=tenant, name=name, defaults={"price": Decimal(price), "stock": stock}
             )
+        for name, kind, price, days, sessions in PACKAGES:
+            package, _ = Package.objects.update_or_create(
+                tenant=tenant,
+                name=name,
+                defaults={"kind": kind, "price": Decimal(price), "validity_days": days},
+            )
+            for prefix, count in sessions.items():
+                PackageService.objects.update_or_create(
+                    package=package, service=by_prefix[prefix], defaults={"sessions": count}
+                )
         for name, room, prefixes in DEVICES:
             device, _ = Equipment.objects.update_or_create(
                 tenant=tenant,
