@@ -431,3 +431,34 @@ def test_two_kiosks_seeing_a_new_cpf_at_once_make_one_customer(tenant, cryo):
     assert errors == []
     customer = Customer.objects.get()
     assert Ticket.objects.filter(customer=customer).count() == kiosks
+
+
+# --- operators and paper ---------------------------------------------------------------------
+
+
+def test_the_panel_marks_a_line_paid_with_a_package_session(client, tenant, cryo, boots, alice):
+    from tests.test_panel import pick_station
+
+    device = make_device(tenant, "Crio 1", [cryo, boots])
+    with_sessions(tenant, [cryo])
+    pay(make_ticket(tenant, [cryo, boots], cpf=CPF, use_sessions=[cryo.pk]))
+    client.force_login(alice)
+    pick_station(client, tenant, device)
+    page = client.get(f"/t/{tenant.slug}/painel/").content.decode()
+    assert page.count('data-testid="package-badge"') == 1  # cryotherapy, not the boots
+    assert ">Pacote<" in page
+
+
+def test_the_printed_ticket_says_pacote_under_a_service_paid_with_a_session(tenant, cryo, boots):
+    from equipment.printing import render_ticket
+    from tests.fake_printer import decode_text
+    from tests.test_printing import make_printer
+    from tickets.printing import ticket_print_data
+
+    printer = make_printer(tenant)
+    with_sessions(tenant, [cryo])
+    ticket = make_ticket(tenant, [cryo, boots], cpf=CPF, use_sessions=[cryo.pk])
+    text = decode_text(render_ticket(ticket_print_data(ticket, printer.printer_settings), 32))
+    lines = [line.strip() for line in text.splitlines()]
+    assert lines[lines.index("Crioterapia") + 1] == "pacote"
+    assert "pacote" not in lines[lines.index("Bota de compressão") + 1]
