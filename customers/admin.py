@@ -48,7 +48,7 @@ COUNTER_CONSENT = "balcao"
 
 
 def sessions_of(package: CustomerPackage) -> str:
-    """"Crioterapia: 7/10": sessions left of those bought, per service."""
+    """ "Crioterapia: 7/10": sessions left of those bought, per service."""
     return ", ".join(f"{c.service}: {c.balance}/{c.granted}" for c in package.credits.all())
 
 
