@@ -30,10 +30,11 @@ from tenants.admin import (
     TenantScopedAdmin,
 )
 from tenants.br import clean_name, normalize_cpf, normalize_phone, visible_text
+from tenants.clock import local_time
 from tenants.errors import DomainError
 from tenants.models import Role
 from tickets import credits
-from tickets.admin import badge, document_digits, local_time, money
+from tickets.admin import badge, document_digits, money
 from tickets.models import (
     CreditEntry,
     CustomerPackage,
