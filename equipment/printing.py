@@ -161,12 +161,19 @@ class Page:
 
         try:
             with Image.open(path) as source:
-                image = source.convert("L")
+                # Transparent parts are paper, not black (a PNG logo's usual background).
+                rgba = source.convert("RGBA")
         except OSError:
             log.warning("logo %s cannot be read; printing the name instead", path)
             return False
+        image = Image.new("RGBA", rgba.size, "white")
+        image.alpha_composite(rgba)
+        image = image.convert("L")
         max_width = self.columns * 12  # 12 dots per column of font A
-        image.thumbnail((max_width, LOGO_MAX_HEIGHT))
+        image.thumbnail((max_width, LOGO_MAX_HEIGHT), Image.Resampling.LANCZOS)
+        # A thermal head has no grey: Floyd–Steinberg dithering keeps a logo's shades as dot
+        # density instead of a hard threshold that blackens or loses them.
+        image = image.convert("1", dither=Image.Dither.FLOYDSTEINBERG)
         self.p.set(align="center")
         self.p.image(image)
         return True

@@ -414,9 +414,21 @@ class SoftDeleteAdmin:
 # --- the models of this app ---------------------------------------------------------------
 
 
+class TenantForm(forms.ModelForm):
+    class Meta:
+        model = Tenant
+        fields = ["primary_colour", "accent_colour"]  # the admin adds its fieldsets' fields
+        # The browser's colour picker (and its hex field) instead of typing "#rrggbb".
+        widgets = {
+            "primary_colour": forms.TextInput(attrs={"type": "color"}),
+            "accent_colour": forms.TextInput(attrs={"type": "color"}),
+        }
+
+
 @admin.register(Tenant)
 class TenantAdmin(TenantScopedAdmin, SoftDeleteAdmin, SimpleHistoryAdmin):
     tenant_field = ""
+    form = TenantForm
     # Managers see their studio's settings; its administrators change them.
     edit_role = Role.ADMIN
     list_display = ["name", "slug", "timezone", "is_active", "is_deleted", "created_at"]
@@ -425,7 +437,18 @@ class TenantAdmin(TenantScopedAdmin, SoftDeleteAdmin, SimpleHistoryAdmin):
     prepopulated_fields = {"slug": ["name"]}
     actions = ["soft_delete", "restore"]
     fieldsets = [
-        (None, {"fields": ["name", "slug", "logo", "contact_email", "timezone", "is_active"]}),
+        (None, {"fields": ["name", "slug", "contact_email", "timezone", "is_active"]}),
+        (
+            _("Branding"),
+            {
+                "fields": ["logo", "primary_colour", "accent_colour", "welcome_image"],
+                "description": _(
+                    "Used on the kiosk, the TV, the phone page and the printed ticket. Text on "
+                    "your colours is black or white, whichever reads better; the accent written "
+                    "on the primary colour needs a contrast of at least 4.5:1."
+                ),
+            },
+        ),
         (_("Tickets"), {"fields": ["ticket_prefix", "payment_timeout_minutes", "expiry_hours"]}),
         (
             _("Queue policy"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 import zoneinfo
 
@@ -13,8 +14,15 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from tenants.clock import local_time
+from tenants.branding import DEFAULT_ACCENT, DEFAULT_PRIMARY, Palette, is_hex_colour
 from tenants.crypto import EncryptedCharField
 from tenants.history import HistoricalRecords
+from tenants.images import LOGO_SIZE, WELCOME_SIZE, shrink_upload, validate_image
+
+
+def validate_colour(value: str) -> None:
+    if not is_hex_colour(value):
+        raise ValidationError(_("Enter a colour as #rrggbb."))
 
 
 def validate_timezone(value: str) -> None:
@@ -35,7 +43,47 @@ class SoftDeleteQuerySet(models.QuerySet):
 class Tenant(models.Model):
     slug = models.SlugField(_("slug"), unique=True)
     name = models.CharField(_("name"), max_length=120)
-    logo = models.ImageField(_("logo"), upload_to="logos/", blank=True)
+    logo = models.ImageField(
+        _("logo"),
+        upload_to="logos/",
+        blank=True,
+        validators=[validate_image],
+        width_field="logo_width",
+        height_field="logo_height",
+        help_text=_("JPEG, PNG or WebP. Shown on the kiosk, the TV, the phone page and tickets."),
+    )
+    # Branding (tenants/branding.py derives every screen colour from these two). Database
+    # defaults too: code of the previous release still inserts tenants during a rollout.
+    primary_colour = models.CharField(
+        _("primary colour"),
+        max_length=7,
+        default=DEFAULT_PRIMARY,
+        db_default=DEFAULT_PRIMARY,
+        validators=[validate_colour],
+        help_text=_("Header and welcome screen of the kiosk, header and stage of the TV."),
+    )
+    accent_colour = models.CharField(
+        _("accent colour"),
+        max_length=7,
+        default=DEFAULT_ACCENT,
+        db_default=DEFAULT_ACCENT,
+        validators=[validate_colour],
+        help_text=_("Buttons, chosen services and the number called on the TV."),
+    )
+    welcome_image = models.ImageField(
+        _("welcome image"),
+        upload_to="welcome/",
+        blank=True,
+        validators=[validate_image],
+        width_field="welcome_image_width",
+        height_field="welcome_image_height",
+        help_text=_("Optional. Shown on the kiosk's welcome screen; JPEG, PNG or WebP."),
+    )
+    # Kept by the ImageFields on upload: <img> tags carry their size without opening the file.
+    logo_width = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    logo_height = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    welcome_image_width = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    welcome_image_height = models.PositiveIntegerField(null=True, blank=True, editable=False)
     contact_email = models.EmailField(_("contact e-mail"), blank=True)
     timezone = models.CharField(
         _("time zone"), max_length=64, default="America/Sao_Paulo", validators=[validate_timezone]
@@ -122,6 +170,37 @@ class Tenant(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        shrink_upload(self.logo, LOGO_SIZE)
+        shrink_upload(self.welcome_image, WELCOME_SIZE)
+        super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        if not (is_hex_colour(self.primary_colour) and is_hex_colour(self.accent_colour)):
+            return  # the field's own validator says so
+        failing = self.palette.failing()
+        if failing:
+            raise ValidationError(
+                {
+                    "accent_colour": [
+                        _(
+                            "Too little contrast: %(pair)s is %(ratio)s:1, at least %(minimum)s:1 "
+                            "is needed to be read. Choose a lighter or a darker colour."
+                        )
+                        % {
+                            "pair": pair.name,
+                            "ratio": formats.number_format(math.floor(pair.ratio * 100) / 100, 2),
+                            "minimum": formats.number_format(pair.minimum, 1),
+                        }
+                        for pair in failing
+                    ]
+                }
+            )
+
+    @property
+    def palette(self) -> Palette:
+        return Palette(self.primary_colour, self.accent_colour)
 
     @property
     def tzinfo(self) -> zoneinfo.ZoneInfo:

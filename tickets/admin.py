@@ -98,6 +98,7 @@ class ServiceAdmin(TenantScopedAdmin, SoftDeleteAdmin, SimpleHistoryAdmin):
         "tenant",
         "name",
         "description",
+        "picture",
         "price",
         "duration_minutes",
         "prefix",

@@ -21,6 +21,7 @@ from customers.models import Customer
 from tenants.br import mask_cpf, mask_phone
 from tenants.errors import InvalidTransition
 from tenants.history import HistoricalRecords
+from tenants.images import SERVICE_SIZE, shrink_upload, validate_image
 from tenants.models import SoftDeleteQuerySet, Tenant, TenantQuerySet
 
 money = {"max_digits": 10, "decimal_places": 2, "validators": [MinValueValidator(Decimal("0"))]}
@@ -38,6 +39,18 @@ class Service(models.Model):
     )
     name = models.CharField(_("name"), max_length=120)
     description = models.TextField(_("description"), blank=True)
+    picture = models.ImageField(
+        _("picture"),
+        upload_to="services/",
+        blank=True,
+        validators=[validate_image],
+        width_field="picture_width",
+        height_field="picture_height",
+        help_text=_("Optional; JPEG, PNG or WebP. Without one the kiosk draws an illustration."),
+    )
+    # Kept by the ImageField on upload: the kiosk's <img> carries its size without opening it.
+    picture_width = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    picture_height = models.PositiveIntegerField(null=True, blank=True, editable=False)
     price = models.DecimalField(_("price (R$)"), **money)
     duration_minutes = models.PositiveSmallIntegerField(
         _("expected duration (min)"), validators=[MinValueValidator(1)]
@@ -69,6 +82,10 @@ class Service(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        shrink_upload(self.picture, SERVICE_SIZE)
+        super().save(*args, **kwargs)
 
 
 class Extra(models.Model):

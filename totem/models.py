@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from equipment.models import Equipment, Kind
+from tenants.images import SLIDE_SIZE, shrink_upload, validate_image
 from tenants.models import Tenant, TenantQuerySet
 
 # Kinds of device a browser can be paired as.
@@ -105,37 +106,6 @@ class PairingCode(models.Model):
                 raise ValidationError({"equipment": _("Choose a device of this company/branch.")})
 
 
-# What a slide's picture may be: photos and flat artwork the TV's browser draws. No SVG (it
-# can carry script), nothing so large that a TV on Wi-Fi stalls loading it.
-SLIDE_IMAGE_FORMATS = {"JPEG": "JPEG", "PNG": "PNG", "WEBP": "WebP"}
-SLIDE_IMAGE_MAX_BYTES = 5 * 1024 * 1024
-SLIDE_IMAGE_MAX_SIDE = 4096
-
-
-def validate_slide_image(value) -> None:
-    """Refuses a slide picture that is too heavy, too large or not JPEG/PNG/WebP."""
-    from PIL import Image, UnidentifiedImageError
-
-    if value.size > SLIDE_IMAGE_MAX_BYTES:
-        raise ValidationError(
-            _("The image is larger than %(mb)d MB.") % {"mb": SLIDE_IMAGE_MAX_BYTES // 2**20}
-        )
-    position = value.tell() if hasattr(value, "tell") else 0
-    try:
-        value.seek(0)
-        with Image.open(value) as image:
-            kind, (width, height) = image.format, image.size
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
-        raise ValidationError(_("Upload a JPEG, PNG or WebP image.")) from error
-    finally:
-        value.seek(position)
-    if kind not in SLIDE_IMAGE_FORMATS:
-        raise ValidationError(_("Upload a JPEG, PNG or WebP image."))
-    if max(width, height) > SLIDE_IMAGE_MAX_SIDE:
-        message = _("The image is larger than %(side)d pixels on a side.")
-        raise ValidationError(message % {"side": SLIDE_IMAGE_MAX_SIDE})
-
-
 class DisplaySlide(models.Model):
     """A message or picture the TV shows between calls (signage): a promotion, the house rules.
 
@@ -150,7 +120,7 @@ class DisplaySlide(models.Model):
         _("image"),
         upload_to="display/",
         blank=True,
-        validators=[validate_slide_image],
+        validators=[validate_image],
         help_text=_("JPEG, PNG or WebP, up to 5 MB; 1920×1080 fills a landscape TV."),
     )
     order = models.PositiveSmallIntegerField(_("order"), default=0)
@@ -173,6 +143,10 @@ class DisplaySlide(models.Model):
 
     def __str__(self) -> str:
         return self.title or self.text[:40] or self.image.name
+
+    def save(self, *args, **kwargs) -> None:
+        shrink_upload(self.image, SLIDE_SIZE)
+        super().save(*args, **kwargs)
 
     def clean(self) -> None:
         if not (self.title.strip() or self.text.strip() or self.image):
