@@ -14,7 +14,8 @@ from io import BytesIO
 
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
-from django.db.models.fields.files import FieldFile
+from django.db import models
+from django.db.models.fields.files import ImageFieldFile
 from django.utils.translation import gettext as _
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -52,30 +53,51 @@ def validate_image(value) -> None:
         raise ValidationError(message % {"side": IMAGE_MAX_SIDE})
 
 
-def shrink_upload(field: FieldFile, size: tuple[int, int]) -> None:
-    """Before the model saves: a newly uploaded picture fitted inside `size`, re-encoded
-    (metadata and its GPS position dropped, camera rotation applied) under a content-hash name.
-
-    Does nothing to a file already stored (the model saved again) or to no file at all.
-    """
-    if not field or field._committed:
-        return
-    field.seek(0)
-    with Image.open(field) as source:
+def fitted(content, size: tuple[int, int]) -> tuple[bytes, str]:
+    """`content` (a validated picture) fitted inside `size`, re-encoded in its own format —
+    metadata and any GPS position dropped, a camera's rotation applied — and its extension."""
+    content.seek(0)
+    with Image.open(content) as source:
         kind = source.format if source.format in IMAGE_FORMATS else "PNG"
         image = ImageOps.exif_transpose(source)
         image.thumbnail(size, Image.Resampling.LANCZOS)
         if kind == "JPEG" and image.mode not in ("RGB", "L"):
             image = image.convert("RGB")
         out = BytesIO()
-        options = {
-            "JPEG": {"quality": 85, "optimize": True, "progressive": True},
-            "PNG": {"optimize": True},
-            "WEBP": {"quality": 85},
-        }[kind]
-        image.save(out, kind, **options)
-    content = out.getvalue()
-    stem = os.path.splitext(os.path.basename(field.name))[0][:40]
-    extension = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}[kind]
-    digest = hashlib.sha256(content).hexdigest()[:12]
-    field.save(f"{stem}-{digest}.{extension}", ContentFile(content), save=False)
+        image.save(out, kind, **ENCODING[kind])
+    return out.getvalue(), EXTENSIONS[kind]
+
+
+ENCODING = {
+    "JPEG": {"quality": 85, "optimize": True, "progressive": True},
+    "PNG": {"optimize": True},
+    "WEBP": {"quality": 85},
+}
+EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
+
+
+class PictureFieldFile(ImageFieldFile):
+    def save(self, name: str, content, save: bool = True) -> None:
+        # Every way a picture is stored passes here: an admin upload (ImageField.pre_save
+        # saves the uploaded file through this) and code calling `.save()` alike.
+        data, extension = fitted(content, self.field.max_size)
+        stem = os.path.splitext(os.path.basename(name))[0][:40] or "image"
+        digest = hashlib.sha256(data).hexdigest()[:12]
+        super().save(f"{stem}-{digest}.{extension}", ContentFile(data), save)
+
+
+class PictureField(models.ImageField):
+    """An ImageField for pictures a studio uploads: validated (`validate_image`) and fitted
+    inside `max_size` pixels when stored, under a name that changes with the content."""
+
+    attr_class = PictureFieldFile
+    default_validators = [*models.ImageField.default_validators, validate_image]
+
+    def __init__(self, *args, max_size: tuple[int, int] = (1920, 1920), **kwargs) -> None:
+        self.max_size = tuple(max_size)
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self):
+        name, path, args, kwargs = super().deconstruct()
+        kwargs["max_size"] = self.max_size
+        return name, path, args, kwargs

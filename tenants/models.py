@@ -17,7 +17,7 @@ from tenants.clock import local_time
 from tenants.branding import DEFAULT_ACCENT, DEFAULT_PRIMARY, Palette, is_hex_colour
 from tenants.crypto import EncryptedCharField
 from tenants.history import HistoricalRecords
-from tenants.images import LOGO_SIZE, WELCOME_SIZE, shrink_upload, validate_image
+from tenants.images import LOGO_SIZE, WELCOME_SIZE, PictureField
 
 
 def validate_colour(value: str) -> None:
@@ -43,11 +43,11 @@ class SoftDeleteQuerySet(models.QuerySet):
 class Tenant(models.Model):
     slug = models.SlugField(_("slug"), unique=True)
     name = models.CharField(_("name"), max_length=120)
-    logo = models.ImageField(
+    logo = PictureField(
         _("logo"),
         upload_to="logos/",
         blank=True,
-        validators=[validate_image],
+        max_size=LOGO_SIZE,
         width_field="logo_width",
         height_field="logo_height",
         help_text=_("JPEG, PNG or WebP. Shown on the kiosk, the TV, the phone page and tickets."),
@@ -70,11 +70,11 @@ class Tenant(models.Model):
         validators=[validate_colour],
         help_text=_("Buttons, chosen services and the number called on the TV."),
     )
-    welcome_image = models.ImageField(
+    welcome_image = PictureField(
         _("welcome image"),
         upload_to="welcome/",
         blank=True,
-        validators=[validate_image],
+        max_size=WELCOME_SIZE,
         width_field="welcome_image_width",
         height_field="welcome_image_height",
         help_text=_("Optional. Shown on the kiosk's welcome screen; JPEG, PNG or WebP."),
@@ -170,11 +170,6 @@ class Tenant(models.Model):
 
     def __str__(self) -> str:
         return self.name
-
-    def save(self, *args, **kwargs) -> None:
-        shrink_upload(self.logo, LOGO_SIZE)
-        shrink_upload(self.welcome_image, WELCOME_SIZE)
-        super().save(*args, **kwargs)
 
     def clean(self) -> None:
         if not (is_hex_colour(self.primary_colour) and is_hex_colour(self.accent_colour)):

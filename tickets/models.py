@@ -21,7 +21,7 @@ from customers.models import Customer
 from tenants.br import mask_cpf, mask_phone
 from tenants.errors import InvalidTransition
 from tenants.history import HistoricalRecords
-from tenants.images import SERVICE_SIZE, shrink_upload, validate_image
+from tenants.images import SERVICE_SIZE, PictureField
 from tenants.models import SoftDeleteQuerySet, Tenant, TenantQuerySet
 
 money = {"max_digits": 10, "decimal_places": 2, "validators": [MinValueValidator(Decimal("0"))]}
@@ -39,11 +39,11 @@ class Service(models.Model):
     )
     name = models.CharField(_("name"), max_length=120)
     description = models.TextField(_("description"), blank=True)
-    picture = models.ImageField(
+    picture = PictureField(
         _("picture"),
         upload_to="services/",
         blank=True,
-        validators=[validate_image],
+        max_size=SERVICE_SIZE,
         width_field="picture_width",
         height_field="picture_height",
         help_text=_("Optional; JPEG, PNG or WebP. Without one the kiosk draws an illustration."),
@@ -82,10 +82,6 @@ class Service(models.Model):
 
     def __str__(self) -> str:
         return self.name
-
-    def save(self, *args, **kwargs) -> None:
-        shrink_upload(self.picture, SERVICE_SIZE)
-        super().save(*args, **kwargs)
 
 
 class Extra(models.Model):

@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from equipment.models import Equipment, Kind
-from tenants.images import SLIDE_SIZE, shrink_upload, validate_image
+from tenants.images import SLIDE_SIZE, PictureField
 from tenants.models import Tenant, TenantQuerySet
 
 # Kinds of device a browser can be paired as.
@@ -116,11 +116,11 @@ class DisplaySlide(models.Model):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
     title = models.CharField(_("title"), max_length=80, blank=True)
     text = models.TextField(_("text"), max_length=280, blank=True)
-    image = models.ImageField(
+    image = PictureField(
         _("image"),
         upload_to="display/",
         blank=True,
-        validators=[validate_image],
+        max_size=SLIDE_SIZE,
         help_text=_("JPEG, PNG or WebP, up to 5 MB; 1920×1080 fills a landscape TV."),
     )
     order = models.PositiveSmallIntegerField(_("order"), default=0)
@@ -143,10 +143,6 @@ class DisplaySlide(models.Model):
 
     def __str__(self) -> str:
         return self.title or self.text[:40] or self.image.name
-
-    def save(self, *args, **kwargs) -> None:
-        shrink_upload(self.image, SLIDE_SIZE)
-        super().save(*args, **kwargs)
 
     def clean(self) -> None:
         if not (self.title.strip() or self.text.strip() or self.image):

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from io import BytesIO
 
 from django.contrib.auth import get_user_model
+from django.core.files.base import ContentFile
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from PIL import Image, ImageDraw, ImageFont
 
 from equipment.destinations import file_path
 from equipment.models import Connection, Equipment, Kind, PrinterSettings
@@ -20,6 +23,9 @@ SERVICES = [
     ("Massagem", "M", "150.00", 45, "Massagem relaxante ou desportiva."),
     ("Sauna infravermelha", "S", "90.00", 25, "Sauna de infravermelho longo."),
 ]
+# A spa's deep green and a warm yellow: the yellow reads 7.7:1 on the green, so the TV's
+# number is drawn in it too (tenants/branding.py).
+PRIMARY, ACCENT = "#1b4332", "#ffd166"
 EXTRAS = [("Toalha", "5.00", 50), ("Água de coco", "8.00", 24)]
 PACKAGES = [
     # name, kind, price, days, sessions per service (by prefix)
@@ -49,8 +55,18 @@ class Command(BaseCommand):
     @transaction.atomic
     def handle(self, *args, **options) -> None:
         tenant, created = Tenant.objects.update_or_create(
-            slug="demo", defaults={"name": "Studio Demo", "deleted_at": None, "is_active": True}
+            slug="demo",
+            defaults={
+                "name": "Studio Demo",
+                "deleted_at": None,
+                "is_active": True,
+                "primary_colour": PRIMARY,
+                "accent_colour": ACCENT,
+            },
         )
+        if not tenant.logo:  # drawn once: a logo a studio uploaded in admin stays
+            tenant.logo.save("studio-demo.png", ContentFile(demo_logo(tenant.name)), save=False)
+            tenant.save()
         by_prefix = {}
         for order, (name, prefix, price, minutes, description) in enumerate(SERVICES):
             service, _ = Service.objects.update_or_create(
@@ -137,3 +153,32 @@ class Command(BaseCommand):
                 f"Demo printer: tickets are appended to {file_path(printer_settings)} by "
                 f"run_printer_spooler."
             )
+
+
+def demo_logo(name: str, colour: str = PRIMARY, background: str = ACCENT) -> bytes:
+    """A PNG logo drawn here, so the demo looks branded without a picture in the repository:
+    a leaf and the studio's name in `colour` on a rounded `background` badge (opaque, so it
+    reads on the kiosk's header and prints dark on a ticket)."""
+    width, height = 720, 200
+    image = Image.new("RGBA", (width, height), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    draw.rounded_rectangle((0, 0, width - 1, height - 1), radius=48, fill=background)
+    # The leaf: two quadratic curves from stem to tip, and its vein.
+    stem, tip = (50, 170), (190, 30)
+
+    def curve(control: tuple[int, int]) -> list[tuple[float, float]]:
+        return [
+            (
+                (1 - t) ** 2 * stem[0] + 2 * (1 - t) * t * control[0] + t**2 * tip[0],
+                (1 - t) ** 2 * stem[1] + 2 * (1 - t) * t * control[1] + t**2 * tip[1],
+            )
+            for t in (i / 24 for i in range(25))
+        ]
+
+    draw.polygon(curve((40, 30)) + curve((190, 170))[::-1], fill=colour)
+    draw.line((stem, (150, 70)), fill=background, width=7)
+    font = ImageFont.load_default(size=76)
+    draw.text((224, height // 2), name, font=font, fill=colour, anchor="lm")
+    out = BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
