@@ -568,3 +568,54 @@ def test_print_again_from_admin_reprints_a_failed_ticket(client, tenant, cryo, b
     ticket.refresh_from_db()
     assert (ticket.status, ticket.print_attempts) == (T.PRINTING, 2)
     assert ticket.history.first().history_user == bob
+
+
+def raster_of(paper: bytes) -> tuple[int, int, bytes]:
+    """The first GS v 0 raster image in `paper`: width in dots, height, and its bitmap
+    (ESC/POS: GS v 0 m xL xH yL yH d1…dk, k = (xL + xH·256) × (yL + yH·256), 1 = black dot)."""
+    start = paper.index(b"\x1dv0")
+    width_bytes = paper[start + 4] + paper[start + 5] * 256
+    height = paper[start + 6] + paper[start + 7] * 256
+    bitmap = paper[start + 8 : start + 8 + width_bytes * height]
+    assert len(bitmap) == width_bytes * height
+    return width_bytes * 8, height, bitmap
+
+
+def black_share(bitmap: bytes, width: int, first_dot: int, last_dot: int) -> float:
+    """The share of black dots between two columns (in bytes of 8 dots) over every row."""
+    row = width // 8
+    chunk = [
+        bitmap[r * row + first_dot // 8 : r * row + last_dot // 8]
+        for r in range(len(bitmap) // row)
+    ]
+    dots = sum(bin(byte).count("1") for part in chunk for byte in part)
+    return dots / (len(chunk) * (last_dot - first_dot))
+
+
+def test_the_logo_prints_as_a_dithered_raster_the_width_of_the_paper(
+    tenant, cryo, settings, tmp_path
+):
+    from django.core.files.base import ContentFile
+    from PIL import Image, ImageDraw
+
+    settings.MEDIA_ROOT = tmp_path
+    # Black, mid-grey and transparent thirds: black dots, about half the dots, no dots.
+    image = Image.new("RGBA", (960, 240), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((0, 0, 319, 239), fill=(0, 0, 0, 255))
+    draw.rectangle((320, 0, 639, 239), fill=(128, 128, 128, 255))
+    image_bytes = BytesIO()
+    image.save(image_bytes, "PNG")
+    tenant.logo.save("logo.png", ContentFile(image_bytes.getvalue()))
+    printer = make_printer(tenant, print_logo=True)
+
+    paper = render_ticket(
+        ticket_print_data(make_ticket(tenant, [cryo]), printer.printer_settings), 48
+    )
+
+    width, height, bitmap = raster_of(paper)
+    assert width == 48 * 12  # 576 dots: the whole 80 mm line
+    assert height == 144  # the logo's proportions kept
+    assert black_share(bitmap, width, 0, 192) > 0.98
+    assert 0.3 < black_share(bitmap, width, 200, 376) < 0.7  # grey is dithered, not thresholded
+    assert black_share(bitmap, width, 392, 576) < 0.02  # transparency prints as paper
