@@ -33,6 +33,8 @@ SERVICE_SIZE = (800, 600)
 
 def validate_image(value) -> None:
     """Refuses a picture that is too heavy, too large or not JPEG/PNG/WebP."""
+    if getattr(value, "_committed", False):
+        return  # already stored, so checked when it was uploaded (a form saved again)
     if value.size > IMAGE_MAX_BYTES:
         raise ValidationError(
             _("The image is larger than %(mb)d MB.") % {"mb": IMAGE_MAX_BYTES // 2**20}

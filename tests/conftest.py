@@ -198,6 +198,13 @@ def _fresh_cache():
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _media_in_tmp(settings, tmp_path_factory):
+    # Uploads (logos, the demo's drawn logo, pictures) go to a folder of this run, never to
+    # the checkout's var/media. Tests that serve them from Daphne set their own folder.
+    settings.MEDIA_ROOT = tmp_path_factory.getbasetemp() / "media"
+
+
 @pytest.fixture
 def printers_on_loopback(settings):
     """The platform lets tenants print on 127.0.0.1, on any unprivileged port: where the fake

@@ -156,14 +156,14 @@ def test_an_uploaded_logo_and_welcome_image_are_shrunk_and_renamed_by_content(
     dave_client, tenant, settings, tmp_path
 ):
     settings.MEDIA_ROOT = tmp_path
-    url = reverse("admin:tenants_tenant_change", args=[tenant.pk])
-    form = dave_client.get(url).context["adminform"].form
-    data = {n: form.initial.get(n, f.initial) for n, f in form.fields.items()}
-    data = {n: v for n, v in data.items() if v is not None and n not in ("logo", "welcome_image")}
-    data["logo"] = picture((3000, 1000), "PNG", "logo.png")
-    data["welcome_image"] = picture((4000, 3000))
+    response = post_tenant(
+        dave_client,
+        tenant,
+        logo=picture((3000, 1000), "PNG", "logo.png"),
+        welcome_image=picture((4000, 3000)),
+    )
 
-    assert dave_client.post(url, data).status_code == 302
+    assert response.status_code == 302
 
     tenant.refresh_from_db()
     assert (tenant.logo_width, tenant.logo_height) == (800, 267)
@@ -172,6 +172,20 @@ def test_an_uploaded_logo_and_welcome_image_are_shrunk_and_renamed_by_content(
     with Image.open(tenant.welcome_image.path) as welcome:
         assert max(welcome.size) == 1920 and welcome.format == "JPEG"
     assert tenant.logo.name.startswith("logos/logo-") and tenant.logo.name.endswith(".png")
+
+
+def test_a_tenant_with_pictures_is_saved_again_without_uploading_them_again(
+    dave_client, tenant, settings, tmp_path
+):
+    settings.MEDIA_ROOT = tmp_path
+    tenant.logo.save("logo.png", picture((400, 200), "PNG", "logo.png"))
+    stored = tenant.logo.name
+
+    response = post_tenant(dave_client, tenant, name="Studio Alfa Centro")
+
+    assert response.status_code == 302
+    tenant.refresh_from_db()
+    assert (tenant.name, tenant.logo.name) == ("Studio Alfa Centro", stored)
 
 
 def test_a_gif_logo_is_refused_by_the_shared_validator(tenant):

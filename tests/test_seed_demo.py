@@ -10,10 +10,16 @@ from tickets.models import Extra, Service
 
 def test_seed_demo_builds_the_demo_studio_and_can_run_twice(db):
     call_command("seed_demo")
+    logo = Tenant.objects.get(slug="demo").logo.name
     Extra.objects.filter(name="Toalha").update(stock=3)  # some were sold
     call_command("seed_demo")
     tenant = Tenant.objects.get(slug="demo")
     assert tenant.name == "Studio Demo"
+    # Branded: its colours pass the admin's contrast check, its logo drawn once.
+    assert (tenant.primary_colour, tenant.accent_colour) == ("#1b4332", "#ffd166")
+    tenant.full_clean()
+    assert tenant.logo.name == logo and logo.startswith("logos/studio-demo-")
+    assert (tenant.logo_width, tenant.logo_height) == (720, 200)
     assert sorted(Service.objects.for_tenant(tenant).values_list("name", flat=True)) == [
         "Bota de compressão",
         "Crioterapia",
