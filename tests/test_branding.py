@@ -202,3 +202,45 @@ def test_a_manager_cannot_change_the_colours(client, bob, tenant):
     url = reverse("admin:tenants_tenant_change", args=[tenant.pk])
     assert client.post(url, {"accent_colour": "#000000"}).status_code == 403
     assert Membership.objects.get(user=bob).role == Role.MANAGER
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("Crioterapia de corpo inteiro", "cold"),
+        ("Banheira de gelo", "cold"),
+        ("Bota de compressão", "boots"),
+        ("Pressoterapia", "boots"),
+        ("Sauna infravermelha", "heat"),
+        ("Massagem relaxante", "massage"),
+        ("Liberação miofascial", "massage"),
+        ("Avaliação física", "generic"),
+    ],
+)
+def test_a_service_without_a_picture_gets_a_drawing_chosen_by_its_name(name, kind):
+    from totem.templatetags.service_art import illustration_for
+
+    assert illustration_for(name) == kind
+
+
+def test_the_service_card_draws_the_picture_with_its_size_or_the_drawing(
+    tenant, settings, tmp_path
+):
+    from django.template import Context, Template
+
+    from tests.conftest import make_service
+    from tickets.models import Service
+
+    settings.MEDIA_ROOT = tmp_path
+    sauna = make_service(tenant, "Sauna", "S")
+    boots = make_service(tenant, "Botas", "B")
+    boots.picture.save("botas.jpg", picture((1600, 1600)))
+    boots = Service.objects.get(pk=boots.pk)  # as a view reads it
+    template = Template("{% load service_art %}{% service_picture service position %}")
+
+    drawn = template.render(Context({"service": sauna, "position": 1}))
+    assert 'data-art="heat"' in drawn and "<img" not in drawn
+    first = template.render(Context({"service": boots, "position": 1}))
+    assert 'width="600" height="600"' in first and 'loading="lazy"' not in first
+    fifth = template.render(Context({"service": boots, "position": 5}))
+    assert 'loading="lazy"' in fifth  # below the first screen
