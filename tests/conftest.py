@@ -199,10 +199,12 @@ def _fresh_cache():
 
 
 @pytest.fixture(autouse=True)
-def _media_in_tmp(settings, tmp_path_factory):
-    # Uploads (logos, the demo's drawn logo, pictures) go to a folder of this run, never to
-    # the checkout's var/media. Tests that serve them from Daphne set their own folder.
-    settings.MEDIA_ROOT = tmp_path_factory.getbasetemp() / "media"
+def _media_in_tmp(settings):
+    # Uploads (logos, the demo's drawn logo, pictures) go to a folder of this run that the
+    # test Daphnes serve too, never to the checkout's var/media.
+    from tests.daphne_server import MEDIA_ROOT
+
+    settings.MEDIA_ROOT = MEDIA_ROOT
 
 
 @pytest.fixture

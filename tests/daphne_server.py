@@ -113,6 +113,11 @@ class DaphneProcess:
         Path(self.log.name).unlink(missing_ok=True)
 
 
+# Where every test (tests/conftest.py) and every test Daphne keep uploads: one folder of this
+# run, so a picture a test stores is the one its Daphne serves, and none lands in var/media.
+MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="totem-test-media-"))
+
+
 def server_env(**overrides: str) -> dict[str, str]:
     """The environment of a test Daphne: this run's, with `overrides` (DATABASE_URL, …)."""
     return {
@@ -125,6 +130,7 @@ def server_env(**overrides: str) -> dict[str, str]:
         "CONN_MAX_AGE": "0",
         # No spooler or worker of its own (config/background.py) unless a test asks for one.
         "RUN_WORKERS_IN_WEB": "false",
+        "MEDIA_ROOT": str(MEDIA_ROOT),
         **overrides,
     }
 

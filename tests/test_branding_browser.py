@@ -36,16 +36,12 @@ pytestmark = [
 
 # Strong colours a studio might pick: yellow and a deep blue (8.1:1 on each other).
 YELLOW, BLUE = "rgb(255, 212, 0)", "rgb(0, 51, 160)"
-MEDIA = Path(tempfile.mkdtemp(prefix="branding-media-"))
 SHOTS = Path(tempfile.mkdtemp(prefix="branding-shots-"))
 print(f"\nbranding screenshots: {SHOTS}")
 
 
-@pytest.fixture(scope="module")
-def daphne(django_db_setup, django_db_blocker):
-    """Daphne serving the uploads this test makes (DEBUG serves /media/ from MEDIA_ROOT)."""
-    for servers in daphne_server.serve(1, django_db_blocker, extra_env={"MEDIA_ROOT": str(MEDIA)}):
-        yield servers[0].address
+# Serves /media/ (DEBUG) from the folder this run's tests store uploads in.
+daphne = daphne_server.daphne
 
 
 def photo(size: tuple[int, int]) -> ContentFile:
@@ -58,8 +54,7 @@ def photo(size: tuple[int, int]) -> ContentFile:
 
 
 @pytest.fixture
-def studio(tenant, settings, cryo, boots):
-    settings.MEDIA_ROOT = MEDIA
+def studio(tenant, cryo, boots):
     tenant.primary_colour, tenant.accent_colour = "#ffd400", "#0033a0"
     logo = ContentFile(demo_logo(tenant.name, "#0033a0", "#ffffff"))
     tenant.logo.save("logo.png", logo, save=False)
