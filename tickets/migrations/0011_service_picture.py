@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tickets', '0009_line_expired'),
+        ('tickets', '0010_packages_and_customers'),
     ]
 
     operations = [

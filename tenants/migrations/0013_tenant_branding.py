@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tenants', '0011_audit_label'),
+        ('tenants', '0012_missed_sessions_and_package_audit'),
     ]
 
     operations = [
