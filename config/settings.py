@@ -87,6 +87,9 @@ INSTALLED_APPS = [
     "totem",
     "panel",
     "ops",
+    # Its Swagger UI's files come from static, not a CDN (the CSP allows only 'self').
+    "ninja",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -103,6 +106,7 @@ MIDDLEWARE = [
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    "api.middleware.ApiRequestLogMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -370,6 +374,8 @@ if not 0 <= KIOSK_PERSONAL_WARNING_SECONDS < KIOSK_PERSONAL_IDLE_SECONDS:
 KIOSK_DONE_SECONDS = env.int("KIOSK_DONE_SECONDS", default=40)
 KIOSK_ERROR_SECONDS = env.int("KIOSK_ERROR_SECONDS", default=15)
 KIOSK_REQUESTS_PER_MINUTE = env.int("KIOSK_REQUESTS_PER_MINUTE", default=300)
+# Requests per minute per API key (api/auth.py); past it, 429 with Retry-After.
+API_REQUESTS_PER_MINUTE = env.int("API_REQUESTS_PER_MINUTE", default=120)
 # How often a PIX or card screen re-reads its payment on its own: the fallback while its
 # ticket's socket is down (an event makes it re-read at once).
 KIOSK_PAYMENT_POLL_SECONDS = env.int("KIOSK_PAYMENT_POLL_SECONDS", default=15)

@@ -5,6 +5,7 @@ from django.contrib.auth.views import LoginView
 from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
 
+from api.views import api
 from ops import metrics as ops_metrics
 from panel import views as panel_views
 from tenants.throttle import ThrottledAdminAuthenticationForm, ThrottledAuthenticationForm
@@ -15,6 +16,7 @@ admin.site.site_title = _("Totem")
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/v1/", api.urls),
     path(
         "accounts/login/",
         LoginView.as_view(authentication_form=ThrottledAuthenticationForm),

@@ -20,6 +20,7 @@ APPS = (
     "totem",
     "panel",
     "ops",
+    "api",
     "config",
 )
 
@@ -36,6 +37,9 @@ BELOW = {
 # Entry points: what a person or a process drives (admin, views, sockets, commands, the
 # spooler's loop). They are the top layer whatever app they live in.
 ENTRY_POINTS = ("admin", "admin_printing", "spooler", "management")
+# Screens and the back office sit above the domain, side by side: none imports another
+# (only `config`, which wires them into URLs, routing and the worker, knows them all).
+SCREENS = {"totem", "panel", "ops", "api"}
 
 
 def project_modules() -> dict[str, Path]:
@@ -93,6 +97,17 @@ def test_domain_modules_import_only_the_apps_below_them():
             other = target.split(".")[0]
             if other != app and other not in BELOW[app]:
                 arrows.append(f"{module} -> {target}")
+    assert arrows == []
+
+
+def test_screens_import_no_other_screen():
+    arrows = [
+        f"{module} -> {target}"
+        for module, targets in graph().items()
+        for target in targets
+        if target.split(".")[0] in SCREENS
+        and module.split(".")[0] not in ("config", target.split(".")[0])
+    ]
     assert arrows == []
 
 

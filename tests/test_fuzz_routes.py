@@ -78,6 +78,7 @@ VALID = {
     "action": lambda world, name: ACTIONS[name],
     "uidb64": lambda world, name: "MQ",  # Django's password reset, user 1
     "member_id": lambda world, name: Membership.objects.filter(tenant=world["tenant"]).first().pk,
+    "equipment_id": lambda world, name: world["station"].pk,
 }
 # The admin is Django's, tested there; fuzzed here: the way in, and changelists with their
 # search, page, ordering and filters (a filter on a text column with a NUL was a 500). The
@@ -231,6 +232,7 @@ def world(tenant, cryo, boots, alice, bob, dave, settings) -> dict:
         "ticket": paid,
         "line": queued.lines.first(),
         "session": start_payment(make_ticket(tenant, [cryo]), "cash"),
+        "station": station,
         "client": client,
         "socket_cookies": {
             "display": cookies["display"],

@@ -40,6 +40,8 @@ PUBLIC = {
     "kiosk_welcome": "an unpaired browser sees only the pairing screen",
     "kiosk_pair": "takes a one-time pairing code",
     "kiosk_error": "a friendly error screen, no data",
+    "openapi-json": "the API's description (routes and schemas): no studio's data",
+    "openapi-view": "Swagger UI over that description",
 }
 # Routes that need more than the operator role.
 MANAGER_ONLY_PREFIXES = ("ops_",)
