@@ -12,9 +12,10 @@ from decimal import Decimal
 from typing import Annotated, Literal
 
 from ninja import Field, Schema
+from pydantic import model_validator
 
 from equipment.models import Equipment
-from payments.models import PaymentSession
+from payments.models import Method, PaymentSession
 from tenants.models import Tenant
 from tickets.models import Extra, Priority, Service, TicketLine
 from tickets.queue import LinePlace, ServiceStats, estimate_wait_minutes, wait_level
@@ -174,6 +175,23 @@ class CustomerIn(Schema):
     phone: str = Field("", max_length=30)
 
 
+class PaymentIn(Schema):
+    """How the ticket is paid: `counter` (cash, confirmed there with confirm_cash) or `paid`
+    elsewhere (the integration's own checkout), with its method and reference."""
+
+    type: Literal["counter", "paid"] = "counter"
+    method: Method | None = Field(None, description="For paid: how it was paid.")
+    reference: str = Field(
+        "", max_length=64, description="For paid: the payment's id in your system (unique)."
+    )
+
+    @model_validator(mode="after")
+    def paid_says_how(self) -> PaymentIn:
+        if self.type == "paid" and (self.method is None or not self.reference.strip()):
+            raise ValueError("a paid ticket needs its payment's method and reference")
+        return self
+
+
 class TicketIn(Schema):
     services: list[Id] = Field(..., min_length=1, max_length=20)
     extras: list[ExtraWanted] = Field([], max_length=50)
@@ -182,9 +200,7 @@ class TicketIn(Schema):
     consent_version: str = Field(
         ..., min_length=1, max_length=20, description="The privacy terms the customer accepted."
     )
-    payment: Literal["counter"] = Field(
-        "counter", description="counter: the customer pays cash at the counter (confirm_cash)."
-    )
+    payment: PaymentIn = PaymentIn()
 
 
 class CancelIn(Schema):

@@ -6,8 +6,8 @@ screens make (tickets.issuing, tickets.queue, payments.sessions); the tenant is 
 key's, and every object is looked up in it, so another tenant's id is a 404.
 
 A key acts as no person: what it does is in the API request log (api.models.ApiRequest)
-under its name. The one exception is confirming cash, which the domain records as
-received by someone: the key's creator answers for it.
+under its name. The exceptions are the payments (cash received, paid elsewhere), which the
+domain records and audits as confirmed by someone: the key's creator answers for them.
 """
 
 from __future__ import annotations
@@ -217,9 +217,10 @@ def create_ticket(
     request: HttpRequest, payload: TicketIn, idempotency_key: str = IdempotencyKey
 ) -> HttpResponse:
     """Sell a ticket, as the kiosk does (for a booking made elsewhere): its services each
-    join their own queue once it is paid. `payment: counter` opens a cash payment that the
-    counter confirms (`POST /payments/{id}/confirm_cash`); a ticket with nothing to pay goes
-    straight to the queue."""
+    join their own queue once it is paid. `payment.type`: `counter` opens a cash payment
+    that the counter confirms (`POST /payments/{id}/confirm_cash`); `paid` records a payment
+    your checkout took (method and reference) and the ticket joins the queues at once. A
+    ticket with nothing to pay goes straight to the queues."""
     tenant = tenant_of(request)
 
     def run():
@@ -238,6 +239,13 @@ def create_ticket(
         )
         if ticket.total == 0:
             sessions.issue_free_ticket(ticket)
+        elif payload.payment.type == "paid":
+            sessions.record_paid_elsewhere(
+                ticket,
+                method=payload.payment.method,
+                reference=payload.payment.reference,
+                user=request.auth.created_by,
+            )
         else:
             sessions.start_payment(ticket, Method.CASH)
         return 201, _ticket(tenant, ticket.pk)

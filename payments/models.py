@@ -37,6 +37,8 @@ class Provider(models.TextChoices):
     MERCADOPAGO = "mercadopago", _("MercadoPago")
     PIX_STATIC = "pix_static", _("Static PIX (confirmed by an operator)")
     MANUAL = "manual", _("Cash at the counter")
+    # An integration's own checkout (the API's "paid elsewhere"): payments/providers/external.py.
+    EXTERNAL = "external", _("Paid elsewhere (integration)")
 
 
 class PointApi(models.TextChoices):

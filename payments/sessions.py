@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ObjectDoesNotExist
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -476,6 +476,45 @@ def confirm_cash(tenant: Tenant, session_id: int, user, amount_received) -> Paym
             confirmed_by=user,
             amount_received=received,
         )
+    return session
+
+
+def record_paid_elsewhere(ticket: Ticket, *, method: str, reference: str, user) -> PaymentSession:
+    """An integration took the money in its own checkout (a booking paid online): a session
+    born paid with the integration's `reference`, the ticket on to the queue, a receipt,
+    audited under `user` (who answers for the integration). A reference pays one ticket
+    only (the index on provider and external id), so a replayed booking cannot pay twice.
+    """
+    if method not in Method.values:
+        raise PaymentError(_("Unknown payment method."))
+    reference = (reference or "").strip()
+    if not reference or len(reference) > 64:
+        raise PaymentError(_("Give the payment's reference (up to 64 characters)."))
+    with transaction.atomic():
+        ticket = queue.lock_ticket(ticket.tenant, ticket.pk)
+        if ticket.status != T.PENDING_PAYMENT:
+            raise PaymentError(
+                _("Ticket %(number)s is %(status)s; it no longer awaits payment.")
+                % {"number": ticket.number, "status": ticket.get_status_display().lower()}
+            )
+        try:
+            with transaction.atomic():
+                session = PaymentSession.objects.create(
+                    tenant=ticket.tenant,
+                    ticket=ticket,
+                    method=method,
+                    provider=Provider.EXTERNAL,
+                    amount=ticket.total,
+                    external_id=reference,
+                    expires_at=timezone.now(),
+                )
+        except IntegrityError:
+            raise PaymentError(
+                _("The payment %(reference)s already paid another ticket.")
+                % {"reference": reference}
+            ) from None
+        session.ticket = ticket
+        _confirm(ticket, session, user=user, reason=_("paid elsewhere"))
     return session
 
 

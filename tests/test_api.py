@@ -508,3 +508,25 @@ def test_times_carry_the_offset_of_the_studios_zone(studio, everything):
     studio["tenant"].save()
     ticket = everything.post("/tickets", _sale(studio)).json()
     assert ticket["created_at"].endswith("-04:00")
+
+
+def test_a_ticket_paid_elsewhere_joins_the_queues_at_once_and_its_payment_pays_once(
+    studio, everything, dave
+):
+    paid = {"type": "paid", "method": "pix", "reference": "booking-981"}
+    sold = everything.post("/tickets", {**_sale(studio), "payment": paid})
+    assert sold.status_code == 201, sold.content
+    ticket = sold.json()
+    assert ticket["status"] == TicketStatus.IN_QUEUE
+    payment = everything.get(f"/payments/{ticket['payments'][0]['id']}").json()
+    assert (payment["status"], payment["method"], payment["provider"]) == (
+        "paid",
+        "pix",
+        "external",
+    )
+    assert AuditLog.objects.filter(action=AuditAction.PAYMENT_CONFIRMED, user=dave).exists()
+    again = everything.post("/tickets", {**_sale(studio), "payment": paid})
+    assert again.status_code == 409 and "booking-981" in again.json()["detail"]
+    assert Ticket.objects.count() == 1  # the refused sale left no ticket behind
+    vague = everything.post("/tickets", {**_sale(studio), "payment": {"type": "paid"}})
+    assert vague.status_code == 422

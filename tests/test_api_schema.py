@@ -5,8 +5,11 @@ headers, body). Bounded: a few examples per operation, well under a minute in al
 
 from __future__ import annotations
 
+import pytest
 import schemathesis
+from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
@@ -29,7 +32,19 @@ CONFIG = SchemathesisConfig.from_dict(
 schema = schemathesis.openapi.from_wsgi(
     "/api/v1/openapi.json", get_wsgi_application(), config=CONFIG
 )
-EXAMPLES = 25
+EXAMPLES = 10
+
+
+@pytest.fixture(autouse=True)
+def _one_connection():
+    """Django's handler closes old connections as each request starts and ends; the test's
+    connection holds the test's transaction (and, on PostgreSQL, would be closed under it).
+    Django's own test client unhooks the same signals."""
+    for signal in (request_started, request_finished):
+        signal.disconnect(close_old_connections)
+    yield
+    for signal in (request_started, request_finished):
+        signal.connect(close_old_connections)
 
 
 @schema.parametrize()

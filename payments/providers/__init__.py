@@ -11,6 +11,7 @@ from payments.providers.base import (
     RemotePayment,
 )
 from payments.providers.cash import CashProvider
+from payments.providers.external import ExternalProvider
 from payments.providers.mercadopago_orders import MercadoPagoOrdersProvider
 from payments.providers.pix_static import StaticPixProvider
 
@@ -19,6 +20,7 @@ REGISTRY: dict[str, type[PaymentProvider]] = {
     Provider.MERCADOPAGO: MercadoPagoOrdersProvider,
     Provider.PIX_STATIC: StaticPixProvider,
     Provider.MANUAL: CashProvider,
+    Provider.EXTERNAL: ExternalProvider,
 }
 
 __all__ = [
