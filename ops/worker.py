@@ -105,6 +105,14 @@ JOBS = (
         at=time(3, 30),
         lease=timedelta(hours=6),
     ),
+    # The API's idempotency replies (a day) and request log (as the audit log), at night.
+    Job(
+        "purge_api_records",
+        ("purge_api_records",),
+        every=timedelta(days=1),
+        at=time(3, 45),
+        lease=timedelta(hours=1),
+    ),
 )
 
 

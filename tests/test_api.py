@@ -530,3 +530,23 @@ def test_a_ticket_paid_elsewhere_joins_the_queues_at_once_and_its_payment_pays_o
     assert Ticket.objects.count() == 1  # the refused sale left no ticket behind
     vague = everything.post("/tickets", {**_sale(studio), "payment": {"type": "paid"}})
     assert vague.status_code == 422
+
+
+def test_replies_are_forgotten_after_a_day_and_the_log_after_the_audits_retention(
+    studio, everything
+):
+    from datetime import timedelta
+
+    from api.management.commands.purge_api_records import purge
+
+    everything.post("/tickets", _sale(studio), idempotency_key="old")
+    everything.post("/tickets", _sale(studio), idempotency_key="new")
+    IdempotentReply.objects.filter(key="old").update(
+        created_at=timezone.now() - timedelta(hours=25)
+    )
+    ApiRequest.objects.filter(idempotency_key="old").update(
+        created_at=timezone.now() - timedelta(days=181)
+    )
+    assert purge() == (1, 1)
+    assert list(IdempotentReply.objects.values_list("key", flat=True)) == ["new"]
+    assert purge() == (0, 0)
