@@ -80,9 +80,11 @@ def problem(request: HttpRequest, code: str, detail: str, errors: list[dict] | N
 
 def response(body: dict, status: int) -> HttpResponse:
     """A JSON answer: a problem document gets its own media type."""
-    content_type = CONTENT_TYPE if status >= 400 else "application/json"
+    content_type = (CONTENT_TYPE if status >= 400 else "application/json") + "; charset=utf-8"
     return HttpResponse(
-        json.dumps(body, cls=DjangoJSONEncoder), status=status, content_type=content_type
+        json.dumps(body, cls=DjangoJSONEncoder, ensure_ascii=False),
+        status=status,
+        content_type=content_type,
     )
 
 

@@ -18,6 +18,7 @@ from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from ninja import NinjaAPI, Query
+from ninja.renderers import JSONRenderer
 
 from api import problems
 from api.auth import KeyAuth, KeyThrottle
@@ -89,6 +90,11 @@ class TotemApi(NinjaAPI):
         return schema
 
 
+class Utf8Renderer(JSONRenderer):
+    # "Câmara", not "C\u00e2mara": the body is UTF-8 (Content-Type says so), and people read it.
+    json_dumps_params = {"ensure_ascii": False}
+
+
 api = TotemApi(
     title="Totem API",
     version="1",
@@ -99,6 +105,7 @@ api = TotemApi(
     ),
     urls_namespace="api-v1",
     throttle=[KeyThrottle()],
+    renderer=Utf8Renderer(),
 )
 problems.install(api)
 
