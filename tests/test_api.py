@@ -550,3 +550,16 @@ def test_replies_are_forgotten_after_a_day_and_the_log_after_the_audits_retentio
     assert purge() == (1, 1)
     assert list(IdempotentReply.objects.values_list("key", flat=True)) == ["new"]
     assert purge() == (0, 0)
+
+
+def test_a_flood_of_wrong_keys_from_one_address_is_turned_away_before_any_lookup(
+    studio, dave, django_assert_num_queries
+):
+    from api.auth import FAILURES_PER_MINUTE
+
+    wrong = Integrator("tk_000000000000_" + "0" * 64)
+    for _ in range(FAILURES_PER_MINUTE):
+        assert wrong.get("/services").status_code == 401
+    right = Integrator(make_key(studio["tenant"], dave))
+    with django_assert_num_queries(0):
+        assert right.get("/services").status_code == 401  # from the same address
