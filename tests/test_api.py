@@ -563,3 +563,13 @@ def test_a_flood_of_wrong_keys_from_one_address_is_turned_away_before_any_lookup
     right = Integrator(make_key(studio["tenant"], dave))
     with django_assert_num_queries(0):
         assert right.get("/services").status_code == 401  # from the same address
+
+
+def test_a_payment_made_elsewhere_is_refunded_by_hand_like_cash(studio, everything, bob):
+    from payments.sessions import refund
+
+    paid = {"type": "paid", "method": "card", "reference": "booking-77"}
+    ticket = everything.post("/tickets", {**_sale(studio), "payment": paid}).json()
+    session = refund(studio["tenant"], ticket["payments"][0]["id"], bob, "booking cancelled")
+    assert session.status == "refunded" and session.refund_external_id == ""
+    assert everything.get(f"/tickets/{ticket['id']}").json()["status"] == TicketStatus.CANCELLED
