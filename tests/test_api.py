@@ -295,6 +295,10 @@ def test_an_administrator_makes_a_key_in_admin_sees_it_once_and_revokes_it(studi
     assert secret not in admin.get(f"/admin/api/apikey/{key.pk}/change/").content.decode()
     assert Integrator(secret).get("/services").status_code == 200
     assert AuditLog.objects.filter(action=AuditAction.API_KEY_CREATED, entity_id=key.pk).exists()
+    log = admin.get("/admin/api/apirequest/")
+    assert log.status_code == 200 and "/api/v1/services" in log.content.decode()
+    entry = ApiRequest.objects.get()
+    assert admin.get(f"/admin/api/apirequest/{entry.pk}/change/").status_code == 200
 
     admin.post("/admin/api/apikey/", {"action": "revoke", "_selected_action": [key.pk]})
     key.refresh_from_db()
