@@ -14,6 +14,7 @@ import logging
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.serializers.json import DjangoJSONEncoder
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -143,6 +144,9 @@ def install(api: NinjaAPI) -> None:
             elif isinstance(error, HttpError):
                 body = problem(request, "invalid_request", str(error))
                 body["status"] = error.status_code
+            elif isinstance(error, OperationalError | InterfaceError):
+                # The database is away: config.middleware answers 503 with Retry-After.
+                raise error
             else:
                 log.exception("API error on %s %s", request.method, request.path)
                 body = problem(request, "server_error", _("Something went wrong on our side."))

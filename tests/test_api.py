@@ -577,3 +577,16 @@ def test_a_payment_made_elsewhere_is_refunded_by_hand_like_cash(studio, everythi
     session = refund(studio["tenant"], ticket["payments"][0]["id"], bob, "booking cancelled")
     assert session.status == "refunded" and session.refund_external_id == ""
     assert everything.get(f"/tickets/{ticket['id']}").json()["status"] == TicketStatus.CANCELLED
+
+
+def test_a_database_outage_is_a_503_to_retry_not_a_500(studio, everything, monkeypatch):
+    from django.db import OperationalError
+
+    from api import views
+
+    def down(*args, **kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(views.issuing, "sellable_ids", down)
+    response = everything.get("/services")
+    assert response.status_code == 503 and response["Retry-After"]
