@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('tenants', '0012_audit_api_key_actions'),
+        ('tenants', '0014_audit_api_key_actions'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('payments', '0004_point_api'),
-        ('tenants', '0012_audit_api_key_actions'),
+        ('tenants', '0014_audit_api_key_actions'),
         ('tickets', '0009_line_expired'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
