@@ -90,6 +90,7 @@ INSTALLED_APPS = [
     # Its Swagger UI's files come from static, not a CDN (the CSP allows only 'self').
     "ninja",
     "api",
+    "messaging",
 ]
 
 MIDDLEWARE = [
@@ -281,6 +282,11 @@ MERCADOPAGO_BASE_URL = env.str("MERCADOPAGO_BASE_URL", default="https://api.merc
 MERCADOPAGO_TIMEOUT = env.float("MERCADOPAGO_TIMEOUT", default=10.0)
 # Seconds a webhook signature's timestamp may drift from our clock before it counts as replayed.
 MERCADOPAGO_WEBHOOK_TOLERANCE = env.int("MERCADOPAGO_WEBHOOK_TOLERANCE", default=300)
+
+# WhatsApp Cloud API: the Graph API root every tenant's messages go to. The platform's, never a
+# tenant's (a tenant types only its ids and tokens); tests point it at messaging/fake_graph.py.
+WHATSAPP_GRAPH_URL = env.str("WHATSAPP_GRAPH_URL", default="https://graph.facebook.com").rstrip("/")
+WHATSAPP_TIMEOUT = env.float("WHATSAPP_TIMEOUT", default=10.0)
 
 # Where customers reach this installation: the QR code on a printed ticket points here
 # (`<PUBLIC_BASE_URL>/t/<slug>/senha/<token>/`), so it must be the address phones can open.

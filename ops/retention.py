@@ -2,10 +2,11 @@
 a customer's request for their data (export) or its erasure, by CPF.
 
 Customer data lives in the ticket (name, CPF, phone, operator notes), in each service line's
-`customer_key` (the CPF, when one was given) and in the history tables of both, which keep every
-past version: anonymising touches all of them. A customer record (customers.Customer) is
-deleted; the packages it bought stay as sales without it. Statistics (DailyStats) and the
-audit log hold no personal data and are kept by their own rules.
+`customer_key` (the CPF, when one was given), in the history tables of both, which keep every
+past version, and in a WhatsApp opt-in's copy of the phone: anonymising touches all of them. A
+customer record (customers.Customer) is deleted; the packages it bought stay as sales without
+it. Statistics (DailyStats) and the audit log hold no personal data and are kept by their own
+rules.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from customers.models import Customer
+from messaging.optin import forget as forget_whatsapp
 from ops.models import Alert
 from payments.models import Notification, PaymentSession, Receipt
 from tenants.audit import record
@@ -64,6 +66,7 @@ def anonymise_tickets(ticket_ids: list[int]) -> int:
         Ticket.history.model.objects.filter(id__in=ticket_ids).update(**PERSONAL)
         TicketLine.objects.filter(ticket_id__in=ticket_ids).update(customer_key=token)
         TicketLine.history.model.objects.filter(ticket_id__in=ticket_ids).update(customer_key=token)
+        forget_whatsapp(ticket_ids)
     return count
 
 

@@ -16,6 +16,9 @@ Two loops, each in a thread of its own so a webhook receiver that hangs never de
   locks the rows it changes, so that costs work, not correctness.
 - `run_deliveries`: outgoing webhooks as they fall due (tenants/webhooks.py claims them with
   SKIP LOCKED, so workers split them).
+- `run_whatsapp`: WhatsApp notices — a scan of the live opt-ins that writes the messages the
+  queue calls for (messaging/notify.py), then a send of the due ones (messaging/outbox.py,
+  claimed like webhooks). A thread of its own: Meta slow to answer delays no other work.
 
 A job's failure is logged, recorded on its row and leaves the other jobs running. SIGTERM
 (the command) or Daphne's shutdown sets `stop`: the job in hand finishes, then the loops end.
@@ -43,6 +46,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from equipment.spooler import worker_name
+from messaging import notify, outbox
 from ops.models import ScheduledJob
 from tenants.webhooks import deliver_due
 
@@ -51,6 +55,8 @@ log = logging.getLogger(__name__)
 # Outgoing webhooks claimed at a time: each waits at most 10 s on its receiver, and SIGTERM
 # waits for the batch in hand.
 WEBHOOK_BATCH = 10
+# WhatsApp messages sent per round: far below a number's 80 messages/s, and a round is short.
+WHATSAPP_BATCH = 20
 
 
 @dataclass(frozen=True)
@@ -242,6 +248,37 @@ class Worker:
                 stop.wait(idle)
         close_old_connections()
 
+    # --- WhatsApp notices -------------------------------------------------------------------
+
+    def send_whatsapp(self) -> int:
+        """Write the messages the queues call for, then send one batch of the due ones; the
+        number attempted (0: nothing was due)."""
+        written = notify.scan()
+        attempted = outbox.deliver_due(limit=WHATSAPP_BATCH)
+        if written or attempted:
+            self.say(f"whatsapp: {written} written, {attempted} sends attempted")
+        return attempted
+
+    def run_whatsapp(self, stop: threading.Event, idle: float = 2.0) -> None:
+        """Scan and send until `stop` is set; a scan every `idle` seconds when nothing is due."""
+        while not stop.is_set():
+            close_old_connections()
+            try:
+                attempted = self.send_whatsapp()
+            except DatabaseError as error:
+                self.say(f"worker: database error, retrying: {' '.join(str(error).split())}")
+                attempted = 0
+            except Exception:  # noqa: BLE001 — a bug in one message must not end the notices
+                log.exception("whatsapp notices failed")
+                attempted = 0
+            if not attempted:
+                stop.wait(idle)
+        close_old_connections()
+
     def loops(self) -> list[tuple[str, Callable[[threading.Event], None]]]:
         """The worker's loops, each to run in a thread of its own with a shared `stop`."""
-        return [("jobs", self.run_periodic), ("webhooks", self.run_deliveries)]
+        return [
+            ("jobs", self.run_periodic),
+            ("webhooks", self.run_deliveries),
+            ("whatsapp", self.run_whatsapp),
+        ]

@@ -17,6 +17,7 @@ APPS = (
     "equipment",
     "tickets",
     "payments",
+    "messaging",
     "totem",
     "panel",
     "ops",
@@ -33,6 +34,7 @@ BELOW = {
     "equipment": {"tenants"},
     "tickets": {"tenants", "customers", "equipment"},
     "payments": {"tenants", "customers", "equipment", "tickets"},
+    "messaging": {"tenants", "customers", "equipment", "tickets", "payments"},
 }
 # Entry points: what a person or a process drives (admin, views, sockets, commands, the
 # spooler's loop). They are the top layer whatever app they live in.

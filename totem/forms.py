@@ -1,4 +1,4 @@
-"""Kiosk forms: the pairing code and the customer's identification."""
+"""Kiosk forms: the pairing code, the customer's identification and the WhatsApp opt-in."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
+from messaging.optin import CONSENT_LABEL as WHATSAPP_LABEL
 from tenants.br import clean_name, digits, normalize_cpf, normalize_phone, visible_text
 from tickets.models import Priority
 from totem.consent import CONSENT_LABEL
@@ -107,3 +108,20 @@ class IdentificationForm(forms.Form):
     @property
     def priority_class(self) -> str:
         return PRIORITY_CLASS[self.cleaned_data.get("priority") or ""]
+
+
+class WhatsAppOptInForm(forms.Form):
+    """The kiosk's WhatsApp opt-in, beside the identification (shown only when the tenant
+    sends WhatsApp). A yes needs the phone typed in the identification form."""
+
+    whatsapp = forms.BooleanField(label=WHATSAPP_LABEL, required=False)
+
+    def __init__(self, *args, phone: str = "", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.phone = phone
+
+    def clean_whatsapp(self) -> bool:
+        wanted = self.cleaned_data["whatsapp"]
+        if wanted and not self.phone:
+            raise ValidationError(_("Type your mobile phone to get notices on WhatsApp."))
+        return wanted

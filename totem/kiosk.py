@@ -38,6 +38,8 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from customers.identity import find as find_customer
 from equipment.models import Kind, PrinterSettings
+from messaging import optin
+from messaging.models import sends_whatsapp
 from payments import demo
 from payments.models import Method, SessionStatus
 from payments.providers import ProviderError
@@ -62,7 +64,7 @@ from tickets.models import Extra, Package, Priority, Service, Ticket, TicketStat
 from tickets.printing import status_url
 from totem import consent
 from totem.consumers import ticket_socket_path
-from totem.forms import IdentificationForm, PairingForm, declaration_of
+from totem.forms import IdentificationForm, PairingForm, WhatsAppOptInForm, declaration_of
 from totem.pairing import (
     PairingError,
     device_required,
@@ -593,9 +595,14 @@ def identify(request: HttpRequest, slug: str) -> HttpResponse:
     if not cart["services"]:
         messages.error(request, _("Choose at least one service."))
         return redirect(_url(request, "kiosk_services"))
+    # The opt-in is offered only by a tenant that sends WhatsApp (messaging/optin.py).
+    offers_whatsapp = sends_whatsapp(request.tenant)
     if request.method == "POST":
         form = IdentificationForm(request.POST)
-        if form.is_valid():
+        form.is_valid()  # the phone, if valid, decides whether a yes to WhatsApp may stand
+        phone = form.cleaned_data.get("customer_phone", "")
+        whatsapp = WhatsAppOptInForm(request.POST, phone=phone) if offers_whatsapp else None
+        if form.is_valid() and (whatsapp is None or whatsapp.is_valid()):
             data = form.cleaned_data
             # Only the class is kept: the declared reason is health data (LGPD art. 11).
             cart["customer"] = {
@@ -604,6 +611,7 @@ def identify(request: HttpRequest, slug: str) -> HttpResponse:
                 "phone": data["customer_phone"],
                 "priority": form.priority_class,
                 "consent_version": consent.CONSENT_VERSION,
+                "whatsapp": bool(whatsapp and whatsapp.cleaned_data["whatsapp"]),
             }
             # Package choices are made again for this identity (another CPF, other sessions).
             cart.update(use_sessions=[], buy_packages=[], offered=False, packages_chosen=False)
@@ -614,7 +622,13 @@ def identify(request: HttpRequest, slug: str) -> HttpResponse:
             save_cart(request, cart)
             return redirect(_url(request, "kiosk_summary"))
     else:
-        form = IdentificationForm(initial=_identify_initial(cart.get("customer")))
+        customer = cart.get("customer") or {}
+        form = IdentificationForm(initial=_identify_initial(customer))
+        whatsapp = (
+            WhatsAppOptInForm(initial={"whatsapp": customer.get("whatsapp", False)})
+            if offers_whatsapp
+            else None
+        )
     back = "kiosk_extras" if _extras(request.tenant) else "kiosk_services"
     return render(
         request,
@@ -627,6 +641,8 @@ def identify(request: HttpRequest, slug: str) -> HttpResponse:
             personal_idle=idle_settings("personal"),
             back_url=_url(request, back),
             consent=consent,
+            whatsapp=whatsapp,
+            whatsapp_consent=optin,
             declared_priority=(cart.get("customer") or {}).get("priority") == Priority.PRIORITY,
         ),
     )
@@ -792,6 +808,8 @@ def _buy(
         )
     except ValidationError as refused:
         return _refused(request, cart, refused)
+    if customer.get("whatsapp"):
+        optin.opt_in(ticket, consent_version=optin.CONSENT_VERSION)
     cart["ticket"] = ticket.pk
     if not ticket.total:
         save_cart(request, cart)

@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from equipment.models import Equipment, Kind
+from messaging.optin import live_subscription
 from payments.receipts import receipt_url, receipts_of
 from tenants.access import get_tenant
 from tenants.models import Tenant
@@ -151,6 +152,7 @@ def ticket_status(request: HttpRequest, slug: str, token: str) -> HttpResponse:
         "unpaid": unpaid,
         "receipt_url": receipt_url(ticket) if has_receipt else "",
         "balances": credits.balances(ticket.customer),
+        "whatsapp": live_subscription(ticket),
         "config": {
             "socket": ticket_socket_path(ticket),
             "ticket": ticket.id,

@@ -35,12 +35,13 @@ class Command(BaseCommand):
         if options["once"]:
             ran = worker.run_due()
             worker.deliver_webhooks()
+            worker.send_whatsapp()
             self.say(f"worker {worker.name}: ran {', '.join(ran) or 'no job'}")
             return
         self.stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self.on_signal)
-        self.say(f"worker {worker.name} started: {', '.join(worker.jobs)}, webhooks")
+        self.say(f"worker {worker.name} started: {', '.join(worker.jobs)}, webhooks, whatsapp")
         (_, main_loop), *others = worker.loops()
         threads = [
             threading.Thread(target=loop, args=(self.stop,), name=f"worker-{name}")

@@ -1,0 +1,48 @@
+"""Meta's webhook for a tenant's WhatsApp number, and the customer's "stop" on the ticket page."""
+
+from __future__ import annotations
+
+import json
+
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.shortcuts import get_object_or_404, redirect
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods, require_POST
+
+from messaging import inbound
+from messaging.models import OptOutVia, WhatsAppAccount
+from messaging.optin import opt_out
+from tenants.access import get_tenant
+from tickets.models import Ticket
+
+
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+def webhook(request: HttpRequest, slug: str) -> HttpResponse:
+    """GET: Meta's verification of the URL. POST: a signed notification, applied at once
+    (a status update and a reply are two small UPDATEs: no reason to queue them)."""
+    tenant = get_tenant(slug)
+    account = get_object_or_404(WhatsAppAccount, tenant=tenant)
+    if request.method == "GET":
+        challenge = inbound.verified_challenge(account, request.GET)
+        if challenge is None:
+            return HttpResponseForbidden()
+        return HttpResponse(challenge, content_type="text/plain")
+    body = request.body
+    if not inbound.signed(account, body, request.headers.get("X-Hub-Signature-256", "")):
+        return HttpResponseForbidden()
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return HttpResponse(status=400)
+    inbound.handle(account, payload)
+    return HttpResponse("ok", content_type="text/plain")
+
+
+@require_POST
+def stop(request: HttpRequest, slug: str, token: str) -> HttpResponse:
+    """The ticket page's "stop WhatsApp notices" (the token is the key, as for the page)."""
+    tenant = get_tenant(slug)
+    ticket = get_object_or_404(Ticket.objects.for_tenant(tenant), token=token)
+    opt_out(ticket, via=OptOutVia.PAGE)
+    return redirect("ticket_status", slug=tenant.slug, token=ticket.token)
