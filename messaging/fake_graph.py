@@ -5,9 +5,9 @@ with the page it comes from (read December 2026), and refuses what the real API 
 the real status and error JSON, so our client fails here where it would fail in production:
 
 - OVERVIEW_DOC: Bearer token, JSON body with `messaging_product: "whatsapp"`, `to`, `type`.
-- TEMPLATES_DOC: a template message names an existing template and its language
-  (`template.name`, `template.language.code`) and fills its variables through
-  `components[].parameters` (`{"type": "text", "text": ...}`).
+- TEMPLATES_DOC, TEMPLATE_VARIABLES_DOC: a template message names an existing, approved
+  template and its language (`template.name`, `template.language.code`) and fills the
+  body's variables through `components[].parameters` (`{"type": "text", "text": ...}`).
 - ERRORS_DOC: the error shape `{"error": {"message", "type", "code", "error_data":
   {"messaging_product", "details"}, "fbtrace_id"}}` and the codes used below — 190 token,
   100 invalid parameter, 131008 missing parameter, 131047 more than 24 hours since the
@@ -43,9 +43,11 @@ from messaging.inbound import signature
 log = logging.getLogger(__name__)
 
 OVERVIEW_DOC = "https://developers.facebook.com/docs/whatsapp/cloud-api/overview/"
-TEMPLATES_DOC = (
-    "https://developers.facebook.com/documentation/business-messaging/whatsapp/templates/"
-    "send-templates"
+# Meta's own SDK reference for the template object sent, and the templates' variables
+# ({{1}}, {{2}}… in the body) as the Business Management API defines them.
+TEMPLATES_DOC = "https://whatsapp.github.io/WhatsApp-Nodejs-SDK/api-reference/types/TemplateObject"
+TEMPLATE_VARIABLES_DOC = (
+    "https://developers.facebook.com/docs/whatsapp/business-management-api/message-templates"
 )
 ERRORS_DOC = (
     "https://developers.facebook.com/documentation/business-messaging/whatsapp/support/error-codes/"

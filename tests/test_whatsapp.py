@@ -497,9 +497,7 @@ def test_the_kiosk_asks_for_a_phone_with_the_opt_in_and_records_its_version(
     assert 'name="whatsapp"' in page and optin.CONSENT_VERSION in page
     refused = identify(kiosk_client, tenant, customer_phone="", whatsapp="on")
     assert refused.status_code == 200
-    assert "Type your mobile phone" in refused.content.decode() or "celular" in (
-        refused.content.decode()
-    )
+    assert "Digite seu celular para receber os avisos pelo WhatsApp." in refused.content.decode()
     assert identify(kiosk_client, tenant, whatsapp="on")["Location"].endswith("/resumo/")
     buy(kiosk_client, tenant, "cash")
     subscription = Subscription.objects.get()
