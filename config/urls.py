@@ -28,7 +28,7 @@ urlpatterns = [
     path("t/<slug:slug>/painel/", include("panel.urls")),
     path("t/<slug:slug>/gestao/", include("ops.urls")),
     path("metrics", ops_metrics.metrics, name="metrics"),
-    path("t/<slug:slug>/whatsapp/", include("messaging.urls")),
     path("t/<slug:slug>/totem/", include("totem.kiosk_urls")),
+    path("t/<slug:slug>/", include("messaging.urls")),
     path("t/<slug:slug>/", include("totem.urls")),
 ] + static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

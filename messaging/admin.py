@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from messaging.models import Message, Subscription, WhatsAppAccount
+from messaging.models import (
+    Feedback,
+    FeedbackScore,
+    Message,
+    RemoteJoin,
+    RemoteTicket,
+    Subscription,
+    WhatsAppAccount,
+)
 from tenants.admin import TenantConsistentForm, TenantScopedAdmin
 from tenants.models import Role
 
@@ -120,4 +130,51 @@ class MessageAdmin(TenantScopedAdmin, admin.ModelAdmin):
         "delivery_at",
         "last_error",
     ]
+    readonly_fields = fields
+
+
+class FeedbackScoreInline(admin.TabularInline):
+    model = FeedbackScore
+    fields = ["line", "score"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Feedback)
+class FeedbackAdmin(TenantScopedAdmin, admin.ModelAdmin):
+    read_only = True
+    list_display = ["created_at", "ticket", "comment"]
+    list_select_related = ["ticket"]
+    fields = ["ticket", "comment", "created_at"]
+    readonly_fields = fields
+    inlines = [FeedbackScoreInline]
+
+
+@admin.register(RemoteJoin)
+class RemoteJoinAdmin(TenantScopedAdmin, admin.ModelAdmin):
+    list_display = ["tenant", "enabled", "paused", "pay_at_counter", "max_waiting", "poster"]
+    list_select_related = ["tenant"]
+    readonly_fields = ["poster"]
+
+    @admin.display(description=_("QR poster"))
+    def poster(self, obj: RemoteJoin) -> str:
+        if not obj.pk:
+            return "—"
+        url = reverse("join_poster", args=[obj.tenant.slug])
+        return format_html('<a href="{}" target="_blank">{}</a>', url, gettext("Print the poster"))
+
+
+@admin.register(RemoteTicket)
+class RemoteTicketAdmin(TenantScopedAdmin, admin.ModelAdmin):
+    read_only = True
+    list_display = ["ticket", "created_at"]
+    list_select_related = ["ticket"]
+    fields = ["ticket", "created_at"]
     readonly_fields = fields

@@ -229,3 +229,110 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} · {self.subscription.ticket}"
+
+
+class Feedback(models.Model):
+    """A customer's answer after the visit: one per ticket, a 0–10 score per service."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    # One answer per ticket, whatever the double taps: the unique key is the last guard.
+    ticket = models.OneToOneField(
+        Ticket, on_delete=models.CASCADE, related_name="feedback", verbose_name=_("ticket")
+    )
+    comment = models.TextField(_("comment"), max_length=500, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("feedback")
+        verbose_name_plural = _("feedback")
+        indexes = [
+            # The dashboard reads a tenant's recent answers.
+            models.Index(fields=["tenant", "-created_at"], name="feedback_tenant_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.ticket)
+
+
+class FeedbackScore(models.Model):
+    feedback = models.ForeignKey(Feedback, on_delete=models.CASCADE, related_name="scores")
+    # The line says which service, device and operator the score is about.
+    line = models.OneToOneField(TicketLine, on_delete=models.CASCADE, related_name="+")
+    score = models.PositiveSmallIntegerField(_("score"))
+
+    class Meta:
+        verbose_name = _("score")
+        verbose_name_plural = _("scores")
+        constraints = [
+            models.CheckConstraint(condition=Q(score__lte=10), name="feedback_score_0_to_10"),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.score)
+
+
+class RemoteJoin(models.Model):
+    """A tenant's joining from the phone (QR poster at the door): on or off, paused, limits."""
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="remote_join")
+    enabled = models.BooleanField(_("customers may join from their phone"), default=False)
+    paused = models.BooleanField(
+        _("paused"), default=False, help_text=_("Stops new joins from the phone for now.")
+    )
+    pay_at_counter = models.BooleanField(
+        _("allow “pay at the front desk”"),
+        default=False,
+        help_text=_("Otherwise a ticket from the phone is paid by PIX on the phone."),
+    )
+    max_waiting = models.PositiveSmallIntegerField(
+        _("most tickets from phones waiting at once"),
+        default=0,
+        help_text=_("0: no limit."),
+    )
+    per_phone_per_day = models.PositiveSmallIntegerField(
+        _("tickets per phone number per day"), default=2
+    )
+    per_ip_per_hour = models.PositiveSmallIntegerField(
+        _("tickets per internet address per hour"), default=10
+    )
+
+    class Meta:
+        verbose_name = _("joining from the phone")
+        verbose_name_plural = _("joining from the phone")
+
+    def __str__(self) -> str:
+        return str(self.tenant)
+
+
+class RemoteTicket(models.Model):
+    """Marks a ticket bought from the customer's phone rather than at the kiosk."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    ticket = models.OneToOneField(Ticket, on_delete=models.CASCADE, related_name="remote")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("ticket from the phone")
+        verbose_name_plural = _("tickets from the phone")
+        indexes = [
+            # The limits count a tenant's recent remote tickets.
+            models.Index(fields=["tenant", "-created_at"], name="remote_ticket_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.ticket)
+
+
+class Arrival(models.Model):
+    """The customer said "estou chegando" on the ticket's page: the panel shows it on the way."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    ticket = models.OneToOneField(Ticket, on_delete=models.CASCADE, related_name="arrival")
+    announced_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("customer on the way")
+        verbose_name_plural = _("customers on the way")
+
+    def __str__(self) -> str:
+        return str(self.ticket)

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from messaging.models import OptOutVia, Subscription, sends_whatsapp
+from messaging.models import Feedback, OptOutVia, Subscription, sends_whatsapp
 from tenants.models import Tenant
 from tickets.models import Ticket
 
@@ -90,8 +90,10 @@ def opt_out_by_reply(tenant: Tenant, wa_id: str, text: str) -> int:
 
 
 def forget(ticket_ids: list[int]) -> int:
-    """LGPD erasure or anonymisation: the number goes, and with it any further message."""
+    """LGPD erasure or anonymisation: the number goes, and with it any further message; a
+    feedback comment (free text: it may name the customer) goes too, its scores stay."""
     with transaction.atomic():
+        Feedback.objects.filter(ticket_id__in=ticket_ids).exclude(comment="").update(comment="")
         Subscription.objects.filter(ticket_id__in=ticket_ids, opted_out_at__isnull=True).update(
             opted_out_at=timezone.now(), opted_out_via=OptOutVia.ERASED
         )

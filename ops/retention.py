@@ -21,6 +21,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from customers.models import Customer
+from messaging.models import Feedback, Subscription
 from messaging.optin import forget as forget_whatsapp
 from ops.models import Alert
 from payments.models import Notification, PaymentSession, Receipt
@@ -253,6 +254,17 @@ def export_customer(tenant: Tenant, cpf: str, *, user=None, request=None) -> dic
                 for e in ticket.extras.all()
             ],
         }
+        # What the phone pages and WhatsApp kept: the opt-in (without the number, above) and
+        # the customer's own rating.
+        item["whatsapp"] = list(
+            Subscription.objects.filter(ticket=ticket).values(
+                "consent_version", "opted_in_at", "opted_out_at", "opted_out_via"
+            )
+        )
+        item["feedback"] = [
+            {"comment": f.comment, "scores": [s.score for s in f.scores.all()]}
+            for f in Feedback.objects.filter(ticket=ticket).prefetch_related("scores")
+        ]
         item["payments"] = list(
             PaymentSession.objects.filter(ticket=ticket).values(
                 "method", "status", "amount", "created_at", "paid_at", "refunded_at"

@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods
 
+from messaging.feedback import summary as feedback_summary
 from ops import charts, retention
 from ops.models import DailyStats
 from ops.stats import compute_day, day_bounds, median, percentile, waits_between
@@ -144,6 +145,8 @@ def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
     context = {
         "tenant": tenant,
         "today": today,
+        # Customers' scores over the same 30 days (messaging/feedback.py; ops/_feedback.html).
+        "feedback": feedback_summary(tenant, since=timezone.now() - timedelta(days=HISTORY_DAYS)),
         "total": total,
         "revenue_today": brl(total.revenue),
         # The stored 29 days before today and today's live figures: the window includes today.

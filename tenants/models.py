@@ -414,6 +414,7 @@ class WebhookEvent(models.TextChoices):
     TICKET_COMPLETED = "ticket.completed", "ticket.completed"
     PAYMENT_PAID = "payment.paid", "payment.paid"
     PAYMENT_REFUNDED = "payment.refunded", "payment.refunded"
+    FEEDBACK_RECEIVED = "feedback.received", "feedback.received"
 
 
 class WebhookEndpoint(models.Model):

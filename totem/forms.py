@@ -125,3 +125,49 @@ class WhatsAppOptInForm(forms.Form):
         if wanted and not self.phone:
             raise ValidationError(_("Type your mobile phone to get notices on WhatsApp."))
         return wanted
+
+
+class RemoteJoinForm(forms.Form):
+    """Joining from the phone (totem/remote.py): services, name, phone, consent, payment.
+
+    The phone's own keyboard types here; the phone is required (the per-number limit and
+    the WhatsApp notices need it)."""
+
+    services = forms.TypedMultipleChoiceField(
+        label=_("Services"),
+        coerce=int,
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"required": _("Choose at least one service.")},
+    )
+    customer_name = forms.CharField(
+        label=_("Your name"),
+        help_text=_("The name we will call you by."),
+        max_length=40,
+        error_messages={"required": _("Tell us the name you want to be called by.")},
+        widget=forms.TextInput(attrs={"autocomplete": "given-name"}),
+    )
+    customer_phone = forms.CharField(
+        label=_("Mobile phone"),
+        max_length=16,
+        error_messages={"required": _("Type your mobile phone.")},
+        widget=forms.TextInput(attrs={"autocomplete": "tel-national", "inputmode": "tel"}),
+    )
+    whatsapp = forms.BooleanField(label=WHATSAPP_LABEL, required=False)
+    consent = forms.BooleanField(
+        label=CONSENT_LABEL,
+        error_messages={"required": _("To continue, agree to the use of your data.")},
+    )
+    method = forms.ChoiceField(label=_("How do you want to pay?"), widget=forms.RadioSelect)
+
+    def __init__(self, *args, services=(), methods=(), **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["services"].choices = [(s.pk, s.name) for s in services]
+        self.fields["method"].choices = list(methods)
+        if len(self.fields["method"].choices) == 1:
+            self.fields["method"].initial = self.fields["method"].choices[0][0]
+
+    def clean_customer_name(self) -> str:
+        return clean_name(self.cleaned_data["customer_name"])
+
+    def clean_customer_phone(self) -> str:
+        return normalize_phone(self.cleaned_data["customer_phone"])

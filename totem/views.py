@@ -18,6 +18,9 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from equipment.models import Equipment, Kind
+from messaging.companion import may_act
+from messaging.feedback import SCALE, asks_feedback, lines_to_score
+from messaging.models import Arrival, Feedback
 from messaging.optin import live_subscription
 from payments.receipts import receipt_url, receipts_of
 from tenants.access import get_tenant
@@ -153,6 +156,13 @@ def ticket_status(request: HttpRequest, slug: str, token: str) -> HttpResponse:
         "receipt_url": receipt_url(ticket) if has_receipt else "",
         "balances": credits.balances(ticket.customer),
         "whatsapp": live_subscription(ticket),
+        # After the visit: a score per service received, asked once (messaging/feedback.py).
+        "feedback_lines": lines_to_score(ticket) if asks_feedback(ticket) else [],
+        "feedback_sent": Feedback.objects.filter(ticket=ticket).exists(),
+        "feedback_scale": SCALE,
+        # "Estou chegando" / "desisti" while the ticket is in the queue (messaging/companion.py).
+        "companion": may_act(ticket),
+        "arriving": Arrival.objects.filter(ticket=ticket).exists(),
         "config": {
             "socket": ticket_socket_path(ticket),
             "ticket": ticket.id,
