@@ -12,6 +12,7 @@ from datetime import datetime
 
 from django.db import IntegrityError, transaction
 from django.db.models import Avg, Count, Q, QuerySet
+from django.db.models.functions import TruncWeek
 from django.utils.translation import gettext as _
 
 from messaging.models import Feedback, FeedbackScore
@@ -114,48 +115,57 @@ class Summary:
     by_service: list[Row] = field(default_factory=list)
     by_device: list[Row] = field(default_factory=list)
     by_operator: list[Row] = field(default_factory=list)
+    by_week: list[Row] = field(default_factory=list)
     comments: list[Feedback] = field(default_factory=list)
 
 
+def _figures() -> dict:
+    """What every row counts: answers, their average, promoters (9–10), detractors (0–6)."""
+    return {
+        "answers": Count("id"),
+        "average": Avg("score"),
+        "promoters": Count("id", filter=Q(score__gte=9)),
+        "detractors": Count("id", filter=Q(score__lte=6)),
+    }
+
+
+def _row(name: str, figures: dict) -> Row:
+    return Row(
+        name=name,
+        answers=figures["answers"],
+        average=figures["average"],
+        nps=nps(figures["promoters"], figures["detractors"], figures["answers"]),
+    )
+
+
 def _grouped(scores: QuerySet, key: str, label: str) -> list[Row]:
-    rows = (
-        scores.exclude(**{f"{key}__isnull": True})
-        .values(key, label)
-        .annotate(
-            answers=Count("id"),
-            average=Avg("score"),
-            promoters=Count("id", filter=Q(score__gte=9)),
-            detractors=Count("id", filter=Q(score__lte=6)),
-        )
-        .order_by(label)
+    rows = scores.exclude(**{f"{key}__isnull": True}).values(key, label)
+    return [_row(r[label] or "—", r) for r in rows.annotate(**_figures()).order_by(label)]
+
+
+def _weekly(scores: QuerySet, tenant: Tenant) -> list[Row]:
+    """The same figures week by week (weeks start on Monday in the tenant's time zone)."""
+    weeks = scores.annotate(week=TruncWeek("feedback__created_at", tzinfo=tenant.tzinfo)).values(
+        "week"
     )
     return [
-        Row(
-            name=row[label] or "—",
-            answers=row["answers"],
-            average=row["average"],
-            nps=nps(row["promoters"], row["detractors"], row["answers"]),
-        )
-        for row in rows
+        _row(r["week"].strftime("%d/%m"), r) for r in weeks.annotate(**_figures()).order_by("week")
     ]
 
 
 def summary(tenant: Tenant, since: datetime, comments: int = 10) -> Summary:
-    """NPS and averages since `since`, per service, device and operator, and recent comments."""
+    """NPS and averages since `since`, per service, device, operator and week, and the
+    latest comments."""
     scores = FeedbackScore.objects.filter(feedback__tenant=tenant, feedback__created_at__gte=since)
-    totals = scores.aggregate(
-        answers=Count("id"),
-        average=Avg("score"),
-        promoters=Count("id", filter=Q(score__gte=9)),
-        detractors=Count("id", filter=Q(score__lte=6)),
-    )
+    totals = _row("", scores.aggregate(**_figures()))
     return Summary(
-        answers=totals["answers"],
-        average=totals["average"],
-        nps=nps(totals["promoters"], totals["detractors"], totals["answers"]),
+        answers=totals.answers,
+        average=totals.average,
+        nps=totals.nps,
         by_service=_grouped(scores, "line__service", "line__service__name"),
         by_device=_grouped(scores, "line__equipment", "line__equipment__name"),
         by_operator=_grouped(scores, "line__operator", "line__operator__username"),
+        by_week=_weekly(scores, tenant),
         comments=list(
             Feedback.objects.filter(tenant=tenant, created_at__gte=since)
             .exclude(comment="")

@@ -106,6 +106,7 @@ def test_the_dashboard_shows_nps_and_averages_per_service_device_and_operator(
     assert [(r.name, r.answers) for r in summary.by_service] == [("Crioterapia", 3)]
     assert [r.name for r in summary.by_operator] == [alice.username]
     assert len(summary.by_device) == 3
+    assert [(r.answers, r.nps) for r in summary.by_week] == [(3, 33)]
     client.force_login(bob)
     text = client.get(reverse("ops_dashboard", args=[tenant.slug])).content.decode()
     assert "Avaliações dos clientes (30 dias)" in text and "NPS: 33" in text
