@@ -219,7 +219,12 @@ def test_parallel_joins_never_pass_the_last_free_place(tenant, cryo):
 @pytest.mark.django_db(transaction=True)
 def test_a_customer_joins_from_the_phone_in_a_real_browser(browser, daphne, tenant, cryo):
     make_device(tenant, "Crio 1", [cryo], location="Sala 1")
-    PaymentSettings.objects.create(tenant=tenant)
+    PaymentSettings.objects.create(
+        tenant=tenant,
+        pix_key="studio@example.com",
+        merchant_name="Studio",
+        merchant_city="Sao Paulo",
+    )
     RemoteJoin.objects.create(tenant=tenant, enabled=True, pay_at_counter=True)
     shots = Path(tempfile.mkdtemp(prefix="remote-join-"))
     print(f"\nremote join screenshots: {shots}")
@@ -241,13 +246,26 @@ def test_a_customer_joins_from_the_phone_in_a_real_browser(browser, daphne, tena
     page.screenshot(path=shots / "02-filled.png", full_page=True)
     page.get_by_role("button", name="Retirar minha senha").tap()
 
-    page.get_by_text("Aguardando pagamento.").wait_for()
+    page.get_by_test_id("pay-at-counter").wait_for()
     page.wait_for_selector("body[data-live='open']")
     page.screenshot(path=shots / "03-ticket.png", full_page=True)
     assert_accessible(page, "remote ticket")
     ticket = Ticket.objects.get()
     assert page.url.endswith(f"/t/{tenant.slug}/senha/{ticket.token}/")
     assert RemoteTicket.objects.filter(ticket=ticket).exists()
+
+    # Another customer pays by PIX on the phone: the copia e cola, then the ticket's page.
+    page.goto(f"http://{daphne}/t/{tenant.slug}/entrar/")
+    page.get_by_label("Crioterapia").check()
+    page.get_by_label("Seu nome").fill("Bruno Reis")
+    page.get_by_label("Celular").fill("21998887777")
+    page.get_by_label("PIX").check()
+    page.get_by_label("Li e concordo").check()
+    page.get_by_role("button", name="Retirar minha senha").tap()
+    page.get_by_label("PIX copia e cola").wait_for()
+    page.screenshot(path=shots / "04-pix.png", full_page=True)
+    assert_accessible(page, "remote pix")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     assert problems == []
     context.close()
 

@@ -22,7 +22,9 @@ from messaging.companion import may_act
 from messaging.feedback import SCALE, asks_feedback, lines_to_score
 from messaging.models import Arrival, Feedback
 from messaging.optin import live_subscription
+from payments.models import Method, SessionStatus
 from payments.receipts import receipt_url, receipts_of
+from payments.sessions import session_for_ticket
 from tenants.access import get_tenant
 from tenants.models import Tenant
 from tickets import credits
@@ -145,6 +147,7 @@ def ticket_status(request: HttpRequest, slug: str, token: str) -> HttpResponse:
     lines = list(ticket.lines.select_related("service", "equipment").order_by("position", "id"))
     rows = [{"line": line, "place": place_of(line)} for line in lines]
     unpaid = ticket.status == TicketStatus.PENDING_PAYMENT
+    session = session_for_ticket(ticket) if unpaid else None
     # A free ticket (R$ 0,00) has no payment and so no receipt.
     has_receipt = not unpaid and receipts_of(ticket).exists()
     context = {
@@ -163,6 +166,10 @@ def ticket_status(request: HttpRequest, slug: str, token: str) -> HttpResponse:
         # "Estou chegando" / "desisti" while the ticket is in the queue (messaging/companion.py).
         "companion": may_act(ticket),
         "arriving": Arrival.objects.filter(ticket=ticket).exists(),
+        # Sent to the front desk to pay (from the phone, or the kiosk's cash): say so.
+        "pay_at_counter": session is not None
+        and session.method == Method.CASH
+        and session.status == SessionStatus.PENDING,
         "config": {
             "socket": ticket_socket_path(ticket),
             "ticket": ticket.id,
