@@ -10,7 +10,17 @@ from django.apps import apps
 from django.core.management.base import BaseCommand
 from django.db import models
 
-PROJECT_APPS = ("tenants", "customers", "tickets", "payments", "equipment", "totem", "ops")
+PROJECT_APPS = (
+    "tenants",
+    "customers",
+    "tickets",
+    "payments",
+    "equipment",
+    "messaging",
+    "totem",
+    "ops",
+    "api",
+)
 TYPES = {
     "AutoField": "int",
     "BigAutoField": "bigint",
