@@ -517,3 +517,13 @@ def test_the_kiosk_offers_no_opt_in_when_the_tenant_sends_no_whatsapp(
     assert identify(kiosk_client, tenant, whatsapp="on")["Location"].endswith("/resumo/")
     buy(kiosk_client, tenant, "cash")
     assert not Subscription.objects.exists()
+
+
+def test_deleting_a_ticket_by_retention_takes_its_messages_and_opt_in(tenant, cryo, account, graph):
+    device = make_device(tenant, "Crio 1", [cryo])
+    ours = opted_in(tenant, [cryo])
+    queue.call_next(cryo, device)
+    run_worker()
+    assert Message.objects.exists()
+    retention.delete_tickets([ours.pk])
+    assert not Message.objects.exists() and not Subscription.objects.exists()
