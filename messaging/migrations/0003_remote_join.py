@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('messaging', '0002_customer_feedback'),
-        ('tenants', '0012_feedback_received_event'),
+        ('tenants', '0015_feedback_received_event'),
         ('tickets', '0009_line_expired'),
     ]
 

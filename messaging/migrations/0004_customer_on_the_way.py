@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('messaging', '0003_remote_join'),
-        ('tenants', '0012_feedback_received_event'),
+        ('tenants', '0015_feedback_received_event'),
         ('tickets', '0009_line_expired'),
     ]
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tenants', '0011_audit_label'),
+        ('tenants', '0014_audit_api_key_actions'),
     ]
 
     operations = [
