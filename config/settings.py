@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "equipment",
     "totem",
     "panel",
+    "fiscal",
     "ops",
     # Its Swagger UI's files come from static, not a CDN (the CSP allows only 'self').
     "ninja",
@@ -287,6 +288,10 @@ MERCADOPAGO_WEBHOOK_TOLERANCE = env.int("MERCADOPAGO_WEBHOOK_TOLERANCE", default
 # tenant's (a tenant types only its ids and tokens); tests point it at messaging/fake_graph.py.
 WHATSAPP_GRAPH_URL = env.str("WHATSAPP_GRAPH_URL", default="https://graph.facebook.com").rstrip("/")
 WHATSAPP_TIMEOUT = env.float("WHATSAPP_TIMEOUT", default=10.0)
+# Focus NFe (NFS-e): by default each tenant's environment picks the sandbox or production
+# host; tests and the demo point every tenant at the fake server (fiscal/fake_focusnfe.py).
+FOCUSNFE_BASE_URL = env.str("FOCUSNFE_BASE_URL", default="")
+FOCUSNFE_TIMEOUT = env.float("FOCUSNFE_TIMEOUT", default=15.0)
 
 # Where customers reach this installation: the QR code on a printed ticket points here
 # (`<PUBLIC_BASE_URL>/t/<slug>/senha/<token>/`), so it must be the address phones can open.

@@ -24,6 +24,7 @@ urlpatterns = [
     ),
     path("accounts/", include("django.contrib.auth.urls")),
     path("t/<slug:slug>/pagamentos/", include("payments.urls")),
+    path("t/<slug:slug>/nfse/", include("fiscal.urls")),
     path("", panel_views.home, name="panel_home"),
     path("t/<slug:slug>/painel/", include("panel.urls")),
     path("t/<slug:slug>/gestao/", include("ops.urls")),

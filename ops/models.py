@@ -136,6 +136,7 @@ class AlertKind(models.TextChoices):
     QUEUE_LONG = "queue_long", _("Queue too long")
     WAIT_LONG = "wait_long", _("Wait too long")
     SERVICE_STUCK = "service_stuck", _("Service stuck")
+    NFSE_FAILED = "nfse_failed", _("NFS-e needs attention")
 
 
 class Alert(models.Model):

@@ -38,6 +38,7 @@ from django.utils.translation import gettext as _
 
 from equipment.models import Equipment, Kind
 from equipment.models import Status as DeviceStatus
+from fiscal.models import Invoice
 from ops.models import Alert, AlertKind, NotificationSettings
 from payments.models import PaymentSession, SessionStatus
 from tenants import netguard, webhooks
@@ -130,6 +131,16 @@ def current_conditions(tenant: Tenant, config: NotificationSettings, now: dateti
                 },
             )
         )
+    # NFS-e a person must look at: refused, unreachable past its retries, a refund that could
+    # not be cancelled (fiscal/issuing.py flags them; admin shows the provider's words).
+    flagged = Invoice.objects.filter(tenant=tenant, needs_attention=True).order_by("pk")[:20]
+    for invoice in flagged:
+        text = _("NFS-e %(reference)s (%(status)s): %(message)s") % {
+            "reference": invoice.reference,
+            "status": invoice.get_status_display().lower(),
+            "message": invoice.provider_message or "—",
+        }
+        found.append(Condition(AlertKind.NFSE_FAILED, str(invoice.pk), text[:300]))
     return found
 
 

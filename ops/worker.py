@@ -87,6 +87,8 @@ JOBS = (
     Job("expire_tickets", ("expire_tickets",), every=timedelta(minutes=1)),
     # Printer offline, payments failing, long queues → the tenant's Slack and e-mail.
     Job("check_alerts", ("check_alerts",), every=timedelta(minutes=1)),
+    # NFS-e of paid sales queued, sent, followed up, cancelled on refund (fiscal/issuing.py).
+    Job("issue_nfse", ("issue_nfse",), every=timedelta(minutes=1)),
     # States the rules forbid (a crash, a hand edit), repaired.
     Job(
         "cleanup_inconsistent_states",

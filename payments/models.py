@@ -402,6 +402,12 @@ class Receipt(models.Model):
     code = models.CharField(_("code"), max_length=12, unique=True, default=new_receipt_code)
     content = models.JSONField(_("content"))
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    # The sale's NFS-e once authorized, written by the fiscal app (above payments; it owns
+    # the request): the receipt page, its PDF and a reprint show it. Outside `content`,
+    # which stays as frozen at payment.
+    nfse_number = models.CharField(_("NFS-e number"), max_length=20, blank=True)
+    nfse_url = models.URLField(_("NFS-e page"), max_length=500, blank=True)
+    nfse_cancelled = models.BooleanField(_("NFS-e cancelled"), default=False)
 
     objects = TenantQuerySet.as_manager()
 

@@ -94,7 +94,7 @@ def printable(receipt: Receipt) -> ReceiptData:
     c = receipt.content
     # In the studio's language, as the rest of the printed receipt, not the operator's.
     with translation.override(settings.LANGUAGE_CODE):
-        after = [f"{label}: {value}" for label, value in _payment_facts(c)]
+        after = [f"{label}: {value}" for label, value in _payment_facts(c) + nfse_facts(receipt)]
     if c["tenant"].get("email"):
         after.append(c["tenant"]["email"])
     return ReceiptData(
@@ -121,6 +121,16 @@ def _payment_facts(c: dict) -> list[tuple[str, str]]:
     if c.get("provider_id"):
         facts.append((_("Transaction"), c["provider_id"]))
     return facts
+
+
+def nfse_facts(receipt: Receipt) -> list[tuple[str, str]]:
+    """The sale's NFS-e once issued (the fiscal app writes it on the receipt): its number,
+    or that it was cancelled. A receipt printed at payment has none yet; a reprint has it."""
+    if not receipt.nfse_number:
+        return []
+    if receipt.nfse_cancelled:
+        return [(_("NFS-e"), _("%(number)s (cancelled)") % {"number": receipt.nfse_number})]
+    return [(_("NFS-e"), receipt.nfse_number)]
 
 
 def _row(left: str, right: str, width: int) -> str:
@@ -150,6 +160,7 @@ def render_receipt_text(receipt: Receipt, width: int = 42) -> str:
         _row(_("Paid by"), c["method_label"], width),
     ]
     lines += [_row(label, value, width) for label, value in _payment_facts(c)]
+    lines += [_row(label, value, width) for label, value in nfse_facts(receipt)]
     lines.append(rule)
     if c["tenant"].get("email"):
         lines.append(c["tenant"]["email"][:width].center(width))
@@ -194,12 +205,17 @@ def render_receipt_pdf(receipts: Iterable[Receipt], title: str = "") -> bytes:
         lines = render_receipt_text(receipt).splitlines()
         if receipt.session.status == SessionStatus.REFUNDED:
             lines += ["", _("This payment was refunded.")]
+        # The NFS-e's public page, as a link under the receipt (the URL is longer than a line).
+        link = receipt.nfse_url if receipt.nfse_number and not receipt.nfse_cancelled else ""
+        if link:
+            lines += ["", _("See the NFS-e")]
         width = max(pdf.get_string_width(line) for line in lines)
         height = len(lines) * PDF_LINE_HEIGHT
         pdf.add_page(format=(width + 2 * PDF_MARGIN, height + 2 * PDF_MARGIN))
-        for line in lines:
+        for index, line in enumerate(lines):
             if line.strip():
-                pdf.cell(h=PDF_LINE_HEIGHT, text=line, new_x="LMARGIN", new_y="NEXT")
+                target = link if link and index == len(lines) - 1 else ""
+                pdf.cell(h=PDF_LINE_HEIGHT, text=line, new_x="LMARGIN", new_y="NEXT", link=target)
             else:
                 pdf.ln(PDF_LINE_HEIGHT)  # fpdf2 sets no cell without text
     return bytes(pdf.output())

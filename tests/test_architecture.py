@@ -18,6 +18,7 @@ APPS = (
     "tickets",
     "payments",
     "messaging",
+    "fiscal",
     "totem",
     "panel",
     "ops",
@@ -35,6 +36,8 @@ BELOW = {
     "tickets": {"tenants", "customers", "equipment"},
     "payments": {"tenants", "customers", "equipment", "tickets"},
     "messaging": {"tenants", "customers", "equipment", "tickets", "payments"},
+    # Above payments: an NFS-e follows a paid sale, and payments never learns of it.
+    "fiscal": {"tenants", "customers", "equipment", "tickets", "payments"},
 }
 # Entry points: what a person or a process drives (admin, views, sockets, commands, the
 # spooler's loop). They are the top layer whatever app they live in.

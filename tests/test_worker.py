@@ -30,7 +30,7 @@ from tickets.models import LineStatus, TicketLine
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")
 # A weekday afternoon: the nightly purge is not due.
 AFTERNOON = datetime(2026, 12, 1, 15, 0, tzinfo=SAO_PAULO)
-EVERY_MINUTE = ["expire_tickets", "check_alerts"]
+EVERY_MINUTE = ["expire_tickets", "check_alerts", "issue_nfse"]
 
 
 def worker(said: list[str] | None = None, jobs=JOBS) -> Worker:
@@ -184,7 +184,8 @@ def test_sigterm_stops_the_worker_process(transactional_db):
 def test_once_runs_what_is_due_and_says_so(db):
     out = StringIO()
     call_command("run_worker", "--once", stdout=out)
-    assert "ran expire_tickets, check_alerts, cleanup_inconsistent_states" in out.getvalue()
+    ran = "ran expire_tickets, check_alerts, issue_nfse, cleanup_inconsistent_states"
+    assert ran in out.getvalue()
 
 
 def test_a_worker_without_redis_warns_that_its_events_reach_no_screen(db, settings):
