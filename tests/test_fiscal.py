@@ -345,3 +345,39 @@ def test_two_workers_queue_a_sale_once(tenant, alice):
     for thread in threads:
         thread.join()
     assert errors == [] and InvoiceItem.objects.filter(session=session).count() == 1
+
+
+def test_admin_shows_the_providers_message_to_the_studio_only(
+    focus, tenant, cryo, alice, bob, charlie, client
+):
+    fiscal_settings(tenant, api_token="wrong-token")
+    session = paid_sale(tenant, [cryo], alice)
+    call_command("issue_nfse")
+    invoice = the_invoice(session)
+    client.force_login(bob)
+    page = client.get(reverse("admin:fiscal_invoice_changelist"))
+    assert "permissao_negada" in page.content.decode()
+    config = FiscalSettings.objects.get(tenant=tenant)
+    config.api_token = TOKEN  # re-typed in admin, encrypted on save
+    config.save()
+    answer = client.post(
+        reverse("admin:fiscal_invoice_changelist"),
+        {"action": "send_again", "_selected_action": [invoice.pk]},
+    )
+    assert answer.status_code == 302
+    call_command("issue_nfse")
+    invoice.refresh_from_db()
+    assert invoice.status == "processing"
+    client.force_login(charlie)
+    outsider = client.get(reverse("admin:fiscal_invoice_change", args=[invoice.pk]))
+    assert outsider.status_code == 404
+
+
+def test_the_receipt_pdf_links_the_nfse(focus, config, tenant, cryo, alice, client):
+    session = paid_sale(tenant, [cryo], alice)
+    call_command("issue_nfse")
+    invoice = the_invoice(session)
+    focus.authorize(invoice.reference)
+    issuing.refresh(invoice)
+    pdf = client.get(reverse("payments_receipt_pdf", args=[tenant.slug, session.ticket.token]))
+    assert pdf.status_code == 200 and b"/URI (https://www.nfse.gov.br/" in pdf.content

@@ -17,6 +17,7 @@ PROJECT_APPS = (
     "payments",
     "equipment",
     "messaging",
+    "fiscal",
     "totem",
     "ops",
     "api",
