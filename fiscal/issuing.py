@@ -65,6 +65,9 @@ LEASE = timedelta(minutes=2)
 # The first look at a request the provider is processing, then every POLL_EVERY: the
 # webhook usually comes first.
 POLL_EVERY = timedelta(minutes=2)
+# A daily NFS-e is sent this long after the local midnight that closes its day: workers'
+# clocks may differ by a little, and none may add a sale to it after its midnight.
+DAILY_MARGIN = timedelta(minutes=5)
 # A request still processing after this is shown to a person.
 PROCESSING_TOO_LONG = timedelta(hours=24)
 
@@ -156,28 +159,35 @@ def enqueue_sale(config: FiscalSettings, session: PaymentSession) -> int:
 
 
 def _open_invoice(config: FiscalSettings, session: PaymentSession, code: str, day) -> Invoice:
-    """The invoice a sale's part goes on: a new one per sale, or the day's still-unsent one
-    for (day, code) in daily mode, which is sent after the local day ends."""
+    """The invoice a sale's part goes on: a new one per sale, or in daily mode the day's
+    one for its code, sent DAILY_MARGIN after the local day ends.
+
+    A daily invoice takes sales only until its local midnight, and is sent only after it:
+    a sale of the day queued after midnight (a worker a minute late) gets an invoice of its
+    own, so no sale is added to an NFS-e already on its way."""
     tenant = session.tenant
     if config.issue_mode == IssueMode.DAILY:
-        found = (
-            Invoice.objects.select_for_update()
-            .filter(
-                tenant=tenant,
-                issue_mode=IssueMode.DAILY,
-                day=day,
-                national_code=code,
-                customer_key="",
-                status=St.QUEUED,
-                attempts=0,
-            )
-            .first()
+        midnight = timezone.make_aware(
+            datetime.combine(day + timedelta(days=1), datetime.min.time()), tenant.tzinfo
         )
+        found = None
+        if timezone.now() < midnight:
+            found = (
+                Invoice.objects.select_for_update()
+                .filter(
+                    tenant=tenant,
+                    issue_mode=IssueMode.DAILY,
+                    day=day,
+                    national_code=code,
+                    customer_key="",
+                    status=St.QUEUED,
+                    attempts=0,
+                )
+                .first()
+            )
         if found is not None:
             return found
-        midnight = datetime.combine(day + timedelta(days=1), datetime.min.time())
-        due = timezone.make_aware(midnight, tenant.tzinfo)
-        key = ""
+        due, key = midnight + DAILY_MARGIN, ""
     else:
         due, key = timezone.now(), f"sale-{session.pk}"
     lc116 = ""

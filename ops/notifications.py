@@ -135,8 +135,8 @@ def current_conditions(tenant: Tenant, config: NotificationSettings, now: dateti
     # not be cancelled (fiscal/issuing.py flags them; admin shows the provider's words).
     flagged = Invoice.objects.filter(tenant=tenant, needs_attention=True).order_by("pk")[:20]
     for invoice in flagged:
-        text = _("NFS-e %(reference)s (%(status)s): %(message)s") % {
-            "reference": invoice.reference,
+        text = _("NFS-e of %(sale)s (%(status)s): %(message)s") % {
+            "sale": invoice.description.split(" | ")[0][:80],
             "status": invoice.get_status_display().lower(),
             "message": invoice.provider_message or "—",
         }

@@ -255,6 +255,22 @@ def test_daily_mode_sends_one_nfse_per_code_after_the_local_day(focus, tenant, c
     assert invoice.status == "processing" and len(focus.requests) == 1
 
 
+def test_a_sale_queued_after_its_days_midnight_never_joins_the_days_nfse(
+    focus, tenant, cryo, alice, monkeypatch
+):
+    fiscal_settings(tenant, issue_mode="daily")
+    first, late = paid_sale(tenant, [cryo], alice), paid_sale(tenant, [cryo], alice)
+    config = FiscalSettings.objects.get(tenant=tenant)
+    issuing.enqueue_sale(config, first)
+    day_invoice = the_invoice(first)
+    after_midnight = day_invoice.next_attempt_at
+    monkeypatch.setattr(timezone, "now", lambda: after_midnight)
+    issuing.enqueue_sale(config, late)
+    late_invoice = the_invoice(late)
+    assert late_invoice != day_invoice and late_invoice.day == day_invoice.day
+    assert day_invoice.items.count() == 1
+
+
 def test_tenants_never_see_each_others_nfse(
     focus, config, tenant, other_tenant, cryo, alice, client
 ):
