@@ -17,48 +17,25 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from fiscal import issuing
 from fiscal.models import FiscalSettings, Invoice, InvoiceItem, ServiceTaxCode
-from payments.admin import mask
-from tenants.admin import TenantConsistentForm, TenantScopedAdmin
+from tenants.admin import TenantScopedAdmin, WriteOnlySecretsForm
 from tenants.br import normalize_cnpj
 from tenants.errors import DomainError
 from tenants.money import brl
 
-SECRETS = ("api_token", "webhook_secret")
 
-
-class FiscalSettingsForm(TenantConsistentForm):
-    """Secrets are write-only: the field is always empty, and empty keeps what is saved."""
-
+class FiscalSettingsForm(WriteOnlySecretsForm):
+    secrets = ("api_token", "webhook_secret")
     # Room for "11.222.333/0001-81" as typed; stored as 14 digits (clean_cnpj).
     cnpj = forms.CharField(label=_("CNPJ"), max_length=18, required=False)
 
     class Meta:
         model = FiscalSettings
         exclude = ["enabled_since"]
-        widgets = {name: forms.PasswordInput(render_value=False) for name in SECRETS}
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        for name in SECRETS:
-            if name not in self.fields:
-                continue
-            current = getattr(self.instance, name, "") if self.instance.pk else ""
-            self.fields[name].required = False
-            self.fields[name].help_text = gettext("Saved: %(masked)s. Leave blank to keep it.") % {
-                "masked": mask(current)
-            }
 
     def clean_cnpj(self) -> str:
         # Typed with dots, slash and dash; stored as its 14 digits.
         typed = self.cleaned_data.get("cnpj", "")
         return normalize_cnpj(typed) if typed else typed
-
-    def clean(self) -> dict:
-        cleaned = super().clean()
-        for name in SECRETS:
-            if name in cleaned and not (cleaned.get(name) or "").strip() and self.instance.pk:
-                cleaned[name] = getattr(self.instance, name)
-        return cleaned
 
 
 @admin.register(FiscalSettings)

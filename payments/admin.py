@@ -24,7 +24,7 @@ from payments.providers import ProviderError
 from payments.providers.mercadopago_orders import MercadoPagoOrdersProvider
 from payments.receipts import brl, render_receipt_text
 from payments.sessions import refund
-from tenants.admin import TenantConsistentForm, TenantScopedAdmin
+from tenants.admin import TenantScopedAdmin, WriteOnlySecretsForm, mask
 from tenants.errors import DomainError
 from tenants.models import Role
 
@@ -39,20 +39,12 @@ STATUS_COLOURS = {
 }
 
 
-def mask(secret: str) -> str:
-    """Enough to recognise a secret, never enough to use it."""
-    if not secret:
-        return gettext("(not set)")
-    return "••••" + secret[-4:] if len(secret) > 8 else "••••"
-
-
-class PaymentSettingsForm(TenantConsistentForm):
-    """Secrets are write-only: the field is always empty, and empty keeps what is saved."""
+class PaymentSettingsForm(WriteOnlySecretsForm):
+    secrets = SECRETS
 
     class Meta:
         model = PaymentSettings
         fields = "__all__"
-        widgets = {name: forms.PasswordInput(render_value=False) for name in SECRETS}
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -61,14 +53,6 @@ class PaymentSettingsForm(TenantConsistentForm):
                 "CPF, CNPJ, mobile phone with +55, e-mail or random key. Saved the way the "
                 "Central Bank's key directory writes it (digits only, +55…, lower case)."
             )
-        for name in SECRETS:
-            if name not in self.fields:
-                continue
-            current = getattr(self.instance, name, "") if self.instance.pk else ""
-            self.fields[name].required = False
-            self.fields[name].help_text = gettext("Saved: %(masked)s. Leave blank to keep it.") % {
-                "masked": mask(current)
-            }
         if "payer_email" in self.fields:
             self.fields["payer_email"].help_text = gettext(
                 "Optional: an address of the studio's that MercadoPago receipts may go to. "
@@ -91,9 +75,6 @@ class PaymentSettingsForm(TenantConsistentForm):
 
     def clean(self) -> dict:
         cleaned = super().clean()
-        for name in SECRETS:
-            if name in cleaned and not (cleaned.get(name) or "").strip() and self.instance.pk:
-                cleaned[name] = getattr(self.instance, name)
         # Checked again when used (providers/mercadopago.py): the contact e-mail may change.
         typed = (cleaned.get("payer_email") or "").strip()
         tenant = cleaned.get("tenant") or getattr(self.instance, "tenant", None)

@@ -75,6 +75,39 @@ class TenantConsistentForm(forms.ModelForm):
         return cleaned
 
 
+def mask(secret: str) -> str:
+    """Enough to recognise a secret, never enough to use it."""
+    if not secret:
+        return gettext("(not set)")
+    return "••••" + secret[-4:] if len(secret) > 8 else "••••"
+
+
+class WriteOnlySecretsForm(TenantConsistentForm):
+    """A settings form whose `secrets` (provider tokens, webhook secrets) are write-only:
+    always shown empty with a mask of what is saved, and left empty, what is saved stays."""
+
+    secrets: tuple[str, ...] = ()
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for name in self.secrets:
+            if name not in self.fields:
+                continue
+            current = getattr(self.instance, name, "") if self.instance.pk else ""
+            self.fields[name].widget = forms.PasswordInput(render_value=False)
+            self.fields[name].required = False
+            self.fields[name].help_text = gettext("Saved: %(masked)s. Leave blank to keep it.") % {
+                "masked": mask(current)
+            }
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        for name in self.secrets:
+            if name in cleaned and not (cleaned.get(name) or "").strip() and self.instance.pk:
+                cleaned[name] = getattr(self.instance, name)
+        return cleaned
+
+
 class ReadableHistory(HistoricalRecordContextHelper):
     """A history's changes as a manager reads them: a status by its label, a time in the
     zone active for the page (the row's tenant's), an empty value as a dash."""
