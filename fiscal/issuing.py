@@ -85,6 +85,11 @@ def provider_for(invoice: Invoice):
     return get_provider(invoice.provider, settings_for(invoice.tenant))
 
 
+def issues_nfse(tenant: Tenant) -> bool:
+    """Whether the tenant issues NFS-e now (the kiosk then asks "CPF na nota?")."""
+    return FiscalSettings.objects.filter(tenant=tenant, enabled=True).exists()
+
+
 # --- enqueue ---------------------------------------------------------------------------------
 
 
@@ -166,7 +171,12 @@ def _open_invoice(config: FiscalSettings, session: PaymentSession, code: str, da
     a sale of the day queued after midnight (a worker a minute late) gets an invoice of its
     own, so no sale is added to an NFS-e already on its way."""
     tenant = session.tenant
+    ticket = session.ticket
+    # The CPF only when the customer asked for it at the kiosk (Ticket.cpf_on_invoice).
+    cpf = ticket.customer_cpf if ticket.cpf_on_invoice else ""
     if config.issue_mode == IssueMode.DAILY:
+        # A day's sales without a CPF share one NFS-e per code; a CPF gets its own.
+        key = cpf
         midnight = timezone.make_aware(
             datetime.combine(day + timedelta(days=1), datetime.min.time()), tenant.tzinfo
         )
@@ -179,7 +189,7 @@ def _open_invoice(config: FiscalSettings, session: PaymentSession, code: str, da
                     issue_mode=IssueMode.DAILY,
                     day=day,
                     national_code=code,
-                    customer_key="",
+                    customer_key=key,
                     status=St.QUEUED,
                     attempts=0,
                 )
@@ -187,7 +197,7 @@ def _open_invoice(config: FiscalSettings, session: PaymentSession, code: str, da
             )
         if found is not None:
             return found
-        due, key = midnight + DAILY_MARGIN, ""
+        due = midnight + DAILY_MARGIN
     else:
         due, key = timezone.now(), f"sale-{session.pk}"
     lc116 = ""
@@ -199,7 +209,8 @@ def _open_invoice(config: FiscalSettings, session: PaymentSession, code: str, da
         issue_mode=config.issue_mode,
         day=day,
         customer_key=key,
-        customer_name=session.ticket.customer_name if key else "",
+        customer_name=ticket.customer_name if cpf or key else "",
+        customer_cpf=cpf,
         national_code=code,
         lc116_item=lc116,
         iss_rate=config.iss_rate,
@@ -243,8 +254,9 @@ def payload(invoice: Invoice, config: FiscalSettings) -> dict[str, Any]:
         "tipo_retencao_iss": 1,
     }
     if invoice.customer_cpf:
-        # Only when the customer asked for it (request_cpf): the LGPD consent at the kiosk
-        # covers finding the ticket, not tax documents.
+        # Only when the customer asked for it (at the kiosk, or at the counter through
+        # request_cpf): the kiosk's privacy consent covers finding the ticket, not tax
+        # documents.
         data["cpf_tomador"] = invoice.customer_cpf
         data["razao_social_tomador"] = invoice.customer_name
     return data
@@ -456,7 +468,11 @@ def _settle_refund(invoice: Invoice, now: datetime) -> int:
     with transaction.atomic():
         invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
         items = list(invoice.items.select_related("session"))
-        gone = [item for item in items if item.session.status == SessionStatus.REFUNDED]
+        gone = [
+            item
+            for item in items
+            if item.session is not None and item.session.status == SessionStatus.REFUNDED
+        ]
         if not gone or invoice.needs_attention:
             return 0
         if invoice.status in (St.QUEUED, St.ERROR):
@@ -515,11 +531,14 @@ def request_cpf(invoice: Invoice) -> Invoice:
         invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
         if invoice.status not in (St.QUEUED, St.ERROR):
             raise FiscalError(_("This NFS-e was already sent; its customer cannot change."))
-        tickets = {item.session.ticket for item in invoice.items.select_related("session__ticket")}
+        tickets = {
+            item.session.ticket if item.session else None
+            for item in invoice.items.select_related("session__ticket")
+        }
         if len(tickets) != 1:
             raise FiscalError(_("This NFS-e covers sales of several customers."))
         ticket = tickets.pop()
-        if not ticket.customer_cpf:
+        if ticket is None or not ticket.customer_cpf:
             raise FiscalError(_("The customer gave no CPF at the kiosk."))
         invoice.customer_cpf = ticket.customer_cpf
         invoice.customer_name = ticket.customer_name

@@ -316,8 +316,14 @@ class InvoiceItem(models.Model):
     """One paid sale's part of an invoice (one payment session under one service code)."""
 
     invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="items")
+    # SET_NULL: the retention purge deletes year-old tickets and their payments, while the
+    # NFS-e record (kept five years, like the document) stays with its description and amount.
     session = models.ForeignKey(
-        PaymentSession, on_delete=models.PROTECT, related_name="+", verbose_name=_("payment")
+        PaymentSession,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="+",
+        verbose_name=_("payment"),
     )
     description = models.CharField(_("description"), max_length=300)
     amount = models.DecimalField(_("amount (R$)"), **money)

@@ -21,6 +21,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from customers.models import Customer
+from fiscal.models import Invoice
 from messaging.models import Feedback, Subscription
 from messaging.optin import forget as forget_whatsapp
 from ops.models import Alert
@@ -68,6 +69,12 @@ def anonymise_tickets(ticket_ids: list[int]) -> int:
         TicketLine.objects.filter(ticket_id__in=ticket_ids).update(customer_key=token)
         TicketLine.history.model.objects.filter(ticket_id__in=ticket_ids).update(customer_key=token)
         forget_whatsapp(ticket_ids)
+        # Our copy of the CPF a customer asked to have on an NFS-e; the NFS-e itself is the
+        # national system's, kept by law.
+        invoices = Invoice.objects.filter(items__session__ticket_id__in=ticket_ids)
+        named = {"customer_cpf": "", "customer_name": ""}
+        Invoice.history.model.objects.filter(id__in=invoices.values("pk")).update(**named)
+        invoices.update(**named)
     return count
 
 

@@ -10,16 +10,20 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.db import close_old_connections
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
 
+from equipment.models import Kind
 from fiscal import issuing
 from fiscal.admin import FiscalSettingsForm
 from fiscal.fake_focusnfe import FakeFocusNFe
 from fiscal.models import FiscalSettings, Invoice, InvoiceItem, ServiceTaxCode
 from payments.sessions import confirm_cash, refund, start_payment
-from tests.conftest import make_service, make_ticket
+from tests.conftest import make_device, make_service, make_ticket
+from tests.test_kiosk import buy, fill_cart, identify, pair, url
+from tickets.models import Ticket
 
 CNPJ = "11222333000181"
 TOKEN = "focus-token-alfa"
@@ -232,14 +236,34 @@ def test_a_refund_before_sending_drops_the_request(focus, config, tenant, cryo, 
 
 def test_the_cpf_goes_on_the_nfse_only_when_the_customer_asked(focus, config, tenant, cryo, alice):
     quiet = paid_sale(tenant, [cryo], alice, cpf="52998224725")
-    asked = paid_sale(tenant, [cryo], alice, cpf="52998224725")
+    at_kiosk = paid_sale(tenant, [cryo], alice, cpf="52998224725", cpf_on_invoice=True)
+    at_counter = paid_sale(tenant, [cryo], alice, cpf="52998224725")
     issuing.enqueue_paid()
-    issuing.request_cpf(the_invoice(asked))
+    issuing.request_cpf(the_invoice(at_counter))
     issuing.send_due()
     sent = {ref: data for _method, ref, data in focus.requests}
     assert "cpf_tomador" not in sent[the_invoice(quiet).reference]
-    assert sent[the_invoice(asked).reference]["cpf_tomador"] == "52998224725"
-    assert sent[the_invoice(asked).reference]["razao_social_tomador"] == "Maria Souza"
+    for asked in (at_kiosk, at_counter):
+        assert sent[the_invoice(asked).reference]["cpf_tomador"] == "52998224725"
+        assert sent[the_invoice(asked).reference]["razao_social_tomador"] == "Maria Souza"
+
+
+def test_the_kiosk_asks_cpf_na_nota_only_where_the_studio_issues_nfse(tenant, cryo):
+    make_device(tenant, "Crio 1", [cryo])
+    kiosk_client = Client()
+    pair(kiosk_client, tenant, make_device(tenant, "Totem 1", kind=Kind.KIOSK))
+    fill_cart(kiosk_client, tenant, [cryo])
+    page = kiosk_client.get(url(tenant, "kiosk_identify"))
+    assert 'name="cpf_on_invoice"' not in page.content.decode()
+    fiscal_settings(tenant)
+    page = kiosk_client.get(url(tenant, "kiosk_identify"))
+    assert 'name="cpf_on_invoice"' in page.content.decode()
+    refused = identify(kiosk_client, tenant, customer_cpf="", cpf_on_invoice="on")
+    assert "customer_cpf" in refused.context["form"].errors
+    assert identify(kiosk_client, tenant, cpf_on_invoice="on").status_code == 302
+    buy(kiosk_client, tenant, "cash")
+    ticket = Ticket.objects.get()
+    assert ticket.cpf_on_invoice and ticket.customer_cpf == "52998224725"
 
 
 def test_daily_mode_sends_one_nfse_per_code_after_the_local_day(focus, tenant, cryo, alice):
@@ -397,3 +421,19 @@ def test_the_receipt_pdf_links_the_nfse(focus, config, tenant, cryo, alice, clie
     issuing.refresh(invoice)
     pdf = client.get(reverse("payments_receipt_pdf", args=[tenant.slug, session.ticket.token]))
     assert pdf.status_code == 200 and b"/URI (https://www.nfse.gov.br/" in pdf.content
+
+
+def test_retention_keeps_the_nfse_record_and_forgets_the_cpf(focus, config, tenant, cryo, alice):
+    from ops import retention
+
+    session = paid_sale(tenant, [cryo], alice, cpf="52998224725", cpf_on_invoice=True)
+    issuing.enqueue_paid()
+    invoice = the_invoice(session)
+    assert invoice.customer_cpf == "52998224725"
+    retention.anonymise_tickets([session.ticket_id])
+    invoice.refresh_from_db()
+    assert invoice.customer_cpf == "" and invoice.customer_name == ""
+    retention.delete_tickets([session.ticket_id])
+    invoice.refresh_from_db()
+    item = invoice.items.get()
+    assert item.session is None and item.amount == Decimal("120.00")

@@ -105,6 +105,7 @@ def create_ticket(
     idempotency_key: str = "",
     use_sessions: Iterable[int] = (),
     buy_packages: Iterable[int] = (),
+    cpf_on_invoice: bool = False,
 ) -> Ticket:
     """Create a ticket in `pending_payment` with one line per service and its extras.
 
@@ -121,12 +122,17 @@ def create_ticket(
     customer's package sessions, taken here (price 0; none left refuses the sale);
     `buy_packages` are packages bought on this ticket: their price is added, they become the
     customer's when the ticket is paid, and the chosen services they cover use them then.
+    `cpf_on_invoice`: the customer asked for their CPF on the NFS-e (kept only
+    with a CPF).
     """
     if idempotency_key:
         existing = Ticket.objects.filter(tenant=tenant, idempotency_key=idempotency_key).first()
         if existing:
             return existing
-    customer = _clean_customer(customer_name, cpf, phone, consent_version)
+    customer: dict[str, str | bool] = {
+        **_clean_customer(customer_name, cpf, phone, consent_version)
+    }
+    customer["cpf_on_invoice"] = cpf_on_invoice and bool(customer["customer_cpf"])
     if priority not in Priority.values:
         raise ValidationError({"priority": [_("Unknown priority.")]})
     if not tenant.is_open():

@@ -246,6 +246,9 @@ class Ticket(models.Model):
     customer_name = models.CharField(_("name"), max_length=80)
     customer_cpf = models.CharField(_("CPF"), max_length=11, blank=True)
     customer_phone = models.CharField(_("phone"), max_length=11, blank=True)
+    # Asked at the kiosk ("CPF na nota fiscal"): only then does the CPF go on the NFS-e; the
+    # privacy consent covers finding the ticket, not tax documents.
+    cpf_on_invoice = models.BooleanField(_("CPF on the invoice"), default=False)
     consent_version = models.CharField(_("consent version"), max_length=20)
     # The customer record behind a ticket with CPF (customers.identity.remember); kept null
     # for a walk-in without CPF, and set null when the customer is erased (LGPD).

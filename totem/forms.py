@@ -74,6 +74,10 @@ class IdentificationForm(forms.Form):
             attrs={"autocomplete": "off", "inputmode": "none", "data-keyboard": "cpf"}
         ),
     )
+    # Shown only where the studio issues NFS-e (totem/kiosk.py); absent, it is False.
+    cpf_on_invoice = forms.BooleanField(
+        label=_("Put my CPF on the invoice (NFS-e)"), required=False
+    )
     customer_phone = forms.CharField(
         label=_("Mobile phone (optional)"),
         required=False,
@@ -100,6 +104,13 @@ class IdentificationForm(forms.Form):
     def clean_customer_cpf(self) -> str:
         value = self.cleaned_data["customer_cpf"]
         return normalize_cpf(value) if visible_text(value) else ""
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        asked = cleaned.get("cpf_on_invoice")
+        if asked and not cleaned.get("customer_cpf") and "customer_cpf" not in self.errors:
+            self.add_error("customer_cpf", _("Type your CPF to have it on the invoice."))
+        return cleaned
 
     def clean_customer_phone(self) -> str:
         value = self.cleaned_data["customer_phone"]

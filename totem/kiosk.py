@@ -38,6 +38,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from customers.identity import find as find_customer
 from equipment.models import Kind, PrinterSettings
+from fiscal.issuing import issues_nfse
 from messaging import optin
 from messaging.models import sends_whatsapp
 from payments import demo
@@ -608,6 +609,7 @@ def identify(request: HttpRequest, slug: str) -> HttpResponse:
             cart["customer"] = {
                 "customer_name": data["customer_name"],
                 "cpf": data["customer_cpf"],
+                "cpf_on_invoice": data["cpf_on_invoice"],
                 "phone": data["customer_phone"],
                 "priority": form.priority_class,
                 "consent_version": consent.CONSENT_VERSION,
@@ -643,6 +645,7 @@ def identify(request: HttpRequest, slug: str) -> HttpResponse:
             consent=consent,
             whatsapp=whatsapp,
             whatsapp_consent=optin,
+            ask_cpf_on_invoice=issues_nfse(request.tenant),
             declared_priority=(cart.get("customer") or {}).get("priority") == Priority.PRIORITY,
         ),
     )
@@ -654,6 +657,7 @@ def _identify_initial(customer: dict | None) -> dict:
     return {
         "customer_name": customer["customer_name"],
         "customer_cpf": format_cpf(customer["cpf"]),
+        "cpf_on_invoice": customer.get("cpf_on_invoice", False),
         "customer_phone": customer["phone"],
         # The reason was never kept: only a class one declaration alone gives is shown again.
         "priority": declaration_of(customer["priority"]),
@@ -799,6 +803,8 @@ def _buy(
             extras={int(k): v for k, v in cart["extras"].items()},
             customer_name=customer["customer_name"],
             cpf=customer["cpf"],
+            # A cart saved before the question existed has no answer: no.
+            cpf_on_invoice=customer.get("cpf_on_invoice", False),
             phone=customer["phone"],
             consent_version=customer["consent_version"],
             priority=customer["priority"],
