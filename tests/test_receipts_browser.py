@@ -144,3 +144,28 @@ def test_the_phone_page_shows_the_receipt_once_paid_with_its_pdf_and_qr(
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     phone.done()
     context.close()
+
+
+def test_the_receipt_page_shows_the_nfse_link_and_qr_on_a_phone(
+    browser, live_server, transactional_db, tenant, cryo, alice
+):
+    from payments.sessions import confirm_cash
+    from tests.accessibility import assert_accessible
+
+    ticket = make_ticket(tenant, [cryo], customer_name="Ana Lima")
+    session = start_payment(ticket, "cash")
+    confirm_cash(tenant, session.pk, alice, "120")
+    # What fiscal writes once the NFS-e is authorized (tests/test_fiscal.py drives that).
+    nfse_url = "https://www.nfse.gov.br/consultapublica/?tpc=1&chave=2611606211222333000181"
+    session.receipt.__class__.objects.filter(pk=session.receipt.pk).update(
+        nfse_number="1001", nfse_url=nfse_url
+    )
+    context = browser.new_context(viewport=PHONE, has_touch=True, locale="pt-BR")
+    page = context.new_page()
+    page.goto(f"{live_server.url}/t/{tenant.slug}/pagamentos/recibo/{ticket.token}/")
+    link = page.get_by_test_id("receipt-nfse")
+    assert link.inner_text() == "Ver a NFS-e 1001" and link.get_attribute("href") == nfse_url
+    assert "NFS-e" in page.locator("pre").inner_text()
+    assert_fits(page, page.locator(".nfse svg"), PHONE)
+    assert_accessible(page, "receipt with NFS-e")
+    context.close()
