@@ -16,9 +16,9 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('payments', '0005_receipt_nfse'),
+        ('payments', '0006_receipt_nfse'),
         ('tenants', '0011_audit_label'),
-        ('tickets', '0010_ticket_cpf_on_invoice'),
+        ('tickets', '0012_ticket_cpf_on_invoice'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

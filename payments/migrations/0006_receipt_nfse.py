@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('payments', '0004_point_api'),
+        ('payments', '0005_provider_paid_elsewhere'),
     ]
 
     operations = [
