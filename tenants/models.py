@@ -10,11 +10,11 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.translation import gettext_lazy as _
 
-from tenants.clock import local_time
 from tenants.branding import DEFAULT_ACCENT, DEFAULT_PRIMARY, Palette, is_hex_colour
+from tenants.clock import local_time
 from tenants.crypto import EncryptedCharField
 from tenants.history import HistoricalRecords
 from tenants.images import LOGO_SIZE, WELCOME_SIZE, PictureField
