@@ -20,6 +20,7 @@ from payments.brcode import build_brcode, crc16, field, normalize_pix_key
 from payments.models import PaymentSettings
 from payments.sessions import start_payment
 from tests.conftest import make_ticket
+from tests.test_identity_input import migrate_to_latest
 
 CPF = "52998224725"
 CNPJ = "11222333000181"
@@ -252,10 +253,14 @@ AFTER = ("payments", "0003_canonical_pix_key")
 
 
 def migrate(target: tuple[str, str] | None = None) -> None:
-    """To `target`, or (None) back to the latest payments migration."""
+    """To `target`, or (None) back to every app's latest migration: going back to BEFORE
+    also reversed the migrations of other apps that depend on payments (fiscal's)."""
+    if target is None:
+        migrate_to_latest()
+        return
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()
-    executor.migrate([target or executor.loader.graph.leaf_nodes("payments")[0]])
+    executor.migrate([target])
 
 
 @pytest.mark.django_db(transaction=True)

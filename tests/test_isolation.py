@@ -40,6 +40,13 @@ PUBLIC = {
     "kiosk_welcome": "an unpaired browser sees only the pairing screen",
     "kiosk_pair": "takes a one-time pairing code",
     "kiosk_error": "a friendly error screen, no data",
+    "join": "joining from the phone: the studio's services and prices, as the kiosk shows them",
+    "join_poster": "the door's poster: the studio's name and the join page's address",
+    "join_payment": "by the ticket's unguessable token, within its own tenant only",
+    "feedback": "by the ticket's unguessable token: one score per ticket",
+    "ticket_arriving": "by the ticket's unguessable token: 'estou chegando'",
+    "ticket_give_up": "by the ticket's unguessable token: 'desisti', confirmed on the page",
+    "whatsapp_stop": "by the ticket's unguessable token: stops its own WhatsApp notices",
     "openapi-json": "the API's description (routes and schemas): no studio's data",
     "openapi-view": "Swagger UI over that description",
 }
