@@ -6,9 +6,22 @@ from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
-from equipment.models import Equipment
+from equipment.models import DeviceServiceSettings, Equipment
 from tenants.admin import DeletedFilter, SoftDeleteAdmin, TenantScopedAdmin
-from tickets import events
+from tickets import devices, events
+
+
+class DeviceServiceSettingsInline(TenantScopedAdmin, admin.TabularInline):
+    """How this device runs each service, where it differs from the service's defaults."""
+
+    model = DeviceServiceSettings
+    tenant_field = "equipment__tenant"
+    allow_delete = True  # a setting back to the service's defaults, not a business record
+    extra = 0
+    fields = ["service", "session_minutes", "cooldown_minutes"]
+
+    def _row_tenant_id(self, obj) -> int:
+        return obj.equipment.tenant_id
 
 
 @admin.register(Equipment)
@@ -41,11 +54,17 @@ class EquipmentAdmin(TenantScopedAdmin, SoftDeleteAdmin, SimpleHistoryAdmin):
         "location",
         "status",
         "services",
+        "maintenance_starts",
+        "maintenance_minutes",
+        "shows_timer_on_display",
+        "cooling_until",
         "last_seen_at",
         "created_at",
         "deleted_at",
     ]
-    readonly_fields = ["last_seen_at", "created_at", "deleted_at"]
+    # cooling_until moves with sessions; an operator ends it early in the panel, audited.
+    readonly_fields = ["cooling_until", "last_seen_at", "created_at", "deleted_at"]
+    inlines = [DeviceServiceSettingsInline]
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("services")
@@ -61,6 +80,11 @@ class EquipmentAdmin(TenantScopedAdmin, SoftDeleteAdmin, SimpleHistoryAdmin):
         super().save_model(request, obj, form, change)
         if change and "kind" in form.changed_data:
             events.device_changed([obj.pk])
+        if change and {"status", "maintenance_starts", "maintenance_minutes"} & set(
+            form.changed_data
+        ):
+            # Online ↔ maintenance ↔ offline: the panels and the dashboard show it at once.
+            devices.announce_device(obj.pk)
 
     @admin.display(description=_("services it can run"))
     def service_names(self, obj: Equipment) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -27,6 +27,21 @@ class Status(models.TextChoices):
     ONLINE = "online", _("Online")
     OFFLINE = "offline", _("Offline")
     MAINTENANCE = "maintenance", _("Maintenance")
+
+
+class DeviceState(models.TextChoices):
+    """What a service device is doing now, derived from its status, its active line and its
+    timestamps (never stored: no timer has to flip it for it to be right)."""
+
+    FREE = "free", _("Free")
+    IN_USE = "in_use", _("In use")
+    COOLING = "cooling", _("Cooling down")
+    MAINTENANCE = "maintenance", _("Maintenance")
+    OFFLINE = "offline", _("Offline")
+
+
+# States in which nothing may be called onto a device (besides being in use).
+NOT_CALLABLE = (DeviceState.COOLING, DeviceState.MAINTENANCE, DeviceState.OFFLINE)
 
 
 class EquipmentQuerySet(SoftDeleteQuerySet, TenantQuerySet):
@@ -56,10 +71,29 @@ class Equipment(models.Model):
         verbose_name=_("services it can run"),
     )
     last_seen_at = models.DateTimeField(_("last seen"), null=True, blank=True)
+    # Set when a session ends (tickets.devices.release): nothing is called onto the device
+    # before it, a rule the database holds too (trigger `line_device_ready`). A time, not a
+    # state, so the device is free again when it passes without any process running.
+    cooling_until = models.DateTimeField(_("cooling down until"), null=True, blank=True)
+    maintenance_starts = models.TimeField(
+        _("daily maintenance from"),
+        null=True,
+        blank=True,
+        help_text=_("Local time. Nothing is called onto the device during the window."),
+    )
+    maintenance_minutes = models.PositiveSmallIntegerField(
+        _("daily maintenance (min)"), default=0, help_text=_("0: no daily maintenance window.")
+    )
+    shows_timer_on_display = models.BooleanField(
+        _("session timer on the TV"),
+        default=False,
+        help_text=_("The public display shows how long this room's session has left."),
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     deleted_at = models.DateTimeField(_("deleted at"), null=True, blank=True)
 
-    history = HistoricalRecords(m2m_fields=[services])
+    # cooling_until changes with every session, by an UPDATE: not a configuration change.
+    history = HistoricalRecords(m2m_fields=[services], excluded_fields=["cooling_until"])
     objects = EquipmentQuerySet.as_manager()
 
     class Meta:
@@ -76,8 +110,17 @@ class Equipment(models.Model):
             models.CheckConstraint(
                 condition=Q(status__in=Status.values), name="equipment_status_valid"
             ),
+            models.CheckConstraint(
+                condition=Q(maintenance_minutes__lt=24 * 60), name="equipment_maintenance_in_a_day"
+            ),
         ]
         indexes = [
+            # The worker announces devices whose cool-down has passed (tickets.devices).
+            models.Index(
+                fields=["cooling_until"],
+                condition=Q(cooling_until__isnull=False),
+                name="equipment_cooling",
+            ),
             # Seed 003 §7: devices are listed by tenant and kind.
             models.Index(fields=["tenant", "kind"], name="equipment_tenant_kind"),
         ]
@@ -89,6 +132,87 @@ class Equipment(models.Model):
     def announced_as(self) -> str:
         """What the display says: the room if there is one, else the device's name."""
         return self.location or self.name
+
+    def maintenance_until(self, now: datetime) -> datetime | None:
+        """The end of the daily maintenance window `now` falls in (the tenant's local time),
+        or None outside it. A window may cross midnight. The database's trigger
+        `line_device_ready` computes the same on PostgreSQL."""
+        if self.maintenance_starts is None or not self.maintenance_minutes:
+            return None
+        local = timezone.localtime(now, self.tenant.tzinfo)
+        start = self.maintenance_starts
+        since = (
+            local.hour * 3600
+            + local.minute * 60
+            + local.second
+            - (start.hour * 3600 + start.minute * 60 + start.second)
+        ) % (24 * 3600)
+        if since >= self.maintenance_minutes * 60:
+            return None
+        return now - timedelta(seconds=since) + timedelta(minutes=self.maintenance_minutes)
+
+    def state(self, now: datetime, *, busy: bool) -> DeviceState:
+        """Its state at `now`; `busy` says whether a line is called or in service on it.
+
+        A session already running when the maintenance window opens finishes first: the
+        device shows in use, then maintenance.
+        """
+        if self.status == Status.OFFLINE:
+            return DeviceState.OFFLINE
+        if self.status == Status.MAINTENANCE:
+            return DeviceState.MAINTENANCE
+        if busy:
+            return DeviceState.IN_USE
+        if self.maintenance_until(now) is not None:
+            return DeviceState.MAINTENANCE
+        if self.cooling_until is not None and self.cooling_until > now:
+            return DeviceState.COOLING
+        return DeviceState.FREE
+
+
+class DeviceServiceSettings(models.Model):
+    """How one device runs one service, where it differs from the service's defaults (a
+    newer chamber that needs less cool-down, a sauna cleaned longer)."""
+
+    equipment = models.ForeignKey(
+        Equipment,
+        on_delete=models.CASCADE,
+        related_name="service_settings",
+        verbose_name=_("equipment"),
+    )
+    service = models.ForeignKey(
+        "tickets.Service", on_delete=models.CASCADE, related_name="+", verbose_name=_("service")
+    )
+    session_minutes = models.PositiveSmallIntegerField(
+        _("session length (min)"),
+        null=True,
+        blank=True,
+        help_text=_("Empty: the service's expected duration."),
+    )
+    cooldown_minutes = models.PositiveSmallIntegerField(
+        _("cool-down / cleaning (min)"),
+        null=True,
+        blank=True,
+        help_text=_("Empty: the service's cool-down."),
+    )
+
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("session settings")
+        verbose_name_plural = _("session settings per service")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["equipment", "service"], name="device_service_settings_once"
+            ),
+            models.CheckConstraint(
+                condition=Q(session_minutes__isnull=True) | Q(session_minutes__gte=1),
+                name="device_service_session_positive",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.equipment} · {self.service}"
 
 
 # --- printing -------------------------------------------------------------------------------

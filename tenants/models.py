@@ -331,6 +331,7 @@ class AuditAction(models.TextChoices):
     STATUS_CHANGED = "status_changed", _("Status changed by hand")
     TICKET_CANCELLED = "ticket_cancelled", _("Ticket cancelled")
     LINE_CANCELLED = "line_cancelled", _("Service of a ticket cancelled")
+    COOLDOWN_ENDED = "cooldown_ended", _("Device's cool-down ended early")
     PAYMENT_CONFIRMED = "payment_confirmed", _("Payment confirmed by hand")
     PAYMENT_REFUNDED = "payment_refunded", _("Payment refunded")
     FREE_TICKET = "free_ticket", _("Free ticket sent on without payment")

@@ -589,9 +589,15 @@ def test_an_operations_events_go_out_together_numbered_in_order(
     assert len(sends) == 1  # one numbering and one publishing round trip for the call
     tenant_messages = [m for group, m in sends[0] if group == events.tenant_group(tenant.id)]
     kinds = [m["type"] for m in tenant_messages]
-    assert kinds == ["ticket_update", "ticket_called", "service_called", "queue_update"]
+    assert kinds == [
+        "ticket_update",
+        "ticket_called",
+        "service_called",
+        "queue_update",
+        "equipment_update",
+    ]
     numbers = [m["group_seq"] for m in tenant_messages]
-    assert numbers == list(range(numbers[0], numbers[0] + 4))
+    assert numbers == list(range(numbers[0], numbers[0] + 5))
 
     # An event whose savepoint rolls back stays behind; the rest of the batch goes.
     sends.clear()

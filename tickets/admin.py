@@ -101,6 +101,8 @@ class ServiceAdmin(TenantScopedAdmin, SoftDeleteAdmin, SimpleHistoryAdmin):
         "picture",
         "price",
         "duration_minutes",
+        "hard_maximum",
+        "cooldown_minutes",
         "prefix",
         "display_order",
         "is_active",

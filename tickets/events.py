@@ -81,6 +81,11 @@ PUBLIC_FIELDS = frozenset(
         "equipment",
         "room",
         "call_count",
+        # equipment_update: a device's state and the server times screens count down to.
+        "state",
+        "until",
+        "ends_at",
+        "hard_maximum",
         # payment_update: whoever follows the ticket (its phone page) learns how payment went.
         "payment_status",
         "method",
@@ -129,8 +134,20 @@ def event_payload(kind: str, *, tenant_id: int, ticket=None, line=None, **data) 
     return payload
 
 
-def publish(kind: str, *, tenant_id: int, ticket=None, line=None, token: str = "", **data) -> None:
+def publish(
+    kind: str,
+    *,
+    tenant_id: int,
+    ticket=None,
+    line=None,
+    token: str = "",
+    service_ids: Iterable[int] = (),
+    **data,
+) -> None:
     """Queue an event to be broadcast once the surrounding transaction commits.
+
+    `service_ids`: more services whose groups hear it (a device's state concerns every
+    station of the services it runs).
 
     Inside a savepoint that rolls back, the event is dropped with it (Django discards the
     savepoint's on_commit callbacks); outside any transaction it is sent at once. Inside
@@ -141,6 +158,9 @@ def publish(kind: str, *, tenant_id: int, ticket=None, line=None, token: str = "
     groups = [tenant_group(tenant_id)]
     if payload.get("service_id"):
         groups.append(service_group(tenant_id, payload["service_id"]))
+    for service_id in service_ids:
+        if service_id != payload.get("service_id"):
+            groups.append(service_group(tenant_id, service_id))
     if token or ticket is not None:
         groups.append(ticket_group(token or ticket.token))
     if getattr(_batching, "depth", 0):

@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 
 from tenants.errors import DomainError
 from tenants.models import Tenant
-from tickets import queue
+from tickets import devices, queue
 from tickets.models import (
     LINE_ACTIVE,
     PRIORITY_RANKS,
@@ -197,7 +197,10 @@ def _close_line(line: TicketLine) -> bool:
         )
         if line.status not in queue.OPEN_LINES:
             return False
+        was = line.status
         change_line_status(line, L.CANCELLED, reason=_("repair: the ticket was already closed"))
+        if was in LINE_ACTIVE:
+            devices.release(line, line.equipment_id, used=False)
     return True
 
 

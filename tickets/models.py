@@ -55,6 +55,19 @@ class Service(models.Model):
     duration_minutes = models.PositiveSmallIntegerField(
         _("expected duration (min)"), validators=[MinValueValidator(1)]
     )
+    hard_maximum = models.BooleanField(
+        _("session length is a hard maximum"),
+        default=False,
+        help_text=_(
+            "E.g. cryotherapy: when the time is up the panel insists until the operator "
+            "completes the session."
+        ),
+    )
+    cooldown_minutes = models.PositiveSmallIntegerField(
+        _("cool-down / cleaning (min)"),
+        default=0,
+        help_text=_("After each session nothing is called onto the device for this long."),
+    )
     prefix = models.CharField(
         _("ticket prefix"), max_length=3, blank=True, validators=[prefix_validator]
     )
@@ -423,6 +436,14 @@ class TicketLine(models.Model):
     no_show_at = models.DateTimeField(_("no-show at"), null=True, blank=True)
     expired_at = models.DateTimeField(_("expired at"), null=True, blank=True)
     duration_seconds = models.PositiveIntegerField(_("duration (s)"), null=True, blank=True)
+    # The session's planned end, fixed when it starts (tickets.devices.session_plan): every
+    # screen counts down to this server time, so a reload or a clock that is off changes
+    # nothing, nor does a setting edited mid-session.
+    session_ends_at = models.DateTimeField(_("session ends at"), null=True, blank=True)
+    session_hard_maximum = models.BooleanField(_("hard maximum"), default=False)
+    # The cool-down its device took after it (shortened when an operator ends it early):
+    # the utilisation statistics read it.
+    cooling_until = models.DateTimeField(_("device cooling until"), null=True, blank=True)
     cancellation_reason = models.CharField(_("cancellation reason"), max_length=200, blank=True)
     # Paid with a package session instead of money (its price is then 0): the panel's badge
     # and the printed "pacote". `credit` is the balance the session came from; it is empty

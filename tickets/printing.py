@@ -58,7 +58,7 @@ def expected_place(line) -> ServiceLine:
         wait = ticket_queue.estimate_wait_minutes(
             ahead.count(),
             ticket_queue.devices_for(line.service),
-            ticket_queue.average_duration_seconds(line.service),
+            ticket_queue.round_seconds(line.service),
         )
         return ServiceLine(line.service.name, ahead.count() + 1, wait, package=line.covered)
     return ServiceLine(line.service.name, place.position, place.wait_minutes, package=line.covered)

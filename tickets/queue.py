@@ -28,7 +28,7 @@ from equipment.models import Status as DeviceStatus
 from tenants import audit, webhooks
 from tenants.errors import DomainError
 from tenants.models import AuditAction, Tenant, WebhookEvent
-from tickets import events
+from tickets import devices, events
 from tickets.models import (
     LINE_ACTIVE,
     Extra,
@@ -157,6 +157,7 @@ def lock_device(device: Equipment, service: Service) -> Equipment:
     try:
         device = (
             Equipment.objects.select_for_update(of=("self",))
+            .select_related("tenant")
             .annotate(runs=Exists(runs), busy_with=Subquery(busy.values("ticket__number")[:1]))
             .get(pk=device.pk, tenant=service.tenant_id, deleted_at=None)
         )
@@ -179,7 +180,25 @@ def lock_device(device: Equipment, service: Service) -> Equipment:
             _("%(device)s is busy with ticket %(number)s.")
             % {"device": device.name, "number": device.busy_with}
         )
+    # Checked under the device's lock, so a session ending elsewhere cannot slip between the
+    # check and the call; the trigger line_device_ready refuses it too (tickets/devices.py).
+    now = timezone.now()
+    window_end = device.maintenance_until(now)
+    if window_end is not None:
+        raise QueueError(
+            _("%(device)s is in its daily maintenance until %(time)s.")
+            % {"device": device.name, "time": _local_time(window_end, device.tenant)}
+        )
+    if device.cooling_until is not None and device.cooling_until > now:
+        raise QueueError(
+            _("%(device)s is cooling down until %(time)s.")
+            % {"device": device.name, "time": _local_time(device.cooling_until, device.tenant)}
+        )
     return device
+
+
+def _local_time(moment: datetime, tenant: Tenant) -> str:
+    return f"{timezone.localtime(moment, tenant.tzinfo):%H:%M}"
 
 
 @contextmanager
@@ -193,6 +212,10 @@ def _conflicts():
     try:
         yield
     except IntegrityError as error:
+        if "device_not_ready" in str(error):
+            # The trigger line_device_ready: the device began cooling down or its
+            # maintenance between this operator's check and the call.
+            raise QueueError(_("The device is not ready for a new session. Try again.")) from None
         if "customer" in str(error):
             raise QueueError(_("This customer is already being served in this service.")) from None
         raise QueueError(_("The device was taken by another operator. Try again.")) from None
@@ -294,6 +317,7 @@ def call_next(service: Service, device: Equipment, *, user=None) -> TicketLine:
         )
         sync_ticket(line.ticket, user=user)
         _called(line, device, user)
+        devices.announce(device, line)
     return line
 
 
@@ -403,6 +427,7 @@ def call_line(
         )
         sync_ticket(ticket, user=user, reason=reason)
         _called(line, device, user)
+        devices.announce(device, line)
     return line
 
 
@@ -441,8 +466,12 @@ def start(tenant: Tenant, line_id: int, *, user=None) -> TicketLine:
     with transaction.atomic(), events.batch():
         line = _lock_line(tenant, line_id)
         _check_status(line, L.CALLED)
-        change_line_status(line, L.IN_PROGRESS, user=user)
+        # Its planned end is fixed now, from the device's settings: what every screen counts
+        # down to.
+        timing = devices.session_fields(line.equipment, line.service, timezone.now())
+        change_line_status(line, L.IN_PROGRESS, user=user, **timing)
         sync_ticket(line.ticket, user=user)
+        devices.announce(line.equipment, line)
         events.publish(
             "service_started",
             tenant_id=tenant.id,
@@ -454,7 +483,8 @@ def start(tenant: Tenant, line_id: int, *, user=None) -> TicketLine:
 
 
 def complete(tenant: Tenant, line_id: int, *, user=None) -> TicketLine:
-    """`in_progress → completed`: duration recorded; the device is free again."""
+    """`in_progress → completed`: duration recorded; the device cools down (its settings),
+    then is free again."""
     with transaction.atomic(), events.batch():
         line = _lock_line(tenant, line_id)
         _check_status(line, L.IN_PROGRESS)
@@ -465,6 +495,7 @@ def complete(tenant: Tenant, line_id: int, *, user=None) -> TicketLine:
             measured_duration_seconds=measure_duration(line.service_id)
         )
         sync_ticket(line.ticket, user=user)
+        devices.release(line, line.equipment_id, used=True)
         events.publish("queue_update", tenant_id=tenant.id, ticket=line.ticket, line=line)
     return line
 
@@ -474,11 +505,13 @@ def send_back(tenant: Tenant, line_id: int, *, user=None, reason: str = "") -> T
     with transaction.atomic():
         line = _lock_line(tenant, line_id)
         _check_status(line, L.CALLED)
+        device_id = line.equipment_id
         # queued_at passed back: the line keeps its first place rather than the stamp of now.
         change_line_status(
             line, L.WAITING, user=user, reason=reason, equipment=None, queued_at=line.queued_at
         )
         sync_ticket(line.ticket, user=user, reason=reason)
+        devices.release(line, device_id, used=False)
         events.publish("queue_update", tenant_id=tenant.id, ticket=line.ticket, line=line)
     return line
 
@@ -486,6 +519,7 @@ def send_back(tenant: Tenant, line_id: int, *, user=None, reason: str = "") -> T
 def _end_no_show(line: TicketLine, *, user=None, reason: str = "") -> None:
     change_line_status(line, L.NO_SHOW, user=user, reason=reason)
     sync_ticket(line.ticket, user=user, reason=reason)
+    devices.release(line, line.equipment_id, used=False)
     events.publish("queue_update", tenant_id=line.tenant_id, ticket=line.ticket, line=line)
 
 
@@ -511,6 +545,7 @@ def cancel_line(tenant: Tenant, line_id: int, *, user=None, reason: str) -> Tick
     with transaction.atomic():
         line = _lock_line(tenant, line_id)
         _check_status(line, *OPEN_LINES, L.NO_SHOW)
+        was = line.status
         if line.ticket.status not in (T.IN_QUEUE, T.CALLED, T.IN_PROGRESS, T.EXPIRED):
             # Before the queue the ticket is what was (or is being) paid for: one service less
             # would no longer match its payment. The whole ticket is cancelled (or refunded).
@@ -519,6 +554,8 @@ def cancel_line(tenant: Tenant, line_id: int, *, user=None, reason: str) -> Tick
                 % {"number": line.ticket.number}
             )
         change_line_status(line, L.CANCELLED, user=user, reason=reason)
+        if was in LINE_ACTIVE:
+            devices.release(line, line.equipment_id, used=devices.used(was))
         audit.record(
             "line_cancelled",
             tenant=tenant,
@@ -549,7 +586,10 @@ def cancel_ticket(tenant: Tenant, ticket_id: int, *, user=None, reason: str) -> 
             status__in=[L.COMPLETED, L.CANCELLED, L.EXPIRED]
         ):
             line.ticket = ticket
+            was = line.status
             change_line_status(line, L.CANCELLED, user=user, reason=reason)
+            if was in LINE_ACTIVE:
+                devices.release(line, line.equipment_id, used=devices.used(was))
         if was_unpaid:
             restore_stock(ticket)
         events.publish("ticket_update", tenant_id=tenant.id, ticket=ticket)
@@ -616,6 +656,12 @@ def measure_duration(service_id: int) -> int | None:
     return int(sum(recent) / len(recent))
 
 
+def round_seconds(service: Service) -> int:
+    """How long a device of `service` takes per customer: the session and the cool-down or
+    cleaning after it, before it can take the next."""
+    return average_duration_seconds(service) + devices.cooldowns([service])[service.pk]
+
+
 def devices_for(service: Service) -> int:
     return Equipment.objects.able_to_run(service).count()
 
@@ -645,9 +691,7 @@ def place_of(line: TicketLine) -> LinePlace | None:
         )
         .count()
     )
-    wait = estimate_wait_minutes(
-        ahead, devices_for(line.service), average_duration_seconds(line.service)
-    )
+    wait = estimate_wait_minutes(ahead, devices_for(line.service), round_seconds(line.service))
     return LinePlace(position=ahead + 1, wait_minutes=wait)
 
 
@@ -668,6 +712,8 @@ class ServiceStats:
     average_wait_minutes: int | None
     average_duration_minutes: int
     devices: int
+    # A customer's turn on a device: the session and the cool-down after it (waits).
+    round_seconds: int
 
 
 def service_stats(tenant: Tenant, services: list[Service]) -> list[ServiceStats]:
@@ -694,12 +740,13 @@ def service_stats(tenant: Tenant, services: list[Service]) -> list[ServiceStats]
             ),
         )
     }
-    devices = dict(
+    able = dict(
         Equipment.objects.service_devices()
         .filter(status=DeviceStatus.ONLINE, services__in=ids)
         .values_list("services")
         .annotate(n=Count("id"))
     )
+    cooldowns = devices.cooldowns(services)
     stats = []
     for service in services:
         row = counts.get(service.id, {})
@@ -711,7 +758,8 @@ def service_stats(tenant: Tenant, services: list[Service]) -> list[ServiceStats]
                 in_service=row.get("in_service", 0),
                 average_wait_minutes=round(avg_wait.total_seconds() / 60) if avg_wait else None,
                 average_duration_minutes=round(average_duration_seconds(service) / 60),
-                devices=devices.get(service.id, 0),
+                devices=able.get(service.id, 0),
+                round_seconds=average_duration_seconds(service) + cooldowns[service.id],
             )
         )
     return stats
@@ -735,7 +783,10 @@ def expire_ticket(tenant: Tenant, ticket_id: int, *, reason: str) -> Ticket | No
             return None
         for line in ticket.lines.select_for_update().filter(status__in=[L.WAITING, L.CALLED]):
             line.ticket = ticket
+            was = line.status
             change_line_status(line, L.NO_SHOW, reason=reason)
+            if was == L.CALLED:
+                devices.release(line, line.equipment_id, used=False)
             events.publish("queue_update", tenant_id=tenant.id, ticket=ticket, line=line)
         sync_ticket(ticket, reason=reason)
     return ticket
@@ -851,6 +902,8 @@ def close_stuck(tenant: Tenant, line_id: int, *, before: datetime) -> TicketLine
         reason = _("closed automatically: in service since %(time)s") % {"time": f"{since:%H:%M}"}
         change_line_status(line, L.COMPLETED, reason=reason)
         sync_ticket(line.ticket, reason=reason)
+        # No cool-down: the session ended long ago, only the button was never pressed.
+        devices.release(line, line.equipment_id, used=False)
         events.publish("queue_update", tenant_id=tenant.id, ticket=line.ticket, line=line)
     return line
 

@@ -295,9 +295,7 @@ def service_options(tenant: Tenant, selected: list[int] | None = None) -> list[S
     chosen = set(selected or [])
     options = []
     for stats in queue.service_stats(tenant, services):
-        wait = queue.estimate_wait_minutes(
-            stats.waiting, stats.devices, stats.average_duration_minutes * 60
-        )
+        wait = queue.estimate_wait_minutes(stats.waiting, stats.devices, stats.round_seconds)
         options.append(
             ServiceOption(
                 service=stats.service,

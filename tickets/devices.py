@@ -1,0 +1,263 @@
+"""Service devices as a studio runs them: how long a session lasts, the cool-down after it,
+each device's state now, and the `equipment_update` event of every change.
+
+A device's state (`equipment.models.DeviceState`) is derived from its status, the line
+active on it and two times — the cool-down's end (`Equipment.cooling_until`) and its daily
+maintenance window — so it is right at every instant with no process running. The worker
+only *announces* a cool-down that ran out (`announce_cooled`).
+
+Nothing is called onto a device that is not ready, and the database holds that too: the
+trigger `line_device_ready` (migration `tickets.0011_line_device_ready`) refuses a line
+moving to `called` onto a device that is offline, in maintenance, cooling down or — on
+PostgreSQL — inside its daily window, whatever the code above it does, as
+`line_one_active_per_equipment` holds occupancy. `tickets.queue.lock_device` checks first,
+under the device's row lock, to refuse with a sentence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from equipment.models import DeviceServiceSettings, DeviceState, Equipment, Status
+from tenants import audit
+from tenants.errors import DomainError
+from tenants.models import AuditAction, Tenant
+from tickets import events
+from tickets.models import LINE_ACTIVE, LineStatus, Service, TicketLine
+
+
+@dataclass(frozen=True)
+class SessionPlan:
+    """How a session of a service runs on a device: the device's own settings, else the
+    service's."""
+
+    session_seconds: int
+    hard_maximum: bool
+    cooldown_seconds: int
+
+
+def session_plan(device: Equipment, service: Service) -> SessionPlan:
+    own = DeviceServiceSettings.objects.filter(equipment=device, service=service).first()
+    minutes = (own.session_minutes if own else None) or service.duration_minutes
+    cooldown = own.cooldown_minutes if own and own.cooldown_minutes is not None else None
+    return SessionPlan(
+        session_seconds=minutes * 60,
+        hard_maximum=service.hard_maximum,
+        cooldown_seconds=(service.cooldown_minutes if cooldown is None else cooldown) * 60,
+    )
+
+
+def cooldowns(services: list[Service]) -> dict[int, int]:
+    """Per service, the cool-down a session adds before its device takes the next customer,
+    on average over the online devices that run it (their own settings, else the service's).
+    Two queries, whatever the number of services (the kiosk and the panel list them all)."""
+    runs = Equipment.services.through.objects.filter(
+        service__in=services,
+        equipment__in=Equipment.objects.service_devices().filter(status=Status.ONLINE),
+    ).values_list("service_id", "equipment_id")
+    own = {
+        (service_id, equipment_id): minutes
+        for service_id, equipment_id, minutes in DeviceServiceSettings.objects.filter(
+            service__in=services, cooldown_minutes__isnull=False
+        ).values_list("service_id", "equipment_id", "cooldown_minutes")
+    }
+    by_service: dict[int, list[int]] = {}
+    for service_id, equipment_id in runs:
+        by_service.setdefault(service_id, []).append(equipment_id)
+    result = {}
+    for service in services:
+        minutes = [
+            own.get((service.pk, pk), service.cooldown_minutes)
+            for pk in by_service.get(service.pk, [])
+        ] or [service.cooldown_minutes]
+        result[service.pk] = round(sum(minutes) * 60 / len(minutes))
+    return result
+
+
+@dataclass
+class DeviceNow:
+    """A device's state at one instant, with what a screen counts down to."""
+
+    device: Equipment
+    state: str
+    line: TicketLine | None = None  # the line called or in service on it
+    until: datetime | None = None  # end of the cool-down, of the maintenance window
+
+    @property
+    def ends_at(self) -> datetime | None:
+        """The running session's planned end (None when nothing runs)."""
+        return self.line.session_ends_at if self.line is not None else None
+
+    def payload(self) -> dict:
+        """The event's fields (no personal data: the TV hears it too)."""
+        return {
+            "equipment_id": self.device.pk,
+            "equipment": self.device.name,
+            "room": self.device.announced_as,
+            "state": self.state,
+            "until": self.until.isoformat() if self.until else None,
+            "ends_at": self.ends_at.isoformat() if self.ends_at else None,
+            "hard_maximum": bool(self.line and self.line.session_hard_maximum),
+        }
+
+
+def _now(device: Equipment, line: TicketLine | None, now: datetime) -> DeviceNow:
+    state = device.state(now, busy=line is not None)
+    until = None
+    if state == DeviceState.COOLING:
+        until = device.cooling_until
+    elif state == DeviceState.MAINTENANCE:
+        until = device.maintenance_until(now)
+    return DeviceNow(device=device, state=state, line=line, until=until)
+
+
+def states(devices: list[Equipment], now: datetime | None = None) -> list[DeviceNow]:
+    """The state of each device at `now`, in one query for their active lines. The devices
+    are read with their tenant (`select_related("tenant")`) for the maintenance window."""
+    now = now or timezone.now()
+    active = {
+        line.equipment_id: line
+        for line in TicketLine.objects.filter(
+            equipment__in=[d.pk for d in devices], status__in=LINE_ACTIVE
+        ).select_related("service", "ticket")
+    }
+    return [_now(device, active.get(device.pk), now) for device in devices]
+
+
+def announce(device: Equipment, active: TicketLine | None) -> None:
+    """Publish the device's state once the transaction commits: to the tenant (dashboard,
+    TV) and to the groups of the services it runs (their stations).
+
+    `active` is the line called or in service on it now, which the operation knows (one
+    device serves one line at a time), or None: every call, start and end of a session
+    announces, so it costs no query to find it.
+    """
+    publish_state(_now(device, active, timezone.now()))
+
+
+def announce_device(equipment_id: int) -> None:
+    """`announce` for a caller that knows only the device (admin, worker, an early end)."""
+    device = Equipment.objects.select_related("tenant").filter(pk=equipment_id).first()
+    if device is not None:
+        publish_state(states([device])[0])
+
+
+def publish_state(now_state: DeviceNow) -> None:
+    device = now_state.device
+    events.publish(
+        "equipment_update",
+        tenant_id=device.tenant_id,
+        service_ids=device.services.values_list("pk", flat=True),
+        **now_state.payload(),
+    )
+
+
+def session_fields(device: Equipment, service: Service, now: datetime) -> dict:
+    """What a line records when its session starts on `device`: its planned end and whether
+    that end is a hard maximum."""
+    plan = session_plan(device, service)
+    return {
+        "session_ends_at": now + timedelta(seconds=plan.session_seconds),
+        "session_hard_maximum": plan.hard_maximum,
+    }
+
+
+def release(line: TicketLine, equipment_id: int | None, *, used: bool) -> None:
+    """`line` has just left device `equipment_id` (completed, cancelled, missed, sent back).
+    After a session that took place (`used`), the device cools down for its plan's time;
+    then its new state is announced.
+
+    Call inside the operation's transaction, holding the line's lock. The device's row is
+    updated (and so locked) last, after ticket and line: the project's lock order.
+    """
+    if equipment_id is None:
+        return
+    device = Equipment.objects.get(pk=equipment_id)
+    if used:
+        plan = session_plan(device, line.service)
+        if plan.cooldown_seconds:
+            until = timezone.now() + timedelta(seconds=plan.cooldown_seconds)
+            Equipment.objects.filter(pk=equipment_id).update(cooling_until=until)
+            TicketLine.objects.filter(pk=line.pk).update(cooling_until=until)
+            line.cooling_until = device.cooling_until = until
+    announce(device, None)
+
+
+def end_cooldown(tenant: Tenant, equipment_id: int, *, user, reason: str) -> Equipment:
+    """An operator ends a device's cool-down early (cleaned faster, a spare chamber…): the
+    reason is required and audited; the device is free at once."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise DomainError(_("Say why (the reason is required)."))
+    with transaction.atomic():
+        device = (
+            Equipment.objects.select_for_update(of=("self",))
+            .select_related("tenant")
+            .filter(tenant=tenant, pk=equipment_id, deleted_at=None)
+            .first()
+        )
+        if device is None:
+            raise DomainError(_("Device not found."))
+        now = timezone.now()
+        if device.cooling_until is None or device.cooling_until <= now:
+            raise DomainError(_("%(device)s is not cooling down.") % {"device": device.name})
+        planned = device.cooling_until
+        Equipment.objects.filter(pk=device.pk).update(cooling_until=now)
+        # The session's record of its cool-down, for the utilisation statistics.
+        TicketLine.objects.filter(equipment=device, cooling_until=planned).update(cooling_until=now)
+        device.cooling_until = now
+        audit.record(
+            AuditAction.COOLDOWN_ENDED,
+            tenant=tenant,
+            user=user,
+            entity=device,
+            data={
+                "device": device.name,
+                "planned_until": planned.isoformat(),
+                "minutes_left": round((planned - now).total_seconds() / 60, 1),
+                "reason": reason,
+            },
+        )
+        announce_device(device.pk)
+    return device
+
+
+def announce_cooled(now: datetime | None = None) -> int:
+    """For the worker: announce each device whose cool-down has passed, and clear its time
+    (a conditional UPDATE, so a device that started a new session meanwhile keeps its new
+    time). Announcing is all it does: the device was free the moment the time passed."""
+    now = now or timezone.now()
+    found = 0
+    due = Equipment.objects.filter(cooling_until__isnull=False, cooling_until__lte=now)
+    for pk, until in due.values_list("pk", "cooling_until")[:500]:
+        with transaction.atomic():
+            if Equipment.objects.filter(pk=pk, cooling_until=until).update(cooling_until=None):
+                announce_device(pk)
+                found += 1
+    return found
+
+
+def announce_windows(now: datetime, period: timedelta) -> int:
+    """For the worker: announce the devices whose daily maintenance window opened or closed
+    within the last `period`."""
+    found = 0
+    devices = Equipment.objects.service_devices().filter(
+        maintenance_starts__isnull=False, maintenance_minutes__gt=0
+    )
+    for device in devices.select_related("tenant"):
+        if (device.maintenance_until(now) is None) != (
+            device.maintenance_until(now - period) is None
+        ):
+            announce_device(device.pk)
+            found += 1
+    return found
+
+
+def used(status: str) -> bool:
+    """Whether a line leaving its device in `status` had its session (a cool-down follows)."""
+    return status == LineStatus.IN_PROGRESS
