@@ -9,6 +9,7 @@ from panel import views
 urlpatterns = [
     path("", views.panel, name="panel"),
     path("estacao/", views.choose_station, name="panel_station"),
+    path("estacao/encerrar-resfriamento/", views.end_cooldown, name="panel_end_cooldown"),
     path("servico/<int:service_id>/chamar/", views.call_next, name="panel_call_next"),
     path("linha/<int:line_id>/", views.line_detail, name="panel_line_detail"),
     path("linha/<int:line_id>/<slug:action>/", views.line_action, name="panel_line"),

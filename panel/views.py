@@ -31,7 +31,7 @@ from payments.sessions import confirm_cash, confirm_static_pix
 from tenants.access import tenant_member_required, tenants_for
 from tenants.errors import DomainError
 from tenants.models import Membership, Role, Tenant
-from tickets import queue
+from tickets import devices, queue
 from tickets.models import LINE_ACTIVE, LineStatus, Service, Ticket, TicketLine, TicketStatus
 from tickets.printing import REPRINTABLE, move_to_queue, reprint
 
@@ -61,6 +61,7 @@ def _station(request: HttpRequest) -> Equipment | None:
     return (
         Equipment.objects.service_devices()
         .for_tenant(request.tenant)
+        .select_related("tenant")
         .prefetch_related(Prefetch("services", queryset=Service.objects.sellable()))
         .filter(pk=device_id)
         .first()
@@ -119,10 +120,18 @@ def choose_station(request: HttpRequest, slug: str) -> HttpResponse:
 def _render_stations(
     request: HttpRequest, form: StationForm, *, current: Equipment | None, status: int = 200
 ) -> HttpResponse:
-    devices = form.fields["station"].queryset.prefetch_related(
-        Prefetch("services", queryset=Service.objects.sellable())
+    stations = (
+        form.fields["station"]
+        .queryset.select_related("tenant")
+        .prefetch_related(Prefetch("services", queryset=Service.objects.sellable()))
     )
-    context = {"tenant": request.tenant, "form": form, "devices": devices, "current": current}
+    context = {
+        "tenant": request.tenant,
+        "form": form,
+        # Each with its state now: a cooling chamber or one in maintenance shows it here.
+        "devices": devices.states(list(stations)),
+        "current": current,
+    }
     return render(request, "panel/stations.html", context, status=status)
 
 
@@ -257,6 +266,9 @@ def _panel_context(request: HttpRequest, station: Equipment, flash: dict | None)
     return {
         "tenant": tenant,
         "station": station,
+        # What the station is doing now and the server's time, which its timers count from.
+        "station_now": devices.states([station], now)[0],
+        "now": now,
         "queues": queues,
         "mine": mine,
         "pending": pending,
@@ -513,6 +525,23 @@ def ticket_action(request: HttpRequest, slug: str, ticket_id: int, action: str) 
     except ValueError:
         row = None
     return _run(request, _ticket_action(request, ticket, action), line=row, ticket=ticket.pk)
+
+
+@require_POST
+@tenant_member_required(Role.OPERATOR)
+def end_cooldown(request: HttpRequest, slug: str) -> HttpResponse:
+    """The station's cool-down ends now (cleaned sooner…): the reason is required, audited."""
+
+    def act(reason: str) -> str:
+        station = devices.end_cooldown(
+            request.tenant, _require_station(request).pk, user=request.user, reason=reason
+        )
+        return _("%(device)s is free: cool-down ended early (%(reason)s).") % {
+            "device": station.name,
+            "reason": reason,
+        }
+
+    return _run(request, _with_reason(request, act))
 
 
 @require_POST

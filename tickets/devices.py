@@ -89,6 +89,10 @@ class DeviceNow:
     until: datetime | None = None  # end of the cool-down, of the maintenance window
 
     @property
+    def label(self) -> str:
+        return DeviceState(self.state).label
+
+    @property
     def ends_at(self) -> datetime | None:
         """The running session's planned end (None when nothing runs)."""
         return self.line.session_ends_at if self.line is not None else None

@@ -170,6 +170,8 @@ def ticket_status(request: HttpRequest, slug: str, token: str) -> HttpResponse:
         "pay_at_counter": session is not None
         and session.method == Method.CASH
         and session.status == SessionStatus.PENDING,
+        # The server's time: "ends in 12 min" counts from it, whatever the phone's clock says.
+        "now": timezone.now(),
         "config": {
             "socket": ticket_socket_path(ticket),
             "ticket": ticket.id,

@@ -111,3 +111,48 @@ document.addEventListener("panel:announce", function (event) {
     region.textContent = event.detail.message;
   }, 50);
 });
+
+// Session and cool-down timers (js/timer.js count them down to server times).
+// A session's time is up: one alert and the row marked; for a hard maximum (cryotherapy) the
+// banner shows and the alert repeats every INSIST_MS until the operator completes the line
+// (the row, and with it the timer, then leaves the panel). A cool-down that ran out refreshes
+// the panel: the station is free.
+(function () {
+  "use strict";
+  var INSIST_MS = 10000;
+  var alerted = new Set();
+
+  function sound() {
+    if (window.Totem && window.Totem.sound) window.Totem.sound.alert();
+  }
+
+  function showHard(timer) {
+    var row = timer.closest("li");
+    var banner = row && row.querySelector(".hard-alert");
+    if (banner) banner.hidden = false;
+    if (row) row.classList.add("row-over");
+  }
+
+  document.addEventListener("timer:over", function (event) {
+    var timer = event.target;
+    if (timer.dataset.kind === "cooling") {
+      if (window.htmx) window.htmx.trigger(document.body, "queue-changed", {});
+      return;
+    }
+    if (timer.dataset.kind !== "session") return;
+    var row = timer.closest("li");
+    if (row) row.classList.add("row-over");
+    if (timer.dataset.hard === "true") showHard(timer);
+    // Once per line, though the panel re-renders the timer on each refresh.
+    if (alerted.has(timer.dataset.line)) return;
+    alerted.add(timer.dataset.line);
+    sound();
+  });
+
+  // Insisting: rendered over by the server (after a reload) or reached here, the same.
+  window.setInterval(function () {
+    var over = document.querySelectorAll('.timer-over[data-kind="session"][data-hard="true"]');
+    over.forEach(showHard);
+    if (over.length) sound();
+  }, INSIST_MS);
+})();

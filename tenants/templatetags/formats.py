@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from decimal import Decimal
 
 import segno
@@ -33,3 +34,19 @@ def qr_svg(data: str, label: str = "", scale: int = 6) -> str:
     # title itself; the rest is its own markup.
     svg = qr.svg_inline(scale=scale, dark="#000", light="#fff", title=label or None, omitsize=True)
     return mark_safe(svg)
+
+
+@register.filter
+def countdown(end, now) -> str:
+    """`m:ss` from `now` to `end` (0:00 once past): a timer's text before JavaScript runs
+    (static/js/timer.js then counts it down with the same format)."""
+    if end is None or now is None:
+        return ""
+    seconds = max(0, int((end - now).total_seconds()))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+@register.simple_tag
+def minutes_left(end, now) -> int:
+    """Whole minutes from `now` to `end`, rounded up (0 once past): "ends in 12 min"."""
+    return max(0, math.ceil((end - now).total_seconds() / 60))
