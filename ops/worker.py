@@ -85,6 +85,13 @@ class Job:
 JOBS = (
     # No-shows past the call timeout, stale queues, unpaid tickets and payment sessions.
     Job("expire_tickets", ("expire_tickets",), every=timedelta(minutes=1)),
+    # A cool-down that ran out, a maintenance window opening or closing: screens hear it.
+    Job(
+        "announce_devices",
+        ("announce_devices", "--seconds", "15"),
+        every=timedelta(seconds=15),
+        lease=timedelta(minutes=2),
+    ),
     # Printer offline, payments failing, long queues → the tenant's Slack and e-mail.
     Job("check_alerts", ("check_alerts",), every=timedelta(minutes=1)),
     # NFS-e of paid sales queued, sent, followed up, cancelled on refund (fiscal/issuing.py).

@@ -3,8 +3,10 @@ states and events, and the database's refusal to call onto a device that is not 
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import datetime, time, timedelta
+from time import monotonic
 
 import pytest
 from django.db import IntegrityError, connection, transaction
@@ -13,6 +15,7 @@ from django.utils import timezone
 from equipment.models import DeviceServiceSettings, DeviceState, Equipment
 from tenants.errors import DomainError
 from tenants.models import AuditLog
+from tests import daphne_server
 from tests.conftest import make_device, make_service, queued_ticket
 from tickets import devices, events, queue
 from tickets.models import TicketLine
@@ -407,3 +410,77 @@ def test_the_event_names_the_device_and_its_times_and_reaches_its_stations(
     assert last["hard_maximum"] is True
     # Public screens (the TV) may see it: nothing personal in it.
     assert events.public(last)["ends_at"] == last["ends_at"]
+
+
+# --- on real Daphne ------------------------------------------------------------------------
+
+daphne = daphne_server.daphne
+
+
+def socket_events(client, kind: str, count: int) -> list[dict]:
+    """The next `count` events of `kind` a `websockets` client receives (5 s at most)."""
+    deadline = monotonic() + 5
+    found: list[dict] = []
+    while len(found) < count and monotonic() < deadline:
+        event = json.loads(client.recv(timeout=max(deadline - monotonic(), 0.01)))
+        if event["type"] == kind:
+            found.append(event)
+    assert len(found) == count, f"{len(found)} of {count} {kind}"
+    return found
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_a_station_and_the_tv_on_daphne_hear_each_state_of_a_chamber(daphne, tenant, alice):
+    from websockets.sync.client import connect
+
+    from tests.test_realtime import cookie_header, pair_display, session_of
+
+    cryo = make_service(tenant, "Crioterapia", "C", minutes=3)
+    cryo.hard_maximum, cryo.cooldown_minutes = True, 5
+    cryo.save()
+    chamber = make_device(tenant, "Crio 1", [cryo], location="Sala 1")
+    queued_ticket(tenant, [cryo])
+    origin = f"http://{daphne}"
+    station = connect(
+        f"ws://{daphne}/ws/t/{tenant.slug}/panel/?equipment={chamber.pk}",
+        origin=origin,
+        additional_headers={"Cookie": f"sessionid={session_of(alice)}"},
+    )
+    tv = connect(
+        f"ws://{daphne}/ws/t/{tenant.slug}/display/",
+        origin=origin,
+        additional_headers={"Cookie": cookie_header(pair_display(tenant))},
+    )
+    with station, tv:
+        for client in (station, tv):
+            assert json.loads(client.recv(timeout=5))["type"] == "hello"
+        line = queue.call_next(cryo, chamber)
+        line = queue.start(tenant, line.pk)
+        queue.complete(tenant, line.pk)
+        devices.end_cooldown(tenant, chamber.pk, user=alice, reason="limpeza rápida")
+        Equipment.objects.filter(pk=chamber.pk).update(status="maintenance")
+        devices.announce_device(chamber.pk)
+        Equipment.objects.filter(pk=chamber.pk).update(status="offline")
+        devices.announce_device(chamber.pk)
+
+        heard = {
+            name: socket_events(client, "equipment_update", 6)
+            for name, client in (("station", station), ("tv", tv))
+        }
+    for name, updates in heard.items():
+        assert [u["state"] for u in updates] == [
+            "in_use",
+            "in_use",
+            "cooling",
+            "free",
+            "maintenance",
+            "offline",
+        ], name
+        assert {u["equipment_id"] for u in updates} == {chamber.pk}
+    started, cooling = heard["tv"][1], heard["tv"][2]
+    assert started["ends_at"] == line.session_ends_at.isoformat() and started["hard_maximum"]
+    assert datetime.fromisoformat(cooling["until"]) > timezone.now() + timedelta(minutes=4)
+    # The TV hears the room, never who is in it.
+    assert not {"customer_name", "number", "ticket_id"} & set(heard["tv"][1])

@@ -31,6 +31,8 @@ SAO_PAULO = ZoneInfo("America/Sao_Paulo")
 # A weekday afternoon: the nightly purge is not due.
 AFTERNOON = datetime(2026, 12, 1, 15, 0, tzinfo=SAO_PAULO)
 EVERY_MINUTE = ["expire_tickets", "check_alerts", "issue_nfse"]
+# Every 15 s: device states that change with the clock alone (tickets/devices.py).
+OFTEN = ["expire_tickets", "announce_devices", "check_alerts"]
 
 
 def worker(said: list[str] | None = None, jobs=JOBS) -> Worker:
@@ -40,11 +42,12 @@ def worker(said: list[str] | None = None, jobs=JOBS) -> Worker:
 def test_each_job_runs_when_due_and_not_again_within_its_period(db):
     first = worker().run_due(AFTERNOON)
 
-    assert first == [*EVERY_MINUTE, "cleanup_inconsistent_states", "snapshot_daily_stats"]
-    assert worker().run_due(AFTERNOON + timedelta(seconds=59)) == []
+    assert first == [*OFTEN, "cleanup_inconsistent_states", "snapshot_daily_stats"]
+    assert worker().run_due(AFTERNOON + timedelta(seconds=14)) == []
+    assert worker().run_due(AFTERNOON + timedelta(seconds=59)) == ["announce_devices"]
     assert worker().run_due(AFTERNOON + timedelta(seconds=61)) == EVERY_MINUTE
     assert worker().run_due(AFTERNOON + timedelta(minutes=10, seconds=1)) == [
-        *EVERY_MINUTE,
+        *OFTEN,
         "cleanup_inconsistent_states",
     ]
     row = ScheduledJob.objects.get(name="expire_tickets")
@@ -97,7 +100,7 @@ def test_two_workers_at_the_same_moment_run_each_job_once(transactional_db):
         thread.join()
 
     assert sorted(ran[0] + ran[1]) == sorted(
-        [*EVERY_MINUTE, "cleanup_inconsistent_states", "snapshot_daily_stats"]
+        [*OFTEN, "cleanup_inconsistent_states", "snapshot_daily_stats"]
     )
 
 
@@ -184,8 +187,10 @@ def test_sigterm_stops_the_worker_process(transactional_db):
 def test_once_runs_what_is_due_and_says_so(db):
     out = StringIO()
     call_command("run_worker", "--once", stdout=out)
-    ran = "ran expire_tickets, check_alerts, issue_nfse, cleanup_inconsistent_states"
-    assert ran in out.getvalue()
+    assert (
+        "ran expire_tickets, announce_devices, check_alerts, cleanup_inconsistent_states"
+        in out.getvalue()
+    )
 
 
 def test_a_worker_without_redis_warns_that_its_events_reach_no_screen(db, settings):
