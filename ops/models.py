@@ -75,6 +75,42 @@ class DailyStats(models.Model):
         return f"{self.tenant_id} {self.day} {self.service_id or 'total'}"
 
 
+class DeviceDailyStats(models.Model):
+    """One service device's day: how many sessions, how long in use, cooling down and idle
+    within opening hours, and what its sessions earned. Written by `snapshot_daily_stats`
+    beside DailyStats (ops/utilisation.py), an upsert like it; no personal data."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    equipment = models.ForeignKey(
+        "equipment.Equipment",
+        on_delete=models.CASCADE,
+        related_name="daily_stats",
+        verbose_name=_("equipment"),
+    )
+    day = models.DateField(_("day"))
+    sessions = models.PositiveIntegerField(_("sessions"), default=0)
+    seconds_in_use = models.PositiveIntegerField(_("in use (s)"), default=0)
+    seconds_cooling = models.PositiveIntegerField(_("cooling down (s)"), default=0)
+    seconds_idle = models.PositiveIntegerField(_("idle while open (s)"), default=0)
+    revenue = models.DecimalField(_("revenue (R$)"), max_digits=12, decimal_places=2, default=0)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("device daily statistics")
+        verbose_name_plural = _("device daily statistics")
+        ordering = ["-day", "equipment"]
+        constraints = [
+            # One row per device and day: what makes the snapshot an upsert.
+            models.UniqueConstraint(fields=["equipment", "day"], name="device_stats_one_per_day"),
+        ]
+        indexes = [models.Index(fields=["tenant", "-day"], name="device_stats_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.equipment_id} {self.day}"
+
+
 class NotificationSettings(models.Model):
     """Where a tenant's alerts go, and what counts as an alert (seed 003 config_notification)."""
 

@@ -8,6 +8,7 @@ from ops import team, views
 
 urlpatterns = [
     path("", views.dashboard, name="ops_dashboard"),
+    path("equipamentos/", views.dashboard_devices, name="ops_dashboard_devices"),
     path("exportar/senhas.csv", views.export_tickets, name="ops_export_tickets"),
     path("exportar/pagamentos.csv", views.export_payments, name="ops_export_payments"),
     path("lgpd/", views.customer_data, name="ops_customer_data"),

@@ -17,7 +17,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods
 
 from messaging.feedback import summary as feedback_summary
-from ops import charts, retention
+from ops import charts, retention, utilisation
 from ops.models import DailyStats
 from ops.stats import compute_day, day_bounds, median, percentile, waits_between
 from payments.models import PaymentSession
@@ -164,6 +164,7 @@ def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
             initial={"start": today - timedelta(days=HISTORY_DAYS), "end": today}
         ),
         "has_history": bool(history),
+        **utilisation.dashboard_context(tenant, today),
     }
     return render(request, "ops/dashboard.html", context)
 
@@ -388,3 +389,13 @@ def customer_data(request: HttpRequest, slug: str) -> HttpResponse:
             response["Content-Disposition"] = f'attachment; filename="lgpd-{tenant.slug}.json"'
             return response
     return render(request, "ops/customer_data.html", {"tenant": tenant, "form": form})
+
+
+@require_GET
+@tenant_member_required(Role.MANAGER)
+def dashboard_devices(request: HttpRequest, slug: str) -> HttpResponse:
+    """The dashboard's devices section alone: it re-reads itself every few seconds."""
+    tenant = request.tenant
+    context = {"tenant": tenant, **utilisation.dashboard_context(tenant, tenant.today())}
+    with timezone.override(tenant.tzinfo):
+        return render(request, "ops/devices.html#devices", context)

@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from ops.models import DailyStats
 from ops.stats import snapshot_day
+from ops.utilisation import snapshot_devices
 from tenants.models import Tenant
 
 
@@ -57,7 +58,9 @@ class Command(BaseCommand):
                 if result.kept_purged:
                     self.stdout.write(f"{tenant.slug} {day}: tickets purged, statistics kept")
                 else:
+                    # Each device's utilisation that day, kept beside it.
+                    devices = snapshot_devices(tenant, day)
                     self.stdout.write(
                         f"{tenant.slug} {day}: {result.written} rows written, "
-                        f"{result.removed} removed"
+                        f"{result.removed} removed, {devices} device rows"
                     )
