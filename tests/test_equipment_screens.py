@@ -149,3 +149,28 @@ def test_an_outsider_cannot_end_another_studios_cool_down(
     assert response.status_code in (403, 404)
     chamber.refresh_from_db()
     assert chamber.cooling_until > timezone.now()
+
+
+def test_the_tv_counts_down_the_rooms_the_studio_chose_and_names_no_one(
+    client, tenant, cryo, chamber, boots
+):
+    from tests.test_realtime import pair_display
+
+    Equipment.objects.filter(pk=chamber.pk).update(shows_timer_on_display=True)
+    hidden = make_device(tenant, "Bota 1", [boots], location="Sala 3")
+    ticket = queued_ticket(tenant, [cryo], customer_name="Joana Prado")
+    queued_ticket(tenant, [boots])
+    line = queue.start(tenant, queue.call_next(cryo, chamber).pk)
+    queue.start(tenant, queue.call_next(boots, hidden).pk)
+    client.cookies.load(pair_display(tenant))
+    html = client.get(f"/t/{tenant.slug}/display/state/").content.decode()
+    room = timer(html, "room-timer")
+    assert room["equipment"] == str(chamber.pk)
+    assert html.count('data-testid="room-timer"') == 1  # the boots' room did not ask for it
+    ends = re.search(r'role="timer" data-ends-at="([^"]+)"', html).group(1)
+    assert datetime.fromisoformat(ends) == line.session_ends_at
+    assert "Joana" not in html and ticket.customer_name not in html
+
+    queue.complete(tenant, line.pk)
+    html = client.get(f"/t/{tenant.slug}/display/state/").content.decode()
+    assert "livre em" in html

@@ -27,6 +27,14 @@ def test_seed_demo_builds_the_demo_studio_and_can_run_twice(db):
         "Sauna infravermelha",
     ]
     assert Extra.objects.get(name="Toalha").stock == 3
+    # Devices as studios run them: a cryo session is 3 min at most, then 5 min of cool-down.
+    cryo = Service.objects.get(tenant=tenant, name="Crioterapia")
+    assert (cryo.duration_minutes, cryo.hard_maximum, cryo.cooldown_minutes) == (3, True, 5)
+    boots = Service.objects.get(tenant=tenant, name="Bota de compressão")
+    assert (boots.duration_minutes, boots.hard_maximum, boots.cooldown_minutes) == (30, False, 0)
+    assert set(
+        Equipment.objects.filter(shows_timer_on_display=True).values_list("name", flat=True)
+    ) == {"Criocâmara 1", "Criocâmara 2"}
     # 6 service devices, the kiosk, the TV and the (file) printer.
     assert Equipment.objects.for_tenant(tenant).count() == 9
     user = get_user_model().objects.get(username="operator")

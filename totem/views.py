@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
-from equipment.models import Equipment, Kind
+from equipment.models import DeviceState, Equipment, Kind
 from messaging.companion import may_act
 from messaging.feedback import SCALE, asks_feedback, lines_to_score
 from messaging.models import Arrival, Feedback
@@ -27,7 +27,7 @@ from payments.receipts import receipt_url, receipts_of
 from payments.sessions import session_for_ticket
 from tenants.access import get_tenant
 from tenants.models import Tenant
-from tickets import credits
+from tickets import credits, devices
 from tickets.models import LineStatus, Service, Ticket, TicketLine, TicketStatus
 from tickets.queue import place_of, service_stats
 from totem.access import display_services
@@ -96,7 +96,27 @@ def board(tenant: Tenant, services: list[Service], device: Equipment) -> dict:
         "last": last,
         "queues": service_stats(tenant, services),
         "slides": slides_for(tenant, device),
+        "rooms": timed_rooms(tenant, services, now),
+        "now": now,
     }
+
+
+def timed_rooms(tenant: Tenant, services: list[Service], now) -> list[devices.DeviceNow]:
+    """The rooms whose session the studio shows on the TV (`shows_timer_on_display`) that
+    are in a session or cooling down: those waiting see when it frees up. No one is named."""
+    rooms = (
+        Equipment.objects.service_devices()
+        .for_tenant(tenant)
+        .filter(shows_timer_on_display=True, services__in=services)
+        .select_related("tenant")
+        .distinct()
+        .order_by("location", "name")
+    )
+    return [
+        room
+        for room in devices.states(list(rooms), now)
+        if room.ends_at or room.state == DeviceState.COOLING
+    ]
 
 
 @require_GET

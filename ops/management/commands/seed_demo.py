@@ -17,11 +17,13 @@ from tenants.models import Membership, Role, Tenant
 from tickets.models import Extra, Package, PackageKind, PackageService, Service
 
 SERVICES = [
-    # name, prefix, price, minutes, description
-    ("Crioterapia", "C", "120.00", 10, "Câmara de crioterapia de corpo inteiro."),
-    ("Bota de compressão", "B", "80.00", 30, "Botas de compressão pneumática."),
-    ("Massagem", "M", "150.00", 45, "Massagem relaxante ou desportiva."),
-    ("Sauna infravermelha", "S", "90.00", 25, "Sauna de infravermelho longo."),
+    # name, prefix, price, session minutes, hard maximum, cool-down/cleaning minutes, description
+    # A whole-body cryo session lasts at most 3 min and the chamber needs time to get back to
+    # temperature; a sauna and a massage table are cleaned between customers.
+    ("Crioterapia", "C", "120.00", 3, True, 5, "Câmara de crioterapia de corpo inteiro."),
+    ("Bota de compressão", "B", "80.00", 30, False, 0, "Botas de compressão pneumática."),
+    ("Massagem", "M", "150.00", 45, False, 5, "Massagem relaxante ou desportiva."),
+    ("Sauna infravermelha", "S", "90.00", 25, False, 10, "Sauna de infravermelho longo."),
 ]
 # A spa's deep green and a warm yellow: the yellow reads 7.7:1 on the green, so the TV's
 # number is drawn in it too (tenants/branding.py).
@@ -68,7 +70,9 @@ class Command(BaseCommand):
             tenant.logo.save("studio-demo.png", ContentFile(demo_logo(tenant.name)), save=False)
             tenant.save()
         by_prefix = {}
-        for order, (name, prefix, price, minutes, description) in enumerate(SERVICES):
+        for order, (name, prefix, price, minutes, hard, cooldown, description) in enumerate(
+            SERVICES
+        ):
             service, _ = Service.objects.update_or_create(
                 tenant=tenant,
                 name=name,
@@ -76,6 +80,8 @@ class Command(BaseCommand):
                     "prefix": prefix,
                     "price": Decimal(price),
                     "duration_minutes": minutes,
+                    "hard_maximum": hard,
+                    "cooldown_minutes": cooldown,
                     "description": description,
                     "display_order": order,
                     "is_active": True,
@@ -103,7 +109,13 @@ class Command(BaseCommand):
                 tenant=tenant,
                 identifier=name.lower().replace(" ", "-").replace("â", "a"),
                 deleted_at=None,
-                defaults={"name": name, "location": room, "kind": Kind.SERVICE_DEVICE},
+                defaults={
+                    "name": name,
+                    "location": room,
+                    "kind": Kind.SERVICE_DEVICE,
+                    # The TV counts the cryo rooms' sessions down: those waiting watch them.
+                    "shows_timer_on_display": "C" in prefixes,
+                },
             )
             device.services.set([by_prefix[p] for p in prefixes])
         for kind, name in [(Kind.KIOSK, "Totem da entrada"), (Kind.DISPLAY, "TV da recepção")]:
