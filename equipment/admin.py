@@ -21,7 +21,8 @@ class DeviceServiceSettingsInline(TenantScopedAdmin, admin.TabularInline):
     fields = ["service", "session_minutes", "cooldown_minutes"]
 
     def _row_tenant_id(self, obj) -> int:
-        return obj.equipment.tenant_id
+        # Inlines' permission checks receive the parent device, not a row of the inline.
+        return obj.tenant_id if isinstance(obj, Equipment) else obj.equipment.tenant_id
 
 
 @admin.register(Equipment)

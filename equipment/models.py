@@ -214,6 +214,12 @@ class DeviceServiceSettings(models.Model):
     def __str__(self) -> str:
         return f"{self.equipment} · {self.service}"
 
+    def clean(self) -> None:
+        # A manager of two studios could otherwise pair one's device with the other's service.
+        if self.equipment_id and self.service_id:
+            if self.service.tenant_id != self.equipment.tenant_id:
+                raise ValidationError({"service": _("Choose a service of this device's studio.")})
+
 
 # --- printing -------------------------------------------------------------------------------
 

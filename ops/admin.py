@@ -11,7 +11,7 @@ from django.core.validators import validate_email
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
-from ops.models import Alert, DailyStats, NotificationSettings
+from ops.models import Alert, DailyStats, DeviceDailyStats, NotificationSettings
 from ops.notifications import check_smtp_host, check_smtp_port
 from tenants.admin import TenantConsistentForm, TenantScopedAdmin
 from tenants.admin_audit import AuditedSettingsAdmin
@@ -155,3 +155,19 @@ class DailyStatsAdmin(TenantScopedAdmin, admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields if f.name != "hourly"]
+
+
+@admin.register(DeviceDailyStats)
+class DeviceDailyStatsAdmin(TenantScopedAdmin, admin.ModelAdmin):
+    """Each device's day (ops/utilisation.py), written by snapshot_daily_stats only."""
+
+    read_only = True
+    allow_add = False
+    list_display = ["day", "tenant", "equipment", "sessions", "seconds_in_use"]
+    list_display += ["seconds_cooling", "seconds_idle", "revenue"]
+    list_filter = [("tenant", admin.RelatedOnlyFieldListFilter)]
+    list_select_related = ["tenant", "equipment"]
+    date_hierarchy = "day"
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]

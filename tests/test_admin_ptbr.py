@@ -19,8 +19,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils.text import capfirst
 
-from equipment.models import JobKind, Kind, PrinterSettings, PrintJob
-from ops.models import Alert, AlertKind, DailyStats, NotificationSettings
+from equipment.models import DeviceServiceSettings, JobKind, Kind, PrinterSettings, PrintJob
+from ops.models import Alert, AlertKind, DailyStats, DeviceDailyStats, NotificationSettings
 from payments.models import Notification, Provider
 from payments.sessions import confirm_cash, start_payment
 from tenants.models import AuditAction, AuditLog, WebhookEndpoint, WebhookEvent, WebhookOutbox
@@ -150,7 +150,9 @@ def world(tenant, cryo, towel, alice, bob, admin_user):
     confirm_cash(tenant, session.pk, alice, "1000")
     sold = CustomerPackage.objects.get()
     credits.adjust(tenant, sold.credits.get().pk, 1, user=bob, reason="cortesia")
-    make_device(tenant, "Crio 1", [cryo])
+    chamber = make_device(tenant, "Crio 1", [cryo])
+    DeviceServiceSettings.objects.create(equipment=chamber, service=cryo, cooldown_minutes=4)
+    DeviceDailyStats.objects.create(tenant=tenant, equipment=chamber, day=datetime.date(2026, 1, 5))
     printer = make_device(tenant, "Caixa", kind=Kind.PRINTER)
     PrinterSettings.objects.create(equipment=printer)
     PrintJob.objects.create(tenant=tenant, printer=printer, kind=JobKind.TICKET, ticket=ticket)

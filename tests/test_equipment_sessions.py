@@ -484,3 +484,12 @@ def test_a_station_and_the_tv_on_daphne_hear_each_state_of_a_chamber(daphne, ten
     assert datetime.fromisoformat(cooling["until"]) > timezone.now() + timedelta(minutes=4)
     # The TV hears the room, never who is in it.
     assert not {"customer_name", "number", "ticket_id"} & set(heard["tv"][1])
+
+
+def test_a_devices_settings_take_only_a_service_of_its_own_studio(tenant, other_tenant, cryo):
+    from django.core.exceptions import ValidationError
+
+    chamber = make_device(tenant, "Crio 1", [cryo])
+    theirs = make_service(other_tenant, "Crioterapia", "C")
+    with pytest.raises(ValidationError, match="estúdio deste equipamento"):
+        DeviceServiceSettings(equipment=chamber, service=theirs, cooldown_minutes=1).full_clean()
