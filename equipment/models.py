@@ -216,9 +216,12 @@ class DeviceServiceSettings(models.Model):
 
     def clean(self) -> None:
         # A manager of two studios could otherwise pair one's device with the other's service.
-        if self.equipment_id and self.service_id:
-            if self.service.tenant_id != self.equipment.tenant_id:
-                raise ValidationError({"service": _("Choose a service of this device's studio.")})
+        if (
+            self.equipment_id
+            and self.service_id
+            and self.service.tenant_id != self.equipment.tenant_id
+        ):
+            raise ValidationError({"service": _("Choose a service of this device's studio.")})
 
 
 # --- printing -------------------------------------------------------------------------------
