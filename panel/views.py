@@ -266,8 +266,9 @@ def _panel_context(request: HttpRequest, station: Equipment, flash: dict | None)
     return {
         "tenant": tenant,
         "station": station,
-        # What the station is doing now and the server's time, which its timers count from.
-        "station_now": devices.states([station], now)[0],
+        # What the station and the other devices of its services are doing now (one query
+        # for their lines), and the server's time, which their timers count from.
+        **_devices_now(tenant, station, services, now),
         "now": now,
         "queues": queues,
         "mine": mine,
@@ -276,6 +277,20 @@ def _panel_context(request: HttpRequest, station: Equipment, flash: dict | None)
         "flash": flash,
         "hide_names": tenant.hide_customer_names,
     }
+
+
+def _devices_now(tenant: Tenant, station: Equipment, services: list[Service], now) -> dict:
+    others = list(
+        Equipment.objects.service_devices()
+        .for_tenant(tenant)
+        .filter(services__in=services)
+        .exclude(pk=station.pk)
+        .select_related("tenant")
+        .distinct()
+        .order_by("name")[:SIDE_LIMIT]
+    )
+    station_now, *others_now = devices.states([station, *others], now)
+    return {"station_now": station_now, "others_now": others_now}
 
 
 def _place(

@@ -174,3 +174,16 @@ def test_the_tv_counts_down_the_rooms_the_studio_chose_and_names_no_one(
     queue.complete(tenant, line.pk)
     html = client.get(f"/t/{tenant.slug}/display/state/").content.decode()
     assert "livre em" in html
+
+
+def test_the_station_shows_the_other_devices_of_its_services_with_their_timers(
+    operator, tenant, cryo, chamber
+):
+    second = make_device(tenant, "Crio 2", [cryo])
+    make_device(tenant, "Crio 3", [cryo])
+    queued_ticket(tenant, [cryo])
+    queue.complete(tenant, queue.start(tenant, queue.call_next(cryo, second).pk).pk)
+    html = operator.get(panel_url(tenant)).content.decode()
+    others = html.split('data-testid="device-others"')[1].split("</ul>")[0]
+    assert "Crio 2: Em resfriamento" in others and "Crio 3: Livre" in others
+    assert 'data-ends-at="' in others and "Crio 1" not in others
