@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -41,14 +42,23 @@ class SessionPlan:
     cooldown_seconds: int
 
 
-def session_plan(device: Equipment, service: Service) -> SessionPlan:
-    own = DeviceServiceSettings.objects.filter(equipment=device, service=service).first()
-    minutes = (own.session_minutes if own else None) or service.duration_minutes
-    cooldown = own.cooldown_minutes if own and own.cooldown_minutes is not None else None
-    return SessionPlan(
-        session_seconds=minutes * 60,
+def with_plan(equipment_id: int, service: Service) -> tuple[Equipment, SessionPlan]:
+    """The device and how it runs `service`, in one query: every session's start and end
+    reads both, on the call cycle's path."""
+    own = DeviceServiceSettings.objects.filter(equipment=OuterRef("pk"), service=service.pk)
+    device = (
+        Equipment.objects.select_related("tenant")
+        .annotate(
+            own_minutes=Subquery(own.values("session_minutes")[:1]),
+            own_cooldown=Subquery(own.values("cooldown_minutes")[:1]),
+        )
+        .get(pk=equipment_id)
+    )
+    cooldown = service.cooldown_minutes if device.own_cooldown is None else device.own_cooldown
+    return device, SessionPlan(
+        session_seconds=(device.own_minutes or service.duration_minutes) * 60,
         hard_maximum=service.hard_maximum,
-        cooldown_seconds=(service.cooldown_minutes if cooldown is None else cooldown) * 60,
+        cooldown_seconds=cooldown * 60,
     )
 
 
@@ -133,39 +143,41 @@ def states(devices: list[Equipment], now: datetime | None = None) -> list[Device
     return [_now(device, active.get(device.pk), now) for device in devices]
 
 
-def announce(device: Equipment, active: TicketLine | None) -> None:
-    """Publish the device's state once the transaction commits: to the tenant (dashboard,
-    TV) and to the groups of the services it runs (their stations).
+def announce(device: Equipment, line: TicketLine) -> None:
+    """Publish, once the transaction commits, the state of `device` after `line` moved on it
+    (called, started, or gone): to the tenant (dashboard, TV) and to the line's service's
+    group, which every station of that service hears, the device's own included.
 
-    `active` is the line called or in service on it now, which the operation knows (one
-    device serves one line at a time), or None: every call, start and end of a session
-    announces, so it costs no query to find it.
+    It costs no query, on the call cycle's path: one device serves one line at a time, so
+    the device is busy exactly while `line` is active. (Stations of the device's other
+    services see the change on their next refresh.)
     """
-    publish_state(_now(device, active, timezone.now()))
+    active = line if line.status in LINE_ACTIVE else None
+    _publish(_now(device, active, timezone.now()), [line.service_id])
 
 
 def announce_device(equipment_id: int) -> None:
-    """`announce` for a caller that knows only the device (admin, worker, an early end)."""
+    """The device's state to the tenant and every service it runs, for a caller that knows
+    only the device (admin, worker, an early end)."""
     device = Equipment.objects.select_related("tenant").filter(pk=equipment_id).first()
     if device is not None:
-        publish_state(states([device])[0])
+        _publish(states([device])[0], list(device.services.values_list("pk", flat=True)))
 
 
-def publish_state(now_state: DeviceNow) -> None:
-    device = now_state.device
+def _publish(now_state: DeviceNow, service_ids: list[int]) -> None:
     events.publish(
         "equipment_update",
-        tenant_id=device.tenant_id,
-        service_ids=device.services.values_list("pk", flat=True),
+        tenant_id=now_state.device.tenant_id,
+        service_ids=service_ids,
         **now_state.payload(),
     )
 
 
-def session_fields(device: Equipment, service: Service, now: datetime) -> dict:
-    """What a line records when its session starts on `device`: its planned end and whether
-    that end is a hard maximum."""
-    plan = session_plan(device, service)
-    return {
+def session_fields(equipment_id: int, service: Service, now: datetime) -> tuple[Equipment, dict]:
+    """The device, and what a line records when its session starts on it: its planned end
+    and whether that end is a hard maximum."""
+    device, plan = with_plan(equipment_id, service)
+    return device, {
         "session_ends_at": now + timedelta(seconds=plan.session_seconds),
         "session_hard_maximum": plan.hard_maximum,
     }
@@ -181,15 +193,13 @@ def release(line: TicketLine, equipment_id: int | None, *, used: bool) -> None:
     """
     if equipment_id is None:
         return
-    device = Equipment.objects.get(pk=equipment_id)
-    if used:
-        plan = session_plan(device, line.service)
-        if plan.cooldown_seconds:
-            until = timezone.now() + timedelta(seconds=plan.cooldown_seconds)
-            Equipment.objects.filter(pk=equipment_id).update(cooling_until=until)
-            TicketLine.objects.filter(pk=line.pk).update(cooling_until=until)
-            line.cooling_until = device.cooling_until = until
-    announce(device, None)
+    device, plan = with_plan(equipment_id, line.service)
+    if used and plan.cooldown_seconds:
+        until = timezone.now() + timedelta(seconds=plan.cooldown_seconds)
+        Equipment.objects.filter(pk=equipment_id).update(cooling_until=until)
+        TicketLine.objects.filter(pk=line.pk).update(cooling_until=until)
+        line.cooling_until = device.cooling_until = until
+    announce(device, line)
 
 
 def end_cooldown(tenant: Tenant, equipment_id: int, *, user, reason: str) -> Equipment:

@@ -436,7 +436,7 @@ class TicketLine(models.Model):
     no_show_at = models.DateTimeField(_("no-show at"), null=True, blank=True)
     expired_at = models.DateTimeField(_("expired at"), null=True, blank=True)
     duration_seconds = models.PositiveIntegerField(_("duration (s)"), null=True, blank=True)
-    # The session's planned end, fixed when it starts (tickets.devices.session_plan): every
+    # The session's planned end, fixed when it starts (tickets.devices.session_fields): every
     # screen counts down to this server time, so a reload or a clock that is off changes
     # nothing, nor does a setting edited mid-session.
     session_ends_at = models.DateTimeField(_("session ends at"), null=True, blank=True)

@@ -468,10 +468,10 @@ def start(tenant: Tenant, line_id: int, *, user=None) -> TicketLine:
         _check_status(line, L.CALLED)
         # Its planned end is fixed now, from the device's settings: what every screen counts
         # down to.
-        timing = devices.session_fields(line.equipment, line.service, timezone.now())
+        device, timing = devices.session_fields(line.equipment_id, line.service, timezone.now())
         change_line_status(line, L.IN_PROGRESS, user=user, **timing)
         sync_ticket(line.ticket, user=user)
-        devices.announce(line.equipment, line)
+        devices.announce(device, line)
         events.publish(
             "service_started",
             tenant_id=tenant.id,
