@@ -340,6 +340,20 @@ def test_estimated_waits_count_the_cool_down_between_customers(tenant, cryo, cry
     assert queue.place_of(line_of(tickets[2])).wait_minutes == 6
 
 
+def test_the_next_customers_wait_starts_when_a_chamber_is_free_again(tenant, cryo, cryo_chamber):
+    now = timezone.now()
+    queued_ticket(tenant, [cryo])
+    line = queue.start(tenant, queue.call_next(cryo, cryo_chamber).pk)
+    waiting = [queued_ticket(tenant, [cryo]) for _ in range(2)]
+    # In session with 2 min left, then 5 of cool-down: the next waits 7 min, the one after 15.
+    TicketLine.objects.filter(pk=line.pk).update(session_ends_at=now + timedelta(minutes=2))
+    assert [queue.place_of(line_of(t)).wait_minutes for t in waiting] == [7, 15]
+
+    queue.complete(tenant, line.pk)
+    Equipment.objects.filter(pk=cryo_chamber.pk).update(cooling_until=now + timedelta(minutes=4))
+    assert [queue.place_of(line_of(t)).wait_minutes for t in waiting] == [4, 12]
+
+
 # --- events ---------------------------------------------------------------------------------
 
 

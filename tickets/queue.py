@@ -13,6 +13,7 @@ other and never deadlock.
 
 from __future__ import annotations
 
+import heapq
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -691,8 +692,41 @@ def place_of(line: TicketLine) -> LinePlace | None:
         )
         .count()
     )
-    wait = estimate_wait_minutes(ahead, devices_for(line.service), round_seconds(line.service))
+    turn = round_seconds(line.service)
+    free_in = devices_free_in(line.service, turn, timezone.now())
+    if free_in:
+        wait = math.ceil(wait_seconds(ahead, free_in, turn) / 60)
+    else:  # nothing runs it now (all offline): a turn per customer ahead, as a guess
+        wait = estimate_wait_minutes(ahead, 0, turn)
     return LinePlace(position=ahead + 1, wait_minutes=wait)
+
+
+def devices_free_in(service: Service, turn: int, now: datetime) -> list[int]:
+    """Seconds until each online device that runs `service` can take a new customer: 0 when
+    free; the rest of its cool-down or maintenance window; for one in a session, its planned
+    end (a called one: a whole session from now) and the cool-down after it. Two queries."""
+    cooldown = turn - average_duration_seconds(service)
+    able = list(Equipment.objects.able_to_run(service).select_related("tenant"))
+    free_in = []
+    for state in devices.states(able, now):
+        if state.until is not None:
+            free_in.append((state.until - now).total_seconds())
+        elif state.line is not None:
+            end = state.ends_at or now + timedelta(seconds=average_duration_seconds(service))
+            free_in.append(max((end - now).total_seconds(), 0) + cooldown)
+        else:
+            free_in.append(0)
+    return [max(0, int(seconds)) for seconds in free_in]
+
+
+def wait_seconds(ahead: int, free_in: list[int], turn: int) -> int:
+    """When the customer with `ahead` others before them gets a device: each customer takes
+    the device free first, for a turn (session + cool-down). `free_in` is not empty."""
+    free = list(free_in)
+    heapq.heapify(free)
+    for _customer in range(ahead):
+        heapq.heapreplace(free, free[0] + turn)
+    return free[0]
 
 
 def wait_level(tenant: Tenant, minutes: float) -> str:
