@@ -96,3 +96,29 @@ def test_a_cryo_session_counts_down_insists_at_its_maximum_then_the_chamber_cool
     page.get_by_role("button", name="Encerrar resfriamento", exact=True).click()
     page.get_by_test_id("device-now").and_(page.locator('[data-state="free"]')).wait_for()
     assert problems == []
+
+
+def test_the_dashboard_shows_each_chamber_live(
+    page, live_server, transactional_db, tenant, cryo, chamber, bob, alice
+):
+    from tickets import devices
+
+    second = make_device(tenant, "Crio 2", [cryo], location="Sala 2")
+    for _ in range(2):
+        queued_ticket(tenant, [cryo])
+    queue.complete(tenant, queue.start(tenant, queue.call_next(cryo, chamber).pk).pk)
+    queue.start(tenant, queue.call_next(cryo, second).pk)
+    page.goto(live_server.url + "/")
+    page.get_by_label("Usuário").fill("bob")
+    page.get_by_label("Senha de acesso").fill("pw-bob")
+    page.get_by_role("button", name="Entrar").click()
+    rows = page.get_by_test_id("device-row")
+    rows.first.wait_for()
+    assert "Em resfriamento" in rows.filter(has_text="Crio 1").inner_text()
+    assert "Em uso" in rows.filter(has_text="Crio 2").inner_text()
+    page.get_by_test_id("devices").scroll_into_view_if_needed()
+    shot(page, "dashboard-devices")
+
+    # The section re-reads itself: the early end shows without a reload.
+    devices.end_cooldown(tenant, chamber.pk, user=alice, reason="limpa")
+    rows.filter(has_text="Crio 1").get_by_text("Livre").wait_for(timeout=15000)
