@@ -13,6 +13,7 @@ from equipment.models import Equipment
 from tenants.models import AuditLog
 from tests.conftest import make_device, queued_ticket
 from tickets import queue
+from tickets.models import TicketLine
 
 
 def panel_url(tenant, *parts) -> str:
@@ -54,7 +55,7 @@ def test_the_panel_counts_a_session_down_to_the_servers_end_across_a_reload(
     assert first["hard"] == "true"
 
     # A reload later: the same end, a later server time, so the countdown goes on from there.
-    TicketLine = type(line)
+
     TicketLine.objects.filter(pk=line.pk).update(
         started_at=line.started_at - timedelta(minutes=1),
         session_ends_at=line.session_ends_at - timedelta(minutes=1),
