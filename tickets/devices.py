@@ -7,7 +7,7 @@ maintenance window — so it is right at every instant with no process running. 
 only *announces* a cool-down that ran out (`announce_cooled`).
 
 Nothing is called onto a device that is not ready, and the database holds that too: the
-trigger `line_device_ready` (migration `tickets.0011_line_device_ready`) refuses a line
+trigger `line_device_ready` (migration `tickets.0014_line_device_ready`) refuses a line
 moving to `called` onto a device that is offline, in maintenance, cooling down or — on
 PostgreSQL — inside its daily window, whatever the code above it does, as
 `line_one_active_per_equipment` holds occupancy. `tickets.queue.lock_device` checks first,

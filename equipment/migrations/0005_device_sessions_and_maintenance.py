@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('equipment', '0004_printer_set_by_platform'),
         ('tenants', '0011_audit_label'),
-        ('tickets', '0010_session_timer_and_cooldown'),
+        ('tickets', '0013_session_timer_and_cooldown'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

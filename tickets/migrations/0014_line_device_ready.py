@@ -107,7 +107,7 @@ def backwards(apps, schema_editor) -> None:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("tickets", "0010_session_timer_and_cooldown"),
+        ("tickets", "0013_session_timer_and_cooldown"),
         ("equipment", "0005_device_sessions_and_maintenance"),
     ]
 

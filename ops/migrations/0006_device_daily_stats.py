@@ -8,8 +8,8 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('equipment', '0005_device_sessions_and_maintenance'),
-        ('ops', '0004_service_stuck_alert'),
-        ('tenants', '0012_audit_cooldown_ended'),
+        ('ops', '0005_alert_nfse'),
+        ('tenants', '0016_audit_cooldown_ended'),
     ]
 
     operations = [

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tickets', '0009_line_expired'),
+        ('tickets', '0012_ticket_cpf_on_invoice'),
     ]
 
     operations = [
