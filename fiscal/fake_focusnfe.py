@@ -48,6 +48,12 @@ REQUIRED = (
     "valor_servico",
 )
 NATIONAL_CODE = re.compile(r"^\d{6}\Z")
+# https://campos.focusnfe.com.br/nfse_nacional/EmissaoDPSXml.html: the ISS rate is
+# `percentual_aliquota_relativa_municipio` (DPS tag tribMun/pAliq), a percentage. The national
+# system requires it of a taxable service (tributacao_iss 1) by a company outside the Simples
+# Nacional (codigo_opcao_simples_nacional 1) and refuses it from a Simples ME/EPP without
+# withholding (tipo_retencao_iss 1; SEFIN rule E0625). LC 116/2003 bounds ISS to 2 %–5 %.
+ISS_RATE = "percentual_aliquota_relativa_municipio"
 
 
 class _Server(ThreadingHTTPServer):
@@ -233,6 +239,21 @@ class FakeFocusNFe:
     def _invalid(self, message: str) -> tuple[int, dict]:
         return 400, {"codigo": "requisicao_invalida", "mensagem": message}
 
+    @staticmethod
+    def _iss_rate_refusal(data: dict[str, Any]) -> str:
+        rate = data.get(ISS_RATE)
+        taxable = str(data.get("tributacao_iss")) == "1"
+        option = str(data.get("codigo_opcao_simples_nacional", "1"))
+        if rate is None:
+            if taxable and option == "1":
+                return f'Parâmetro "{ISS_RATE}" não informado'
+            return ""
+        if option == "3" and str(data.get("tipo_retencao_iss")) == "1":
+            return f'Parâmetro "{ISS_RATE}" não deve ser informado (E0625)'
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 2 <= rate <= 5:
+            return f'Parâmetro "{ISS_RATE}" inválido'
+        return ""
+
     def _create(self, ref: str, data: Any) -> tuple[int, dict]:
         if not REFERENCE.match(ref):
             return self._invalid('Parâmetro "ref" inválido')
@@ -249,6 +270,9 @@ class FakeFocusNFe:
             }
         if not NATIONAL_CODE.match(str(data["codigo_tributacao_nacional_iss"])):
             return self._invalid('Parâmetro "codigo_tributacao_nacional_iss" inválido')
+        refusal = self._iss_rate_refusal(data)
+        if refusal:
+            return self._invalid(refusal)
         if "cpf_tomador" in data and not re.fullmatch(r"\d{11}", str(data["cpf_tomador"])):
             return self._invalid('Parâmetro "cpf_tomador" inválido')
         existing = self.notes.get(ref)

@@ -37,6 +37,7 @@ from fiscal.models import (
     InvoiceItem,
     InvoiceStatus,
     IssueMode,
+    SimplesNacional,
     change_invoice_status,
 )
 from fiscal.providers import (
@@ -68,6 +69,9 @@ POLL_EVERY = timedelta(minutes=2)
 # A daily NFS-e is sent this long after the local midnight that closes its day: workers'
 # clocks may differ by a little, and none may add a sale to it after its midnight.
 DAILY_MARGIN = timedelta(minutes=5)
+# Failed queries (or cancels) in a row after which a person is told: an answer Focus keeps
+# refusing (a token changed, a reference it lost) is not going to fix itself.
+POLL_ALERT_AFTER = 3
 # A request still processing after this is shown to a person.
 PROCESSING_TOO_LONG = timedelta(hours=24)
 
@@ -253,6 +257,12 @@ def payload(invoice: Invoice, config: FiscalSettings) -> dict[str, Any]:
         "tributacao_iss": 1,
         "tipo_retencao_iss": 1,
     }
+    if config.simples_nacional == SimplesNacional.NOT_OPTING:
+        # The ISS rate is the DPS's tribMun/pAliq, Focus's `percentual_aliquota_relativa_
+        # municipio` (https://campos.focusnfe.com.br/nfse_nacional/EmissaoDPSXml.html). A
+        # company outside the Simples Nacional states it; a Simples one without withholding
+        # must not (SEFIN rule E0625: its ISS goes in the DAS at the Simples' own rate).
+        data["percentual_aliquota_relativa_municipio"] = float(invoice.iss_rate)
     if invoice.customer_cpf:
         # Only when the customer asked for it (at the kiosk, or at the counter through
         # request_cpf): the kiosk's privacy consent covers finding the ticket, not tax
@@ -312,11 +322,34 @@ def poll_processing(now: datetime | None = None, limit: int = 50) -> int:
             remote = provider_for(invoice).fetch(invoice)
         except FiscalProviderError as error:
             log.warning("invoice %s: status unavailable: %s", invoice.pk, error)
-            Invoice.objects.filter(pk=invoice.pk).update(next_attempt_at=now + POLL_EVERY)
+            _call_failed(invoice.pk, error, now, _("Focus could not tell how this NFS-e stands"))
             continue
+        Invoice.objects.filter(pk=invoice.pk, failures__gt=0).update(failures=0)
         apply_remote(invoice.pk, remote, now=now)
         asked += 1
     return asked
+
+
+def _call_failed(invoice_id: int, error: FiscalProviderError, now: datetime, what: str) -> None:
+    """A query or cancel that failed: the next one waits longer (BACKOFF, then its last
+    step, for good); a refusal (not a timeout) POLL_ALERT_AFTER times in a row, or any
+    failure past the back-off, flags the invoice for a person (admin and alerts)."""
+    with transaction.atomic():
+        invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
+        invoice.failures += 1
+        invoice.next_attempt_at = now + BACKOFF[min(invoice.failures, len(BACKOFF)) - 1]
+        invoice.provider_message = str(error)
+        fields = ["failures", "next_attempt_at", "provider_message"]
+        permanent = not isinstance(error, FiscalProviderUnavailable)
+        if invoice.failures >= (POLL_ALERT_AFTER if permanent else len(BACKOFF)):
+            invoice.needs_attention = True
+            invoice.provider_message = _("%(what)s after %(n)s tries: %(error)s") % {
+                "what": what,
+                "n": invoice.failures,
+                "error": error,
+            }
+            fields.append("needs_attention")
+        invoice.save(update_fields=fields)
 
 
 def refresh(invoice: Invoice) -> Invoice:
@@ -459,6 +492,8 @@ def settle_refunds(now: datetime | None = None) -> int:
         .filter(status__in=[St.QUEUED, St.ERROR, St.AUTHORIZED])
         .select_related("tenant")
     )
+    # An issued NFS-e whose cancel failed waits for its next_attempt_at (back-off).
+    candidates = candidates.exclude(status=St.AUTHORIZED, failures__gt=0, next_attempt_at__gt=now)
     for invoice in candidates:
         handled += _settle_refund(invoice, now)
     return handled
@@ -511,7 +546,8 @@ def _settle_refund(invoice: Invoice, now: datetime) -> int:
         remote = provider_for(invoice).cancel(invoice, reason)
     except FiscalProviderUnavailable as error:
         log.warning("invoice %s: cancel postponed: %s", invoice.pk, error)
-        return 0  # tried again at the next run
+        _call_failed(invoice.pk, error, now, _("Focus could not be reached to cancel this NFS-e"))
+        return 0
     except FiscalProviderError as error:
         Invoice.objects.filter(pk=invoice.pk).update(
             needs_attention=True, provider_message=str(error)
@@ -557,6 +593,7 @@ def retry(invoice: Invoice) -> Invoice:
             St.QUEUED,
             reason=_("sent again by a person"),
             attempts=0,
+            failures=0,
             next_attempt_at=timezone.now(),
             needs_attention=False,
         )

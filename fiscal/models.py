@@ -262,6 +262,9 @@ class Invoice(models.Model):
     description = models.CharField(_("description"), max_length=1000)
 
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    # Failed calls in a row after sending (asking how it stands, cancelling): they space out
+    # the next call (issuing.BACKOFF) and, past POLL_ALERT_AFTER, bring a person in.
+    failures = models.PositiveSmallIntegerField(_("failed calls in a row"), default=0)
     next_attempt_at = models.DateTimeField(_("next attempt at"), default=timezone.now)
     provider_status = models.CharField(_("provider status"), max_length=40, blank=True)
     # The provider's own words on the last refusal or error, for the manager.

@@ -437,3 +437,85 @@ def test_retention_keeps_the_nfse_record_and_forgets_the_cpf(focus, config, tena
     invoice.refresh_from_db()
     item = invoice.items.get()
     assert item.session is None and item.amount == Decimal("120.00")
+
+
+# --- the ISS rate, a query that keeps failing, a cancel that cannot get through --------------
+
+
+def test_the_iss_rate_goes_on_the_dps_where_the_national_system_requires_it(
+    focus, tenant, cryo, alice
+):
+    fiscal_settings(tenant, simples_nacional=1, iss_rate=Decimal("3.50"))
+    session = paid_sale(tenant, [cryo], alice)
+    call_command("issue_nfse")
+    assert the_invoice(session).status == "processing"
+    _method, _ref, sent = focus.requests[-1]
+    assert sent["percentual_aliquota_relativa_municipio"] == 3.5
+
+
+def test_a_simples_nacional_company_does_not_state_the_rate_and_the_fake_enforces_both(
+    focus, config, tenant, cryo, alice
+):
+    session = paid_sale(tenant, [cryo], alice)
+    call_command("issue_nfse")
+    _method, _ref, sent = focus.requests[-1]
+    assert config.simples_nacional == 3 and "percentual_aliquota_relativa_municipio" not in sent
+    assert the_invoice(session).status == "processing"
+
+    invoice = the_invoice(session)
+    dps = issuing.payload(invoice, config)
+    wrong = {**dps, "percentual_aliquota_relativa_municipio": 5.0}
+    assert "E0625" in focus._iss_rate_refusal(wrong)
+    outside = {**dps, "codigo_opcao_simples_nacional": 1}
+    assert "não informado" in focus._iss_rate_refusal(outside)
+    assert "inválido" in focus._iss_rate_refusal(
+        {**outside, "percentual_aliquota_relativa_municipio": 12}
+    )
+
+
+def test_a_query_refused_again_and_again_backs_off_and_alerts_a_person(
+    focus, config, tenant, cryo, alice
+):
+    session = paid_sale(tenant, [cryo], alice)
+    call_command("issue_nfse")
+    config.api_token = "a-token-revoked-since"
+    config.save()
+    now = timezone.now()
+    asked_at = []
+    for minute in range(0, 24 * 60, 2):
+        moment = now + timedelta(minutes=3 + minute)
+        before = len(focus.requests)
+        issuing.poll_processing(moment)
+        if len(focus.requests) > before:
+            asked_at.append(moment)
+    invoice = the_invoice(session)
+    # Not every two minutes for a day (720 queries): spaced out as the sends are.
+    assert len(asked_at) < 10
+    assert invoice.failures >= issuing.POLL_ALERT_AFTER and invoice.needs_attention
+    assert "permissao_negada" in invoice.provider_message
+    assert invoice.status == "processing"
+
+
+def test_a_cancel_that_cannot_reach_focus_backs_off_then_alerts(
+    focus, config, tenant, cryo, alice, bob
+):
+    session = paid_sale(tenant, [cryo], alice)
+    call_command("issue_nfse")
+    invoice = the_invoice(session)
+    focus.authorize(invoice.reference)
+    issuing.refresh(invoice)
+    refund(tenant, session.pk, bob, "cliente desistiu")
+    focus.fail_next(1000)
+    now = timezone.now()
+    for minute in range(0, 24 * 60):
+        issuing.settle_refunds(now + timedelta(minutes=minute))
+    invoice.refresh_from_db()
+    assert invoice.status == "authorized" and invoice.needs_attention
+    assert invoice.failures == len(issuing.BACKOFF)
+    assert 1000 - focus._failures == len(issuing.BACKOFF)  # not once a minute
+
+    focus.fail_next(0)
+    Invoice.objects.filter(pk=invoice.pk).update(needs_attention=False)
+    issuing.settle_refunds(now + timedelta(days=2))
+    invoice.refresh_from_db()
+    assert invoice.status == "cancelled"
