@@ -14,10 +14,12 @@ from typing import Annotated, Literal
 from ninja import Field, Schema
 from pydantic import model_validator
 
+from customers.models import Customer
 from equipment.models import Equipment
 from payments.models import Method, PaymentSession
 from tenants.models import Tenant
-from tickets.models import Extra, Priority, Service, TicketLine
+from tickets.credits import Balance
+from tickets.models import CustomerPackage, Extra, Priority, Service, TicketLine
 from tickets.queue import LinePlace, ServiceStats, estimate_wait_minutes, wait_level
 
 Currency = Literal["BRL"]
@@ -99,6 +101,9 @@ class LineOut(Schema):
     called_at: datetime | None
     started_at: datetime | None
     completed_at: datetime | None
+    paid_with_package: bool = Field(
+        ..., description="Paid with a session of the customer's package (its price is 0)."
+    )
     place: PlaceOut | None = Field(
         ..., description="Where a waiting line stands; given on a line's and a ticket's page."
     )
@@ -121,6 +126,7 @@ def line_out(line: TicketLine, place: LinePlace | None = None) -> LineOut:
         called_at=local(tenant, line.called_at),
         started_at=local(tenant, line.started_at),
         completed_at=local(tenant, line.completed_at),
+        paid_with_package=line.covered,
         place=PlaceOut(position=place.position, estimated_wait_minutes=place.wait_minutes)
         if place
         else None,
@@ -147,8 +153,9 @@ class TicketOut(Schema):
     number: str
     status: str
     priority: str
+    customer_id: int | None = Field(..., description="The customer record (a CPF was given).")
     customer_name: str
-    customer_cpf: str = Field(..., description="Masked: ***.***.***-25, or empty.")
+    customer_cpf: str = Field(..., description="Masked: ***.456.789-**, or empty.")
     customer_phone: str = Field(..., description="Masked, or empty.")
     total: str = Amount
     currency: Currency = "BRL"
@@ -195,12 +202,29 @@ class PaymentIn(Schema):
 class TicketIn(Schema):
     services: list[Id] = Field(..., min_length=1, max_length=20)
     extras: list[ExtraWanted] = Field([], max_length=50)
-    customer: CustomerIn
+    customer: CustomerIn | None = Field(None, description="Who, typed; or `customer_id`.")
+    customer_id: Id | None = Field(
+        None, description="A customer of the studio (GET /customers?cpf=…), instead of `customer`."
+    )
+    use_sessions: list[Id] = Field(
+        [],
+        max_length=20,
+        description="Services of this ticket paid with a session of the customer's packages "
+        "(the one ending first); none left refuses the sale. Needs a customer with a CPF.",
+    )
     priority: Priority = Priority.NORMAL
     consent_version: str = Field(
         ..., min_length=1, max_length=20, description="The privacy terms the customer accepted."
     )
     payment: PaymentIn = PaymentIn()
+
+    @model_validator(mode="after")
+    def one_customer_and_sessions_of_its_services(self) -> TicketIn:
+        if (self.customer is None) == (self.customer_id is None):
+            raise ValueError("give either customer or customer_id")
+        if not set(self.use_sessions) <= set(self.services):
+            raise ValueError("use_sessions must name services of this ticket")
+        return self
 
 
 class CancelIn(Schema):
@@ -313,6 +337,97 @@ def device_out(device: Equipment) -> DeviceOut:
     )
 
 
+# --- customers and their packages -------------------------------------------------------------
+
+
+class BalanceOut(Schema):
+    service_id: int
+    service_name: str
+    sessions_left: int
+    valid_until: datetime = Field(..., description="When the first of these sessions ends.")
+
+
+class CustomerOut(Schema):
+    """A customer, with personal data masked as the studio's admin shows it: an integrator
+    looks a customer up by the CPF it already has; it never needs it read back."""
+
+    object: Literal["customer"] = "customer"
+    id: int
+    name: str
+    cpf: str = Field(..., description="Masked: ***.456.789-**.")
+    phone: str = Field(..., description="Masked: (11) *****-4321, or empty.")
+    created_at: datetime
+    last_seen_at: datetime
+    balances: list[BalanceOut] = Field(
+        ..., description="Sessions left per service in the customer's live packages."
+    )
+
+
+def customer_out(customer: Customer, balances: list[Balance]) -> CustomerOut:
+    tenant = customer.tenant
+    return CustomerOut(
+        id=customer.pk,
+        name=customer.name,
+        cpf=customer.cpf_masked,
+        phone=customer.phone_masked,
+        created_at=local(tenant, customer.created_at),
+        last_seen_at=local(tenant, customer.last_seen_at),
+        balances=[
+            BalanceOut(
+                service_id=b.service.pk,
+                service_name=b.service.name,
+                sessions_left=b.left,
+                valid_until=local(tenant, b.valid_until),
+            )
+            for b in balances
+        ],
+    )
+
+
+class PackageSessionsOut(Schema):
+    service_id: int
+    service_name: str
+    granted: int
+    left: int
+
+
+class CustomerPackageOut(Schema):
+    object: Literal["customer_package"] = "customer_package"
+    id: int
+    package_id: int
+    name: str
+    kind: Literal["package", "membership"]
+    price: str = Amount
+    currency: Currency = "BRL"
+    valid_from: datetime
+    valid_until: datetime
+    live: bool = Field(..., description="Within its validity now.")
+    sessions: list[PackageSessionsOut]
+
+
+def customer_package_out(sold: CustomerPackage) -> CustomerPackageOut:
+    tenant = sold.tenant
+    return CustomerPackageOut(
+        id=sold.pk,
+        package_id=sold.package_id,
+        name=sold.package.name,
+        kind=sold.package.kind,
+        price=amount(sold.price),
+        valid_from=local(tenant, sold.valid_from),
+        valid_until=local(tenant, sold.valid_until),
+        live=sold.is_live,
+        sessions=[
+            PackageSessionsOut(
+                service_id=credit.service_id,
+                service_name=credit.service.name,
+                granted=credit.granted,
+                left=credit.balance,
+            )
+            for credit in sold.credits.all()
+        ],
+    )
+
+
 # --- pages of lists (pagination.page) --------------------------------------------------------
 
 
@@ -348,3 +463,11 @@ class PaymentList(Page):
 
 class DeviceList(Page):
     data: list[DeviceOut]
+
+
+class CustomerList(Page):
+    data: list[CustomerOut]
+
+
+class CustomerPackageList(Page):
+    data: list[CustomerPackageOut]

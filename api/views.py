@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from django.core.exceptions import ValidationError
 from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
@@ -29,6 +30,9 @@ from api.problems import Problem
 from api.schemas import (
     CancelIn,
     ConfirmCashIn,
+    CustomerList,
+    CustomerOut,
+    CustomerPackageList,
     DeviceIn,
     DeviceList,
     DeviceOut,
@@ -48,6 +52,8 @@ from api.schemas import (
     TicketList,
     TicketOut,
     amount,
+    customer_out,
+    customer_package_out,
     device_out,
     extra_out,
     line_out,
@@ -56,15 +62,20 @@ from api.schemas import (
     queue_out,
     service_out,
 )
+from customers.identity import find
+from customers.models import Customer
 from equipment.models import Equipment
 from payments import sessions
 from payments.models import Method, PaymentSession
+from tenants.br import normalize_cpf
 from tenants.models import Tenant
-from tickets import issuing, queue
+from tickets import credits, issuing, queue
 from tickets.models import (
     LINE_ACTIVE,
+    CustomerPackage,
     Extra,
     LineStatus,
+    PackageCredit,
     Priority,
     Service,
     Ticket,
@@ -187,6 +198,7 @@ def ticket_out(ticket: Ticket, *, places: bool) -> TicketOut:
         number=ticket.number,
         status=ticket.status,
         priority=ticket.priority,
+        customer_id=ticket.customer_id,
         customer_name=ticket.customer_name,
         customer_cpf=ticket.cpf_masked,
         customer_phone=ticket.phone_masked,
@@ -227,22 +239,30 @@ def create_ticket(
     join their own queue once it is paid. `payment.type`: `counter` opens a cash payment
     that the counter confirms (`POST /payments/{id}/confirm_cash`); `paid` records a payment
     your checkout took (method and reference) and the ticket joins the queues at once. A
-    ticket with nothing to pay goes straight to the queues."""
+    ticket with nothing to pay goes straight to the queues: one whose services are all in
+    `use_sessions` takes a session of each from the customer's packages (`customer_id`, or a
+    `customer` with the CPF) and is paid by them."""
     tenant = tenant_of(request)
 
     def run():
         extras: dict[int, int] = {}
         for wanted in payload.extras:
             extras[wanted.extra_id] = extras.get(wanted.extra_id, 0) + wanted.quantity
+        if payload.customer_id is not None:
+            # A blank phone keeps the stored one (customers.identity.remember).
+            record = get_object_or_404(_customers(tenant), pk=payload.customer_id)
+            who = {"customer_name": record.name, "cpf": record.cpf, "phone": ""}
+        else:
+            typed = payload.customer
+            who = {"customer_name": typed.name, "cpf": typed.cpf, "phone": typed.phone}
         ticket = issuing.create_ticket(
             tenant,
             service_ids=payload.services,
             extras=extras,
-            customer_name=payload.customer.name,
-            cpf=payload.customer.cpf,
-            phone=payload.customer.phone,
+            **who,
             consent_version=payload.consent_version,
             priority=Priority(payload.priority).value,
+            use_sessions=payload.use_sessions,
         )
         if ticket.total == 0:
             sessions.issue_free_ticket(ticket)
@@ -459,6 +479,78 @@ def get_queue(request: HttpRequest, service_id: Id):
         Service.objects.sellable().for_tenant(tenant).select_related("tenant"), pk=service_id
     )
     return queue_out(tenant, queue.service_stats(tenant, [service])[0])
+
+
+# --- customers ------------------------------------------------------------------------------
+
+
+def _customers(tenant: Tenant):
+    return Customer.objects.for_tenant(tenant).select_related("tenant")
+
+
+CpfQuery = Query(
+    ...,
+    min_length=1,
+    max_length=20,
+    description="The customer's full CPF, with or without punctuation. Required: the API "
+    "finds a customer you already know; it does not list the studio's customers.",
+)
+
+
+@api.get("/customers", response=answers(200, CustomerList), auth=READ, tags=["customers"])
+def find_customers(request: HttpRequest, cpf: str = CpfQuery):
+    """The customer with this CPF, as a list of none or one (Stripe's `?email=` filter).
+
+    Personal data comes back masked, as in the studio's admin. The CPF is not written to
+    the API's request log (only the path is)."""
+    tenant = tenant_of(request)
+    try:
+        cpf = normalize_cpf(cpf)
+    except ValidationError as error:
+        raise ValidationError({"cpf": error.messages}) from error
+    customer = find(tenant, cpf)
+    data = [] if customer is None else [customer_out(customer, credits.balances(customer))]
+    return {"data": data, "has_more": False, "next_cursor": None}
+
+
+@api.get(
+    "/customers/{customer_id}", response=answers(200, CustomerOut), auth=READ, tags=["customers"]
+)
+def get_customer(request: HttpRequest, customer_id: Id):
+    """A customer, with the sessions left per service in their live packages."""
+    customer = get_object_or_404(_customers(tenant_of(request)), pk=customer_id)
+    return customer_out(customer, credits.balances(customer))
+
+
+@api.get(
+    "/customers/{customer_id}/packages",
+    response=answers(200, CustomerPackageList),
+    auth=READ,
+    tags=["customers"],
+)
+def list_customer_packages(
+    request: HttpRequest, customer_id: Id, limit: int = Limit, cursor: str | None = Cursor
+):
+    """The packages and memberships the customer bought, newest first, ended ones too, with
+    the sessions granted and left of each service."""
+    tenant = tenant_of(request)
+    customer = get_object_or_404(_customers(tenant), pk=customer_id)
+    sold = (
+        CustomerPackage.objects.for_tenant(tenant)
+        .filter(customer=customer)
+        .select_related("tenant", "package")
+        .prefetch_related(
+            Prefetch(
+                "credits",
+                PackageCredit.objects.select_related("service").order_by(
+                    "service__display_order", "service__name"
+                ),
+            )
+        )
+    )
+    return page(
+        sold, ["-created_at", "-id"], cursor=cursor, limit=limit, render=customer_package_out
+    )
 
 
 # --- payments -------------------------------------------------------------------------------

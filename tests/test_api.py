@@ -18,7 +18,8 @@ from payments.models import PaymentSettings
 from payments.sessions import start_payment
 from tenants.models import AuditAction, AuditLog
 from tests.conftest import make_device, make_service, make_ticket, queued_ticket
-from tickets.models import Extra, LineStatus, Ticket, TicketStatus
+from tests.test_customers import customer_of, with_sessions
+from tickets.models import CreditEntry, Extra, LineStatus, Ticket, TicketStatus
 
 
 def make_key(tenant, creator=None, *, read=True, sell=False, operate=False) -> str:
@@ -160,7 +161,10 @@ def theirs(other_tenant):
     ticket = queued_ticket(other_tenant, [sauna], customer_name="Beltrana Alheia")
     pending = make_ticket(other_tenant, [sauna], customer_name="Beltrana Alheia")
     session = start_payment(pending, "cash")
+    customer, _sold = with_sessions(other_tenant, [sauna], customer_of(other_tenant, "Beltrana"))
     return {
+        "customer_id": customer.pk,
+        "cpf": customer.cpf,
         "service_id": sauna.pk,
         "ticket_id": ticket.pk,
         "line_id": ticket.lines.get().pk,
@@ -186,7 +190,8 @@ def test_a_key_of_one_studio_finds_nothing_of_another_on_any_route(
 ):
     url = PATH_PARAMETER.sub(lambda m: str(theirs[m.group(1)]), path.removeprefix("/api/v1"))
     if method == "get":
-        response = everything.get(url)
+        # The lookup by CPF, with their customer's CPF: a customer of ours has none such.
+        response = everything.get(url, **({"cpf": theirs["cpf"]} if "customers" in url else {}))
     else:
         response = everything.post(url, body_for(method, path, studio))
     if PATH_PARAMETER.search(path):
@@ -200,6 +205,8 @@ def test_a_key_of_one_studio_finds_nothing_of_another_on_any_route(
         assert response.status_code == 422
     else:
         assert response.status_code == 200, response.content
+        if url == "/customers":
+            assert response.json()["data"] == []
     text = response.content.decode()
     assert "Beltrana" not in text and "Sauna" not in text
 
@@ -590,3 +597,85 @@ def test_a_database_outage_is_a_503_to_retry_not_a_500(studio, everything, monke
     monkeypatch.setattr(views.issuing, "sellable_ids", down)
     response = everything.get("/services")
     assert response.status_code == 503 and response["Retry-After"]
+
+
+# --- customers and their packages ---------------------------------------------------------
+
+
+def test_a_customer_is_found_by_full_cpf_only_and_comes_back_masked(studio, everything):
+    customer, sold = with_sessions(studio["tenant"], [studio["cryo"]], sessions=3)
+    customer.phone = "11987654321"
+    customer.save()
+    found = everything.get("/customers", cpf="529.982.247-25").json()
+    [item] = found["data"]
+    assert item["object"] == "customer" and item["id"] == customer.pk
+    assert item["cpf"] == "***.982.247-**" and item["phone"] == "(11) *****-4321"
+    assert "52998224725" not in str(found) and "987654321" not in str(found)
+    [balance] = item["balances"]
+    assert balance["service_id"] == studio["cryo"].pk and balance["sessions_left"] == 3
+    assert re.search(r"[+-]\d\d:\d\d$", balance["valid_until"])
+
+    assert everything.get("/customers", cpf="111.444.777-35").json()["data"] == []
+    partial = everything.get("/customers", cpf="529982")
+    assert partial.status_code == 422 and partial.json()["errors"][0]["field"] == "cpf"
+    assert everything.get("/customers").status_code == 422  # no listing of everyone
+    assert everything.get(f"/customers/{customer.pk}").json()["balances"] == item["balances"]
+    assert not ApiRequest.objects.filter(path__contains="529").exists()
+
+
+def test_a_customers_packages_show_what_was_granted_and_is_left(studio, everything):
+    customer, sold = with_sessions(studio["tenant"], [studio["cryo"], studio["boots"]], sessions=5)
+    answer = everything.get(f"/customers/{customer.pk}/packages").json()
+    [package] = answer["data"]
+    assert package["object"] == "customer_package" and package["id"] == sold.pk
+    assert package["live"] is True and package["price"] == "0.00"
+    assert {(x["service_id"], x["granted"], x["left"]) for x in package["sessions"]} == {
+        (studio["cryo"].pk, 5, 5),
+        (studio["boots"].pk, 5, 5),
+    }
+
+
+def test_a_ticket_paid_with_package_sessions_joins_the_queue_and_takes_one_session(
+    studio, everything
+):
+    customer, _sold = with_sessions(studio["tenant"], [studio["cryo"]], sessions=1)
+    body = {
+        "services": [studio["cryo"].pk],
+        "customer_id": customer.pk,
+        "use_sessions": [studio["cryo"].pk],
+        "consent_version": "2026-01",
+    }
+    sold = everything.post("/tickets", body)
+    assert sold.status_code == 201, sold.content
+    ticket = sold.json()
+    assert ticket["customer_id"] == customer.pk and ticket["total"] == "0.00"
+    assert ticket["status"] == TicketStatus.IN_QUEUE and ticket["payments"] == []
+    [line] = ticket["lines"]
+    assert line["paid_with_package"] is True and line["price"] == "0.00"
+    assert everything.get(f"/customers/{customer.pk}").json()["balances"] == []
+    assert CreditEntry.objects.filter(kind="spent", line_id=line["id"]).count() == 1
+
+    again = everything.post("/tickets", body)  # the last session is gone: the domain refuses
+    assert again.status_code == 422, again.content
+    assert again.json()["errors"][0]["field"] == "services"
+    assert Ticket.objects.count() == 1
+
+    everything.post(f"/tickets/{ticket['id']}/cancel", {"reason": "remarcou"})
+    [back] = everything.get(f"/customers/{customer.pk}").json()["balances"]
+    assert back["sessions_left"] == 1
+
+
+def test_sessions_for_another_service_or_a_customer_twice_are_refused(studio, everything, theirs):
+    customer, _sold = with_sessions(studio["tenant"], [studio["cryo"]])
+    base = {"services": [studio["cryo"].pk], "consent_version": "2026-01"}
+    wrong = everything.post(
+        "/tickets", {**base, "customer_id": customer.pk, "use_sessions": [studio["boots"].pk]}
+    )
+    assert wrong.status_code == 422
+    both = everything.post(
+        "/tickets", {**base, "customer_id": customer.pk, "customer": {"name": "Maria"}}
+    )
+    assert both.status_code == 422
+    theirs_ = everything.post("/tickets", {**base, "customer_id": theirs["customer_id"]})
+    assert theirs_.status_code == 404
+    assert not Ticket.objects.filter(tenant=studio["tenant"]).exists()
