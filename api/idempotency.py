@@ -1,17 +1,19 @@
 """Idempotency keys on every POST, as Stripe's: a retried request gets the first reply.
 
 The reply is stored per API key and Idempotency-Key with a fingerprint of the request
-(method, path, body). The same key again with the same request replays the stored reply
-(header `Idempotent-Replayed: true`); with another request it is refused (422). The key's
-row is inserted first, in the transaction that runs the operation: a second request with the
-same key waits on the unique index until the first commits, then replays its reply, so an
-operation never runs twice. An operation that fails with a bug rolls back with its row, and
-may be retried with the same key; a refusal (409, 404, 422) is a reply like any other.
+(method, path, and the body as canonical JSON). The same key again with the same request
+replays the stored reply (header `Idempotent-Replayed: true`); with another request it is
+refused (422). The key's row is inserted first, in the transaction that runs the operation:
+a second request with the same key waits on the unique index until the first commits, then
+replays its reply, so an operation never runs twice. An operation that fails with a bug
+rolls back with its row, and may be retried with the same key; a refusal (409, 404, 422)
+is a reply like any other.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 
 from django.db import IntegrityError, transaction
@@ -35,9 +37,20 @@ IdempotencyKey = Header(
 )
 
 
+def canonical_body(body: bytes) -> bytes:
+    """A JSON body as one text per meaning (keys sorted, no spaces), so that a retry that
+    re-serialised the same request (another client library, pretty-printed, keys in another
+    order) is the same request; a body that is not JSON is taken as sent."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def fingerprint(request: HttpRequest) -> str:
     digest = hashlib.sha256()
-    for part in (request.method.encode(), request.path.encode(), request.body):
+    for part in (request.method.encode(), request.path.encode(), canonical_body(request.body)):
         digest.update(part + b"\x00")
     return digest.hexdigest()
 

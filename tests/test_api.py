@@ -4,6 +4,7 @@ through the same domain operations the screens use."""
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from decimal import Decimal
@@ -327,6 +328,18 @@ def test_a_retried_post_gets_the_first_reply_and_makes_one_ticket(studio, everyt
     assert first.status_code == again.status_code == 201
     assert again.json() == first.json() and again["Idempotent-Replayed"] == "true"
     assert Ticket.objects.count() == 1
+
+
+def test_a_retry_serialised_differently_is_the_same_request(studio, everything):
+    body = _sale(studio)
+    first = everything.post("/tickets", body, idempotency_key="order-44")
+    headers = {**everything.headers, "Idempotency-Key": "order-44"}
+    pretty = json.dumps(dict(reversed(body.items())), indent=4, ensure_ascii=True)
+    again = everything.client.post(
+        "/api/v1/tickets", pretty, content_type="application/json", headers=headers
+    )
+    assert again.status_code == 201 and again["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json() and Ticket.objects.count() == 1
 
 
 def test_the_same_idempotency_key_with_another_body_is_refused(studio, everything):
