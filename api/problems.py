@@ -44,6 +44,7 @@ KINDS = {
 class FieldError(Schema):
     field: str
     message: str
+    code: str = ""
 
 
 class Problem(Schema):
@@ -108,6 +109,46 @@ def as_problem(request: HttpRequest, error: Exception) -> dict | None:
     return None
 
 
+# Pydantic's messages are English only: the common kinds, by their `type`, in the request's
+# language (the placeholders are the error's `ctx`). Others keep pydantic's English words; the
+# type is in `code` either way, for programs.
+FIELD_MESSAGES = {
+    "missing": gettext_lazy("Required."),
+    "json_invalid": gettext_lazy("The body is not valid JSON."),
+    "string_type": gettext_lazy("Must be text."),
+    "string_too_short": gettext_lazy("At least %(min_length)s characters."),
+    "string_too_long": gettext_lazy("At most %(max_length)s characters."),
+    "string_pattern_mismatch": gettext_lazy("Not in the expected format."),
+    "int_type": gettext_lazy("Must be a whole number."),
+    "int_parsing": gettext_lazy("Must be a whole number."),
+    "int_from_float": gettext_lazy("Must be a whole number."),
+    "bool_type": gettext_lazy("Must be true or false."),
+    "bool_parsing": gettext_lazy("Must be true or false."),
+    "greater_than_equal": gettext_lazy("Must be at least %(ge)s."),
+    "less_than_equal": gettext_lazy("Must be at most %(le)s."),
+    "too_short": gettext_lazy("At least %(min_length)s items."),
+    "too_long": gettext_lazy("At most %(max_length)s items."),
+    "list_type": gettext_lazy("Must be a list."),
+    "model_type": gettext_lazy("Must be an object."),
+    "dict_type": gettext_lazy("Must be an object."),
+    "enum": gettext_lazy("Must be one of: %(expected)s."),
+    "literal_error": gettext_lazy("Must be one of: %(expected)s."),
+}
+
+
+def _field_message(item: dict) -> str:
+    kind, context = item.get("type", ""), item.get("ctx") or {}
+    if kind == "value_error" and "error" in context:
+        # Our own validators raise a translated sentence (api/schemas.py).
+        return str(context["error"])
+    if kind in FIELD_MESSAGES:
+        try:
+            return str(FIELD_MESSAGES[kind]) % context
+        except (KeyError, TypeError, ValueError):
+            pass
+    return str(item.get("msg", ""))
+
+
 def _validation(request: HttpRequest, error: NinjaValidationError) -> list[dict]:
     errors = []
     for item in error.errors:
@@ -116,7 +157,13 @@ def _validation(request: HttpRequest, error: NinjaValidationError) -> list[dict]
         where = [str(part) for part in item.get("loc", ())]
         if where[:1] and where[0] in ("body", "header", "query", "path"):
             where = where[2:] if where[1:2] == ["payload"] else where[1:]
-        errors.append({"field": ".".join(where), "message": str(item.get("msg", ""))})
+        errors.append(
+            {
+                "field": ".".join(where),
+                "message": _field_message(item),
+                "code": str(item.get("type", "")),
+            }
+        )
     return errors
 
 

@@ -11,6 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
+from django.utils.translation import gettext as _
 from ninja import Field, Schema
 from pydantic import model_validator
 
@@ -195,7 +196,7 @@ class PaymentIn(Schema):
     @model_validator(mode="after")
     def paid_says_how(self) -> PaymentIn:
         if self.type == "paid" and (self.method is None or not self.reference.strip()):
-            raise ValueError("a paid ticket needs its payment's method and reference")
+            raise ValueError(_("A paid ticket needs its payment's method and reference."))
         return self
 
 
@@ -221,9 +222,9 @@ class TicketIn(Schema):
     @model_validator(mode="after")
     def one_customer_and_sessions_of_its_services(self) -> TicketIn:
         if (self.customer is None) == (self.customer_id is None):
-            raise ValueError("give either customer or customer_id")
+            raise ValueError(_("Give either customer or customer_id."))
         if not set(self.use_sessions) <= set(self.services):
-            raise ValueError("use_sessions must name services of this ticket")
+            raise ValueError(_("use_sessions must name services of this ticket."))
         return self
 
 

@@ -692,3 +692,26 @@ def test_sessions_for_another_service_or_a_customer_twice_are_refused(studio, ev
     theirs_ = everything.post("/tickets", {**base, "customer_id": theirs["customer_id"]})
     assert theirs_.status_code == 404
     assert not Ticket.objects.filter(tenant=studio["tenant"]).exists()
+
+
+def test_invalid_fields_are_explained_in_portuguese_with_pydantics_code(studio, dave):
+    integrator = Integrator(make_key(studio["tenant"], dave, sell=True), "pt-BR")
+    response = integrator.post(
+        "/tickets", {"services": [], "customer": {"name": ""}, "priority": "vip"}
+    )
+    assert response.status_code == 422
+    problem = response.json()
+    assert problem["title"] == "Pedido inválido"
+    errors = {e["field"]: e for e in problem["errors"]}
+    assert errors["consent_version"]["message"] == "Obrigatório."
+    assert errors["consent_version"]["code"] == "missing"
+    assert errors["services"]["message"] == "Pelo menos 1 itens."
+    assert errors["customer.name"]["message"] == "Pelo menos 1 caracteres."
+    assert errors["priority"]["message"].startswith("Deve ser um de:")
+    both = integrator.post(
+        "/tickets",
+        {"services": [1], "customer_id": 1, "customer": {"name": "A"}, "consent_version": "x"},
+    )
+    assert both.json()["errors"][0]["message"] == "Informe customer ou customer_id, não os dois."
+    english = Integrator(make_key(studio["tenant"], dave, sell=True)).post("/tickets", {})
+    assert {e["message"] for e in english.json()["errors"]} == {"Required."}
