@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from django.utils.translation import gettext as _
 from ninja import Field, Schema
 from pydantic import model_validator
+from pydantic_core import PydanticCustomError
 
 from customers.models import Customer
 from equipment.models import Equipment
@@ -172,18 +173,32 @@ class TicketOut(Schema):
     payments: list[PaymentRef]
 
 
-class ExtraWanted(Schema):
+class Input(Schema):
+    """An object of a request's body. Ninja's Schema reads the attributes of whatever it is
+    given (to build answers from ORM objects), so a list or a number would otherwise pass as
+    an object of defaults."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def an_object(cls, value: Any) -> Any:
+        # Ninja's own wrap validator ran first: the value is inside its DjangoGetter.
+        if not isinstance(getattr(value, "_obj", value), dict):
+            raise PydanticCustomError("model_type", "Input should be an object")
+        return value
+
+
+class ExtraWanted(Input):
     extra_id: Id
     quantity: int = Field(..., ge=1, le=2**15 - 1)
 
 
-class CustomerIn(Schema):
+class CustomerIn(Input):
     name: str = Field(..., min_length=1, max_length=200)
     cpf: str = Field("", max_length=20, description="Optional; validated.")
     phone: str = Field("", max_length=30)
 
 
-class PaymentIn(Schema):
+class PaymentIn(Input):
     """How the ticket is paid: `counter` (cash, confirmed there with confirm_cash) or `paid`
     elsewhere (the integration's own checkout), with its method and reference."""
 
@@ -200,7 +215,7 @@ class PaymentIn(Schema):
         return self
 
 
-class TicketIn(Schema):
+class TicketIn(Input):
     services: list[Id] = Field(..., min_length=1, max_length=20)
     extras: list[ExtraWanted] = Field([], max_length=50)
     customer: CustomerIn | None = Field(None, description="Who, typed; or `customer_id`.")
@@ -217,7 +232,7 @@ class TicketIn(Schema):
     consent_version: str = Field(
         ..., min_length=1, max_length=20, description="The privacy terms the customer accepted."
     )
-    payment: PaymentIn = PaymentIn()
+    payment: PaymentIn = Field(default_factory=lambda: PaymentIn(type="counter"))
 
     @model_validator(mode="after")
     def one_customer_and_sessions_of_its_services(self) -> TicketIn:
@@ -228,14 +243,14 @@ class TicketIn(Schema):
         return self
 
 
-class CancelIn(Schema):
+class CancelIn(Input):
     reason: str = Field(..., min_length=1, max_length=200)
 
 
 # --- calls ----------------------------------------------------------------------------------
 
 
-class DeviceIn(Schema):
+class DeviceIn(Input):
     device_id: Id
 
 
@@ -304,7 +319,7 @@ def payment_out(session: PaymentSession) -> PaymentOut:
     )
 
 
-class ConfirmCashIn(Schema):
+class ConfirmCashIn(Input):
     amount_received: str = Field(..., pattern=r"^\d{1,8}(\.\d{1,2})?$", examples=["150.00"])
 
 

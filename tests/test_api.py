@@ -713,5 +713,13 @@ def test_invalid_fields_are_explained_in_portuguese_with_pydantics_code(studio, 
         {"services": [1], "customer_id": 1, "customer": {"name": "A"}, "consent_version": "x"},
     )
     assert both.json()["errors"][0]["message"] == "Informe customer ou customer_id, não os dois."
+    # Ninja's Schema reads attributes of anything; a list is not an object of defaults.
+    listed = integrator.post("/tickets", {**_sale(studio), "payment": [None, None]})
+    assert listed.status_code == 422
+    assert listed.json()["errors"][0] == {
+        "field": "payment",
+        "message": "Deve ser um objeto.",
+        "code": "model_type",
+    }
     english = Integrator(make_key(studio["tenant"], dave, sell=True)).post("/tickets", {})
     assert {e["message"] for e in english.json()["errors"]} == {"Required."}
