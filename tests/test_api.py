@@ -723,3 +723,34 @@ def test_invalid_fields_are_explained_in_portuguese_with_pydantics_code(studio, 
     }
     english = Integrator(make_key(studio["tenant"], dave, sell=True)).post("/tickets", {})
     assert {e["message"] for e in english.json()["errors"]} == {"Required."}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_integrations_racing_for_the_last_session_sell_it_once(tenant, dave, cryo):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    make_device(tenant, "Crio 1", [cryo])
+    customer, _sold = with_sessions(tenant, [cryo], sessions=1)
+    secret = make_key(tenant, dave, sell=True)
+    body = {
+        "services": [cryo.pk],
+        "customer_id": customer.pk,
+        "use_sessions": [cryo.pk],
+        "consent_version": "2026-01",
+    }
+
+    def post(_):
+        try:
+            # Each with its own Idempotency-Key: four sales, not retries of one.
+            return Integrator(secret).post("/tickets", body).status_code
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(4) as pool:
+        statuses = sorted(pool.map(post, range(4)))
+    assert statuses == [201, 422, 422, 422]
+    assert Ticket.objects.count() == 1
+    assert CreditEntry.objects.filter(kind="spent").count() == 1
