@@ -33,7 +33,7 @@ from tenants.br import clean_name, normalize_cpf, normalize_phone, visible_text
 from tenants.clock import local_time
 from tenants.errors import DomainError
 from tenants.models import Role
-from tickets import credits
+from tickets import credits, waivers
 from tickets.admin import badge, document_digits, money
 from tickets.models import (
     CreditEntry,
@@ -41,7 +41,10 @@ from tickets.models import (
     Package,
     PackageCredit,
     PackageService,
+    Questionnaire,
     Ticket,
+    Waiver,
+    WaiverQuestion,
 )
 
 # A customer added by hand at the front desk agreed on paper, not at the kiosk.
@@ -128,6 +131,19 @@ class CustomerPackageInline(TenantScopedAdmin, admin.TabularInline):
         return local_time(obj.valid_until, obj.tenant)
 
 
+class CustomerWaiverInline(TenantScopedAdmin, admin.TabularInline):
+    """The health forms signed: version, when, outcome; never an answer (none is stored)."""
+
+    model = Waiver
+    read_only = True
+    extra = 0
+    fields = ["version", "signed_name", "signed_at", "outcome", "valid_until", "clear_reason"]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("version__questionnaire__service")
+
+
 class CustomerTicketInline(TenantScopedAdmin, admin.TabularInline):
     """The customer's visits, newest first."""
 
@@ -177,7 +193,7 @@ class CustomerAdmin(TenantScopedAdmin, admin.ModelAdmin):
     search_fields = ["name"]
     search_help_text = _("Name, or a full CPF or phone (punctuation is fine).")
     list_select_related = ["tenant"]
-    inlines = [CustomerPackageInline, CustomerTicketInline]
+    inlines = [CustomerPackageInline, CustomerWaiverInline, CustomerTicketInline]
     actions = ["sell_package"]
     fields = [
         "tenant",
@@ -475,3 +491,68 @@ class CustomerPackageAdmin(TenantScopedAdmin, admin.ModelAdmin):
                 messages.SUCCESS,
             )
         return None
+
+
+# --- health waivers -----------------------------------------------------------------------------
+
+
+class WaiverQuestionInline(admin.TabularInline):
+    """The yes/no questions, in order; scoped through the questionnaire (the parent admin)."""
+
+    model = WaiverQuestion
+    extra = 3
+    fields = ["position", "text", "blocks_on"]
+
+
+@admin.register(Questionnaire)
+class QuestionnaireAdmin(TenantScopedAdmin, admin.ModelAdmin):
+    """A service's health form. Saving changed questions publishes a new version: customers
+    who signed the old one answer again at their next visit."""
+
+    list_display = ["service", "tenant", "version_shown", "validity_months", "is_active"]
+    list_filter = [("tenant", admin.RelatedOnlyFieldListFilter), "is_active"]
+    list_select_related = ["tenant", "service"]
+    inlines = [WaiverQuestionInline]
+    fields = ["tenant", "service", "validity_months", "is_active"]
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "service" and not request.user.is_superuser:
+            kwargs["queryset"] = db_field.related_model.objects.filter(
+                tenant__in=tenants_for(request.user, Role.MANAGER)
+            )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_related(self, request, form, formsets, change) -> None:
+        super().save_related(request, form, formsets, change)
+        waivers.publish(form.instance, user=request.user)
+
+    @admin.display(description=_("version"))
+    def version_shown(self, obj: Questionnaire) -> str:
+        current = waivers.current_version(obj)
+        return str(current.number) if current else "—"
+
+
+@admin.register(Waiver)
+class WaiverAdmin(TenantScopedAdmin, admin.ModelAdmin):
+    """Signatures as kept (LGPD art. 11): version, time, outcome; the team clears one in the
+    operator panel, with a reason."""
+
+    read_only = True
+    allow_add = False
+    list_display = ["version", "customer", "signed_at", "outcome", "valid_until", "tenant"]
+    list_filter = [("tenant", admin.RelatedOnlyFieldListFilter), "outcome"]
+    list_select_related = ["tenant", "customer", "version__questionnaire__service"]
+    fields = [
+        "tenant",
+        "version",
+        "customer",
+        "ticket",
+        "signed_name",
+        "signed_at",
+        "outcome",
+        "valid_until",
+        "cleared_at",
+        "cleared_by",
+        "clear_reason",
+    ]
+    readonly_fields = fields

@@ -31,7 +31,14 @@ from tenants.br import mask_cpf
 from tenants.errors import DomainError
 from tenants.models import AuditAction, AuditLog, OutboxStatus, Tenant, WebhookOutbox
 from tickets import credits
-from tickets.models import CreditEntry, CustomerPackage, DailyCounter, Ticket, TicketLine
+from tickets.models import (
+    CreditEntry,
+    CustomerPackage,
+    DailyCounter,
+    Ticket,
+    TicketLine,
+    Waiver,
+)
 
 ANONYMOUS = ""
 PERSONAL = {
@@ -45,6 +52,8 @@ DEFAULT_RETENTION_DAYS = 365
 DEFAULT_AUDIT_DAYS = 180
 # Delivered or abandoned webhook events are only a delivery log after this.
 OUTBOX_DAYS = 30
+# A health form signed on a kiosk whose purchase was abandoned (no ticket, no customer).
+UNUSED_WAIVER_DAYS = 1
 
 
 def _not_anonymised() -> Q:
@@ -69,6 +78,8 @@ def anonymise_tickets(ticket_ids: list[int]) -> int:
         TicketLine.objects.filter(ticket_id__in=ticket_ids).update(customer_key=token)
         TicketLine.history.model.objects.filter(ticket_id__in=ticket_ids).update(customer_key=token)
         forget_whatsapp(ticket_ids)
+        # A walk-in's health form served only its ticket; a customer's stays with the record.
+        Waiver.objects.filter(ticket_id__in=ticket_ids, customer__isnull=True).delete()
         # Our copy of the CPF a customer asked to have on an NFS-e; the NFS-e itself is the
         # national system's, kept by law.
         invoices = Invoice.objects.filter(items__session__ticket_id__in=ticket_ids)
@@ -116,6 +127,7 @@ class PurgeReport:
     alerts_deleted: int = 0
     counters_deleted: int = 0
     customers_deleted: int = 0
+    waivers_deleted: int = 0
     notifications_deleted: int = 0
 
     def as_dict(self) -> dict:
@@ -177,6 +189,20 @@ def purge(
         apply,
     )
     progress(f"customers {verb}deleted: {report.customers_deleted}")
+    # Health forms: expired for the retention period, or signed for a purchase never made.
+    report.waivers_deleted = _delete_all(
+        Waiver.objects.filter(
+            Q(valid_until__lt=delete_before)
+            | Q(
+                ticket__isnull=True,
+                customer__isnull=True,
+                signed_at__lt=now - timedelta(days=UNUSED_WAIVER_DAYS),
+            )
+        ),
+        batch_size,
+        apply,
+    )
+    progress(f"health waivers {verb}deleted: {report.waivers_deleted}")
     report.counters_deleted = _delete_all(
         DailyCounter.objects.filter(day__lt=delete_before.date()), batch_size, apply
     )
@@ -327,6 +353,20 @@ def _customer_record(tenant: Tenant, cpf: str) -> dict | None:
                 ],
             }
         )
+    # What a health form keeps: never an answer (none is stored), only its outcome.
+    waivers = [
+        {
+            "service": w.version.questionnaire.service.name,
+            "questionnaire_version": w.version.number,
+            "signed_as": w.signed_name,
+            "signed_at": w.signed_at,
+            "outcome": w.outcome,
+            "valid_until": w.valid_until,
+            "cleared_at": w.cleared_at,
+            "clear_reason": w.clear_reason,
+        }
+        for w in customer.waivers.select_related("version__questionnaire__service")
+    ]
     return {
         "name": customer.name,
         "cpf": customer.cpf,
@@ -337,6 +377,7 @@ def _customer_record(tenant: Tenant, cpf: str) -> dict | None:
         "created_at": customer.created_at,
         "last_visit": customer.last_seen_at,
         "packages": packages,
+        "health_waivers": waivers,
     }
 
 

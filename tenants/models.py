@@ -353,6 +353,8 @@ class AuditAction(models.TextChoices):
     PACKAGE_SOLD = "package_sold", _("Package sold at the counter")
     PACKAGE_RENEWED = "package_renewed", _("Membership renewed")
     CREDITS_ADJUSTED = "credits_adjusted", _("Package sessions adjusted")
+    # Health waivers (tickets/waivers.py): an operator talked to the customer.
+    WAIVER_CLEARED = "waiver_cleared", _("Health form cleared by the team")
     API_KEY_CREATED = "api_key_created", _("API key created")
     API_KEY_CHANGED = "api_key_changed", _("API key's scopes changed")
     API_KEY_REVOKED = "api_key_revoked", _("API key revoked")

@@ -94,9 +94,9 @@ def test_a_customer_added_at_the_counter_has_a_canonical_cpf(client, tenant, bob
 
 
 def inline_management() -> dict:
-    """The empty management forms of the customer page's two inlines."""
+    """The empty management forms of the customer page's inlines."""
     data = {}
-    for prefix in ("packages", "tickets"):
+    for prefix in ("packages", "waivers", "tickets"):
         data |= {
             f"{prefix}-TOTAL_FORMS": "0",
             f"{prefix}-INITIAL_FORMS": "0",

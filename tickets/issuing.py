@@ -29,6 +29,7 @@ from tickets.models import (
     TicketPackage,
 )
 from tickets.payloads import ticket_payload
+from tickets.waivers import attach_signed, check_sale
 
 
 def next_number(tenant: Tenant, prefix: str) -> tuple:
@@ -106,6 +107,7 @@ def create_ticket(
     use_sessions: Iterable[int] = (),
     buy_packages: Iterable[int] = (),
     cpf_on_invoice: bool = False,
+    waivers: Iterable[int] = (),
 ) -> Ticket:
     """Create a ticket in `pending_payment` with one line per service and its extras.
 
@@ -123,7 +125,9 @@ def create_ticket(
     `buy_packages` are packages bought on this ticket: their price is added, they become the
     customer's when the ticket is paid, and the chosen services they cover use them then.
     `cpf_on_invoice`: the customer asked for their CPF on the NFS-e (kept only
-    with a CPF).
+    with a CPF). `waivers` are the health waivers signed in this visit (tickets/waivers.py):
+    a service that asks a questionnaire is sold only with a valid one, signed now or on file
+    for this CPF; they are linked to the ticket and its customer.
     """
     if idempotency_key:
         existing = Ticket.objects.filter(tenant=tenant, idempotency_key=idempotency_key).first()
@@ -155,7 +159,9 @@ def create_ticket(
     if sessions and not customer["customer_cpf"]:
         raise ValidationError({"customer_cpf": [_("Package sessions need your CPF.")]})
     covered = {item.service_id for p in bought for item in p.items.all()} - sessions
-    sale = Sale(services, catalog, wanted, sessions, covered, bought)
+    signed = [int(i) for i in waivers]
+    check_sale(tenant, services, cpf=customer["customer_cpf"], signed=signed)
+    sale = Sale(services, catalog, wanted, sessions, covered, bought, signed)
 
     try:
         with transaction.atomic():
@@ -197,6 +203,7 @@ class Sale:
     sessions: set[int]  # services paid with a session the customer has
     covered: set[int]  # services paid with a session of a package bought here
     packages: list[Package]
+    waivers: list[int]  # health waivers signed in this visit
 
     def price_of(self, service: Service) -> Decimal:
         paid_with_session = service.pk in self.sessions or service.pk in self.covered
@@ -272,6 +279,7 @@ def _insert(tenant, sale: Sale, customer, priority, idempotency_key) -> Ticket:
             for p in sale.packages
         )
     history.record_created(lines)
+    attach_signed(ticket, sale.waivers)
     if wanted:
         TicketExtra.objects.bulk_create(
             TicketExtra(

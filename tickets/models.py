@@ -965,3 +965,181 @@ def give_session_back(line: TicketLine, *, user=None, reason: str = "") -> None:
         user=user if user is not None and user.is_authenticated else None,
         reason=(reason or "")[:200],
     )
+
+
+# --- health waivers -----------------------------------------------------------------------------
+
+
+class Questionnaire(models.Model):
+    """A service's health questionnaire (yes/no questions, each with the answer that blocks)
+    and how long a signature lasts. Editing the questions publishes a new version
+    (QuestionnaireVersion); signatures stay tied to the version they agreed to."""
+
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.PROTECT, related_name="+", verbose_name=_("company/branch")
+    )
+    service = models.OneToOneField(
+        Service,
+        on_delete=models.PROTECT,
+        related_name="questionnaire",
+        verbose_name=_("service"),
+    )
+    validity_months = models.PositiveSmallIntegerField(
+        _("valid for (months)"),
+        default=12,
+        validators=[MinValueValidator(1)],
+        help_text=_("How long a signature lasts before the customer answers again."),
+    )
+    is_active = models.BooleanField(
+        _("asked at the kiosk"),
+        default=True,
+        help_text=_("Untick to sell the service without asking."),
+    )
+
+    class Meta:
+        verbose_name = _("health questionnaire")
+        verbose_name_plural = _("health questionnaires")
+        constraints = [
+            models.CheckConstraint(condition=Q(validity_months__gte=1), name="waiver_validity"),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.service)
+
+
+class WaiverQuestion(models.Model):
+    questionnaire = models.ForeignKey(
+        Questionnaire,
+        on_delete=models.CASCADE,
+        related_name="questions",
+        verbose_name=_("questionnaire"),
+    )
+    text = models.CharField(_("question"), max_length=300)
+    blocks_on = models.BooleanField(
+        _("the answer that blocks"),
+        choices=[(True, _("Yes")), (False, _("No"))],
+        default=True,
+        help_text=_("This answer refuses the service until someone of the team talks to them."),
+    )
+    position = models.PositiveSmallIntegerField(_("order"), default=0)
+
+    class Meta:
+        verbose_name = _("question")
+        verbose_name_plural = _("questions")
+        ordering = ["position", "id"]
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class QuestionnaireVersion(models.Model):
+    """The questions as they were published, never changed: what a signature agreed to."""
+
+    questionnaire = models.ForeignKey(
+        Questionnaire,
+        on_delete=models.CASCADE,
+        related_name="versions",
+        verbose_name=_("questionnaire"),
+    )
+    number = models.PositiveIntegerField(_("version"))
+    # [{"text": …, "blocks_on": true|false}, …] in the order asked.
+    questions = models.JSONField(_("questions"))
+    created_at = models.DateTimeField(_("published at"), default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("published by"),
+    )
+
+    class Meta:
+        verbose_name = _("questionnaire version")
+        verbose_name_plural = _("questionnaire versions")
+        ordering = ["questionnaire", "-number"]
+        constraints = [
+            # Two managers saving at once cannot publish the same number twice.
+            models.UniqueConstraint(fields=["questionnaire", "number"], name="waiver_version_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.questionnaire} v{self.number}"
+
+
+class WaiverOutcome(models.TextChoices):
+    VALID = "valid", _("Valid")
+    NEEDS_STAFF = "needs_staff", _("Needs staff")
+
+
+class Waiver(models.Model):
+    """One signature of a questionnaire version: when, by which name, and the outcome.
+
+    LGPD art. 11 (health data): the answers are never stored — not here, not in history, not
+    in the session, not in logs. Only whether one of them blocked (`needs_staff`) is kept.
+    A walk-in's waiver has no customer: it serves the ticket it was signed for, and no other.
+    """
+
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.PROTECT, related_name="+", verbose_name=_("company/branch")
+    )
+    version = models.ForeignKey(
+        QuestionnaireVersion,
+        on_delete=models.PROTECT,
+        related_name="waivers",
+        verbose_name=_("questionnaire version"),
+    )
+    customer = models.ForeignKey(
+        Customer,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="waivers",
+        verbose_name=_("customer"),
+    )
+    ticket = models.ForeignKey(
+        Ticket,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="waivers",
+        verbose_name=_("ticket"),
+    )
+    signed_name = models.CharField(_("signed as"), max_length=80)
+    signed_at = models.DateTimeField(_("signed at"), default=timezone.now)
+    outcome = models.CharField(_("outcome"), max_length=16, choices=WaiverOutcome.choices)
+    valid_until = models.DateTimeField(_("valid until"))
+    cleared_at = models.DateTimeField(_("cleared at"), null=True, blank=True)
+    cleared_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("cleared by"),
+    )
+    clear_reason = models.CharField(_("why it was cleared"), max_length=200, blank=True)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("health waiver")
+        verbose_name_plural = _("health waivers")
+        ordering = ["-signed_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(outcome__in=WaiverOutcome.values), name="waiver_outcome_valid"
+            ),
+            # A cleared waiver says who cleared it and why (the audit log says it too).
+            models.CheckConstraint(
+                condition=Q(cleared_at__isnull=True) | ~Q(clear_reason=""),
+                name="waiver_cleared_with_reason",
+            ),
+        ]
+        indexes = [
+            # The kiosk's question, "has this customer a valid signature of this version?"
+            models.Index(fields=["customer", "version", "outcome"], name="waiver_on_file"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.version} — {self.get_outcome_display()}"

@@ -59,9 +59,17 @@ from tenants import throttle
 from tenants.access import get_tenant
 from tenants.br import format_cpf
 from tenants.models import Tenant
-from tickets import credits, queue
+from tickets import credits, queue, waivers
 from tickets.issuing import MAX_EXTRA_QUANTITY, create_ticket, sellable_ids
-from tickets.models import Extra, Package, Priority, Service, Ticket, TicketStatus
+from tickets.models import (
+    Extra,
+    Package,
+    Priority,
+    Service,
+    Ticket,
+    TicketStatus,
+    WaiverOutcome,
+)
 from tickets.printing import status_url
 from totem import consent
 from totem.consumers import ticket_socket_path
@@ -613,14 +621,13 @@ def identify(request: HttpRequest, slug: str) -> HttpResponse:
                 "consent_version": consent.CONSENT_VERSION,
                 "whatsapp": bool(whatsapp and whatsapp.cleaned_data["whatsapp"]),
             }
-            # Package choices are made again for this identity (another CPF, other sessions).
-            cart.update(use_sessions=[], buy_packages=[], offered=False, packages_chosen=False)
-            if _package_offers(request.tenant, cart):
-                cart["offered"] = True
-                save_cart(request, cart)
-                return redirect(_url(request, "kiosk_packages"))
+            # Package choices and health forms are made again for this identity (another
+            # CPF, other sessions, other waivers on file).
+            cart.update(
+                use_sessions=[], buy_packages=[], offered=False, packages_chosen=False, waivers=[]
+            )
             save_cart(request, cart)
-            return redirect(_url(request, "kiosk_summary"))
+            return _after_identity(request, cart)
     else:
         customer = cart.get("customer") or {}
         form = IdentificationForm(initial=_identify_initial(customer))
@@ -661,6 +668,97 @@ def _identify_initial(customer: dict | None) -> dict:
         "priority": declaration_of(customer["priority"]),
         "consent": True,
     }
+
+
+def _after_identity(request: HttpRequest, cart: dict) -> HttpResponse:
+    """The step after the customer's details: the health forms still to sign, then the
+    package offers, then the summary."""
+    if waivers.to_sign(
+        request.tenant,
+        cart["services"],
+        cpf=cart["customer"]["cpf"],
+        signed=cart.get("waivers", []),
+    ):
+        return redirect(_url(request, "kiosk_waiver"))
+    if _package_offers(request.tenant, cart):
+        cart["offered"] = True
+        save_cart(request, cart)
+        return redirect(_url(request, "kiosk_packages"))
+    cart["offered"] = False
+    save_cart(request, cart)
+    return redirect(_url(request, "kiosk_summary"))
+
+
+# The answers are health data (LGPD art. 11): never in an error report either.
+@sensitive_post_parameters()
+@kiosk_view("GET", "POST")
+@purchase_step
+def waiver(request: HttpRequest, slug: str) -> HttpResponse:
+    """The health form of a chosen service (one at a time): yes/no questions, the name typed
+    and "Concordo". Skipped for a customer with a valid waiver on file (by CPF).
+
+    The answers go from the POST to `waivers.sign`, which keeps only the outcome; neither the
+    cart nor the page keeps them. An answer that blocks takes the service out of the cart
+    and says only "fale com a equipe"; the rest of the cart goes on.
+    """
+    cart, tenant = request.cart, request.tenant
+    if not cart.get("customer"):
+        return redirect(_url(request, "kiosk_identify"))
+    cpf = cart["customer"]["cpf"]
+    pending = waivers.to_sign(tenant, cart["services"], cpf=cpf, signed=cart.get("waivers", []))
+    if not pending:
+        return _after_identity(request, cart)
+    version, errors = pending[0], {}
+    if request.method == "POST":
+        if request.POST.get("version") != str(version.pk):
+            # The questions changed meanwhile (or an old page was sent): ask this version.
+            errors["form"] = _("The questions were updated. Please answer them again.")
+        else:
+            answers = [request.POST.get(f"answer-{i}") for i in range(len(version.questions))]
+            try:
+                if any(a not in ("yes", "no") for a in answers):
+                    raise waivers.WaiverError(_("Answer every question."))
+                signed = waivers.sign(
+                    tenant,
+                    version,
+                    [a == "yes" for a in answers],
+                    signed_name=request.POST.get("signed_name", ""),
+                    cpf=cpf,
+                )
+            except waivers.WaiverError as refused:
+                errors["form"] = str(refused)
+            else:
+                cart.setdefault("waivers", []).append(signed.pk)
+                service = version.questionnaire.service
+                if signed.outcome == WaiverOutcome.NEEDS_STAFF:
+                    cart["services"] = [pk for pk in cart["services"] if pk != service.pk]
+                    # Only this: why it blocked is the customer's to tell the team.
+                    refusal = _("%(service)s: please talk to the team.")
+                    messages.info(request, refusal % {"service": service.name})
+                save_cart(request, cart)
+                if not cart["services"]:
+                    return redirect(_url(request, "kiosk_services"))
+                return redirect(_url(request, "kiosk_waiver"))
+    return render(
+        request,
+        "kiosk/waiver.html",
+        _base_context(
+            request,
+            version=version,
+            service=version.questionnaire.service,
+            # Checked again only when the same page comes back with an error: from the POST
+            # in hand, never from anything stored.
+            questions=[
+                (i, q["text"], request.POST.get(f"answer-{i}") if errors else None)
+                for i, q in enumerate(version.questions)
+            ],
+            signed_name=request.POST.get("signed_name", "") if errors else "",
+            errors=errors,
+            step=3,
+            screen="personal",
+            back_url=_url(request, "kiosk_identify"),
+        ),
+    )
 
 
 @dataclass
@@ -809,6 +907,7 @@ def _buy(
             idempotency_key=cart["key"],
             use_sessions=cart.get("use_sessions", []),
             buy_packages=cart.get("buy_packages", []),
+            waivers=cart.get("waivers", []),
         )
     except ValidationError as refused:
         return _refused(request, cart, refused)

@@ -13,6 +13,7 @@ urlpatterns = [
     path("servicos/", kiosk.services, name="kiosk_services"),
     path("extras/", kiosk.extras, name="kiosk_extras"),
     path("identificacao/", kiosk.identify, name="kiosk_identify"),
+    path("termo/", kiosk.waiver, name="kiosk_waiver"),
     path("pacotes/", kiosk.packages, name="kiosk_packages"),
     path("resumo/", kiosk.summary, name="kiosk_summary"),
     path("pagamento/", kiosk.payment, name="kiosk_payment"),

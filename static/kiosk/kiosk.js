@@ -315,8 +315,10 @@
     }
   });
 
-  // A field with an error opens its keyboard at once; else the first empty one.
+  // A field with an error opens its keyboard at once; else the first empty one, unless the
+  // page has something to read first (the health form's questions): then a tap opens it.
   var first = document.querySelector(".has-error input[data-keyboard], .has-error input[data-keypad]")
-    || document.querySelector("input[data-keyboard], input[data-keypad]");
+    || (document.querySelector("[data-keyboard-on-tap]") ? null
+      : document.querySelector("input[data-keyboard], input[data-keypad]"));
   if (first) first.focus();
 })();

@@ -71,6 +71,7 @@ class Command(BaseCommand):
         self.stdout.write(f"  audit entries {verb}deleted: {report.audit_deleted}")
         self.stdout.write(f"  day counters {verb}deleted: {report.counters_deleted}")
         self.stdout.write(f"  customers {verb}deleted: {report.customers_deleted}")
+        self.stdout.write(f"  health waivers {verb}deleted: {report.waivers_deleted}")
         self.stdout.write(f"  provider notifications {verb}deleted: {report.notifications_deleted}")
         self.stdout.write(f"  webhook events {verb}deleted: {report.outbox_deleted}")
         self.stdout.write(f"  resolved alerts {verb}deleted: {report.alerts_deleted}")
