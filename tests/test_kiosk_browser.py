@@ -16,6 +16,7 @@ from payments.models import PaymentSession, PaymentSettings
 from payments.sessions import confirm_static_pix
 from tests.accessibility import assert_accessible
 from tests.conftest import CHROMIUM, REQUIRE_SERVERS, make_device
+from tests.test_waivers import questionnaire_for
 from tickets.models import Priority, Ticket
 from totem.models import PairingCode
 
@@ -111,6 +112,17 @@ class Kiosk:
             self.type_digits(cpf)
         self.page.get_by_label(priority).check()
         self.page.get_by_label("Li e concordo").check()
+
+    def sign_waiver(self, answers=("no", "yes"), name="Maria", shot: str = "") -> None:
+        """Answer the health form (tests/test_waivers.py's questions) and sign it."""
+        for index, value in enumerate(answers):
+            self.page.get_by_test_id(f"answer-{index}-{value}").check()
+        self.page.get_by_label("Digite seu nome completo para assinar").click()
+        self.type_letters(name)
+        if shot:
+            self.shot(shot, full_page=False)
+        self.page.locator('#keyboard button[data-key="done"]').tap()
+        self.page.get_by_role("button", name="Concordo").tap()
 
     def done(self) -> None:
         assert self.problems == []
@@ -386,6 +398,7 @@ def test_every_step_fits_the_screen_with_its_primary_action_in_view_and_big_targ
     size,
 ):
     settings.KIOSK_PAYMENT_POLL_SECONDS = 1  # no socket here: the poll brings the ticket
+    questionnaire_for(cryo)
     PaymentSettings.objects.create(
         tenant=tenant,
         pix_key="studio@example.com",
@@ -424,6 +437,16 @@ def test_every_step_fits_the_screen_with_its_primary_action_in_view_and_big_targ
     page.get_by_label("Li e concordo").check()
     check("identify-filled", "nav.actions .btn-next")
     page.get_by_role("button", name="Continuar").tap()
+    # Cryotherapy asks its health form: a walk-in answers it on every purchase.
+    page.get_by_role("heading", name="Termo de saúde: Crioterapia").wait_for()
+    check("waiver", "nav.actions .btn-next")
+    page.get_by_test_id("answer-0-no").check()
+    page.get_by_test_id("answer-1-yes").check()
+    page.get_by_label("Digite seu nome completo para assinar").click()
+    kiosk.type_letters("Maria Souza")
+    check("waiver-typing", "nav.actions .btn-next")
+    page.locator('#keyboard button[data-key="done"]').tap()
+    page.get_by_role("button", name="Concordo").tap()
     page.get_by_role("heading", name="Confira e pague").wait_for()
     check("summary", '[data-testid="pay-pix"]')
     page.get_by_test_id("pay-pix").tap()
@@ -454,6 +477,7 @@ def test_every_step_fits_the_screen_with_its_primary_action_in_view_and_big_targ
     page.get_by_role("button", name="Continuar").tap()
     kiosk.identify(name="Ana")
     page.get_by_role("button", name="Continuar").tap()
+    kiosk.sign_waiver(name="Ana")
     page.get_by_test_id("pay-cash").tap()
     page.get_by_role("heading", name="Dirija-se ao caixa").wait_for()
     check("cash", "nav.actions .btn-primary")
