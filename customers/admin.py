@@ -53,7 +53,12 @@ COUNTER_CONSENT = "balcao"
 
 def sessions_of(package: CustomerPackage) -> str:
     """ "Crioterapia: 7/10": sessions left of those bought, per service."""
-    return ", ".join(f"{c.service}: {c.balance}/{c.granted}" for c in package.credits.all())
+    return ", ".join(
+        f"{c.service}: {c.balance}/{c.granted}"
+        if c.balance is not None
+        else gettext("%(service)s: unlimited, %(n)s a day") % {"service": c.service, "n": c.per_day}
+        for c in package.credits.all()
+    )
 
 
 def action_page(model_admin, request, action: str, title: str, obj, form) -> TemplateResponse:
@@ -279,13 +284,17 @@ class CustomerAdmin(TenantScopedAdmin, admin.ModelAdmin):
 class PackageServiceForm(forms.ModelForm):
     class Meta:
         model = PackageService
-        fields = ["service", "sessions"]
+        fields = ["service", "sessions", "per_day"]
 
     def clean(self) -> dict:
         cleaned = super().clean()
         package, service = self.instance.package, cleaned.get("service")
         if service is not None and package.tenant_id and service.tenant_id != package.tenant_id:
             self.add_error("service", gettext("Choose a service of the package's company."))
+        if cleaned.get("sessions") is None and cleaned.get("per_day") is None:
+            self.add_error(
+                "per_day", gettext("Unlimited sessions need a daily limit (at most per day).")
+            )
         return cleaned
 
 

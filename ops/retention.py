@@ -182,7 +182,11 @@ def purge(
         progress(f"tickets {verb}deleted: {report.tickets_deleted}")
     # A customer unseen for the retention period, with no session left in a live package:
     # their tickets are gone (or going) and nothing they paid for is still owed.
-    owed = CustomerPackage.objects.live(now).filter(credits__balance__gt=0).values("customer")
+    owed = (
+        CustomerPackage.objects.live(now)
+        .filter(Q(credits__balance__gt=0) | Q(credits__balance__isnull=True))
+        .values("customer")
+    )
     report.customers_deleted = _delete_all(
         Customer.objects.filter(last_seen_at__lt=delete_before).exclude(pk__in=owed),
         batch_size,

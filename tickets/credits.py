@@ -16,7 +16,7 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F, QuerySet, Sum
+from django.db.models import Case, F, Q, QuerySet, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -64,37 +64,45 @@ def _entry(credit_id: int, tenant_id: int, kind: str, change: int, **extra) -> C
 @dataclass
 class Balance:
     service: Service
+    # Sessions that may be taken today: the count left, or for an unlimited plan what its
+    # daily limit still allows today.
     left: int
     valid_until: datetime
+    # The daily limit of an unlimited plan (None: sessions counted).
+    per_day: int | None = None
+
+
+def today(tenant_id: int):
+    """The studio's date: a daily limit counts the studio's days, not the server's."""
+    return timezone.localdate(timezone=Tenant.objects.get(pk=tenant_id).tzinfo)
 
 
 def balances(customer: Customer | None, now: datetime | None = None) -> list[Balance]:
-    """Sessions left per service in the customer's live packages, with the earliest end."""
+    """Sessions that may be taken today per service in the customer's live packages, with
+    the earliest end; a service of an unlimited plan says its daily limit."""
     if customer is None:
         return []
-    rows = (
+    day = today(customer.tenant_id)
+    found: dict[int, Balance] = {}
+    for credit in (
         PackageCredit.objects.filter(
-            customer_package__in=CustomerPackage.objects.filter(customer=customer).live(now),
-            balance__gt=0,
+            customer_package__in=CustomerPackage.objects.filter(customer=customer).live(now)
         )
-        .values("service")
-        .annotate(left=Sum("balance"))
-        .order_by()
-    )
-    left = {row["service"]: row["left"] for row in rows}
-    if not left:
-        return []
-    ends = {}
-    for credit in PackageCredit.objects.filter(
-        customer_package__customer=customer, service_id__in=left, balance__gt=0
-    ).select_related("customer_package"):
+        .select_related("customer_package", "service")
+        .order_by("customer_package__valid_until", "pk")
+    ):
+        left = credit.left_on(day)
+        if not left and credit.balance is not None:
+            continue  # used up; an unlimited plan at its limit today still shows
         end = credit.customer_package.valid_until
-        if credit.customer_package.is_live and (
-            credit.service_id not in ends or end < ends[credit.service_id]
-        ):
-            ends[credit.service_id] = end
-    services = Service.objects.filter(pk__in=left).order_by("display_order", "name")
-    return [Balance(s, left[s.pk], ends[s.pk]) for s in services]
+        if credit.service_id not in found:
+            found[credit.service_id] = Balance(credit.service, 0, end)
+        balance = found[credit.service_id]
+        balance.left += left
+        balance.valid_until = min(balance.valid_until, end)
+        if credit.balance is None:
+            balance.per_day = credit.per_day
+    return sorted(found.values(), key=lambda b: (b.service.display_order, b.service.name))
 
 
 def sessions_left(customer: Customer | None, service_id: int) -> int:
@@ -120,19 +128,36 @@ def spend(line: TicketLine, customer: Customer, *, user=None) -> PackageCredit:
     that ends first, for `line`. Raises ValidationError (on "services", for the kiosk) when
     there is none left. Call inside the sale's transaction."""
     now = timezone.now()
+    day = today(line.tenant_id)
     candidates = (
         PackageCredit.objects.filter(
+            Q(balance__gt=0) | Q(balance__isnull=True),
             customer_package__in=CustomerPackage.objects.filter(customer=customer).live(now),
             service_id=line.service_id,
-            balance__gt=0,
         )
         .order_by("customer_package__valid_until", "pk")
         .values_list("pk", flat=True)
     )
     for credit_id in list(candidates):
-        # The guard: of two kiosks taking the last session, one UPDATE finds balance 0.
-        if PackageCredit.objects.filter(pk=credit_id, balance__gte=1).update(
-            balance=F("balance") - 1
+        # The guard: of two kiosks taking the last session, or the last of the day, one
+        # UPDATE finds nothing left. PostgreSQL re-checks this WHERE on the row as the first
+        # writer left it; an unlimited plan's null balance stays null.
+        if (
+            PackageCredit.objects.filter(pk=credit_id)
+            .filter(Q(balance__gte=1) | Q(balance__isnull=True))
+            .filter(
+                Q(per_day__isnull=True)
+                | ~Q(used_on=day)
+                | Q(used_on__isnull=True)
+                | Q(used_that_day__lt=F("per_day"))
+            )
+            .update(
+                balance=F("balance") - 1,
+                used_that_day=Case(
+                    When(used_on=day, then=F("used_that_day") + 1), default=Value(1)
+                ),
+                used_on=day,
+            )
         ):
             _entry(
                 credit_id,
@@ -184,12 +209,13 @@ def grant(
             service_id=item.service_id,
             granted=item.sessions,
             balance=item.sessions,
+            per_day=item.per_day,
         )
         _entry(
             credit.pk,
             package.tenant_id,
             CreditKind.GRANTED,
-            item.sessions,
+            item.sessions or 0,
             user=_user(user),
             reason=ticket.number if ticket else _("counter sale"),
         )
@@ -234,6 +260,8 @@ def adjust(tenant: Tenant, credit_id: int, change: int, *, user, reason: str) ->
         )
         if credit is None:
             raise CreditError(_("Package not found."))
+        if credit.balance is None:
+            raise CreditError(_("An unlimited plan has no sessions to add or remove."))
         if credit.balance + change < 0:
             raise CreditError(
                 _("Only %(n)s sessions are left; that many cannot be removed.")
@@ -325,15 +353,17 @@ def revoke_sold_on(ticket: Ticket, *, user=None, reason: str) -> int:
 
 def _close(credits_: QuerySet[PackageCredit], user, reason: str) -> int:
     total = 0
-    for credit in credits_.select_for_update().filter(balance__gt=0).order_by("pk"):
+    # An unlimited plan is closed too: its balance becomes a count of 0.
+    open_ = Q(balance__gt=0) | Q(balance__isnull=True)
+    for credit in credits_.select_for_update().filter(open_).order_by("pk"):
         PackageCredit.objects.filter(pk=credit.pk).update(balance=0)
         _entry(
             credit.pk,
             credit.tenant_id,
             CreditKind.FORFEITED,
-            -credit.balance,
+            -(credit.balance or 0),
             user=_user(user),
             reason=reason[:200],
         )
-        total += credit.balance
+        total += credit.balance or 0
     return total

@@ -628,7 +628,21 @@ class PackageService(models.Model):
     service = models.ForeignKey(
         Service, on_delete=models.PROTECT, related_name="+", verbose_name=_("service")
     )
-    sessions = models.PositiveSmallIntegerField(_("sessions"), validators=[MinValueValidator(1)])
+    # Blank: unlimited (a membership "as much as you like, up to N a day"): then per_day is set.
+    sessions = models.PositiveSmallIntegerField(
+        _("sessions"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text=_("Blank: unlimited within the daily limit."),
+    )
+    per_day = models.PositiveSmallIntegerField(
+        _("at most per day"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text=_("Blank: no daily limit."),
+    )
 
     class Meta:
         verbose_name = _("service of the package")
@@ -636,9 +650,20 @@ class PackageService(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["package", "service"], name="package_service_once"),
             models.CheckConstraint(condition=Q(sessions__gte=1), name="package_sessions"),
+            models.CheckConstraint(condition=Q(per_day__gte=1), name="package_per_day"),
+            # Unlimited needs a daily limit: "unlimited" without one is not something we sell.
+            models.CheckConstraint(
+                condition=Q(sessions__isnull=False) | Q(per_day__isnull=False),
+                name="package_sessions_or_daily_limit",
+            ),
         ]
 
     def __str__(self) -> str:
+        if self.sessions is None:
+            return _("%(service)s: unlimited, %(n)s a day") % {
+                "service": self.service,
+                "n": self.per_day,
+            }
         return f"{self.sessions} × {self.service}"
 
 
@@ -734,8 +759,15 @@ class PackageCredit(models.Model):
     service = models.ForeignKey(
         Service, on_delete=models.PROTECT, related_name="+", verbose_name=_("service")
     )
-    granted = models.PositiveSmallIntegerField(_("sessions bought"))
-    balance = models.IntegerField(_("sessions left"))
+    # Both null: unlimited within `per_day` (a membership's "up to N a day").
+    granted = models.PositiveSmallIntegerField(_("sessions bought"), null=True, blank=True)
+    balance = models.IntegerField(_("sessions left"), null=True, blank=True)
+    # The daily limit, counted like the balance: `used_that_day` sessions on `used_on` (the
+    # studio's date), moved by the same conditional UPDATE that takes a session (spend), so
+    # two kiosks never pass the limit either; the CHECK below is the last guard.
+    per_day = models.PositiveSmallIntegerField(_("at most per day"), null=True, blank=True)
+    used_on = models.DateField(_("last day used"), null=True, blank=True)
+    used_that_day = models.PositiveSmallIntegerField(_("used that day"), default=0)
 
     objects = TenantQuerySet.as_manager()
 
@@ -747,10 +779,28 @@ class PackageCredit(models.Model):
                 fields=["customer_package", "service"], name="credit_one_per_service"
             ),
             models.CheckConstraint(condition=Q(balance__gte=0), name="credit_balance_not_negative"),
+            models.CheckConstraint(
+                condition=Q(per_day__isnull=True) | Q(used_that_day__lte=F("per_day")),
+                name="credit_within_daily_limit",
+            ),
+            models.CheckConstraint(
+                condition=Q(balance__isnull=False) | Q(per_day__isnull=False),
+                name="credit_counted_or_daily_limited",
+            ),
         ]
 
     def __str__(self) -> str:
+        if self.balance is None:
+            return f"{self.service}: ∞ ({self.per_day}/d)"
         return f"{self.service}: {self.balance}/{self.granted}"
+
+    def left_on(self, day) -> int:
+        """Sessions that may still be taken on `day` (the studio's date)."""
+        left = self.balance if self.balance is not None else self.per_day
+        if self.per_day is not None:
+            used = self.used_that_day if self.used_on == day else 0
+            left = min(left, self.per_day - used)
+        return max(left, 0)
 
 
 class CreditKind(models.TextChoices):
@@ -773,7 +823,8 @@ class CreditEntry(models.Model):
     )
     kind = models.CharField(_("kind"), max_length=16, choices=CreditKind.choices)
     change = models.SmallIntegerField(_("change"))
-    balance_after = models.IntegerField(_("left after"))
+    # Null for an unlimited plan's movements: there is no count to be left.
+    balance_after = models.IntegerField(_("left after"), null=True, blank=True)
     line = models.ForeignKey(
         TicketLine,
         on_delete=models.SET_NULL,
@@ -953,7 +1004,13 @@ def _session_comes_back(line: TicketLine, target: str) -> bool:
 def give_session_back(line: TicketLine, *, user=None, reason: str = "") -> None:
     """Put the line's package session back in its balance, with its ledger row. The caller
     holds the line's lock; a line ends (cancelled, expired) once, so it gives back once."""
+    # An unlimited plan's balance stays null (null + 1); the day's count frees a place when
+    # the session was taken that same day.
     PackageCredit.objects.filter(pk=line.credit_id).update(balance=F("balance") + 1)
+    day = Ticket.objects.filter(pk=line.ticket_id).values_list("day", flat=True)[0]
+    PackageCredit.objects.filter(pk=line.credit_id, used_on=day, used_that_day__gt=0).update(
+        used_that_day=F("used_that_day") - 1
+    )
     balance = PackageCredit.objects.filter(pk=line.credit_id).values_list("balance", flat=True)[0]
     CreditEntry.objects.create(
         tenant_id=line.tenant_id,

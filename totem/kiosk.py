@@ -334,6 +334,8 @@ class SummaryRow:
     service: Service
     price: Decimal
     session_left: int | None = None
+    # An unlimited plan's daily limit: then session_left counts today only.
+    per_day: int | None = None
 
 
 def _cart_items(tenant: Tenant, cart: dict) -> tuple[list, list, list, Decimal]:
@@ -352,15 +354,24 @@ def _cart_items(tenant: Tenant, cart: dict) -> tuple[list, list, list, Decimal]:
         .filter(pk__in=cart.get("buy_packages", []))
         .prefetch_related("items")
     )
-    new_sessions = {i.service_id: i.sessions for p in packages for i in p.items.all()}
+    # A new unlimited plan's first day: its daily limit is what is left today.
+    new_sessions = {
+        i.service_id: (i.sessions or i.per_day, i.per_day if i.sessions is None else None)
+        for p in packages
+        for i in p.items.all()
+    }
     customer = find_customer(tenant, (cart.get("customer") or {}).get("cpf", ""))
+    held = {b.service.pk: b for b in credits.balances(customer)}
     rows = []
     for service in services:
-        if service.pk in cart.get("use_sessions", []):
-            left = credits.sessions_left(customer, service.pk) - 1
-            rows.append(SummaryRow(service, Decimal("0"), max(left, 0)))
+        if service.pk in cart.get("use_sessions", []) and service.pk in held:
+            balance = held[service.pk]
+            rows.append(
+                SummaryRow(service, Decimal("0"), max(balance.left - 1, 0), balance.per_day)
+            )
         elif service.pk in new_sessions:
-            rows.append(SummaryRow(service, Decimal("0"), new_sessions[service.pk] - 1))
+            sessions, per_day = new_sessions[service.pk]
+            rows.append(SummaryRow(service, Decimal("0"), sessions - 1, per_day))
         else:
             rows.append(SummaryRow(service, service.price))
     total = (
@@ -770,6 +781,7 @@ class PackageOffer:
     left: int
     on_sale: list[Package]
     choice: str
+    per_day: int | None = None  # an unlimited plan's daily limit: `left` counts today
 
 
 def _package_offers(tenant: Tenant, cart: dict) -> list[PackageOffer]:
@@ -778,7 +790,8 @@ def _package_offers(tenant: Tenant, cart: dict) -> list[PackageOffer]:
     if not cpf:
         return []
     customer = find_customer(tenant, cpf)
-    left = {b.service.pk: b.left for b in credits.balances(customer)}
+    held = {b.service.pk: b for b in credits.balances(customer)}
+    left = {pk: b.left for pk, b in held.items()}
     services = Service.objects.for_tenant(tenant).filter(pk__in=cart["services"])
     offers = []
     for service in services.order_by("display_order", "name"):
@@ -794,7 +807,8 @@ def _package_offers(tenant: Tenant, cart: dict) -> list[PackageOffer]:
         else:
             bought = [p for p in on_sale if p.pk in cart.get("buy_packages", [])]
             choice = f"package-{bought[0].pk}" if bought else "pay"
-        offers.append(PackageOffer(service, left.get(service.pk, 0), on_sale, choice))
+        per_day = held[service.pk].per_day if service.pk in held else None
+        offers.append(PackageOffer(service, left.get(service.pk, 0), on_sale, choice, per_day))
     return offers
 
 
