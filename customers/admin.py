@@ -41,6 +41,7 @@ from tickets.models import (
     Package,
     PackageCredit,
     PackageService,
+    PackageSharing,
     Questionnaire,
     Ticket,
     Waiver,
@@ -373,6 +374,24 @@ class AdjustForm(forms.Form):
         self.fields["credit"].queryset = package.credits.select_related("service")
 
 
+class PackageSharingInline(TenantScopedAdmin, admin.TabularInline):
+    """The other CPFs the owner named (shareable packages); added by the action, audited."""
+
+    model = PackageSharing
+    read_only = True
+    extra = 0
+    fields = ["cpf_shown", "added_at", "added_by"]
+    readonly_fields = fields
+
+    @admin.display(description=_("CPF"))
+    def cpf_shown(self, obj: PackageSharing) -> str:
+        return str(obj)
+
+
+class ShareForm(forms.Form):
+    cpf = forms.CharField(label=_("CPF of the person the owner names"), max_length=14)
+
+
 @admin.register(CustomerPackage)
 class CustomerPackageAdmin(TenantScopedAdmin, admin.ModelAdmin):
     """What a customer holds. Sold at the kiosk (paid ticket) or from the customer's page
@@ -383,8 +402,8 @@ class CustomerPackageAdmin(TenantScopedAdmin, admin.ModelAdmin):
     list_filter = [("tenant", admin.RelatedOnlyFieldListFilter), "package"]
     search_fields = ["customer__name", "package__name"]
     list_select_related = ["tenant", "package", "customer"]
-    inlines = [PackageCreditInline]
-    actions = ["adjust_sessions", "renew_membership"]
+    inlines = [PackageCreditInline, PackageSharingInline]
+    actions = ["adjust_sessions", "renew_membership", "share_package"]
     fields = [
         "tenant",
         "customer",
@@ -500,6 +519,30 @@ class CustomerPackageAdmin(TenantScopedAdmin, admin.ModelAdmin):
                 messages.SUCCESS,
             )
         return None
+
+    @admin.action(
+        permissions=["view"],
+        description=_("Share with another CPF the owner names"),
+        location=[ActionLocation.CHANGE_LIST, ActionLocation.CHANGE_FORM],
+    )
+    def share_package(self, request, queryset):
+        package = self._one(request, queryset)
+        if package is None:
+            return None
+        form = ShareForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            try:
+                credits.share(
+                    package.tenant, package.pk, form.cleaned_data["cpf"], user=request.user
+                )
+            except DomainError as error:
+                form.add_error("cpf", str(error))
+            else:
+                self.message_user(request, gettext("Package shared."), messages.SUCCESS)
+                return None
+        return action_page(
+            self, request, "share_package", gettext("Share the package"), package, form
+        )
 
 
 # --- health waivers -----------------------------------------------------------------------------

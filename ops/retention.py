@@ -35,6 +35,7 @@ from tickets.models import (
     CreditEntry,
     CustomerPackage,
     DailyCounter,
+    PackageSharing,
     Ticket,
     TicketLine,
     Waiver,
@@ -320,6 +321,13 @@ def export_customer(tenant: Tenant, cpf: str, *, user=None, request=None) -> dic
         "company": tenant.name,
         "exported_at": timezone.now(),
         "customer": _customer_record(tenant, cpf),
+        # Packages another customer named this CPF on (not who: that is the owner's data).
+        "packages_shared_with_you": [
+            {"package": s.customer_package.package.name, "added_at": s.added_at}
+            for s in PackageSharing.objects.filter(tenant=tenant, cpf=cpf).select_related(
+                "customer_package__package"
+            )
+        ],
         "tickets": tickets,
     }
 
@@ -409,7 +417,11 @@ def erase_customer(
             closed = credits.forfeit_all(
                 customer, user=user, reason=_("customer's data erased (LGPD)")
             )
+            # The CPFs they named: their closed packages serve no one now.
+            PackageSharing.objects.filter(customer_package__customer=customer).delete()
             customer.delete()
+        # Named on someone else's package: the CPF goes, the owner's package stays.
+        PackageSharing.objects.filter(tenant=tenant, cpf=cpf).delete()
         ids = set(_tickets_of(tenant, cpf).values_list("pk", flat=True))
         # A ticket whose CPF was corrected later still has the old one in its history.
         ids |= set(

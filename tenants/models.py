@@ -353,6 +353,7 @@ class AuditAction(models.TextChoices):
     PACKAGE_SOLD = "package_sold", _("Package sold at the counter")
     PACKAGE_RENEWED = "package_renewed", _("Membership renewed")
     CREDITS_ADJUSTED = "credits_adjusted", _("Package sessions adjusted")
+    PACKAGE_SHARED = "package_shared", _("Package shared with another CPF")
     # Health waivers (tickets/waivers.py): an operator talked to the customer.
     WAIVER_CLEARED = "waiver_cleared", _("Health form cleared by the team")
     API_KEY_CREATED = "api_key_created", _("API key created")

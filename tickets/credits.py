@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 from customers.models import Customer
 from tenants import audit
 from tenants.access import has_role
+from tenants.br import mask_cpf, normalize_cpf
 from tenants.errors import DomainError
 from tenants.models import AuditAction, Role, Tenant
 from tickets.models import (
@@ -32,6 +33,7 @@ from tickets.models import (
     Package,
     PackageCredit,
     PackageKind,
+    PackageSharing,
     Service,
     Ticket,
     TicketLine,
@@ -77,6 +79,17 @@ def today(tenant_id: int):
     return timezone.localdate(timezone=Tenant.objects.get(pk=tenant_id).tzinfo)
 
 
+def usable_packages(customer: Customer, now: datetime | None = None) -> QuerySet:
+    """The live packages whose sessions this customer may take: their own, and the shareable
+    ones whose owner named their CPF."""
+    named = PackageSharing.objects.filter(
+        tenant_id=customer.tenant_id,
+        cpf=customer.cpf,
+        customer_package__package__shareable=True,
+    ).values("customer_package")
+    return CustomerPackage.objects.filter(Q(customer=customer) | Q(pk__in=named)).live(now)
+
+
 def balances(customer: Customer | None, now: datetime | None = None) -> list[Balance]:
     """Sessions that may be taken today per service in the customer's live packages, with
     the earliest end; a service of an unlimited plan says its daily limit."""
@@ -85,9 +98,7 @@ def balances(customer: Customer | None, now: datetime | None = None) -> list[Bal
     day = today(customer.tenant_id)
     found: dict[int, Balance] = {}
     for credit in (
-        PackageCredit.objects.filter(
-            customer_package__in=CustomerPackage.objects.filter(customer=customer).live(now)
-        )
+        PackageCredit.objects.filter(customer_package__in=usable_packages(customer, now))
         .select_related("customer_package", "service")
         .order_by("customer_package__valid_until", "pk")
     ):
@@ -132,7 +143,7 @@ def spend(line: TicketLine, customer: Customer, *, user=None) -> PackageCredit:
     candidates = (
         PackageCredit.objects.filter(
             Q(balance__gt=0) | Q(balance__isnull=True),
-            customer_package__in=CustomerPackage.objects.filter(customer=customer).live(now),
+            customer_package__in=usable_packages(customer, now),
             service_id=line.service_id,
         )
         .order_by("customer_package__valid_until", "pk")
@@ -336,6 +347,39 @@ def renew(tenant: Tenant, customer_package_id: int, *, user) -> CustomerPackage:
             data={"package": current.package.name, "from": start, "until": renewed.valid_until},
         )
     return renewed
+
+
+def share(tenant: Tenant, customer_package_id: int, cpf: str, *, user) -> PackageSharing:
+    """A manager records another CPF the owner named for a shareable package (audited)."""
+    _require_manager(user, tenant)
+    try:
+        cpf = normalize_cpf(cpf)
+    except ValidationError as invalid:
+        raise CreditError(invalid.messages[0]) from invalid
+    with transaction.atomic():
+        sold = (
+            CustomerPackage.objects.select_for_update(of=("self",))
+            .filter(tenant=tenant, pk=customer_package_id)
+            .select_related("package", "customer")
+            .first()
+        )
+        if sold is None:
+            raise CreditError(_("Package not found."))
+        if not sold.package.shareable:
+            raise CreditError(_("This package is not shareable."))
+        if sold.customer is not None and sold.customer.cpf == cpf:
+            raise CreditError(_("That is the owner's own CPF."))
+        shared, _created = PackageSharing.objects.get_or_create(
+            tenant=tenant, customer_package=sold, cpf=cpf, defaults={"added_by": user}
+        )
+        audit.record(
+            AuditAction.PACKAGE_SHARED,
+            tenant=tenant,
+            user=user,
+            entity=sold,
+            data={"package": sold.package.name, "cpf": mask_cpf(cpf)},
+        )
+    return shared
 
 
 def forfeit_all(customer: Customer, *, user=None, reason: str) -> int:

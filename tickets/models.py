@@ -594,7 +594,10 @@ class Package(models.Model):
     shareable = models.BooleanField(
         _("shareable"),
         default=False,
-        help_text=_("The sessions may be used by someone the buyer brings (told at the counter)."),
+        help_text=_(
+            "The buyer may name other CPFs at the counter; their sessions at the kiosk may "
+            "come from this package too."
+        ),
     )
     is_active = models.BooleanField(_("on sale"), default=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
@@ -734,6 +737,50 @@ class CustomerPackage(models.Model):
     @property
     def is_live(self) -> bool:
         return self.valid_from <= timezone.now() < self.valid_until
+
+
+class PackageSharing(models.Model):
+    """Another CPF the owner of a shareable package named (at the counter): that person's
+    sessions at the kiosk may come from this package too. Only the CPF is kept — they may
+    have no customer record yet; the kiosk finds the package when they type it."""
+
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.PROTECT, related_name="+", verbose_name=_("company/branch")
+    )
+    customer_package = models.ForeignKey(
+        CustomerPackage,
+        on_delete=models.CASCADE,
+        related_name="shared_with",
+        verbose_name=_("package"),
+    )
+    # Canonical: 11 ASCII digits (tenants.br.normalize_cpf), as Customer.cpf.
+    cpf = models.CharField(_("CPF"), max_length=11)
+    added_at = models.DateTimeField(_("added at"), default=timezone.now)
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("added by"),
+    )
+
+    class Meta:
+        verbose_name = _("person the package is shared with")
+        verbose_name_plural = _("people the package is shared with")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer_package", "cpf"], name="package_shared_once_per_cpf"
+            ),
+            models.CheckConstraint(condition=~Q(cpf=""), name="package_shared_with_a_cpf"),
+        ]
+        indexes = [
+            # The kiosk's question for a CPF: which packages was I named on?
+            models.Index(fields=["tenant", "cpf"], name="package_shared_by_cpf"),
+        ]
+
+    def __str__(self) -> str:
+        return mask_cpf(self.cpf)
 
 
 class PackageCredit(models.Model):
