@@ -9,7 +9,7 @@ import pytest
 
 from equipment.models import Kind
 from payments.models import PaymentSession
-from tests.conftest import make_device
+from tests.conftest import make_device, make_service
 from tests.test_customers import CPF, customer_of, make_package, with_sessions
 from tests.test_kiosk_browser import LAYOUT_PROBLEMS, Kiosk
 from tests.test_kiosk_browser import browser_context_args as kiosk_context_args
@@ -142,6 +142,8 @@ def test_the_package_step_fits_the_screen_with_big_targets(
     make_device(tenant, "Botas 1", [boots])
     with_sessions(tenant, [cryo], customer_of(tenant), sessions=3)
     make_package(tenant, [boots], sessions=5, price="350.00")
+    # A package for a service not chosen: offered for the next visits, nothing used today.
+    make_package(tenant, [make_service(tenant, "Sauna", "S", "90.00", 40, 2)], sessions=4)
     context = browser.new_context(**{**browser_context_args, "viewport": size})
     page = context.new_page()
     kiosk = Kiosk(page, live_server, tenant, f"packages-{size['width']}x{size['height']}")
@@ -152,6 +154,7 @@ def test_the_package_step_fits_the_screen_with_big_targets(
     kiosk.identify(name="Maria", cpf=CPF)
     page.get_by_role("button", name="Continuar").tap()
     page.get_by_role("heading", name="Que bom ver você de novo, Maria!").wait_for()
+    page.get_by_test_id("other-packages").wait_for()
     kiosk.shot("package-step", full_page=False)
     assert page.evaluate(LAYOUT_PROBLEMS, '[data-testid="packages-next"]') == []
     context.close()

@@ -108,3 +108,24 @@ def test_the_phone_page_shows_the_sessions_left(tenant, cryo, client):
     ticket = pay(make_ticket(tenant, [cryo], cpf=CPF, use_sessions=[cryo.pk]))
     page = client.get(reverse("ticket_status", args=[tenant.slug, ticket.token]))
     assert "Crioterapia: 4 sessões restantes" in page.content.decode()
+
+
+def test_a_package_for_another_service_is_bought_without_using_a_session_today(
+    tenant, cryo, boots, kiosk_client
+):
+    make_device(tenant, "Botas 1", [boots])
+    boots_package = make_package(tenant, [boots], sessions=5, price="350.00")
+    start_cart(kiosk_client, tenant, [cryo])
+    assert identify(kiosk_client, tenant)["Location"].endswith("/pacotes/")
+    step = kiosk_client.get(url(tenant, "kiosk_packages")).content.decode()
+    assert "Pacotes para as próximas visitas" in step and "sem usar sessão hoje" in step
+    kiosk_client.post(url(tenant, "kiosk_packages"), {f"also-{boots_package.pk}": "1"})
+    summary = kiosk_client.get(url(tenant, "kiosk_summary"))
+    assert summary.context["total"] == Decimal("470.00")  # today's cryotherapy + the package
+    buy(kiosk_client, tenant)
+    ticket = Ticket.objects.get()
+    assert [line.service for line in ticket.lines.all()] == [cryo]
+    pay(ticket)
+    sold = CustomerPackage.objects.get()
+    assert sold.package == boots_package
+    assert credits.sessions_left(sold.customer, boots.pk) == 5  # none used today

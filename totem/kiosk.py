@@ -691,7 +691,7 @@ def _after_identity(request: HttpRequest, cart: dict) -> HttpResponse:
         signed=cart.get("waivers", []),
     ):
         return redirect(_url(request, "kiosk_waiver"))
-    if _package_offers(request.tenant, cart):
+    if _package_offers(request.tenant, cart) or _other_packages(request.tenant, cart):
         cart["offered"] = True
         save_cart(request, cart)
         return redirect(_url(request, "kiosk_packages"))
@@ -812,18 +812,33 @@ def _package_offers(tenant: Tenant, cart: dict) -> list[PackageOffer]:
     return offers
 
 
+def _other_packages(tenant: Tenant, cart: dict) -> list[Package]:
+    """Packages on sale for none of the chosen services, for a customer who gave a CPF:
+    bought today without using a session today (their services are not in this ticket)."""
+    if not (cart.get("customer") or {}).get("cpf"):
+        return []
+    return list(
+        Package.objects.sellable()
+        .for_tenant(tenant)
+        .exclude(items__service_id__in=cart["services"])
+        .order_by("price", "name")
+    )
+
+
 @sensitive_post_parameters("customer_cpf")
 @kiosk_view("GET", "POST")
 @purchase_step
 def packages(request: HttpRequest, slug: str) -> HttpResponse:
     """For a customer who gave a CPF: use a session of a package they have ("usar 1 sessão do
-    pacote, restam N"), or buy a package that covers a chosen service and use it today.
+    pacote, restam N"), or buy a package that covers a chosen service and use it today, or
+    buy one for other services without using it today.
     Greets a returning customer by first name; never shows what else is stored."""
     cart, tenant = request.cart, request.tenant
     if not cart.get("customer"):
         return redirect(_url(request, "kiosk_identify"))
     offers = _package_offers(tenant, cart)
-    if not offers:
+    others = _other_packages(tenant, cart)
+    if not offers and not others:
         return redirect(_url(request, "kiosk_summary"))
     if request.method == "POST":
         use, buy = [], set()
@@ -833,6 +848,7 @@ def packages(request: HttpRequest, slug: str) -> HttpResponse:
                 use.append(offer.service.pk)
             elif choice.startswith("package-"):
                 buy |= {p.pk for p in offer.on_sale if choice == f"package-{p.pk}"}
+        buy |= {p.pk for p in others if request.POST.get(f"also-{p.pk}")}
         cart.update(use_sessions=use, buy_packages=sorted(buy), packages_chosen=True)
         save_cart(request, cart)
         return redirect(_url(request, "kiosk_summary"))
@@ -843,6 +859,8 @@ def packages(request: HttpRequest, slug: str) -> HttpResponse:
         _base_context(
             request,
             offers=offers,
+            others=others,
+            bought=set(cart.get("buy_packages", [])),
             # The first name typed now: a returning customer is greeted by it, and by nothing
             # else the studio has stored (phone, e-mail).
             first_name=cart["customer"]["customer_name"].split(" ")[0] if returning else "",
