@@ -289,8 +289,11 @@ class PackageServiceForm(forms.ModelForm):
 
     def clean(self) -> dict:
         cleaned = super().clean()
-        package, service = self.instance.package, cleaned.get("service")
-        if service is not None and package.tenant_id and service.tenant_id != package.tenant_id:
+        # A package being added has no row yet; its services are then limited to the
+        # manager's studios by the inline's choices.
+        package = self.instance.package if self.instance.package_id else None
+        service = cleaned.get("service")
+        if service is not None and package and service.tenant_id != package.tenant_id:
             self.add_error("service", gettext("Choose a service of the package's company."))
         if cleaned.get("sessions") is None and cleaned.get("per_day") is None:
             self.add_error(
@@ -299,7 +302,30 @@ class PackageServiceForm(forms.ModelForm):
         return cleaned
 
 
-class PackageServiceInline(admin.TabularInline):
+class ParentPermissionsInline(admin.TabularInline):
+    """The rows of a form owned by its parent (a package's services, a questionnaire's
+    questions): whoever may edit the parent edits them. Managers hold no Django model
+    permissions (TenantScopedAdmin decides by role), so Django's default would hide these
+    inlines from every manager who is not a superuser."""
+
+    def _parent(self) -> admin.ModelAdmin:
+        return self.admin_site.get_model_admin(self.parent_model)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return self._parent().has_view_permission(request, obj)
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        parent = self._parent()
+        return parent.has_change_permission(request, obj) or parent.has_add_permission(request)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return self._parent().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return self._parent().has_change_permission(request, obj)
+
+
+class PackageServiceInline(ParentPermissionsInline):
     """The services a package covers; scoped through its package (the parent admin)."""
 
     model = PackageService
@@ -548,7 +574,7 @@ class CustomerPackageAdmin(TenantScopedAdmin, admin.ModelAdmin):
 # --- health waivers -----------------------------------------------------------------------------
 
 
-class WaiverQuestionInline(admin.TabularInline):
+class WaiverQuestionInline(ParentPermissionsInline):
     """The yes/no questions, in order; scoped through the questionnaire (the parent admin)."""
 
     model = WaiverQuestion

@@ -145,3 +145,28 @@ def test_two_kiosks_never_pass_the_daily_limit(tenant, cryo):
     assert credit.used_that_day == 1 and credit.balance is None
     assert CreditEntry.objects.filter(kind=CreditKind.SPENT).count() == 1
     assert Ticket.objects.count() == 1
+
+
+def test_a_manager_defines_an_unlimited_plan_in_admin(client, tenant, cryo, bob):
+    client.force_login(bob)
+    data = {
+        "tenant": tenant.pk,
+        "name": "Plano livre",
+        "kind": PackageKind.MEMBERSHIP,
+        "price": "300.00",
+        "validity_days": 30,
+        "is_active": "on",
+        "items-TOTAL_FORMS": "1",
+        "items-INITIAL_FORMS": "0",
+        "items-MIN_NUM_FORMS": "1",
+        "items-MAX_NUM_FORMS": "1000",
+        "items-0-service": cryo.pk,
+        "items-0-sessions": "",
+        "items-0-per_day": "",
+    }
+    refused = client.post("/admin/tickets/package/add/", data)
+    assert "precisam de um limite diário" in refused.content.decode()
+    done = client.post("/admin/tickets/package/add/", {**data, "items-0-per_day": "1"})
+    assert done.status_code == 302
+    item = PackageService.objects.get()
+    assert (item.sessions, item.per_day) == (None, 1)

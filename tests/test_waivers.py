@@ -390,3 +390,73 @@ def test_retention_deletes_long_expired_and_abandoned_waivers(tenant, cryo):
     assert retention.purge(apply=True).waivers_deleted == 2
     assert list(Waiver.objects.all()) == [kept]
     call_command("purge_old_data", stdout=io.StringIO())
+
+
+def test_going_back_to_the_details_keeps_the_form_signed_for_the_same_cpf(
+    tenant, cryo, kiosk_client
+):
+    questionnaire_for(cryo)
+    start_cart(kiosk_client, tenant, [cryo])
+    identify(kiosk_client, tenant)
+    answer(kiosk_client, tenant)
+    assert identify(kiosk_client, tenant)["Location"].endswith("/resumo/")
+    other = identify(kiosk_client, tenant, customer_cpf="111.444.777-35")
+    assert other["Location"].endswith("/termo/")  # another person answers for themselves
+
+
+# --- the manager's questionnaire in admin --------------------------------------------------------
+
+
+def questionnaire_form(tenant, cryo, questions, pk=None) -> dict:
+    data = {
+        "tenant": tenant.pk,
+        "service": cryo.pk,
+        "validity_months": 12,
+        "is_active": "on",
+        "questions-TOTAL_FORMS": str(len(questions)),
+        "questions-INITIAL_FORMS": "0",
+        "questions-MIN_NUM_FORMS": "0",
+        "questions-MAX_NUM_FORMS": "1000",
+    }
+    for i, (text, blocks_on, question_pk) in enumerate(questions):
+        data |= {
+            f"questions-{i}-position": i,
+            f"questions-{i}-text": text,
+            f"questions-{i}-blocks_on": "True" if blocks_on else "False",
+            f"questions-{i}-questionnaire": pk or "",  # the parent, in the change page
+            f"questions-{i}-id": question_pk or "",
+        }
+    if pk:
+        data["questions-INITIAL_FORMS"] = str(sum(1 for *_x, q in questions if q))
+    return data
+
+
+def test_a_manager_writes_the_form_in_admin_and_editing_it_publishes_a_new_version(
+    client, tenant, cryo, bob
+):
+    client.force_login(bob)
+    add = client.post(
+        "/admin/tickets/questionnaire/add/",
+        questionnaire_form(tenant, cryo, [("Usa marca-passo?", True, None)]),
+    )
+    assert add.status_code == 302, add.context and add.context["errors"]
+    questionnaire = Questionnaire.objects.get()
+    assert waivers.current_version(questionnaire).number == 1
+    question = questionnaire.questions.get()
+    page = f"/admin/tickets/questionnaire/{questionnaire.pk}/change/"
+    same = questionnaire_form(
+        tenant, cryo, [("Usa marca-passo?", True, question.pk)], pk=questionnaire.pk
+    )
+    same["validity_months"] = 6
+    assert client.post(page, same).status_code == 302
+    assert waivers.current_version(questionnaire).number == 1  # only the validity changed
+    edited = questionnaire_form(
+        tenant,
+        cryo,
+        [("Usa marca-passo ou desfibrilador?", True, question.pk)],
+        pk=questionnaire.pk,
+    )
+    assert client.post(page, edited).status_code == 302
+    current = waivers.current_version(questionnaire)
+    assert current.number == 2
+    assert current.questions == [{"text": "Usa marca-passo ou desfibrilador?", "blocks_on": True}]

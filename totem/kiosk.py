@@ -622,6 +622,7 @@ def identify(request: HttpRequest, slug: str) -> HttpResponse:
         whatsapp = WhatsAppOptInForm(request.POST, phone=phone) if offers_whatsapp else None
         if form.is_valid() and (whatsapp is None or whatsapp.is_valid()):
             data = form.cleaned_data
+            previous_cpf = (cart.get("customer") or {}).get("cpf")
             # Only the class is kept: the declared reason is health data (LGPD art. 11).
             cart["customer"] = {
                 "customer_name": data["customer_name"],
@@ -632,10 +633,15 @@ def identify(request: HttpRequest, slug: str) -> HttpResponse:
                 "consent_version": consent.CONSENT_VERSION,
                 "whatsapp": bool(whatsapp and whatsapp.cleaned_data["whatsapp"]),
             }
-            # Package choices and health forms are made again for this identity (another
-            # CPF, other sessions, other waivers on file).
+            # Package choices are made again for this identity (another CPF, other
+            # sessions); so are the health forms signed, unless the CPF is the same.
+            signed = cart.get("waivers", []) if data["customer_cpf"] == previous_cpf else []
             cart.update(
-                use_sessions=[], buy_packages=[], offered=False, packages_chosen=False, waivers=[]
+                use_sessions=[],
+                buy_packages=[],
+                offered=False,
+                packages_chosen=False,
+                waivers=signed,
             )
             save_cart(request, cart)
             return _after_identity(request, cart)
@@ -766,7 +772,8 @@ def waiver(request: HttpRequest, slug: str) -> HttpResponse:
             signed_name=request.POST.get("signed_name", "") if errors else "",
             errors=errors,
             step=3,
-            screen="personal",
+            # Time to read the questions; once a name is typed, the shorter personal idle.
+            personal_idle=idle_settings("personal"),
             back_url=_url(request, "kiosk_identify"),
         ),
     )
