@@ -25,7 +25,8 @@ from payments.models import Notification, Provider
 from payments.sessions import confirm_cash, start_payment
 from tenants.models import AuditAction, AuditLog, WebhookEndpoint, WebhookEvent, WebhookOutbox
 from tests.conftest import make_device, make_ticket
-from tickets import credits
+from tests.test_waivers import questionnaire_for
+from tickets import credits, waivers
 from tickets.models import CustomerPackage, Package, PackageService
 from totem.models import DisplaySlide, PairingCode
 
@@ -169,6 +170,9 @@ def world(tenant, cryo, towel, alice, bob, admin_user):
     NotificationSettings.objects.create(tenant=tenant)
     Alert.objects.create(tenant=tenant, kind=AlertKind.choices[0][0], message="Fila parada")
     DailyStats.objects.create(tenant=tenant, day=datetime.date(2026, 1, 5))
+    # A health form and a signature that waits for the team.
+    questionnaire = questionnaire_for(cryo)
+    waivers.sign(tenant, waivers.current_version(questionnaire), [True, True], signed_name="Maria")
     return ticket
 
 
