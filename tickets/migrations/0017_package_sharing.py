@@ -9,8 +9,8 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tenants', '0017_audit_package_shared'),
-        ('tickets', '0014_membership_daily_limit'),
+        ('tenants', '0018_audit_package_shared'),
+        ('tickets', '0016_membership_daily_limit'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

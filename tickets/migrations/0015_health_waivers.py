@@ -11,8 +11,8 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('customers', '0001_customer'),
-        ('tenants', '0016_audit_waiver_cleared'),
-        ('tickets', '0012_ticket_cpf_on_invoice'),
+        ('tenants', '0017_audit_waiver_cleared'),
+        ('tickets', '0014_line_device_ready'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

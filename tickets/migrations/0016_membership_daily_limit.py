@@ -7,8 +7,8 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tenants', '0016_audit_waiver_cleared'),
-        ('tickets', '0013_health_waivers'),
+        ('tenants', '0017_audit_waiver_cleared'),
+        ('tickets', '0015_health_waivers'),
     ]
 
     operations = [

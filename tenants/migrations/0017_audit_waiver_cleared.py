@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tenants', '0015_feedback_received_event'),
+        ('tenants', '0016_audit_cooldown_ended'),
     ]
 
     operations = [
