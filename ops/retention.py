@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -26,6 +26,7 @@ from messaging.models import Feedback, Subscription
 from messaging.optin import forget as forget_whatsapp
 from ops.models import Alert
 from payments.models import Notification, PaymentSession, Receipt
+from tenants import partitions
 from tenants.audit import record
 from tenants.br import mask_cpf
 from tenants.errors import DomainError
@@ -259,6 +260,53 @@ def _delete_all(queryset: QuerySet, size: int, apply: bool) -> int:
                 .get(queryset.model._meta.label, 0)
             )
     return total
+
+
+# --- monthly partitions (PostgreSQL) ---------------------------------------------------------
+
+# Months made ahead of today: the DEFAULT partition catches a row of a month missing all the
+# same, but moving rows out of it later takes a lock a ready partition never needs.
+PARTITIONS_AHEAD = 2
+
+
+def partition_keeping() -> dict[str, int]:
+    """Days each partitioned table keeps: the audit log as the audit rule (seed 003 §9), the
+    history of tickets, lines and payments as the tickets themselves (their rows go with the
+    tickets past the retention, see `delete_tickets`)."""
+    return {
+        AuditLog._meta.db_table: DEFAULT_AUDIT_DAYS,
+        Ticket.history.model._meta.db_table: DEFAULT_RETENTION_DAYS,
+        TicketLine.history.model._meta.db_table: DEFAULT_RETENTION_DAYS,
+        PaymentSession.history.model._meta.db_table: DEFAULT_RETENTION_DAYS,
+    }
+
+
+def keep_partitions(
+    *, now: datetime | None = None, progress: Callable[[str], None] = lambda line: None
+) -> tuple[list[str], list[str]]:
+    """Create the current and the next `PARTITIONS_AHEAD` months of every partitioned table
+    and drop the months past its keeping; return (created, dropped). Safe to repeat. A table
+    without a rule here is never dropped from."""
+    now = now or timezone.now()
+    keeping = partition_keeping()
+    created: list[str] = []
+    dropped: list[str] = []
+    for table in partitions.partitioned_tables(connection):
+        with transaction.atomic():
+            made = partitions.ensure_months(
+                connection, table, partitions.month_start(now), PARTITIONS_AHEAD + 1
+            )
+            gone = (
+                partitions.drop_months_before(
+                    connection, table, now - timedelta(days=keeping[table])
+                )
+                if table in keeping
+                else []
+            )
+        progress(f"{table}: {len(made)} created, {len(gone)} dropped")
+        created += made
+        dropped += gone
+    return created, dropped
 
 
 # --- LGPD requests --------------------------------------------------------------------------

@@ -120,6 +120,15 @@ JOBS = (
         at=time(3, 30),
         lease=timedelta(hours=6),
     ),
+    # Monthly partitions (PostgreSQL): the coming months ahead, the expired ones dropped.
+    # Daily though a month lasts long: a worker down for a while catches up the next day.
+    Job(
+        "manage_partitions",
+        ("manage_partitions",),
+        every=timedelta(days=1),
+        at=time(3, 15),
+        lease=timedelta(hours=1),
+    ),
     # The API's idempotency replies (a day) and request log (as the audit log), at night.
     Job(
         "purge_api_records",
