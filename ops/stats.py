@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from ops.models import DailyStats
@@ -77,6 +77,40 @@ def waits_between(tenant: Tenant, first: date, last: date) -> dict[int | None, l
             waits.setdefault(service_id, []).append(wait)
             waits[None].append(wait)
     return waits
+
+
+def wait_percentiles(tenant: Tenant, first: date, last: date) -> dict[int, tuple[int, int]]:
+    """(median, 95th percentile) of the waits of the local days first…last, by service id.
+
+    PostgreSQL computes them where the lines are: over a month at 2,000 tickets a day,
+    fetching 60,000 waits into Python was most of the dashboard's time. percentile_disc is
+    the nearest rank of `percentile`, so both paths give the same figures.
+    """
+    if connection.vendor != "postgresql":
+        waits = waits_between(tenant, first, last)
+        return {
+            service_id: (median(values), percentile(values, 95))
+            for service_id, values in waits.items()
+            if service_id is not None and values
+        }
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT service_id, percentile_disc(0.5) WITHIN GROUP (ORDER BY wait),
+                percentile_disc(0.95) WITHIN GROUP (ORDER BY wait)
+            FROM (
+                SELECT l.service_id,
+                    floor(extract(epoch FROM l.called_at - l.queued_at))::int AS wait
+                FROM {TicketLine._meta.db_table} l
+                JOIN {Ticket._meta.db_table} t ON t.id = l.ticket_id
+                WHERE l.tenant_id = %s AND t.tenant_id = %s AND t.day BETWEEN %s AND %s
+                    AND t.paid_at IS NOT NULL AND l.called_at >= l.queued_at
+            ) AS waits
+            GROUP BY service_id
+            """,
+            [tenant.pk, tenant.pk, first, last],
+        )
+        return {service_id: (typical, long) for service_id, typical, long in cursor.fetchall()}
 
 
 @dataclass

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from messaging.feedback import summary as feedback_summary
 from ops import charts, retention, utilisation
 from ops.models import DailyStats
-from ops.stats import compute_day, day_bounds, median, percentile, waits_between
+from ops.stats import compute_day, day_bounds, wait_percentiles
 from payments.models import PaymentSession
 from tenants.access import tenant_member_required
 from tenants.audit import record
@@ -48,7 +48,7 @@ def _history(tenant: Tenant, today: date) -> tuple[list[date], dict, dict]:
     """The stored days of the 30-day window (the 29 before today), their totals by day, and
     per service counts. Today, live, is added by the caller: the window includes it, so
     "in the last 30 days" is never less than "today". Waits are not summed from stored days:
-    see `ops.stats.waits_between`."""
+    see `ops.stats.wait_percentiles`."""
     days = [today - timedelta(days=n) for n in range(HISTORY_DAYS - 1, 0, -1)]
     rows = DailyStats.objects.for_tenant(tenant).filter(day__gte=days[0], day__lt=today)
     totals: dict[date, DailyStats] = {}
@@ -87,7 +87,7 @@ def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
     )
 
     services = list(Service.objects.for_tenant(tenant).alive().order_by("display_order", "name"))
-    window_waits = waits_between(tenant, days[0], today)
+    window_waits = wait_percentiles(tenant, days[0], today)
     wait_rows = []
     service_table = []
     for service in services:
@@ -97,10 +97,10 @@ def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
             # The window includes today: its live figures join the stored days'.
             agg["tickets"] += today_row.tickets
             agg["no_shows"] += today_row.no_shows
-        waits = window_waits.get(service.id, [])
+        waits = window_waits.get(service.id)
         if today_row is None and service.id not in per_service and not waits:
             continue
-        typical, long = median(waits), percentile(waits, 95)
+        typical, long = waits or (None, None)
         if waits:
             wait_rows.append((service.name, typical / 60, long / 60))
         service_table.append(
