@@ -46,6 +46,10 @@ class DailyStats(models.Model):
     cancellations = models.PositiveIntegerField(_("cancellations"), default=0)
     # Tickets paid per local hour, 24 numbers: the "busiest hours" chart over a month.
     hourly = models.JSONField(_("tickets per hour"), default=list, blank=True)
+    # The day's waits counted in buckets of ops.stats.WAIT_BUCKET seconds ({"540": 3, …}):
+    # a month's median and p95 come from adding 30 of these, never from the month's lines.
+    # None in rows stored before it existed: those days are read from the lines.
+    wait_histogram = models.JSONField(_("waits (histogram)"), null=True, blank=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     objects = TenantQuerySet.as_manager()
