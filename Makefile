@@ -10,7 +10,7 @@ PYTHON := $(shell for p in python3 python3.13 python3.12 python; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null \
 	&& { echo $$p; break; }; done)
 
-.PHONY: run test venv lint format bench soak clean
+.PHONY: run test venv lint format bench bench-year soak clean
 
 $(VENV)/.installed: pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then \
@@ -68,6 +68,12 @@ clean:
 bench: venv
 	.ci/services
 	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/9} $(PY) bench/run.py
+
+# A year of one branch's data generated in PostgreSQL, then the screens over it and the growth
+# per day at the target (bench/year.py; BENCH_REUSE=1 measures again without regenerating).
+bench-year: venv
+	.ci/services
+	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/9} $(PY) bench/year.py
 
 # Kiosks, operators and displays together against a real Daphne (SOAK_SECONDS, default 120).
 soak: venv
