@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+from django.db import migrations
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 
@@ -165,14 +166,7 @@ def partition_by_month(schema_editor, table: str, column: str, pk: str) -> None:
     old = f"{table}__plain"
     with schema_editor.connection.cursor() as cursor:
         _refuse_references(cursor, table)
-        indexes, constraints, primary = _definitions(cursor, table)
-        cursor.execute(f'ALTER TABLE "{table}" RENAME TO "{old}"')
-        # Index and constraint names are the schema's: free them for the new table.
-        for name, _definition in indexes:
-            cursor.execute(f'DROP INDEX "{name}"')
-        for name, _definition in constraints:
-            cursor.execute(f'ALTER TABLE "{old}" DROP CONSTRAINT "{name}"')
-        cursor.execute(f'ALTER TABLE "{old}" DROP CONSTRAINT "{primary}"')
+        indexes, constraints, primary = _set_aside(cursor, table, old)
         # The old key's sequence (identity, or serial after a reverse) makes way for the
         # new one, which continues from the rows' highest id.
         sequence = f"{table}_{pk}_seq"
@@ -200,10 +194,7 @@ def partition_by_month(schema_editor, table: str, column: str, pk: str) -> None:
             _create_month(cursor, table, add_months(first, n))
         # Rows first, indexes after: one sorted build per index instead of a row at a time.
         cursor.execute(f'INSERT INTO "{table}" SELECT * FROM "{old}"')
-        for _name, definition in indexes:
-            cursor.execute(definition)
-        for name, definition in constraints:
-            cursor.execute(f'ALTER TABLE "{table}" ADD CONSTRAINT "{name}" {definition}')
+        _restore(cursor, table, indexes, constraints)
         cursor.execute(
             f'SELECT setval(%s, greatest((SELECT max("{pk}") FROM "{table}"), 1))', [sequence]
         )
@@ -216,13 +207,7 @@ def unpartition(schema_editor, table: str, column: str, pk: str) -> None:
         return
     old = f"{table}__partitioned"
     with schema_editor.connection.cursor() as cursor:
-        indexes, constraints, primary = _definitions(cursor, table)
-        cursor.execute(f'ALTER TABLE "{table}" RENAME TO "{old}"')
-        for name, _definition in indexes:
-            cursor.execute(f'DROP INDEX "{name}"')
-        for name, _definition in constraints:
-            cursor.execute(f'ALTER TABLE "{old}" DROP CONSTRAINT "{name}"')
-        cursor.execute(f'ALTER TABLE "{old}" DROP CONSTRAINT "{primary}"')
+        indexes, constraints, primary = _set_aside(cursor, table, old)
         cursor.execute(
             f'CREATE TABLE "{table}" (LIKE "{old}" INCLUDING DEFAULTS, '
             f'CONSTRAINT "{primary}" PRIMARY KEY ("{pk}"))'
@@ -230,11 +215,44 @@ def unpartition(schema_editor, table: str, column: str, pk: str) -> None:
         sequence = f"{table}_{pk}_seq"
         cursor.execute(f'ALTER SEQUENCE "{sequence}" OWNED BY "{table}"."{pk}"')
         cursor.execute(f'INSERT INTO "{table}" SELECT * FROM "{old}"')
-        for _name, definition in indexes:
-            cursor.execute(definition.replace(" ON ONLY ", " ON "))
-        for name, definition in constraints:
-            cursor.execute(f'ALTER TABLE "{table}" ADD CONSTRAINT "{name}" {definition}')
+        _restore(cursor, table, indexes, constraints)
         cursor.execute(f'DROP TABLE "{old}" CASCADE')
+
+
+def monthly_partitions(tables: list[tuple[str, str, str]]) -> migrations.RunPython:
+    """The migration operation: each (table, timestamp column, key) partitioned by month,
+    and back to a plain table when reversed."""
+
+    def forward(apps, schema_editor) -> None:
+        for table, column, pk in tables:
+            partition_by_month(schema_editor, table, column, pk)
+
+    def backward(apps, schema_editor) -> None:
+        for table, column, pk in tables:
+            unpartition(schema_editor, table, column, pk)
+
+    return migrations.RunPython(forward, backward, elidable=False)
+
+
+def _set_aside(cursor, table: str, old: str) -> tuple[list, list, str]:
+    """Rename `table` to `old` and free the names of its indexes and constraints (they are
+    the schema's) for the table that replaces it; return their definitions."""
+    indexes, constraints, primary = _definitions(cursor, table)
+    cursor.execute(f'ALTER TABLE "{table}" RENAME TO "{old}"')
+    for name, _definition in indexes:
+        cursor.execute(f'DROP INDEX "{name}"')
+    for name, _definition in constraints:
+        cursor.execute(f'ALTER TABLE "{old}" DROP CONSTRAINT "{name}"')
+    cursor.execute(f'ALTER TABLE "{old}" DROP CONSTRAINT "{primary}"')
+    return indexes, constraints, primary
+
+
+def _restore(cursor, table: str, indexes: list, constraints: list) -> None:
+    # A partitioned table's index reads "ON ONLY"; on a plain table that means nothing.
+    for _name, definition in indexes:
+        cursor.execute(definition.replace(" ON ONLY ", " ON "))
+    for name, definition in constraints:
+        cursor.execute(f'ALTER TABLE "{table}" ADD CONSTRAINT "{name}" {definition}')
 
 
 def _refuse_references(cursor, table: str) -> None:

@@ -3,7 +3,7 @@ kept. SQLite keeps plain tables. Django's state is unchanged: the model keeps it
 
 from django.db import migrations
 
-from tenants.partitions import partition_by_month, unpartition
+from tenants.partitions import monthly_partitions
 
 TABLES = [
     ("tickets_historicalticket", "history_date", "history_id"),
@@ -11,18 +11,9 @@ TABLES = [
 ]
 
 
-def forward(apps, schema_editor):
-    for table, column, pk in TABLES:
-        partition_by_month(schema_editor, table, column, pk)
-
-
-def backward(apps, schema_editor):
-    for table, column, pk in TABLES:
-        unpartition(schema_editor, table, column, pk)
-
 
 class Migration(migrations.Migration):
     # The rebuild runs in the migration's one transaction: stopped half-way, it rolls back.
     dependencies = [("tickets", "0012_ticket_cpf_on_invoice")]
 
-    operations = [migrations.RunPython(forward, backward, elidable=False)]
+    operations = [monthly_partitions(TABLES)]
