@@ -1,6 +1,6 @@
 """Monthly partitions of the tables that grow with every sale, on PostgreSQL.
 
-The audit log and the history of tickets, lines, payment sessions and invoices gain rows with
+The audit log and the history of tickets, lines and payment sessions gain rows with
 every sale and call (at 1,000 branches × 2,000 tickets a day, millions a day: bench/README.md).
 Partitioned by month on their timestamp (declarative, PARTITION BY RANGE), a month past its
 keeping is one DROP TABLE instead of millions of DELETEs, vacuum and the indexes of the
