@@ -133,8 +133,8 @@ def test_a_row_of_a_month_without_partition_is_kept_and_moves_when_the_month_is_
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_the_migration_partitions_a_populated_database_and_keeps_every_row(tenant, cryo):
-    migrate(("tenants", "0015_feedback_received_event"))
-    migrate(("tickets", "0012_ticket_cpf_on_invoice"))
+    migrate(("tenants", "0018_audit_package_shared"))
+    migrate(("tickets", "0017_package_sharing"))
     assert "tenants_auditlog" not in partitions.partitioned_tables(connection)
     ticket = queued_ticket(tenant, [cryo])
     with connection.cursor() as cursor:

@@ -6,13 +6,14 @@ from django.db import migrations
 from tenants.partitions import monthly_partitions
 
 TABLES = [
-    ("tenants_auditlog", "created_at", "id"),
+    ("tickets_historicalticket", "history_date", "history_id"),
+    ("tickets_historicalticketservice", "history_date", "history_id"),
 ]
 
 
 
 class Migration(migrations.Migration):
     # The rebuild runs in the migration's one transaction: stopped half-way, it rolls back.
-    dependencies = [("tenants", "0015_feedback_received_event")]
+    dependencies = [("tickets", "0017_package_sharing")]
 
     operations = [monthly_partitions(TABLES)]

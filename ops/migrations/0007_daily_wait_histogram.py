@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('ops', '0005_alert_nfse'),
+        ('ops', '0006_device_daily_stats'),
     ]
 
     operations = [

@@ -6,14 +6,13 @@ from django.db import migrations
 from tenants.partitions import monthly_partitions
 
 TABLES = [
-    ("tickets_historicalticket", "history_date", "history_id"),
-    ("tickets_historicalticketservice", "history_date", "history_id"),
+    ("tenants_auditlog", "created_at", "id"),
 ]
 
 
 
 class Migration(migrations.Migration):
     # The rebuild runs in the migration's one transaction: stopped half-way, it rolls back.
-    dependencies = [("tickets", "0012_ticket_cpf_on_invoice")]
+    dependencies = [("tenants", "0018_audit_package_shared")]
 
     operations = [monthly_partitions(TABLES)]
