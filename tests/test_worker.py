@@ -31,8 +31,9 @@ SAO_PAULO = ZoneInfo("America/Sao_Paulo")
 # A weekday afternoon: the nightly purge is not due.
 AFTERNOON = datetime(2026, 12, 1, 15, 0, tzinfo=SAO_PAULO)
 EVERY_MINUTE = ["expire_tickets", "check_alerts", "issue_nfse"]
-# Every 15 s: device states that change with the clock alone (tickets/devices.py).
-OFTEN = ["expire_tickets", "announce_devices", "check_alerts"]
+# The minute's jobs with, every 15 s, device states that change with the clock alone
+# (tickets/devices.py), in the order the worker runs them.
+OFTEN = ["expire_tickets", "announce_devices", "check_alerts", "issue_nfse"]
 
 
 def worker(said: list[str] | None = None, jobs=JOBS) -> Worker:
@@ -188,8 +189,8 @@ def test_once_runs_what_is_due_and_says_so(db):
     out = StringIO()
     call_command("run_worker", "--once", stdout=out)
     assert (
-        "ran expire_tickets, announce_devices, check_alerts, cleanup_inconsistent_states"
-        in out.getvalue()
+        "ran expire_tickets, announce_devices, check_alerts, issue_nfse, "
+        "cleanup_inconsistent_states" in out.getvalue()
     )
 
 
