@@ -79,7 +79,7 @@ VALID = {
     "uidb64": lambda world, name: "MQ",  # Django's password reset, user 1
     "member_id": lambda world, name: Membership.objects.filter(tenant=world["tenant"]).first().pk,
     "equipment_id": lambda world, name: world["station"].pk,
-    "customer_id": lambda world, name: world["ticket"].customer_id,
+    "customer_id": lambda world, name: world["line"].ticket.customer_id,
 }
 # The admin is Django's, tested there; fuzzed here: the way in, and changelists with their
 # search, page, ordering and filters (a filter on a text column with a NUL was a 500). The
