@@ -484,3 +484,43 @@ def test_every_step_fits_the_screen_with_its_primary_action_in_view_and_big_targ
     context.close()
     assert problems == {}, "\n".join(f"{step}: {found}" for step, found in problems.items())
     kiosk.done()
+
+
+def test_a_whole_sale_is_one_request_per_tap_and_back_and_reload_still_work(
+    page, live_server, scene, tenant, cryo, towel
+):
+    """From "Toque para começar" to the cash screen: each tap one request (the POST answers
+    with the next screen, its URL pushed), at most 7 in all; the address bar follows, and
+    back and reload land on the screen the server says the purchase is at."""
+    kiosk = Kiosk(page, live_server, tenant, "requests")
+    kiosk.pair(scene)
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(f"{request.method} {request.url}"))
+    kiosk.choose(cryo)
+    page.get_by_role("link", name="Continuar").tap()
+    page.get_by_role("heading", name="Deseja algum adicional?").wait_for()
+    assert page.url.endswith("/totem/extras/")
+    page.get_by_role("button", name="Continuar").tap()
+    page.get_by_role("heading", name="Seus dados").wait_for()
+    assert page.url.endswith("/totem/identificacao/")
+    kiosk.identify(name="Ana")
+    page.get_by_role("button", name="Continuar").tap()
+    page.get_by_role("heading", name="Confira e pague").wait_for()
+    assert page.url.endswith("/totem/resumo/")
+    page.get_by_test_id("pay-cash").tap()
+    page.get_by_role("heading", name="Dirija-se ao caixa").wait_for()
+    assert page.url.endswith("/totem/pagamento/")
+    # start, a service, Continue, extras' Continue, identification, paying: six taps.
+    assert len(requests) <= 7, "\n".join(requests)
+    assert all("/static/" not in r for r in requests), requests  # no page reloaded
+    assert Ticket.objects.get().status == "pending_payment"
+
+    # Back goes to the summary's URL, which the server sends to the purchase's payment screen
+    # (the cart holds a ticket: it cannot be bought twice); reload shows the same.
+    page.go_back()
+    page.get_by_role("heading", name="Dirija-se ao caixa").wait_for()
+    page.reload()
+    page.get_by_role("heading", name="Dirija-se ao caixa").wait_for()
+    assert Ticket.objects.count() == 1
+    kiosk.shot("cash-after-reload")
+    kiosk.done()

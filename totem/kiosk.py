@@ -6,8 +6,12 @@ services and extras, the customer's data, and — once created — the ticket's 
 all end at the same ticket. Once the cart holds a ticket, every earlier step sends the
 browser to that ticket's payment or ticket screen: the back button cannot buy again.
 
-Pages are full pages (a plain POST redirects); HTMX only swaps partials: toggling a service,
-changing an extra's quantity, the every-15-s refresh of waits and stock, the payment status.
+Pages are full pages. Without JavaScript a POST redirects to the next screen (PRG). With it,
+each tap is one request: the body is boosted (hx-boost), and `in_place` answers the POST —
+or a link to a screen that sends on to another — with the next screen itself and its URL
+for the address bar (HX-Push-Url), so back and reload work. Smaller HTMX swaps stay partial:
+toggling a service, changing an extra's quantity, the every-15-s refresh of waits and stock,
+the payment status.
 Every view runs inside `kiosk_errors`, which turns anything unexpected into the kiosk's
 friendly error screen that returns to the welcome screen by itself.
 """
@@ -20,15 +24,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import wraps
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib import messages
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import InterfaceError, OperationalError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
-from django.urls import NoReverseMatch, reverse
+from django.urls import NoReverseMatch, Resolver404, resolve, reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -138,6 +143,11 @@ def kiosk_errors(view: Callable) -> Callable:
     return wrapper
 
 
+def swaps_part(request: HttpRequest) -> bool:
+    """Whether htmx asked for a part of the screen (a toggle, a refresh), not a whole one."""
+    return bool(request.htmx) and not request.htmx.boosted
+
+
 def error_screen(request: HttpRequest, slug: str, *, status: int) -> HttpResponse:
     """The friendly error screen with `status`; for an HTMX tap, which swaps nothing on an
     error status, a redirect of the whole screen to it."""
@@ -183,18 +193,65 @@ def per_device_limit(view: Callable) -> Callable:
     return wrapper
 
 
+# Redirects followed on the server for one tap: a step may send on to a screen that sends on
+# again (extras with none on sale → identification; packages with no offer → summary).
+MAX_IN_PLACE = 4
+
+
+def in_place(view: Callable) -> Callable:
+    """One request per tap: for a whole-screen htmx request (hx-boost), a redirect to another
+    kiosk screen is answered with that screen, rendered here, and its URL to push.
+
+    Generic on purpose: any view under `kiosk_view` that redirects gets it, so a new step
+    needs nothing of its own. The screen rendered is the view behind the kiosk's checks
+    (`screen`), as a GET, for the tenant and device this request was already checked for;
+    the rate limit counts the tap once. A plain POST keeps its 303-style redirect (PRG).
+    """
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, slug: str, *args, **kwargs) -> HttpResponse:
+        response = view(request, slug, *args, **kwargs)
+        if not (request.htmx and request.htmx.boosted):
+            return response
+        pushed = None
+        for _hop in range(MAX_IN_PLACE):
+            if response.status_code not in (301, 302, 303):
+                break
+            url = response["Location"]
+            try:
+                match = resolve(urlsplit(url).path)
+            except Resolver404:
+                break
+            screen = getattr(match.func, "screen", None)
+            if screen is None or match.kwargs.get("slug") != slug:
+                break  # pairing, another tenant: the browser follows it as a page
+            # What the redirect would have made the browser do: a GET of the next screen.
+            request.method = "GET"
+            request.POST = QueryDict()
+            request.__dict__.pop("cart", None)
+            response, pushed = screen(request, *match.args, **match.kwargs), url
+        if pushed is not None:
+            response["HX-Push-Url"] = pushed
+        return response
+
+    return wrapper
+
+
 def kiosk_view(*methods: str) -> Callable:
     """Errors caught, never cached (back restores nothing stale), paired kiosks only, each
-    kept to its request rate."""
+    kept to its request rate, and one request per tap (`in_place`)."""
 
     def decorator(view: Callable) -> Callable:
-        return kiosk_errors(
+        wrapped = kiosk_errors(
             never_cache(
                 require_http_methods(list(methods))(
-                    device_required(Kind.KIOSK)(per_device_limit(view))
+                    device_required(Kind.KIOSK)(in_place(per_device_limit(view)))
                 )
             )
         )
+        # The screen itself, for `in_place` to render after another view's checks.
+        wrapped.screen = view
+        return wrapped
 
     return decorator
 
@@ -271,8 +328,9 @@ def purchase_step(view: Callable) -> Callable:
 
 
 def _redirect(request: HttpRequest, url: str) -> HttpResponse:
-    """A redirect that also moves the whole screen when the request came from htmx."""
-    if request.htmx:
+    """A redirect that also moves the whole screen when htmx asked for a part of it (a whole
+    screen's redirect is followed in place)."""
+    if swaps_part(request):
         response = HttpResponse(status=200)
         response["HX-Redirect"] = url
         return response
@@ -498,7 +556,7 @@ def services(request: HttpRequest, slug: str) -> HttpResponse:
                 messages.error(request, _("This service cannot be sold right now."))
             cart["services"] = chosen
             save_cart(request, cart)
-        if not request.htmx:
+        if not swaps_part(request):
             return redirect(_url(request, "kiosk_services"))
     options = service_options(request.tenant, cart["services"])
     # A chosen service that stopped being sellable (device offline, closing time) drops out.
@@ -509,7 +567,7 @@ def services(request: HttpRequest, slug: str) -> HttpResponse:
         for option in options:
             option.selected = option.service.pk in cart["services"]
     context = _base_context(request, options=options, step=1)
-    if request.htmx:
+    if swaps_part(request):
         return render(request, "kiosk/services.html#choices", context)
     return render(request, "kiosk/services.html", context)
 
@@ -561,7 +619,7 @@ def extras(request: HttpRequest, slug: str) -> HttpResponse:
                 return redirect(_url(request, "kiosk_identify"))
         else:
             errors = _change_extra(request, cart)
-            if not request.htmx and not errors:
+            if not swaps_part(request) and not errors:
                 return redirect(_url(request, "kiosk_extras"))
     elif not _extras(tenant):
         # Nothing to offer: straight on (and back from identification comes to services).
@@ -569,7 +627,7 @@ def extras(request: HttpRequest, slug: str) -> HttpResponse:
     else:
         errors = _stock_errors(tenant, cart)
     context = _base_context(request, rows=_extra_rows(tenant, cart, errors), step=2)
-    if request.htmx:
+    if swaps_part(request):
         return render(request, "kiosk/extras.html#choices", context)
     return render(request, "kiosk/extras.html", context)
 

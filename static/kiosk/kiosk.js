@@ -2,6 +2,10 @@
 // text, the ticket screen's chime, the offline banner. The server renders every screen and
 // keeps every state; nothing here is needed for a purchase to be correct, only for it to be
 // pleasant on a touch screen.
+//
+// A tap swaps the next screen in (hx-boost on body, one request): what belongs to a screen is
+// set up again by `screen()`, run at load and after every whole-screen swap, which also fires
+// "kiosk:screen" for the screens' own scripts (payment.js). Listeners on document stay.
 (function () {
   "use strict";
 
@@ -11,11 +15,11 @@
   // abandoned screen cancels). Only touches and keys count as activity, never the polling.
   // A form holding typed personal data ([data-personal]: name, CPF, phone) gets the shorter
   // timing the server sets for it, so nothing personal waits on the screen for the next person.
-  var idleSeconds = parseInt(body.dataset.idleSeconds || "0", 10);
-  var warningSeconds = parseInt(body.dataset.warningSeconds || "0", 10);
-  var personalForm = document.querySelector("form[data-personal]");
-  var dialog = document.getElementById("idle-dialog");
-  var idleForm = document.getElementById("idle-form");
+  var idleSeconds = 0;
+  var warningSeconds = 0;
+  var personalForm = null;
+  var dialog = null;
+  var idleForm = null;
   var idleTimer = null;
   var tickTimer = null;
 
@@ -69,13 +73,22 @@
     idleTimer = setTimeout(showWarning, wait * 1000);
   }
 
-  if (idleSeconds > 0) {
-    ["pointerdown", "keydown", "input", "scroll"].forEach(function (name) {
-      document.addEventListener(name, function () {
-        // A touch while the warning shows is "I'm still here" too.
-        restartIdle();
-      }, { passive: true, capture: true });
-    });
+  ["pointerdown", "keydown", "input", "scroll"].forEach(function (name) {
+    document.addEventListener(name, function () {
+      // A touch while the warning shows is "I'm still here" too.
+      restartIdle();
+    }, { passive: true, capture: true });
+  });
+
+  function setupIdle() {
+    idleSeconds = parseInt(body.dataset.idleSeconds || "0", 10);
+    warningSeconds = parseInt(body.dataset.warningSeconds || "0", 10);
+    personalForm = document.querySelector("form[data-personal]");
+    dialog = document.getElementById("idle-dialog");
+    idleForm = document.getElementById("idle-form");
+    hideWarning();
+    if (idleTimer) clearTimeout(idleTimer);
+    idleTimer = null;
     restartIdle();
   }
 
@@ -100,31 +113,33 @@
   });
 
   // --- bigger text, kept for this customer only (the welcome screen resets it).
-  var sizeButton = document.querySelector("[data-text-size]");
+  var sizeButton = null;
   function applySize(large) {
     document.documentElement.classList.toggle("text-large", large);
     if (sizeButton) sizeButton.setAttribute("aria-pressed", large ? "true" : "false");
   }
-  try {
-    if (body.classList.contains("welcome")) sessionStorage.removeItem("kioskTextLarge");
-    applySize(sessionStorage.getItem("kioskTextLarge") === "1");
-  } catch (e) { /* storage off: the button still works for this page */ }
-  if (sizeButton) {
-    sizeButton.addEventListener("click", function () {
-      var large = !document.documentElement.classList.contains("text-large");
-      applySize(large);
-      try { sessionStorage.setItem("kioskTextLarge", large ? "1" : "0"); } catch (e) { /* ignore */ }
-    });
+  function setupSize() {
+    sizeButton = document.querySelector("[data-text-size]");
+    try {
+      if (body.classList.contains("welcome")) sessionStorage.removeItem("kioskTextLarge");
+      applySize(sessionStorage.getItem("kioskTextLarge") === "1");
+    } catch (e) { /* storage off: the button still works for this page */ }
   }
+  document.addEventListener("click", function (event) {
+    if (!event.target.closest("[data-text-size]")) return;
+    var large = !document.documentElement.classList.contains("text-large");
+    applySize(large);
+    try { sessionStorage.setItem("kioskTextLarge", large ? "1" : "0"); } catch (e) { /* ignore */ }
+  });
 
   // --- a sound the server asks for (body[data-sound]): the ticket screen's chime when the
   // purchase is paid. The taps that led here let this page play it: Chromium carries them
   // across the kiosk's same-site navigations. js/sound.js runs before DOMContentLoaded.
-  if (body.dataset.sound) {
-    document.addEventListener("DOMContentLoaded", function () {
-      var sound = window.Totem && window.Totem.sound;
-      if (sound && typeof sound[body.dataset.sound] === "function") sound[body.dataset.sound]();
-    });
+  function playSound() {
+    var sound = window.Totem && window.Totem.sound;
+    if (body.dataset.sound && sound && typeof sound[body.dataset.sound] === "function") {
+      sound[body.dataset.sound]();
+    }
   }
 
   // --- offline banner for htmx requests (polling, toggles).
@@ -173,11 +188,39 @@
     else if (!event.shiftKey && document.activeElement === last) { event.preventDefault(); first.focus(); }
   });
 
+  // --- a whole screen swapped in (hx-boost): the body's own attributes (idle timings, the
+  // sound, the screen's class) come from the new screen too, then its parts are set up.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    if (event.detail.target !== body || !event.detail.serverResponse) return;
+    var next = new DOMParser().parseFromString(event.detail.serverResponse, "text/html").body;
+    Array.prototype.slice.call(body.attributes).forEach(function (attribute) {
+      if (attribute.name.indexOf("data-") === 0 && attribute.name !== "data-live") {
+        body.removeAttribute(attribute.name);
+      }
+    });
+    Array.prototype.forEach.call(next.attributes, function (attribute) {
+      if (attribute.name === "class" || attribute.name.indexOf("data-") === 0) {
+        body.setAttribute(attribute.name, attribute.value);
+      }
+    });
+  });
+  // A new screen starts at its top (htmx's own scroll on boost is off in base.html: it came
+  // after this and undid the keyboard keeping its field in sight).
+  document.addEventListener("htmx:afterSettle", function (event) {
+    if (event.detail.target !== body) return;
+    window.scrollTo(0, 0);
+    screen();
+  });
+
+  function screen() {
+    setupIdle();
+    setupSize();
+    setupKeyboard();
+    document.dispatchEvent(new CustomEvent("kiosk:screen"));
+  }
+
   // --- on-screen keyboards. Letters for names, a keypad for CPF, phone and codes, with the
   // punctuation put in as the digits are typed.
-  var keyboard = document.getElementById("keyboard");
-  if (!keyboard) return;
-  var target = null;
   var LETTERS = [
     "QWERTYUIOP".split(""),
     "ASDFGHJKLÇ".split(""),
@@ -185,6 +228,11 @@
     "ÁÉÍÓÚÂÊÔÃÕ".split(""),
   ];
   var DIGITS = [["1", "2", "3"], ["4", "5", "6"], ["7", "8", "9"]];
+
+  function setupKeyboard() {
+  var keyboard = document.getElementById("keyboard");
+  if (!keyboard) return;
+  var target = null;
   var labels = keyboard.dataset;
 
   function onlyDigits(value) { return (value || "").replace(/\D/g, ""); }
@@ -321,4 +369,11 @@
     || (document.querySelector("[data-keyboard-on-tap]") ? null
       : document.querySelector("input[data-keyboard], input[data-keypad]"));
   if (first) first.focus();
+  }
+
+  screen();
+  // The purchase's chime: on a page load once every script has run (js/sound.js first), on a
+  // swap as soon as the screen is in.
+  document.addEventListener("DOMContentLoaded", playSound);
+  document.addEventListener("kiosk:screen", playSound);
 })();

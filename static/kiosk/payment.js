@@ -2,15 +2,18 @@
  * TV, the panel and the phone use): when the payment or the ticket moves, the status is
  * re-read at once ("payment-changed" on #payment, whose hx-get answers the new state or sends
  * the screen to the ticket). The element's own slow poll stays as the fallback while the
- * socket is down. */
+ * socket is down.
+ *
+ * Loaded on every kiosk screen, since any screen may become the payment screen in place
+ * (kiosk.js fires "kiosk:screen" on each): the socket opens where #payment-live is, and closes
+ * when the screen changes. */
 (function () {
   "use strict";
-  const config = JSON.parse(document.getElementById("payment-live").textContent);
-
+  let connection = null;
   // Set once a re-read answers with the ticket's page (HX-Redirect): a second re-read then
   // would start a second navigation and reload the ticket screen the customer already sees.
   let leaving = false;
-  document.body.addEventListener("htmx:beforeOnLoad", function (event) {
+  document.addEventListener("htmx:beforeOnLoad", function (event) {
     if (event.detail.xhr && event.detail.xhr.getResponseHeader("HX-Redirect")) leaving = true;
   });
 
@@ -23,13 +26,21 @@
   // re-read for them all.
   const rereadSoon = window.Totem.live.debounce(reread, 100);
 
-  window.Totem.live.connect(config.socket, {
-    onEvent(event) {
-      // The socket also hears the queues of the ticket's services: only its own news counts.
-      if (event.ticket_id !== config.ticket) return;
-      if (event.type === "payment_update" || event.type === "ticket_update") rereadSoon();
-    },
-    // Connected (or reconnected, or an event lost): whatever happened meanwhile.
-    onResync: rereadSoon,
+  document.addEventListener("kiosk:screen", function () {
+    if (connection) connection.close();
+    connection = null;
+    leaving = false;
+    const data = document.getElementById("payment-live");
+    if (!data) return;
+    const config = JSON.parse(data.textContent);
+    connection = window.Totem.live.connect(config.socket, {
+      onEvent(event) {
+        // The socket also hears the queues of the ticket's services: only its own news counts.
+        if (event.ticket_id !== config.ticket) return;
+        if (event.type === "payment_update" || event.type === "ticket_update") rereadSoon();
+      },
+      // Connected (or reconnected, or an event lost): whatever happened meanwhile.
+      onResync: rereadSoon,
+    });
   });
 })();
