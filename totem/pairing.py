@@ -29,7 +29,7 @@ from urllib.parse import urlencode
 
 from django.core import signing
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -144,6 +144,13 @@ def paired_device_from_cookies(
 
     Blocking (database): call it from async code through `database_sync_to_async`.
     """
+    pairing = _pairing(cookies, kind, tenant=tenant)
+    return None if pairing is None else _seen(pairing.equipment)
+
+
+def _pairing(cookies: Mapping[str, str], kind: str, **tenant: object) -> PairingCode | None:
+    """The live pairing of the device these cookies name, of the tenant `tenant` selects
+    (`tenant=<Tenant>` or `tenant__slug=<slug>`), or None."""
     raw = cookies.get(cookie_name(kind))
     if not raw:
         return None
@@ -152,27 +159,27 @@ def paired_device_from_cookies(
         pairing_id, equipment_id = int(data["p"]), int(data["e"])
     except (signing.BadSignature, KeyError, TypeError, ValueError):
         return None
-    pairing = (
+    return (
         PairingCode.objects.filter(
             pk=pairing_id,
-            tenant=tenant,
             equipment_id=equipment_id,
             used_at__isnull=False,
             revoked_at__isnull=True,
-            equipment__tenant=tenant,
+            equipment__tenant=F("tenant"),
             equipment__kind=kind,
             equipment__deleted_at__isnull=True,
             # Re-read, not taken from `tenant`: an open socket re-checks with the tenant it
             # read when it connected, and must close once that tenant is switched off.
             tenant__is_active=True,
             tenant__deleted_at__isnull=True,
+            **tenant,
         )
-        .select_related("equipment")
+        .select_related("equipment", "tenant")
         .first()
     )
-    if pairing is None:
-        return None
-    device = pairing.equipment
+
+
+def _seen(device: Equipment) -> Equipment:
     now = timezone.now()
     if device.last_seen_at is None or now - device.last_seen_at > SEEN_EVERY:
         Equipment.objects.filter(pk=device.pk).update(last_seen_at=now)
@@ -209,9 +216,11 @@ def device_required(kind: str) -> Callable:
     def decorator(view: Callable) -> Callable:
         @wraps(view)
         def wrapper(request: HttpRequest, slug: str, *args, **kwargs) -> HttpResponse:
-            tenant = get_tenant(slug)
-            device = paired_device(request, tenant, kind)
-            if device is None:
+            # The tenant comes with the pairing, in its query: the screens' every request
+            # (a kiosk tap, a TV's poll) starts here.
+            pairing = _pairing(request.COOKIES, kind, tenant__slug=slug)
+            if pairing is None:
+                tenant = get_tenant(slug)
                 back = request.get_full_path()
                 if len(back) > MAX_URL_LENGTH:
                     # The pairing page returns to no address this long (safe_next), and Django
@@ -223,8 +232,8 @@ def device_required(kind: str) -> Callable:
                     response["HX-Redirect"] = target
                     return response
                 return redirect(target)
-            request.tenant = tenant
-            request.device = device
+            request.tenant = pairing.tenant
+            request.device = _seen(pairing.equipment)
             return view(request, slug, *args, **kwargs)
 
         return wrapper

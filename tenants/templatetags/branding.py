@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from django import template
 from django.utils.html import format_html, format_html_join
 
+from tenants.branding import Palette
 from tenants.models import Tenant
 
 register = template.Library()
@@ -19,5 +22,12 @@ def brand_style(tenant: Tenant | None) -> str:
     """
     if tenant is None:
         return ""
-    variables = format_html_join("", "{}:{};", tenant.palette.css_variables().items())
+    return _style(tenant.primary_colour, tenant.accent_colour)
+
+
+@lru_cache(maxsize=1024)
+def _style(primary: str, accent: str) -> str:
+    """Per pair of colours, computed once per process: the contrast arithmetic behind the
+    palette ran on every page of every screen."""
+    variables = format_html_join("", "{}:{};", Palette(primary, accent).css_variables().items())
     return format_html("<style>:root{{{}}}</style>", variables)
