@@ -31,7 +31,7 @@ from payments.sessions import confirm_cash, confirm_static_pix
 from tenants.access import tenant_member_required, tenants_for
 from tenants.errors import DomainError
 from tenants.models import Membership, Role, Tenant
-from tickets import devices, queue, waivers
+from tickets import devices, events, queue, waivers
 from tickets.models import (
     LINE_ACTIVE,
     LineStatus,
@@ -187,6 +187,11 @@ def _panel_context(request: HttpRequest, station: Equipment, flash: dict | None)
     tenant = request.tenant
     now = timezone.now()
     services = list(station.services.all())
+    # Where each of the socket's groups (panel/consumers.py) stood before anything below was
+    # read: panel.js skips the refresh for events up to these numbers, already in this render
+    # — among them the operator's own action, whose answer is this render (one request).
+    groups = [events.service_group(tenant.id, s.pk) for s in services if s.deleted_at is None]
+    seqs = events.current_sequences(groups or [events.tenant_group(tenant.id)])
     # The other services of each ticket and where they stand, in one query per list.
     others = Prefetch(
         "ticket__lines",
@@ -287,6 +292,7 @@ def _panel_context(request: HttpRequest, station: Equipment, flash: dict | None)
         # for their lines), and the server's time, which their timers count from.
         **_devices_now(tenant, station, services, now),
         "now": now,
+        "seqs": seqs,
         "queues": queues,
         "mine": mine,
         "pending": pending,

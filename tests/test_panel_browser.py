@@ -217,3 +217,41 @@ def test_on_daphne_a_line_missed_elsewhere_joins_its_queue_s_list_at_once(
     in_another_thread(lambda: no_show(tenant, line.pk))
     page.get_by_test_id("missed-row").filter(has_text=ticket.number).wait_for(timeout=5000)
     assert problems == []
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_on_daphne_each_panel_action_is_one_request_its_own_events_refresh_nothing(
+    page, daphne, alice, tenant, cryo
+):
+    """Call next, start, complete: each one POST whose answer is the changed panel. The
+    action's own events still reach the socket; the panel's render already shows them
+    (data-seqs), so they bring no second request. Another station's news still does."""
+    problems = watch_console(page, websocket=True)
+    device = make_device(tenant, "Crio 1", [cryo])
+    queued_ticket(tenant, [cryo])
+    open_panel_on_daphne(page, daphne, alice, tenant, device)
+    queue = page.locator(f"#queue-{cryo.pk}")
+    queue.get_by_test_id("queue-row").filter(has_text="C001").wait_for()
+    page.wait_for_timeout(1000)  # the re-read a (re)connected socket asks for, done
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(f"{request.method} {request.url}"))
+    mine = page.get_by_test_id("mine-row").filter(has_text="C001")
+
+    queue.get_by_role("button", name="Chamar próximo").click()
+    mine.get_by_test_id("line-status").filter(has_text="Chamado").wait_for()
+    page.wait_for_timeout(1500)  # the events' debounce (150 ms) and then some
+    assert [r.split()[0] for r in requests] == ["POST"], requests
+    mine.get_by_role("button", name="Iniciar").click()
+    mine.get_by_test_id("line-status").filter(has_text="Em atendimento").wait_for()
+    mine.get_by_role("button", name="Concluir").click()
+    mine.wait_for(state="detached")
+    page.wait_for_timeout(1500)
+    assert [r.split()[0] for r in requests] == ["POST"] * 3, requests
+
+    # A ticket sold elsewhere is not in the last render: that event re-reads the panel.
+    in_another_thread(lambda: queued_ticket(tenant, [cryo]))
+    queue.get_by_test_id("queue-row").filter(has_text="C002").wait_for(timeout=5000)
+    assert [r.split()[0] for r in requests] == ["POST"] * 3 + ["GET"], requests
+    assert problems == []

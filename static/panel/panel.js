@@ -41,6 +41,15 @@
     );
   }
 
+  function shown(event) {
+    var live = document.getElementById("panel-live");
+    if (!live || !live.dataset.seqs || typeof event.group_seq !== "number") return false;
+    return live.dataset.seqs.split(" ").some(function (pair) {
+      var at = pair.lastIndexOf("=");
+      return pair.slice(0, at) === event.group && event.group_seq <= parseInt(pair.slice(at + 1), 10);
+    });
+  }
+
   function panel(options) {
     const opts = Object.assign(
       { target: document.body, eventName: "queue-changed", sound: true, wait: 150 },
@@ -51,22 +60,46 @@
     if (opts.services && opts.services.length) query.push("services=" + opts.services.join(","));
     const path =
       "/ws/t/" + encodeURIComponent(opts.slug) + "/panel/" + (query.length ? "?" + query.join("&") : "");
-    const changed = Totem.live.debounce((detail) => {
+    // Whether events need the panel re-read is decided when the refresh would go, not on
+    // receipt: the answer to the operator's own tap (which shows them) may still be on its
+    // way when its events arrive, so the check also waits for the panel's requests in flight.
+    let pending = [];
+    let resync = null;
+    let inflight = 0;
+    function refresh() {
+      if (inflight > 0) return;
+      const fresh = pending.filter((event) => !shown(event));
+      const detail = resync ? { reason: resync } : fresh.length ? { event: fresh[fresh.length - 1] } : null;
+      pending = [];
+      resync = null;
+      if (!detail) return;
       if (window.htmx) window.htmx.trigger(opts.target, opts.eventName, detail);
       else opts.target.dispatchEvent(new CustomEvent(opts.eventName, { detail, bubbles: true }));
-    }, opts.wait);
+    }
+    const changed = Totem.live.debounce(refresh, opts.wait);
+    document.addEventListener("htmx:beforeRequest", function (event) {
+      if (!event.defaultPrevented) inflight += 1;
+    });
+    document.addEventListener("htmx:afterRequest", function () {
+      inflight = Math.max(inflight - 1, 0);
+      if (!inflight && (pending.length || resync)) changed();
+    });
     // Several services of one ticket enter together: one blip, not three.
     const blip = Totem.live.debounce(() => Totem.sound && Totem.sound.soft(), 300);
     return Totem.live.connect(path, {
       onEvent(event) {
-        changed({ event });
+        // An event the panel's last render already shows (data-seqs: the numbers it read
+        // first) needs no second request — the operator's own tap's, above all.
+        pending.push(event);
+        changed();
         if (opts.sound && enteredQueue(event)) blip();
         // A called customer who never came (the no-show timeout or the last re-call).
         if (opts.sound && event.status === "no_show" && Totem.sound) Totem.sound.alert();
         document.dispatchEvent(new CustomEvent("totem:event", { detail: event }));
       },
       onResync(reason) {
-        changed({ reason });
+        resync = reason || "resync";
+        changed();
       },
     });
   }
