@@ -196,7 +196,10 @@ def issue_domain(tenant_id: int, service_ids: list[int], clients: int):
 def issue_http(tenant_id: int, service_ids: list[int], clients: int):
     """A paired kiosk through every screen as its browser requests them (Django's test
     client, the whole middleware and template stack, no network server), then the cashier
-    confirming on the panel from a browser of her own."""
+    confirming on the panel from a browser of her own.
+
+    Each tap is the one request the kiosk's page makes (hx-boost): the answer is the next
+    screen, rendered in place (totem/kiosk.py in_place). The service toggle swaps its part."""
     import re
 
     from django.test import Client
@@ -212,7 +215,8 @@ def issue_http(tenant_id: int, service_ids: list[int], clients: int):
         name: reverse(f"kiosk_{name}", args=[slug])
         for name in ("start", "services", "extras", "identify", "summary", "leave")
     }
-    tap = {"HX-Request": "true"}
+    part = {"HX-Request": "true"}
+    screen = {"HX-Request": "true", "HX-Boosted": "true"}
     kiosks = []
     for i in range(clients):  # paired before the clock starts, as kiosks are in a studio
         kiosk = Client()
@@ -224,17 +228,17 @@ def issue_http(tenant_id: int, service_ids: list[int], clients: int):
     def work(i: int, n: int) -> bool:
         kiosk = kiosks[i]
         service = service_ids[(i + n) % len(service_ids)]
-        kiosk.post(url["start"], follow=True)  # → the service list
-        kiosk.post(url["services"], {"toggle": service}, headers=tap)  # a tap redraws it
-        kiosk.get(url["extras"])  # "Continue"
-        kiosk.post(url["extras"], {"next": "1"}, follow=True)  # → identification
+        kiosk.post(url["start"], headers=screen)  # → the service list
+        kiosk.post(url["services"], {"toggle": service}, headers=part)  # a tap redraws it
+        # "Continue": no extras on sale, so the identification screen comes in its place.
+        kiosk.get(url["extras"], headers=screen)
         summary = kiosk.post(
             url["identify"],
             {"customer_name": "Bench", "priority": "", "consent": "on"},
-            follow=True,
+            headers=screen,
         )
         key = re.search(r'name="key" value="([^"]+)"', summary.text)
-        bought = kiosk.post(url["summary"], {"method": "cash", "key": key[1]}, follow=True)
+        bought = kiosk.post(url["summary"], {"method": "cash", "key": key[1]}, headers=screen)
         number = re.search(r'data-testid="ticket-number"[^>]*>\s*(\w+)', bought.text)
         # What the cashier sees on the panel: the pending cash payment of that number.
         session = PaymentSession.objects.filter(
@@ -244,7 +248,7 @@ def issue_http(tenant_id: int, service_ids: list[int], clients: int):
             reverse("panel_payment", args=[slug, session.pk, "dinheiro"]),
             {"amount_received": "50,00"},
         )
-        kiosk.post(url["leave"])
+        kiosk.post(url["leave"], headers=screen)  # → the welcome screen
         if confirmed.status_code >= 400:
             raise RuntimeError(f"cash confirmation answered {confirmed.status_code}")
         return True
