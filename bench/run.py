@@ -274,10 +274,11 @@ def issue_raw(tenant_id: int, service_ids: list[int], clients: int):
             seq = c.fetchone()[0]
             c.execute(
                 "INSERT INTO tickets_ticket (tenant_id, day, sequence, number, status, priority, "
-                "customer_name, customer_cpf, customer_phone, consent_version, total, token, "
+                "customer_name, customer_cpf, cpf_on_invoice, customer_phone, consent_version, total, token, "
                 "idempotency_key, created_at, updated_at, queued_at, print_attempts, "
                 "reactivation_count, operator_notes, cancellation_reason) VALUES (%s, %s, %s, %s, "
-                "'in_queue', 'normal', 'Bench', '', '', '1', 10, md5(random()::text), '', %s, %s, "
+                "'in_queue', 'normal', 'Bench', '', false, '', '1', 10, md5(random()::text), '', "
+                "%s, %s, "
                 "%s, 0, 0, '', '') RETURNING id",
                 [tenant_id, now.date(), seq, f"R{seq:03d}", now, now, now],
             )
