@@ -285,9 +285,9 @@ def issue_raw(tenant_id: int, service_ids: list[int], clients: int):
             ticket_id = c.fetchone()[0]
             c.execute(
                 "INSERT INTO tickets_ticketservice (tenant_id, ticket_id, service_id, status, "
-                "priority_rank, customer_key, price, position, call_count, queued_at, "
+                "priority_rank, customer_key, price, covered, position, call_count, queued_at, "
                 "cancellation_reason) VALUES (%s, %s, %s, 'waiting', 2, md5(random()::text), 10, "
-                "0, 0, %s, '')",
+                "false, 0, 0, %s, '')",
                 [tenant_id, ticket_id, service, now],
             )
         return True
