@@ -42,6 +42,10 @@ os.environ.setdefault("DEBUG", "false")
 os.environ.setdefault("HTTPS", "false")  # plain HTTP on loopback: no redirect to measure
 os.environ.setdefault("SECRET_KEY", "bench-only")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
+# The clients are forked: a pooled connection's socket would be shared by every child (they
+# hung in poll, all on the parent's sockets). One persistent connection per process instead.
+os.environ.setdefault("DATABASE_POOL_SIZE", "0")
+os.environ.setdefault("CONN_MAX_AGE", "600")
 
 CLIENTS = [int(c) for c in os.environ.get("BENCH_CLIENTS", "1,4,16,64").split(",")]
 DURATION = float(os.environ.get("BENCH_SECONDS", "4"))
