@@ -278,8 +278,8 @@ def issue_raw(tenant_id: int, service_ids: list[int], clients: int):
             seq = c.fetchone()[0]
             c.execute(
                 "INSERT INTO tickets_ticket (tenant_id, day, sequence, number, status, priority, "
-                "customer_name, customer_cpf, cpf_on_invoice, customer_phone, consent_version, total, token, "
-                "idempotency_key, created_at, updated_at, queued_at, print_attempts, "
+                "customer_name, customer_cpf, cpf_on_invoice, customer_phone, consent_version, "
+                "total, token, idempotency_key, created_at, updated_at, queued_at, print_attempts, "
                 "reactivation_count, operator_notes, cancellation_reason) VALUES (%s, %s, %s, %s, "
                 "'in_queue', 'normal', 'Bench', '', false, '', '1', 10, md5(random()::text), '', "
                 "%s, %s, "
