@@ -457,9 +457,13 @@ def test_every_step_fits_the_screen_with_its_primary_action_in_view_and_big_targ
     page.get_by_role("alertdialog", name="Cancelar esta compra?").wait_for()
     assert page.evaluate("document.activeElement.dataset.testid") == "cancel-no"
     check("pix-cancel-question", '[data-testid="cancel-yes"]')
+    asked = []
+    page.on("request", lambda request: asked.append(request.url))
     page.get_by_role("link", name="Não, voltar").tap()
     page.get_by_role("alertdialog").wait_for(state="hidden")
     assert Ticket.objects.get().status == "pending_payment"
+    # Closing the question asks the server nothing (the status poll aside).
+    assert [url for url in asked if "/pagamento/estado/" not in url] == []
     # Without script the button posts at once, and the server asks the same question as a page.
     # (Submitted from here: the status poll may swap the button between two steps.)
     page.eval_on_selector('[data-testid="cancel-purchase"]', "b => b.form.submit()")

@@ -160,6 +160,7 @@
     asking = null;
     if (askedBy && document.body.contains(askedBy)) askedBy.focus();
   }
+  // Listened to as the click goes down (capture), so it comes before htmx's on the element.
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-confirm]");
     if (button) {
@@ -173,10 +174,14 @@
       return;
     }
     if (asking && event.target.closest("[data-dialog-close]")) {
+      // Stopped here, before the link's own htmx listener: closing the question asks the
+      // server nothing (a boosted reload of the screen would be a wasted request, and its
+      // pushed URL would cancel a form being sent meanwhile).
       event.preventDefault();
+      event.stopPropagation();
       closeQuestion();
     }
-  });
+  }, true);
   document.addEventListener("keydown", function (event) {
     if (!asking) return;
     if (event.key === "Escape") return closeQuestion();
