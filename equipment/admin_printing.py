@@ -63,25 +63,6 @@ class PrinterSettingsForm(TenantConsistentForm):
         )
 
 
-class PrinterSettingsInline(TenantScopedAdmin, admin.StackedInline):
-    """For EquipmentAdmin.inlines: a printer's settings on its own device page."""
-
-    model = PrinterSettings
-    form = PrinterSettingsForm
-    tenant_field = "equipment__tenant"
-    can_delete = False
-    extra = 0
-    max_num = 1
-
-    def get_formset(self, request, obj=None, **kwargs):
-        formset = super().get_formset(request, obj, **kwargs)
-        formset.form.acting_user = request.user  # a class made for this request
-        return formset
-
-    def _row_tenant_id(self, obj) -> int:
-        return obj.equipment.tenant_id
-
-
 @admin.register(PrinterSettings)
 class PrinterSettingsAdmin(TenantScopedAdmin, SimpleHistoryAdmin):
     form = PrinterSettingsForm
