@@ -20,11 +20,13 @@ import base64
 import json
 import re
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import requests
+
+from tenants.loopback import FakeServer
 
 AUTH_DOC = "https://focusnfe.com.br/doc/#introducao_autenticacao"
 REFERENCE_DOC = "https://focusnfe.com.br/doc/#introducao_referencia"
@@ -56,11 +58,7 @@ NATIONAL_CODE = re.compile(r"^\d{6}\Z")
 ISS_RATE = "percentual_aliquota_relativa_municipio"
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-
-class FakeFocusNFe:
+class FakeFocusNFe(FakeServer):
     """State and HTTP server. Thread-safe: every handler takes `self.lock`."""
 
     def __init__(
@@ -82,40 +80,7 @@ class FakeFocusNFe:
         self._failures = 0
         self._refuse_cancel: set[str] = set()
         self._number = 1000
-        self.server: _Server | None = None
-
-    # --- lifecycle ------------------------------------------------------------------------
-
-    def start(self) -> FakeFocusNFe:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:  # quiet in tests
-                pass
-
-            def do_POST(self) -> None:
-                fake._handle(self, "POST")
-
-            def do_GET(self) -> None:
-                fake._handle(self, "GET")
-
-            def do_DELETE(self) -> None:
-                fake._handle(self, "DELETE")
-
-        self.server = _Server(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        self.listen(self._handler(), "127.0.0.1", 0)
 
     # --- test controls ----------------------------------------------------------------------
 
@@ -187,6 +152,24 @@ class FakeFocusNFe:
             return user == self.token and password == ""
         query = parse_qs(urlsplit(handler.path).query)
         return query.get("token", [""])[0] == self.token
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:  # quiet in tests
+                pass
+
+            def do_POST(self) -> None:
+                fake._handle(self, "POST")
+
+            def do_GET(self) -> None:
+                fake._handle(self, "GET")
+
+            def do_DELETE(self) -> None:
+                fake._handle(self, "DELETE")
+
+        return Handler
 
     def _handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
         split = urlsplit(handler.path)

@@ -33,12 +33,13 @@ import logging
 import re
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import requests
 
 from messaging.inbound import signature
+from tenants.loopback import FakeServer
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +83,7 @@ def graph_error(status: int, code: int, message: str, details: str = "") -> tupl
     return status, {"error": error}
 
 
-class _Server(ThreadingHTTPServer):
-    request_queue_size = 128
-    daemon_threads = True
-
-
-class FakeGraph:
+class FakeGraph(FakeServer):
     """One business number, its templates, and what was sent to it. Thread-safe."""
 
     def __init__(
@@ -121,26 +117,7 @@ class FakeGraph:
         # Last time each customer wrote to the number (opens the 24-hour window).
         self.last_inbound: dict[str, float] = {}
         self.ids = itertools.count(1)
-        self.server = _Server((host, port), self._handler())
-        self.thread: threading.Thread | None = None
-
-    # --- lifecycle -------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> FakeGraph:
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.listen(self._handler(), host, port)
 
     # --- test controls ---------------------------------------------------------------------
 

@@ -26,13 +26,14 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import requests
 
 from payments.brcode import build_brcode
 from payments.fake_mercadopago_orders import FakePointOrders
+from tenants.loopback import FakeServer
 
 log = logging.getLogger(__name__)
 
@@ -113,18 +114,11 @@ def refusal(status: int, message: str, code: int | str, description: str = ""):
     return status, {"message": message, "error": error, "status": status, "cause": [cause]}
 
 
-class _Server(ThreadingHTTPServer):
-    # The default backlog of 5 drops connections when 50 webhooks look a payment up at once;
-    # the client then waits for TCP's retransmission (seconds) and times out.
-    request_queue_size = 128
-    daemon_threads = True
-
-
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-class FakeMercadoPago:
+class FakeMercadoPago(FakeServer):
     """The fake's state and its HTTP server. Thread-safe; every handler takes `self.lock`."""
 
     def __init__(
@@ -154,26 +148,7 @@ class FakeMercadoPago:
         self.faults: list[tuple[str, float]] = []
         self.ids = itertools.count(1_000_000_001)
         self.point = FakePointOrders(self)
-        self.server = _Server((host, port), self._handler())
-        self.thread: threading.Thread | None = None
-
-    # --- lifecycle ---------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> FakeMercadoPago:
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.listen(self._handler(), host, port)
 
     # --- test controls -----------------------------------------------------------------------
 
