@@ -13,6 +13,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from ops.models import Alert, DailyStats, DeviceDailyStats, NotificationSettings
 from ops.notifications import check_smtp_host, check_smtp_port
+from ops.views import minutes
 from tenants.admin import TenantConsistentForm, TenantScopedAdmin
 from tenants.admin_audit import AuditedSettingsAdmin
 from tenants.netguard import Refused
@@ -147,7 +148,7 @@ class DailyStatsAdmin(TenantScopedAdmin, admin.ModelAdmin):
     read_only = True
     allow_add = False
     list_display = ["day", "tenant", "service", "tickets", "completed", "revenue"]
-    list_display += ["avg_wait_seconds", "p95_wait_seconds", "no_shows", "cancellations"]
+    list_display += ["avg_wait", "p95_wait", "no_shows", "cancellations"]
     list_filter = [("tenant", admin.RelatedOnlyFieldListFilter)]
     list_select_related = ["tenant", "service"]
     date_hierarchy = "day"
@@ -156,6 +157,15 @@ class DailyStatsAdmin(TenantScopedAdmin, admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields if f.name != "hourly"]
 
+    # A manager reads waits in minutes, as on the dashboard, not in stored seconds.
+    @admin.display(description=_("average wait"), ordering="avg_wait_seconds")
+    def avg_wait(self, obj: DailyStats) -> str:
+        return minutes(obj.avg_wait_seconds)
+
+    @admin.display(description=_("95th percentile wait"), ordering="p95_wait_seconds")
+    def p95_wait(self, obj: DailyStats) -> str:
+        return minutes(obj.p95_wait_seconds)
+
 
 @admin.register(DeviceDailyStats)
 class DeviceDailyStatsAdmin(TenantScopedAdmin, admin.ModelAdmin):
@@ -163,11 +173,23 @@ class DeviceDailyStatsAdmin(TenantScopedAdmin, admin.ModelAdmin):
 
     read_only = True
     allow_add = False
-    list_display = ["day", "tenant", "equipment", "sessions", "seconds_in_use"]
-    list_display += ["seconds_cooling", "seconds_idle", "revenue"]
+    list_display = ["day", "tenant", "equipment", "sessions", "in_use", "cooling", "idle"]
+    list_display += ["revenue"]
     list_filter = [("tenant", admin.RelatedOnlyFieldListFilter)]
     list_select_related = ["tenant", "equipment"]
     date_hierarchy = "day"
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]
+
+    @admin.display(description=_("in use"), ordering="seconds_in_use")
+    def in_use(self, obj: DeviceDailyStats) -> str:
+        return minutes(obj.seconds_in_use)
+
+    @admin.display(description=_("cooling down"), ordering="seconds_cooling")
+    def cooling(self, obj: DeviceDailyStats) -> str:
+        return minutes(obj.seconds_cooling)
+
+    @admin.display(description=_("idle"), ordering="seconds_idle")
+    def idle(self, obj: DeviceDailyStats) -> str:
+        return minutes(obj.seconds_idle)

@@ -296,3 +296,12 @@ def test_the_30_day_median_and_p95_wait_are_those_of_every_wait_in_the_window(
     # The first chart on the page is the waits'.
     html = page.content.decode()
     assert html.index('data-testid="waits"') < html.index('data-testid="busiest-hours"')
+
+
+def test_stored_days_read_in_minutes_in_the_admin(admin_client, tenant):
+    DailyStats.objects.create(
+        tenant=tenant, day=timezone.localdate(), avg_wait_seconds=780, p95_wait_seconds=1_500
+    )
+    page = admin_client.get(reverse("admin:ops_dailystats_changelist")).content.decode()
+    assert "13 min" in page and "25 min" in page
+    assert "780" not in page
