@@ -351,15 +351,12 @@ def change_invoice_status(invoice: Invoice, target: str, *, reason: str = "", **
     """
     current = invoice.status
     if target not in INVOICE_TRANSITIONS[current]:
-        raise InvalidTransition(
-            _("NFS-e #%(id)s cannot go from “%(current)s” to “%(target)s”.")
-            % {
-                "id": invoice.pk,
-                "current": InvoiceStatus(current).label,
-                "target": InvoiceStatus(target).label,
-            },
+        raise InvalidTransition.between(
+            InvoiceStatus,
             current,
             target,
+            _("NFS-e #%(id)s cannot go from “%(current)s” to “%(target)s”."),
+            id=invoice.pk,
         )
     invoice.status = target
     fields = ["status", *changes]

@@ -320,15 +320,12 @@ def change_session_status(
     """
     current = session.status
     if target not in SESSION_TRANSITIONS[current]:
-        raise InvalidTransition(
-            _("Payment #%(id)s cannot go from “%(current)s” to “%(target)s”.")
-            % {
-                "id": session.pk,
-                "current": SessionStatus(current).label,
-                "target": SessionStatus(target).label,
-            },
+        raise InvalidTransition.between(
+            SessionStatus,
             current,
             target,
+            _("Payment #%(id)s cannot go from “%(current)s” to “%(target)s”."),
+            id=session.pk,
         )
     session.status = target
     setattr(session, SESSION_STAMPS[target], timezone.now())

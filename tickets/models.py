@@ -986,15 +986,12 @@ def change_ticket_status(ticket: Ticket, target: str, *, user=None, reason: str 
     """
     current = ticket.status
     if target not in TICKET_TRANSITIONS[current]:
-        raise InvalidTransition(
-            _("Ticket %(number)s cannot go from “%(current)s” to “%(target)s”.")
-            % {
-                "number": ticket.number,
-                "current": TicketStatus(current).label,
-                "target": TicketStatus(target).label,
-            },
+        raise InvalidTransition.between(
+            TicketStatus,
             current,
             target,
+            _("Ticket %(number)s cannot go from “%(current)s” to “%(target)s”."),
+            number=ticket.number,
         )
     now = timezone.now()
     ticket.status = target
@@ -1017,16 +1014,13 @@ def change_line_status(
     """
     current = line.status
     if target not in LINE_TRANSITIONS[current]:
-        raise InvalidTransition(
-            _("%(service)s of ticket %(number)s cannot go from “%(current)s” to “%(target)s”.")
-            % {
-                "service": line.service.name,
-                "number": line.ticket.number,
-                "current": LineStatus(current).label,
-                "target": LineStatus(target).label,
-            },
+        raise InvalidTransition.between(
+            LineStatus,
             current,
             target,
+            _("%(service)s of ticket %(number)s cannot go from “%(current)s” to “%(target)s”."),
+            service=line.service.name,
+            number=line.ticket.number,
         )
     line.status = target
     setattr(line, LINE_STAMPS[target], timezone.now())
