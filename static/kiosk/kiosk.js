@@ -373,7 +373,11 @@
   var first = document.querySelector(".has-error input[data-keyboard], .has-error input[data-keypad]")
     || (document.querySelector("[data-keyboard-on-tap]") ? null
       : document.querySelector("input[data-keyboard], input[data-keypad]"));
-  if (first) first.focus();
+  // A field tapped while the screen was being swapped in already has the focus, and focusing
+  // it again fires nothing: its keyboard opens here.
+  var active = document.activeElement;
+  if (active && active.matches && active.matches("input[data-keyboard], input[data-keypad]")) open(active);
+  else if (first) first.focus();
   }
 
   screen();
