@@ -50,8 +50,11 @@ run: venv
 	trap 'kill $$FAKE 2>/dev/null' EXIT; \
 	wait $$WEB
 
+# Two workers (pytest-xdist): the suite waits on browsers, Daphne and servers as much as it
+# computes, so two share a 2-core machine well. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 test: venv
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -187,6 +187,9 @@ else:
         }
 
 REDIS_URL = env.str("REDIS_URL", default="")
+# Names this installation's keys and pub/sub channels in Redis. Pub/sub knows no databases:
+# two installations (or two parallel test workers) sharing one Redis need a prefix each.
+REDIS_PREFIX = env.str("REDIS_PREFIX", default="totem")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
@@ -206,7 +209,8 @@ if REDIS_URL:
                         "health_check_interval": 15,
                         "max_connections": 1000,
                     }
-                ]
+                ],
+                "prefix": f"{REDIS_PREFIX}.asgi",
             },
         }
     }
@@ -230,7 +234,7 @@ if REDIS_URL:
         "default": {
             "BACKEND": "tenants.redis_outage.FallbackRedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": "totem",
+            "KEY_PREFIX": REDIS_PREFIX,
             "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
         }
     }

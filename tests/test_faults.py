@@ -175,6 +175,7 @@ def get(
 
 
 @pytest.mark.postgres
+@pytest.mark.timeout(480)  # its new cluster is migrated from scratch first
 def test_with_postgresql_stopped_every_screen_answers_503_once_logged_and_recovers_by_itself():
     if not PG_BINS:
         pytest.skip("needs PostgreSQL's server programs (initdb, pg_ctl)")
@@ -198,7 +199,8 @@ def test_with_postgresql_stopped_every_screen_answers_503_once_logged_and_recove
             env={**env, "ALLOWED_HOSTS": "testserver"},
             capture_output=True,
             text=True,
-            timeout=60,
+            # Every migration on a new database: a minute alone, more beside another worker.
+            timeout=240,
         )
         assert prepared.returncode == 0, prepared.stderr
         studio = json.loads(prepared.stdout.splitlines()[-1])

@@ -176,7 +176,8 @@ def test_limits_count_in_the_process_while_redis_is_away_and_in_redis_once_it_an
     time.sleep(settings.REDIS_RETRY_SECONDS + 0.1)
     assert throttle.hit("login", "bob", "203.0.113.8", window=60) == 1
     stored = redis.Redis(port=lone_redis.port)
-    assert b"1" in [stored.get(key) for key in stored.scan_iter("totem:*throttle:login:*")]
+    keys = stored.scan_iter(f"{settings.REDIS_PREFIX}:*throttle:login:*")
+    assert b"1" in [stored.get(key) for key in keys]
     stored.close()
     warnings = [record.getMessage() for record in caplog.records]
     assert len(warnings) == 2, warnings
