@@ -101,11 +101,11 @@ def generate(tenant, services, devices) -> dict[str, float]:
                 INSERT INTO tickets_ticketservice (tenant_id, ticket_id, service_id, status,
                     priority_rank, customer_key, price, position, equipment_id, call_count,
                     queued_at, called_at, started_at, completed_at, duration_seconds,
-                    cancellation_reason, covered)
+                    cancellation_reason, covered, session_hard_maximum)
                 SELECT tenant_id, id, (ARRAY{[s.pk for s in services]})[sequence %% 4 + 1],
                     'completed', 3, token, 120, 0,
                     (ARRAY{[d.pk for d in devices]})[sequence %% 4 + 1], 1,
-                    queued_at, called_at, started_at, completed_at, 840, '', false
+                    queued_at, called_at, started_at, completed_at, 840, '', false, false
                 FROM tickets_ticket WHERE tenant_id = %(tenant)s::bigint AND {day_range}
                 """,
                 window,
@@ -137,12 +137,13 @@ def generate(tenant, services, devices) -> dict[str, float]:
                 INSERT INTO tickets_historicalticketservice (id, tenant_id, ticket_id,
                     service_id, status, priority_rank, customer_key, price, position,
                     equipment_id, call_count, queued_at, called_at, started_at, completed_at,
-                    duration_seconds, cancellation_reason, covered, history_date, history_type)
+                    duration_seconds, cancellation_reason, covered, session_hard_maximum,
+                    history_date, history_type)
                 SELECT l.id, l.tenant_id, l.ticket_id, l.service_id,
                     (ARRAY['waiting', 'called', 'in_progress', 'completed'])[v],
                     l.priority_rank, l.customer_key, l.price, l.position, l.equipment_id,
                     l.call_count, l.queued_at, l.called_at, l.started_at, l.completed_at,
-                    l.duration_seconds, l.cancellation_reason, l.covered,
+                    l.duration_seconds, l.cancellation_reason, l.covered, l.session_hard_maximum,
                     l.queued_at + (v - 1) * interval '5 min', CASE v WHEN 1 THEN '+' ELSE '~' END
                 FROM tickets_ticketservice l JOIN tickets_ticket t ON t.id = l.ticket_id,
                     generate_series(1, {LINE_VERSIONS}) AS v
