@@ -5,8 +5,9 @@ ratio, because these machines are shared and absolute times drift. Results go to
 one table and to bench/results/<timestamp>.json with the machine's description.
 
 Sections (choose with BENCH_ONLY=cost,issuing,calling,screens,realtime):
-- cost: one client alone — CPU per sale and per call cycle in Python and in PostgreSQL,
-  and queries, beside the raw loops: where the time goes.
+- cost: one client alone — CPU per sale, per call cycle and per call next on the operator
+  panel (over HTTP) in Python and in PostgreSQL, and queries, beside the raw loops: where
+  the time goes.
 - issuing: tickets created through the kiosk's domain path (create, pay cash, confirm,
   queue) by 1/4/16/64 parallel clients, on one service and over 50, against a raw SQL loop
   doing the same essential writes; duplicates and gaps in numbering counted.
@@ -419,6 +420,47 @@ def call_domain(tenant_id: int, device_ids: list[int]):
     return work
 
 
+def call_next_http(tenant_id: int, device_ids: list[int]):
+    """Call next on the operator panel as its browser makes it: one htmx POST, answered with
+    the refreshed panel (panel.js skips the refresh the call's own events would ask for: the
+    render carries their numbers in data-seqs). The station runs every service of the
+    tenant and calls them in turn. The line called is then closed with one UPDATE, so the
+    station is free for the next call: start and complete are other taps."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.test import Client
+    from django.urls import reverse
+
+    from equipment.models import Equipment
+    from tenants.models import Membership, Tenant
+
+    tenant = Tenant.objects.get(pk=tenant_id)
+    station = Equipment.objects.get(pk=device_ids[0])
+    services = sorted(station.services.values_list("pk", flat=True))
+    user = get_user_model().objects.create_user(f"operator-{tenant_id}", password="x")
+    Membership.objects.create(user=user, tenant=tenant, role="operator")
+    browser = Client()
+    browser.force_login(user)
+    session = browser.session
+    session[f"panel_station_{tenant.pk}"] = station.pk
+    session.save()
+    urls = [reverse("panel_call_next", args=[tenant.slug, pk]) for pk in services]
+
+    def work(i: int, n: int) -> bool:
+        answer = browser.post(urls[n % len(urls)], headers={"HX-Request": "true"})
+        if answer.status_code != 200 or 'data-testid="mine-row"' not in answer.text:
+            raise RuntimeError(f"call next answered {answer.status_code} without the call")
+        with connection.cursor() as c:
+            c.execute(
+                "UPDATE tickets_ticketservice SET status = 'completed', started_at = now(), "
+                "completed_at = now() WHERE equipment_id = %s AND status = 'called'",
+                [station.pk],
+            )
+        return True
+
+    return work
+
+
 def call_raw(tenant_id: int, device_ids: list[int]):
     """Claim with SKIP LOCKED, then the two status writes, in three short transactions."""
     from django.db import connection, transaction
@@ -534,16 +576,9 @@ def backend_cpu_seconds() -> float | None:
 def bench_cost(rows: list[dict]) -> None:
     """Where an operation's time goes, one client alone: CPU in Python (this process, all
     threads) and in its PostgreSQL backend, and queries, per sale and per call cycle, beside
-    the raw loops. Under load on a small machine these two add up to the throughput."""
-    import resource
-
-    from django.db import connection
-
+    the raw loops, and the operator panel's call next over HTTP. Under load on a small
+    machine these two add up to the throughput."""
     from equipment.models import Equipment, Kind
-
-    def python_cpu() -> float:
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        return usage.ru_utime + usage.ru_stime
 
     cases = []
     for kind, factory in (("domain", issue_domain), ("http", issue_http), ("raw", issue_raw)):
@@ -557,44 +592,68 @@ def bench_cost(rows: list[dict]) -> None:
         device.services.add(services[0])
         fill_queue(tenant, services, 8 * 400)
         cases.append((f"call cycle, {kind}", factory(tenant.id, [device.id])))
+    cases.append(("call next, HTTP (operator panel, 4 queues)", panel_call_case()))
     for case, measured in cases:
-
-        def work(i: int, n: int, measured=measured, case=case) -> None:
-            if not measured(i, n):  # e.g. a queue run dry: cheap no-ops would be measured
-                sys.exit(f"bench cost: {case} had nothing to do at operation {n}")
-
-        for n in range(20):  # warm: connections, prepared statements, caches
-            work(0, n)
-        # Counted at the cursor: CaptureQueriesContext saw 0 queries in a test-client request.
-        queries = []
-
-        def count(execute, sql, params, many, context, queries=queries):
-            queries.append(sql)
-            return execute(sql, params, many, context)
-
-        with connection.execute_wrapper(count):
-            work(0, 20)
-        runs = 150
-        cpu, backend, t0 = python_cpu(), backend_cpu_seconds(), time.perf_counter()
-        for n in range(runs):
-            work(0, 21 + n)
-        wall = time.perf_counter() - t0
-        cpu, backend_after = python_cpu() - cpu, backend_cpu_seconds()
-        rows.append(
-            {
-                "section": "cost",
-                "case": case,
-                "wall_ms": round(wall / runs * 1000, 1),
-                "python_cpu_ms": round(cpu / runs * 1000, 1),
-                "postgres_cpu_ms": (
-                    round((backend_after - backend) / runs * 1000, 1)
-                    if backend is not None and backend_after is not None
-                    else None
-                ),
-                "queries": len(queries),
-            }
-        )
+        rows.append(cost_of(case, measured))
         print_row(rows[-1])
+
+
+def panel_call_case():
+    """A station of 4 services over 3,200 waiting lines, and its operator's panel."""
+    from equipment.models import Equipment, Kind
+
+    tenant, services = make_tenant("cost-call-panel", 4)
+    station = Equipment.objects.create(
+        tenant=tenant, kind=Kind.SERVICE_DEVICE, name="Estação", identifier="estacao"
+    )
+    station.services.set(services)
+    fill_queue(tenant, services, 8 * 400)
+    return call_next_http(tenant.id, [station.id])
+
+
+def cost_of(case: str, measured, runs: int = 150) -> dict:
+    """One client alone: wall, Python CPU (this process, all threads), its PostgreSQL
+    backend's CPU and queries, per operation, after a warm-up."""
+    import resource
+
+    from django.db import connection
+
+    def python_cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    def work(i: int, n: int) -> None:
+        if not measured(i, n):  # e.g. a queue run dry: cheap no-ops would be measured
+            sys.exit(f"bench cost: {case} had nothing to do at operation {n}")
+
+    for n in range(20):  # warm: connections, prepared statements, caches
+        work(0, n)
+    # Counted at the cursor: CaptureQueriesContext saw 0 queries in a test-client request.
+    queries = []
+
+    def count(execute, sql, params, many, context):
+        queries.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(count):
+        work(0, 20)
+    cpu, backend, t0 = python_cpu(), backend_cpu_seconds(), time.perf_counter()
+    for n in range(runs):
+        work(0, 21 + n)
+    wall = time.perf_counter() - t0
+    cpu, backend_after = python_cpu() - cpu, backend_cpu_seconds()
+    return {
+        "section": "cost",
+        "case": case,
+        "wall_ms": round(wall / runs * 1000, 1),
+        "python_cpu_ms": round(cpu / runs * 1000, 1),
+        "postgres_cpu_ms": (
+            round((backend_after - backend) / runs * 1000, 1)
+            if backend is not None and backend_after is not None
+            else None
+        ),
+        "queries": len(queries),
+    }
 
 
 # --- screens ----------------------------------------------------------------------------------
