@@ -9,12 +9,13 @@ queue it concerns — never a 500.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import Prefetch, prefetch_related_objects
+from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -145,14 +146,26 @@ def _render_stations(
 
 
 @dataclass
+class Other:
+    """Another service of a row's ticket and where it stands: read as plain values, not as
+    model instances (a hundred of them per render were a sixth of the panel's time)."""
+
+    service: str
+    status: str
+    label: str
+
+
+@dataclass
 class Row:
     """A line as the panel shows it: how long it waited (and its colour), the other services,
-    and for a missed line until when it can be called again, for a stuck one when it closes."""
+    whether the ticket's health form waits for the team, and for a missed line until when it
+    can be called again, for a stuck one when it closes."""
 
     line: TicketLine
     minutes: int
     level: str
-    others: list[TicketLine]
+    others: list[Other]
+    waiver_pending: bool
     deadline: datetime | None = None
 
 
@@ -165,15 +178,51 @@ class Queue:
     flash: dict | None = None
 
 
-def _row(tenant: Tenant, line: TicketLine, now, *, since=None, deadline=None) -> Row:
+@dataclass
+class Tickets:
+    """What the rows need of their tickets beyond the row's own line, read once for all."""
+
+    lines: dict[int, list[tuple[int, Other]]]
+    waiver_pending: set[int]
+
+    @classmethod
+    def of(cls, lines: list[TicketLine]) -> Tickets:
+        ids = {line.ticket_id for line in lines}
+        if not ids:
+            return cls(lines={}, waiver_pending=set())
+        by_ticket: dict[int, list[tuple[int, Other]]] = defaultdict(list)
+        for ticket_id, pk, status, name in (
+            TicketLine.objects.filter(ticket_id__in=ids)
+            .order_by("ticket_id", "position")
+            .values_list("ticket_id", "pk", "status", "service__name")
+        ):
+            by_ticket[ticket_id].append((pk, Other(name, status, L(status).label)))
+        # The tickets whose health form waits for the team (a warning on each of their lines).
+        pending = set(
+            Waiver.objects.filter(ticket_id__in=ids, outcome=WaiverOutcome.NEEDS_STAFF).values_list(
+                "ticket_id", flat=True
+            )
+        )
+        return cls(lines=by_ticket, waiver_pending=pending)
+
+
+def _row(
+    tenant: Tenant, tickets: Tickets, line: TicketLine, now, *, since=None, deadline=None
+) -> Row:
     if since is None:
         minutes = queue.waited_minutes(line, now)
         level = queue.wait_level(tenant, minutes)
     else:
         minutes = max(0, int((now - since).total_seconds() // 60))
         level = "ok"
-    others = [other for other in line.ticket.lines.all() if other.pk != line.pk]
-    return Row(line=line, minutes=minutes, level=level, others=others, deadline=deadline)
+    return Row(
+        line=line,
+        minutes=minutes,
+        level=level,
+        others=[other for pk, other in tickets.lines.get(line.ticket_id, []) if pk != line.pk],
+        waiver_pending=line.ticket_id in tickets.waiver_pending,
+        deadline=deadline,
+    )
 
 
 def _closes_at(tenant: Tenant, line: TicketLine, now) -> datetime | None:
@@ -192,11 +241,6 @@ def _panel_context(request: HttpRequest, station: Equipment, flash: dict | None)
     # — among them the operator's own action, whose answer is this render (one request).
     groups = [events.service_group(tenant.id, s.pk) for s in services if s.deleted_at is None]
     seqs = events.current_sequences(groups or [events.tenant_group(tenant.id)])
-    # The other services of each ticket and where they stand, in one query per list.
-    others = Prefetch(
-        "ticket__lines",
-        queryset=TicketLine.objects.select_related("service").order_by("position"),
-    )
     waiting = [
         (
             stats,
@@ -220,27 +264,19 @@ def _panel_context(request: HttpRequest, station: Equipment, flash: dict | None)
         .select_related(*TICKET_BADGES)
         .order_by("-no_show_at", "-id")[:SIDE_LIMIT]
     )
-    # One prefetch for every list, not one per queue: a sixth of the panel's time at 10,000
-    # waiting went to compiling and preparing those IN (…) queries.
-    # The tickets whose health form waits for the team (a warning on each of their lines).
-    pending_waivers = Prefetch(
-        "ticket__waivers",
-        queryset=Waiver.objects.filter(outcome=WaiverOutcome.NEEDS_STAFF),
-        to_attr="pending_waivers",
-    )
-    prefetch_related_objects(
-        [*serving, *missed, *(line for _, lines in waiting for line in lines)],
-        others,
-        pending_waivers,
-    )
+    # The other services of every row's ticket and its health form, one query each for every
+    # list, not one per queue: a sixth of the panel's time at 10,000 waiting went to
+    # compiling and preparing those IN (…) queries.
+    tickets = Tickets.of([*serving, *missed, *(line for _, lines in waiting for line in lines)])
     queues = [
         Queue(
             stats=stats,
-            rows=[_row(tenant, line, now) for line in lines],
+            rows=[_row(tenant, tickets, line, now) for line in lines],
             more=max(stats.waiting - len(lines), 0),
             missed=[
                 _row(
                     tenant,
+                    tickets,
                     line,
                     now,
                     since=line.no_show_at,
@@ -255,6 +291,7 @@ def _panel_context(request: HttpRequest, station: Equipment, flash: dict | None)
     mine = [
         _row(
             tenant,
+            tickets,
             line,
             now,
             since=line.started_at or line.called_at,
@@ -262,10 +299,10 @@ def _panel_context(request: HttpRequest, station: Equipment, flash: dict | None)
         )
         for line in serving
     ]
-    tickets = Ticket.objects.for_tenant(tenant)
     # With their open payment sessions: cash and static PIX are confirmed here.
     pending = list(
-        tickets.filter(status=T.PENDING_PAYMENT)
+        Ticket.objects.for_tenant(tenant)
+        .filter(status=T.PENDING_PAYMENT)
         .prefetch_related(
             Prefetch(
                 "payment_sessions",
@@ -278,7 +315,9 @@ def _panel_context(request: HttpRequest, station: Equipment, flash: dict | None)
         .order_by("created_at")[:SIDE_LIMIT]
     )
     print_errors = list(
-        tickets.filter(status=T.PRINT_ERROR).order_by("print_error_at")[:SIDE_LIMIT]
+        Ticket.objects.for_tenant(tenant)
+        .filter(status=T.PRINT_ERROR)
+        .order_by("print_error_at")[:SIDE_LIMIT]
     )
 
     flash = _place(flash, queues, mine, [*pending, *print_errors])
