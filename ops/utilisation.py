@@ -131,9 +131,17 @@ def compute_devices(tenant: Tenant, day: date, now: datetime | None = None) -> l
             tenant=tenant, equipment__in=list(rows), started_at__lt=until, started_at__isnull=False
         )
         .filter(
-            Q(completed_at__gte=start)
-            | Q(cancelled_at__gte=start)
-            | Q(cooling_until__gte=start)
+            # Started at most a day before the day began: a longer session is a stuck line,
+            # which the expiry job closes at the end of its own day. The bound lets
+            # line_device_sessions read the day's lines; without it every live dashboard read
+            # the devices' whole history (a year: 120–200 ms of PostgreSQL). A line still in
+            # service counts whenever it began.
+            Q(started_at__gte=start - timedelta(days=1))
+            & (
+                Q(completed_at__gte=start)
+                | Q(cancelled_at__gte=start)
+                | Q(cooling_until__gte=start)
+            )
             | Q(status=LineStatus.IN_PROGRESS)
         )
         .values(

@@ -78,6 +78,25 @@ def test_todays_figures_run_up_to_now_with_the_session_in_progress(tenant, cryo,
     assert 115 <= day.seconds_in_use <= 125
 
 
+def test_a_day_counts_what_crosses_its_midnight_and_a_session_in_service_for_days(
+    tenant, cryo, chamber
+):
+    day = tenant.today() - timedelta(days=1)
+    midnight = datetime.combine(day, time(0), tzinfo=tenant.tzinfo)
+    # 10 min before midnight, 20 in use, cooling 5: 10 + 5 of them fall on `day`.
+    session_at(tenant, cryo, chamber, midnight - timedelta(minutes=10), minutes=20, cooling=5)
+    # Two days before `day` began: not part of it.
+    session_at(tenant, cryo, chamber, midnight - timedelta(days=2), minutes=20, cooling=5)
+    (row,) = compute_devices(tenant, day)
+    assert (row.sessions, row.seconds_in_use, row.seconds_cooling) == (0, 10 * 60, 5 * 60)
+
+    queued_ticket(tenant, [cryo])
+    stuck = queue.start(tenant, queue.call_next(cryo, chamber).pk)
+    TicketLine.objects.filter(pk=stuck.pk).update(started_at=midnight - timedelta(days=3))
+    (row,) = compute_devices(tenant, day)
+    assert (row.sessions, row.seconds_in_use) == (0, 24 * 3600)  # in service all day
+
+
 def test_the_dashboard_shows_each_devices_state_and_day(client, tenant, bob, cryo, chamber):
     queued_ticket(tenant, [cryo])
     queue.complete(tenant, queue.start(tenant, queue.call_next(cryo, chamber).pk).pk)

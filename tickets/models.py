@@ -529,6 +529,13 @@ class TicketLine(models.Model):
                 condition=Q(called_at__isnull=False),
                 name="line_recent_calls",
             ),
+            # A device's sessions of a day (ops/utilisation.py compute_devices, the dashboard's
+            # live devices section), without walking its history.
+            models.Index(
+                fields=["equipment", "started_at"],
+                condition=Q(started_at__isnull=False),
+                name="line_device_sessions",
+            ),
         ]
 
     def __str__(self) -> str:
