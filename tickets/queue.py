@@ -799,6 +799,25 @@ def service_stats(tenant: Tenant, services: list[Service]) -> list[ServiceStats]
     return stats
 
 
+@dataclass
+class Waiting:
+    service: Service
+    waiting: int
+
+
+def waiting_counts(services: list[Service]) -> list[Waiting]:
+    """Per service, the lines waiting now: all a TV shows of each queue, in one query (the
+    panel's `service_stats` takes four). Counted over the open lines, as `service_stats`
+    does: the same shape keeps PostgreSQL on line_open_by_service, not the history."""
+    counts = dict(
+        TicketLine.objects.filter(service_id__in=[s.id for s in services], status__in=OPEN_LINES)
+        .values("service_id")
+        .annotate(waiting=Count("id", filter=Q(status=L.WAITING, queued_at__isnull=False)))
+        .values_list("service_id", "waiting")
+    )
+    return [Waiting(service=service, waiting=counts.get(service.id, 0)) for service in services]
+
+
 def waited_minutes(line: TicketLine, now=None) -> int:
     if line.queued_at is None:
         return 0

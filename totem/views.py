@@ -29,7 +29,7 @@ from tenants.access import get_tenant
 from tenants.models import Tenant
 from tickets import credits, devices
 from tickets.models import LineStatus, Service, Ticket, TicketLine, TicketStatus
-from tickets.queue import place_of, service_stats
+from tickets.queue import place_of, waiting_counts
 from totem.access import display_services
 from totem.consumers import ticket_socket_path
 from totem.models import DisplaySlide
@@ -94,7 +94,7 @@ def board(tenant: Tenant, services: list[Service], device: Equipment) -> dict:
     return {
         "current": current,
         "last": last,
-        "queues": service_stats(tenant, services),
+        "queues": waiting_counts(services),
         "slides": slides_for(tenant, device),
         "rooms": timed_rooms(tenant, services, now),
         "now": now,
