@@ -174,7 +174,7 @@ class Row:
 
 @dataclass
 class Queue:
-    stats: queue.ServiceStats
+    stats: queue.ServiceCounts
     rows: list[Row]
     more: int
     missed: list[Row] = field(default_factory=list)
@@ -285,7 +285,7 @@ def _panel_context(request: HttpRequest, station: Equipment, flash: dict | None)
             stats,
             list(queue.queue_lines(stats.service).select_related(*TICKET_BADGES)[:QUEUE_LIMIT]),
         )
-        for stats in queue.service_stats(tenant, services)
+        for stats in queue.service_counts(tenant, services)
     ]
     serving = list(
         TicketLine.objects.for_tenant(tenant)

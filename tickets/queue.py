@@ -739,22 +739,29 @@ def wait_level(tenant: Tenant, minutes: float) -> str:
 
 
 @dataclass
-class ServiceStats:
+class ServiceCounts:
+    """What the operator panel shows of a queue."""
+
     service: Service
     waiting: int
     in_service: int
     average_wait_minutes: int | None
     average_duration_minutes: int
+
+
+@dataclass
+class ServiceStats(ServiceCounts):
+    """With what a wait is estimated from (kiosk, API)."""
+
     devices: int
     # A customer's turn on a device: the session and the cool-down after it (waits).
     round_seconds: int
 
 
-def service_stats(tenant: Tenant, services: list[Service]) -> list[ServiceStats]:
+def service_counts(tenant: Tenant, services: list[Service]) -> list[ServiceCounts]:
     """Per service: waiting now, in service now, average wait today, average duration.
 
-    A fixed number of queries whatever the queue length (the panel shows this on every
-    refresh).
+    One query whatever the queue length (the panel shows this on every refresh).
     """
     ids = [s.id for s in services]
     start_of_day = tenant.local_now().replace(hour=0, minute=0, second=0, microsecond=0)
@@ -774,6 +781,26 @@ def service_stats(tenant: Tenant, services: list[Service]) -> list[ServiceStats]
             ),
         )
     }
+    stats = []
+    for service in services:
+        row = counts.get(service.id, {})
+        avg_wait = row.get("avg_wait")
+        stats.append(
+            ServiceCounts(
+                service=service,
+                waiting=row.get("waiting", 0),
+                in_service=row.get("in_service", 0),
+                average_wait_minutes=round(avg_wait.total_seconds() / 60) if avg_wait else None,
+                average_duration_minutes=round(average_duration_seconds(service) / 60),
+            )
+        )
+    return stats
+
+
+def service_stats(tenant: Tenant, services: list[Service]) -> list[ServiceStats]:
+    """`service_counts`, with the online devices of each service and a customer's turn on
+    one (session and cool-down): what a wait is estimated from. Four queries in all."""
+    ids = [s.id for s in services]
     able = dict(
         Equipment.objects.service_devices()
         .filter(status=DeviceStatus.ONLINE, services__in=ids)
@@ -781,22 +808,14 @@ def service_stats(tenant: Tenant, services: list[Service]) -> list[ServiceStats]
         .annotate(n=Count("id"))
     )
     cooldowns = devices.cooldowns(services)
-    stats = []
-    for service in services:
-        row = counts.get(service.id, {})
-        avg_wait = row.get("avg_wait")
-        stats.append(
-            ServiceStats(
-                service=service,
-                waiting=row.get("waiting", 0),
-                in_service=row.get("in_service", 0),
-                average_wait_minutes=round(avg_wait.total_seconds() / 60) if avg_wait else None,
-                average_duration_minutes=round(average_duration_seconds(service) / 60),
-                devices=able.get(service.id, 0),
-                round_seconds=average_duration_seconds(service) + cooldowns[service.id],
-            )
+    return [
+        ServiceStats(
+            **vars(counts),
+            devices=able.get(counts.service.id, 0),
+            round_seconds=average_duration_seconds(counts.service) + cooldowns[counts.service.id],
         )
-    return stats
+        for counts in service_counts(tenant, services)
+    ]
 
 
 @dataclass
@@ -807,7 +826,7 @@ class Waiting:
 
 def waiting_counts(services: list[Service]) -> list[Waiting]:
     """Per service, the lines waiting now: all a TV shows of each queue, in one query (the
-    panel's `service_stats` takes four). Counted over the open lines, as `service_stats`
+    kiosk's `service_stats` takes four). Counted over the open lines, as `service_counts`
     does: the same shape keeps PostgreSQL on line_open_by_service, not the history."""
     counts = dict(
         TicketLine.objects.filter(service_id__in=[s.id for s in services], status__in=OPEN_LINES)
