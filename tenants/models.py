@@ -207,9 +207,20 @@ class Tenant(models.Model):
     def today(self):
         return self.local_now().date()
 
+    def for_one_request(self) -> Tenant:
+        """Mark this instance as one request's own: its opening hours, read on first need,
+        are kept for the rest of it (a kiosk tap asked for them up to three times: whether
+        anything is sold, then the service list, then the welcome screen's hours). Never on
+        an instance that outlives a request, which must see hours changed meanwhile."""
+        self._hours_once = True
+        return self
+
     def is_open(self, at=None) -> bool:
         """Within today's opening hours (local time). No hours configured: always open."""
         now = timezone.localtime(at or timezone.now(), self.tzinfo)
+        if getattr(self, "_hours_once", False):
+            # Into the prefetch cache, which `opening_hours.all()` then answers from.
+            models.prefetch_related_objects([self], "opening_hours")
         hours = list(self.opening_hours.all())
         if not hours:
             return True

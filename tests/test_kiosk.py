@@ -132,6 +132,27 @@ def test_the_service_list_costs_the_same_queries_with_2_and_30_services(
     assert page.content.decode().count('name="toggle"') == 30
 
 
+def test_a_tap_reads_the_opening_hours_once(tenant, cryo, kiosk_client):
+    """Whether anything is sold, the service list and the welcome's hours all ask; one read
+    per request serves them, and the next request reads again."""
+
+    def hours_reads(method, name, data=None, **headers) -> int:
+        with CaptureQueriesContext(connection) as seen:
+            response = getattr(kiosk_client, method)(url(tenant, name), data or {}, **headers)
+        assert response.status_code == 200, response
+        return sum("tenants_openinghours" in q["sql"] for q in seen.captured_queries)
+
+    boosted = {"headers": {"HX-Request": "true", "HX-Boosted": "true"}}
+    assert hours_reads("post", "kiosk_start", **boosted) == 1  # and the list it answers with
+    part = {"headers": {"HX-Request": "true"}}
+    assert hours_reads("post", "kiosk_services", {"toggle": cryo.pk}, **part) == 1
+    assert hours_reads("post", "kiosk_leave", **boosted) == 1  # the welcome screen
+    # Closed from now on: the next request sees it.
+    tomorrow = (tenant.local_now().weekday() + 1) % 7
+    OpeningHours.objects.create(tenant=tenant, weekday=tomorrow, opens=time(8), closes=time(9))
+    assert kiosk_client.post(url(tenant, "kiosk_start"))["Location"] == url(tenant, "kiosk_welcome")
+
+
 def test_what_a_tap_may_buy_is_what_the_service_list_shows_available(tenant, cryo, boots):
     """The tap check is a lean query; it must agree with the list the customer sees."""
 

@@ -232,7 +232,7 @@ def device_required(kind: str) -> Callable:
                     response["HX-Redirect"] = target
                     return response
                 return redirect(target)
-            request.tenant = pairing.tenant
+            request.tenant = pairing.tenant.for_one_request()
             request.device = _seen(pairing.equipment)
             return view(request, slug, *args, **kwargs)
 
