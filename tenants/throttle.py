@@ -11,9 +11,11 @@ import hashlib
 from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
+
+from tenants.redis_outage import FallbackRedisCache, hit_in
 
 LOGIN_FAILURES = 5
 LOGIN_WINDOW = 15 * 60
@@ -31,19 +33,10 @@ def _key(kind: str, *parts: str) -> str:
 
 def hit(kind: str, *parts: str, window: int) -> int:
     """Count one more attempt in the window; returns the count so far."""
-    key = _key(kind, *parts)
-    cache.add(key, 0, window)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, window)
-        return 1
-    if count == 1:
-        # The key may have expired between incr's existence check and the increment, and
-        # Redis's INCR then creates it without an expiry: a counter that never resets would
-        # lock a kiosk out for good (seen in the soak). Give the window back to it.
-        cache.touch(key, window)
-    return count
+    key, backend = _key(kind, *parts), caches["default"]
+    if isinstance(backend, FallbackRedisCache):
+        return backend.hit(key, window)
+    return hit_in(backend, key, window)
 
 
 def count(kind: str, *parts: str) -> int:

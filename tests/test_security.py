@@ -193,6 +193,31 @@ def test_a_throttle_counter_created_without_expiry_gets_its_window_back():
     assert 0 < ttl <= 60
 
 
+@pytest.mark.redis
+def test_a_throttle_hit_is_one_redis_round_trip_and_its_window_expires(monkeypatch):
+    # Every kiosk request counts one (the per-device limit): it was three round trips.
+    import redis
+    from django.core.cache import cache
+
+    from tenants import throttle
+
+    sent = []
+    send = redis.connection.Connection.send_packed_command
+
+    def counted(self, command, check_health=True):
+        sent.append(command)
+        return send(self, command, check_health)
+
+    key = throttle._key("kiosk", "43")
+    cache.delete(key)
+    monkeypatch.setattr(redis.connection.Connection, "send_packed_command", counted)
+    assert [throttle.hit("kiosk", "43", window=60) for _ in range(3)] == [1, 2, 3]
+    assert len(sent) == 3
+    monkeypatch.undo()
+    ttl = cache._cache.get_client(key).ttl(cache.make_and_validate_key(key))
+    assert 0 < ttl <= 60
+
+
 def test_panel_dashboard_and_admin_pages_tell_browsers_and_proxies_not_to_store_them(
     admin_client, bob, tenant, cryo, django_user_model
 ):
