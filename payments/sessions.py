@@ -61,9 +61,12 @@ class PaymentRetry(PaymentError):
 
 
 def settings_for(tenant: Tenant) -> PaymentSettings:
-    """The tenant's payment settings (created with the defaults: static PIX and cash)."""
-    config, _created = PaymentSettings.objects.get_or_create(tenant=tenant)
-    return config
+    """The tenant's payment settings (created with the defaults: static PIX and cash); once
+    per request on a kiosk's (a purchase asked four times: the methods offered, the summary's,
+    the payment started, the payment screen's)."""
+    return tenant.once(
+        "payment_settings", lambda: PaymentSettings.objects.get_or_create(tenant=tenant)[0]
+    )
 
 
 def provider_of(session: PaymentSession):

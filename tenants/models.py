@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import uuid
 import zoneinfo
+from collections.abc import Callable
+from typing import TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -18,6 +20,8 @@ from tenants.clock import local_time
 from tenants.crypto import EncryptedCharField
 from tenants.history import HistoricalRecords
 from tenants.images import LOGO_SIZE, WELCOME_SIZE, PictureField
+
+V = TypeVar("V")
 
 
 def validate_colour(value: str) -> None:
@@ -208,17 +212,28 @@ class Tenant(models.Model):
         return self.local_now().date()
 
     def for_one_request(self) -> Tenant:
-        """Mark this instance as one request's own: its opening hours, read on first need,
-        are kept for the rest of it (a kiosk tap asked for them up to three times: whether
-        anything is sold, then the service list, then the welcome screen's hours). Never on
-        an instance that outlives a request, which must see hours changed meanwhile."""
-        self._hours_once = True
+        """Mark this instance as one request's own: its opening hours and what `once` reads
+        are read on first need and kept for the rest of it (a kiosk tap asked for its hours
+        up to three times: whether anything is sold, the service list, the welcome's hours;
+        for its payment settings up to four). Never on an instance that outlives a request,
+        which must see them changed meanwhile."""
+        self._request_memo: dict[str, object] = {}
         return self
+
+    def once(self, name: str, read: Callable[[], V]) -> V:
+        """`read()`, kept under `name` on a request's own instance (`for_one_request`);
+        read again on every call on any other."""
+        memo = getattr(self, "_request_memo", None)
+        if memo is None:
+            return read()
+        if name not in memo:
+            memo[name] = read()
+        return memo[name]
 
     def is_open(self, at=None) -> bool:
         """Within today's opening hours (local time). No hours configured: always open."""
         now = timezone.localtime(at or timezone.now(), self.tzinfo)
-        if getattr(self, "_hours_once", False):
+        if getattr(self, "_request_memo", None) is not None:
             # Into the prefetch cache, which `opening_hours.all()` then answers from.
             models.prefetch_related_objects([self], "opening_hours")
         hours = list(self.opening_hours.all())

@@ -153,6 +153,20 @@ def test_a_tap_reads_the_opening_hours_once(tenant, cryo, kiosk_client):
     assert kiosk_client.post(url(tenant, "kiosk_start"))["Location"] == url(tenant, "kiosk_welcome")
 
 
+def test_buying_reads_the_payment_settings_once(tenant, cryo, kiosk_client, pix):
+    """The summary's methods, the payment started and the payment screen shown in place all
+    ask for them; one read per request."""
+    fill_cart(kiosk_client, tenant, [cryo])
+    with CaptureQueriesContext(connection) as seen:
+        bought = kiosk_client.post(
+            url(tenant, "kiosk_summary"),
+            {"method": "cash", "key": cart_key(kiosk_client, tenant)},
+            headers={"HX-Request": "true", "HX-Boosted": "true"},
+        )
+    assert bought["HX-Push-Url"] == url(tenant, "kiosk_payment")
+    assert sum("payments_paymentsettings" in q["sql"] for q in seen.captured_queries) == 1
+
+
 def test_what_a_tap_may_buy_is_what_the_service_list_shows_available(tenant, cryo, boots):
     """The tap check is a lean query; it must agree with the list the customer sees."""
 
