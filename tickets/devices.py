@@ -62,23 +62,31 @@ def with_plan(equipment_id: int, service: Service) -> tuple[Equipment, SessionPl
     )
 
 
-def cooldowns(services: list[Service]) -> dict[int, int]:
-    """Per service, the cool-down a session adds before its device takes the next customer,
-    on average over the online devices that run it (their own settings, else the service's).
-    Two queries, whatever the number of services (the kiosk and the panel list them all)."""
+def online_runs(services: list[Service]) -> dict[int, list[int]]:
+    """Per service, the online devices that run it (services none runs are absent). One
+    query, whatever the number of services."""
     runs = Equipment.services.through.objects.filter(
         service__in=services,
         equipment__in=Equipment.objects.service_devices().filter(status=Status.ONLINE),
     ).values_list("service_id", "equipment_id")
+    by_service: dict[int, list[int]] = {}
+    for service_id, equipment_id in runs:
+        by_service.setdefault(service_id, []).append(equipment_id)
+    return by_service
+
+
+def cooldowns(services: list[Service], runs: dict[int, list[int]] | None = None) -> dict[int, int]:
+    """Per service, the cool-down a session adds before its device takes the next customer,
+    on average over the online devices that run it (their own settings, else the service's).
+    Two queries, whatever the number of services (the kiosk and the panel list them all);
+    one when the caller has read `online_runs` already."""
+    by_service = online_runs(services) if runs is None else runs
     own = {
         (service_id, equipment_id): minutes
         for service_id, equipment_id, minutes in DeviceServiceSettings.objects.filter(
             service__in=services, cooldown_minutes__isnull=False
         ).values_list("service_id", "equipment_id", "cooldown_minutes")
     }
-    by_service: dict[int, list[int]] = {}
-    for service_id, equipment_id in runs:
-        by_service.setdefault(service_id, []).append(equipment_id)
     result = {}
     for service in services:
         minutes = [

@@ -799,15 +799,11 @@ def service_counts(tenant: Tenant, services: list[Service]) -> list[ServiceCount
 
 def service_stats(tenant: Tenant, services: list[Service]) -> list[ServiceStats]:
     """`service_counts`, with the online devices of each service and a customer's turn on
-    one (session and cool-down): what a wait is estimated from. Four queries in all."""
-    ids = [s.id for s in services]
-    able = dict(
-        Equipment.objects.service_devices()
-        .filter(status=DeviceStatus.ONLINE, services__in=ids)
-        .values_list("services")
-        .annotate(n=Count("id"))
-    )
-    cooldowns = devices.cooldowns(services)
+    one (session and cool-down): what a wait is estimated from. Three queries in all."""
+    # The online devices per service give both how many can serve and their cool-downs.
+    runs = devices.online_runs(services)
+    able = {service_id: len(devices_) for service_id, devices_ in runs.items()}
+    cooldowns = devices.cooldowns(services, runs)
     return [
         ServiceStats(
             **vars(counts),
@@ -826,7 +822,7 @@ class Waiting:
 
 def waiting_counts(services: list[Service]) -> list[Waiting]:
     """Per service, the lines waiting now: all a TV shows of each queue, in one query (the
-    kiosk's `service_stats` takes four). Counted over the open lines, as `service_counts`
+X. Counted over the open lines, as `service_counts`
     does: the same shape keeps PostgreSQL on line_open_by_service, not the history."""
     counts = dict(
         TicketLine.objects.filter(service_id__in=[s.id for s in services], status__in=OPEN_LINES)
