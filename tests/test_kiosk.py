@@ -270,6 +270,61 @@ def test_revoking_a_pairing_unpairs_the_browser_at_once(kiosk_client, tenant):
     assert kiosk_client.get(url(tenant, "kiosk_welcome")).status_code == 302
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        "nothing",
+        "revoked",
+        "never used",
+        "device deleted",
+        "device made a display",
+        "device moved to another tenant",
+        "tenant switched off",
+        "tenant deleted",
+        "cookie of another device",
+        "asked for another tenant",
+    ],
+)
+def test_a_pairing_is_live_only_while_everything_it_names_is(
+    change, kiosk_client, tenant, other_tenant, kiosk_device
+):
+    """Each condition of a live pairing, checked by the request's one read of it."""
+    from django.core import signing
+
+    from totem import pairing
+
+    code = PairingCode.objects.get(equipment=kiosk_device)
+    cookies = {k: v.value for k, v in kiosk_client.cookies.items()}
+    now = timezone.now()
+    slug = tenant.slug
+    if change == "revoked":
+        PairingCode.objects.filter(pk=code.pk).update(revoked_at=now)
+    elif change == "never used":
+        PairingCode.objects.filter(pk=code.pk).update(used_at=None)
+    elif change == "device deleted":
+        type(kiosk_device).objects.filter(pk=kiosk_device.pk).update(deleted_at=now)
+    elif change == "device made a display":
+        type(kiosk_device).objects.filter(pk=kiosk_device.pk).update(kind=Kind.DISPLAY)
+    elif change == "device moved to another tenant":
+        type(kiosk_device).objects.filter(pk=kiosk_device.pk).update(tenant=other_tenant)
+    elif change == "tenant switched off":
+        type(tenant).objects.filter(pk=tenant.pk).update(is_active=False)
+    elif change == "tenant deleted":
+        type(tenant).objects.filter(pk=tenant.pk).update(deleted_at=now)
+    elif change == "cookie of another device":
+        other = make_device(tenant, "Totem 2", kind=Kind.KIOSK)
+        name = pairing.cookie_name(Kind.KIOSK)
+        cookies[name] = signing.dumps({"p": code.pk, "e": other.pk}, salt=pairing.SALT)
+    elif change == "asked for another tenant":
+        slug = other_tenant.slug
+    found = pairing._pairing(cookies, Kind.KIOSK, slug=slug)
+    assert (found is not None) == (change == "nothing")
+    by_tenant = pairing.paired_device_from_cookies(
+        cookies, other_tenant if slug != tenant.slug else tenant, Kind.KIOSK
+    )
+    assert (by_tenant is not None) == (change == "nothing")
+
+
 def test_a_forged_cookie_pairs_nothing(tenant, kiosk_device):
     client = Client()
     client.cookies["totem_kiosk"] = f'{{"p": 1, "e": {kiosk_device.pk}}}'

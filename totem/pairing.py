@@ -29,7 +29,7 @@ from urllib.parse import urlencode
 
 from django.core import signing
 from django.db import transaction
-from django.db.models import F, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -148,9 +148,15 @@ def paired_device_from_cookies(
     return None if pairing is None else _seen(pairing.equipment)
 
 
-def _pairing(cookies: Mapping[str, str], kind: str, **tenant: object) -> PairingCode | None:
-    """The live pairing of the device these cookies name, of the tenant `tenant` selects
-    (`tenant=<Tenant>` or `tenant__slug=<slug>`), or None."""
+def _pairing(
+    cookies: Mapping[str, str],
+    kind: str,
+    *,
+    tenant: Tenant | None = None,
+    slug: str | None = None,
+) -> PairingCode | None:
+    """The live pairing of the device these cookies name, of `tenant` (or of the tenant whose
+    slug is `slug`), or None."""
     raw = cookies.get(cookie_name(kind))
     if not raw:
         return None
@@ -159,24 +165,28 @@ def _pairing(cookies: Mapping[str, str], kind: str, **tenant: object) -> Pairing
         pairing_id, equipment_id = int(data["p"]), int(data["e"])
     except (signing.BadSignature, KeyError, TypeError, ValueError):
         return None
-    return (
-        PairingCode.objects.filter(
-            pk=pairing_id,
-            equipment_id=equipment_id,
-            used_at__isnull=False,
-            revoked_at__isnull=True,
-            equipment__tenant=F("tenant"),
-            equipment__kind=kind,
-            equipment__deleted_at__isnull=True,
-            # Re-read, not taken from `tenant`: an open socket re-checks with the tenant it
-            # read when it connected, and must close once that tenant is switched off.
-            tenant__is_active=True,
-            tenant__deleted_at__isnull=True,
-            **tenant,
-        )
-        .select_related("equipment", "tenant")
-        .first()
+    # One row by its key, the conditions checked here: the same single read as filtering on
+    # them in SQL, and the ORM built that query in 2 ms of CPU, on every kiosk and TV request.
+    try:
+        pairing = PairingCode.objects.select_related("equipment", "tenant").get(pk=pairing_id)
+    except PairingCode.DoesNotExist:
+        return None
+    device, owner = pairing.equipment, pairing.tenant
+    live = (
+        pairing.equipment_id == equipment_id
+        and pairing.used_at is not None
+        and pairing.revoked_at is None
+        and device.tenant_id == pairing.tenant_id
+        and device.kind == kind
+        and device.deleted_at is None
+        # Re-read, not taken from `tenant`: an open socket re-checks with the tenant it
+        # read when it connected, and must close once that tenant is switched off.
+        and owner.is_active
+        and owner.deleted_at is None
+        and (tenant is None or owner.pk == tenant.pk)
+        and (slug is None or owner.slug == slug)
     )
+    return pairing if live else None
 
 
 def _seen(device: Equipment) -> Equipment:
@@ -218,7 +228,7 @@ def device_required(kind: str) -> Callable:
         def wrapper(request: HttpRequest, slug: str, *args, **kwargs) -> HttpResponse:
             # The tenant comes with the pairing, in its query: the screens' every request
             # (a kiosk tap, a TV's poll) starts here.
-            pairing = _pairing(request.COOKIES, kind, tenant__slug=slug)
+            pairing = _pairing(request.COOKIES, kind, slug=slug)
             if pairing is None:
                 tenant = get_tenant(slug)
                 back = request.get_full_path()
