@@ -17,7 +17,6 @@ import logging
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
-from django.core.exceptions import ObjectDoesNotExist
 from django.db import IntegrityError, transaction
 from django.db.models import Q, Subquery
 from django.utils import timezone
@@ -715,12 +714,11 @@ def _abandoned_tickets(now: datetime):
 
 
 def session_for_ticket(ticket: Ticket) -> PaymentSession | None:
-    """The session a screen should show for a ticket: paid one, else the latest."""
-    sessions = ticket.payment_sessions.all()
-    try:
-        return sessions.get(status=S.PAID)
-    except ObjectDoesNotExist:
-        return sessions.order_by("-created_at").first()
+    """The session a screen should show for a ticket: paid one, else the latest. One query:
+    a ticket has a session per method tried, a handful at most."""
+    sessions = list(ticket.payment_sessions.order_by("-created_at", "-pk"))
+    paid = next((session for session in sessions if session.status == S.PAID), None)
+    return paid or (sessions[0] if sessions else None)
 
 
 def _webhook_payload(session: PaymentSession) -> dict:
