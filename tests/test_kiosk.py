@@ -153,9 +153,10 @@ def test_a_tap_reads_the_opening_hours_once(tenant, cryo, kiosk_client):
     assert kiosk_client.post(url(tenant, "kiosk_start"))["Location"] == url(tenant, "kiosk_welcome")
 
 
-def test_buying_reads_the_payment_settings_once(tenant, cryo, kiosk_client, pix):
+def test_buying_reads_the_payment_settings_once_and_no_tenant(tenant, cryo, kiosk_client, pix):
     """The summary's methods, the payment started and the payment screen shown in place all
-    ask for them; one read per request."""
+    ask for the settings; one read per request. The screen shows the payment with one read,
+    and its status QR code needs no tenant read (the request has it)."""
     fill_cart(kiosk_client, tenant, [cryo])
     with CaptureQueriesContext(connection) as seen:
         bought = kiosk_client.post(
@@ -164,7 +165,22 @@ def test_buying_reads_the_payment_settings_once(tenant, cryo, kiosk_client, pix)
             headers={"HX-Request": "true", "HX-Boosted": "true"},
         )
     assert bought["HX-Push-Url"] == url(tenant, "kiosk_payment")
-    assert sum("payments_paymentsettings" in q["sql"] for q in seen.captured_queries) == 1
+    reads = [q["sql"] for q in seen.captured_queries if q["sql"].startswith("SELECT")]
+    assert sum('FROM "payments_paymentsettings"' in sql for sql in reads) == 1
+    assert sum('FROM "tenants_tenant"' in sql for sql in reads) == 0
+    # The pending ones locked when the payment starts, then the one the screen shows.
+    assert sum('FROM "payments_paymentsession"' in sql for sql in reads) == 2
+
+
+def test_no_extras_on_sale_reads_them_once_on_the_way_to_identification(tenant, cryo, kiosk_client):
+    kiosk_client.post(url(tenant, "kiosk_start"))
+    kiosk_client.post(url(tenant, "kiosk_services"), {"toggle": cryo.pk})
+    with CaptureQueriesContext(connection) as seen:
+        shown = kiosk_client.get(
+            url(tenant, "kiosk_extras"), headers={"HX-Request": "true", "HX-Boosted": "true"}
+        )
+    assert shown["HX-Push-Url"] == url(tenant, "kiosk_identify")
+    assert sum('FROM "tickets_extra"' in q["sql"] for q in seen.captured_queries) == 1
 
 
 def test_what_a_tap_may_buy_is_what_the_service_list_shows_available(tenant, cryo, boots):

@@ -296,7 +296,10 @@ def _url(request: HttpRequest, name: str) -> str:
 def _cart_ticket(request: HttpRequest, cart: dict) -> Ticket | None:
     if not cart or not cart.get("ticket"):
         return None
-    return Ticket.objects.for_tenant(request.tenant).filter(pk=cart["ticket"]).first()
+    ticket = Ticket.objects.for_tenant(request.tenant).filter(pk=cart["ticket"]).first()
+    if ticket is not None:
+        ticket.tenant = request.tenant  # its status URL and payment read it: spares a query
+    return ticket
 
 
 def _where_ticket_is(request: HttpRequest, ticket: Ticket | None) -> HttpResponse:
@@ -375,8 +378,10 @@ def service_options(tenant: Tenant, selected: list[int] | None = None) -> list[S
     return options
 
 
-def _extras(tenant: Tenant):
-    return list(Extra.objects.sellable().for_tenant(tenant))
+def _extras(tenant: Tenant) -> list[Extra]:
+    # Once per request: "none on sale" sends the extras step on to identification, whose
+    # screen, rendered in the same request, asks again where "back" goes.
+    return tenant.once("sellable_extras", lambda: list(Extra.objects.sellable().for_tenant(tenant)))
 
 
 def _payment_methods(tenant: Tenant) -> list[tuple[str, str]]:
