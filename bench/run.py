@@ -291,8 +291,8 @@ def issue_raw(tenant_id: int, service_ids: list[int], clients: int):
             c.execute(
                 "INSERT INTO tickets_ticketservice (tenant_id, ticket_id, service_id, status, "
                 "priority_rank, customer_key, price, covered, position, call_count, queued_at, "
-                "cancellation_reason) VALUES (%s, %s, %s, 'waiting', 2, md5(random()::text), 10, "
-                "false, 0, 0, %s, '')",
+                "cancellation_reason, session_hard_maximum) VALUES (%s, %s, %s, 'waiting', 2, "
+                "md5(random()::text), 10, false, 0, 0, %s, '', false)",
                 [tenant_id, ticket_id, service, now],
             )
         return True
