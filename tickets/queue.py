@@ -822,7 +822,7 @@ class Waiting:
 
 def waiting_counts(services: list[Service]) -> list[Waiting]:
     """Per service, the lines waiting now: all a TV shows of each queue, in one query (the
-X. Counted over the open lines, as `service_counts`
+    kiosk's `service_stats` takes three). Counted over the open lines, as `service_counts`
     does: the same shape keeps PostgreSQL on line_open_by_service, not the history."""
     counts = dict(
         TicketLine.objects.filter(service_id__in=[s.id for s in services], status__in=OPEN_LINES)
