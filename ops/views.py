@@ -397,5 +397,4 @@ def dashboard_devices(request: HttpRequest, slug: str) -> HttpResponse:
     """The dashboard's devices section alone: it re-reads itself every few seconds."""
     tenant = request.tenant
     context = {"tenant": tenant, **utilisation.dashboard_context(tenant, tenant.today())}
-    with timezone.override(tenant.tzinfo):
-        return render(request, "ops/devices.html#devices", context)
+    return render(request, "ops/devices.html#devices", context)

@@ -436,9 +436,7 @@ def _place(
 def _render_panel(request: HttpRequest, station: Equipment, flash: dict | None) -> HttpResponse:
     context = _panel_context(request, station, flash)
     template = "panel/panel.html#live" if request.htmx else "panel/panel.html"
-    # Times on the panel are the studio's local time, whatever the server's zone.
-    with timezone.override(request.tenant.tzinfo):
-        return render(request, template, context)
+    return render(request, template, context)  # in the studio's zone (tenant_member_required)
 
 
 @require_GET

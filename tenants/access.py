@@ -8,6 +8,7 @@ from functools import wraps
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 
 from tenants.models import Membership, Role, Tenant
@@ -68,7 +69,9 @@ def tenant_member_required(role: str = Role.OPERATOR) -> Callable:
                 raise PermissionDenied
             request.tenant = tenant
             request.role = found
-            return view(request, slug, *args, **kwargs)
+            # Dates and times on the screen in the studio's zone, not the server's.
+            with timezone.override(tenant.tzinfo):
+                return view(request, slug, *args, **kwargs)
 
         return wrapper
 

@@ -3,6 +3,7 @@ sessions, buying a package; and their sessions on the phone page."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -129,3 +130,19 @@ def test_a_package_for_another_service_is_bought_without_using_a_session_today(
     sold = CustomerPackage.objects.get()
     assert sold.package == boots_package
     assert credits.sessions_left(sold.customer, boots.pk) == 5  # none used today
+
+
+def test_a_package_s_last_day_is_the_studio_s_not_the_server_s(tenant, cryo, kiosk_client):
+    tenant.timezone = "America/Manaus"  # an hour behind the server's São Paulo
+    tenant.save()
+    customer, sold = with_sessions(tenant, [cryo], sessions=8)
+    # 00:30 on 11 March in São Paulo is still 23:30 on 10 March in Manaus.
+    ends = datetime(2031, 3, 11, 3, 30, tzinfo=UTC)
+    CustomerPackage.objects.filter(pk=sold.pk).update(valid_until=ends)
+    start_cart(kiosk_client, tenant, [cryo])
+    identify(kiosk_client, tenant)
+    kiosk_client.post(url(tenant, "kiosk_packages"), {f"choice-{cryo.pk}": "session"})
+    summary = kiosk_client.get(url(tenant, "kiosk_summary"))
+    kiosk_client.post(url(tenant, "kiosk_summary"), {"key": summary.context["cart"]["key"]})
+    done = kiosk_client.get(url(tenant, "kiosk_ticket")).content.decode()
+    assert "até 10/03/2031" in done and "11/03/2031" not in done

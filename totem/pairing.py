@@ -244,7 +244,9 @@ def device_required(kind: str) -> Callable:
                 return redirect(target)
             request.tenant = pairing.tenant.for_one_request()
             request.device = _seen(pairing.equipment)
-            return view(request, slug, *args, **kwargs)
+            # Dates and times on the screen in the studio's zone (a package's "até", a slide).
+            with timezone.override(request.tenant.tzinfo):
+                return view(request, slug, *args, **kwargs)
 
         return wrapper
 
