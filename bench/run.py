@@ -352,8 +352,9 @@ def bench_issuing(rows: list[dict]) -> None:
 # --- calling ----------------------------------------------------------------------------------
 
 
-def fill_queue(tenant, services, lines: int) -> None:
-    """Thousands of waiting lines, written in bulk (the sale path is measured above)."""
+def fill_queue(tenant, services, lines: int, start: int = 0) -> None:
+    """Thousands of waiting lines, written in bulk (the sale path is measured above),
+    numbered today after the `start` tickets the day already has."""
     from django.utils import timezone
 
     from tickets.models import Ticket, TicketLine
@@ -363,8 +364,8 @@ def fill_queue(tenant, services, lines: int) -> None:
         Ticket(
             tenant=tenant,
             day=now.date(),
-            sequence=n + 1,
-            number=f"Q{n + 1:05d}",
+            sequence=start + n + 1,
+            number=f"Q{start + n + 1:05d}",
             status="in_queue",
             customer_name="Fila",
             consent_version="1",

@@ -424,37 +424,11 @@ def fill(tenant, services, waiting: int) -> None:
 
     from tickets.models import Ticket, TicketLine
 
-    now = timezone.now()
     count = waiting - TicketLine.objects.filter(tenant=tenant, status="waiting").count()
-    start = Ticket.objects.filter(tenant=tenant, day=now.date()).count()
-    if count <= 0:
-        return
-    tickets = Ticket.objects.bulk_create(
-        Ticket(
-            tenant=tenant,
-            day=now.date(),
-            sequence=start + n + 1,
-            number=f"Q{start + n + 1:05d}",
-            status="in_queue",
-            customer_name="Fila",
-            consent_version="1",
-            total=10,
-            queued_at=now,
-        )
-        for n in range(count)
-    )
-    TicketLine.objects.bulk_create(
-        TicketLine(
-            tenant=tenant,
-            ticket=t,
-            service=services[n % len(services)],
-            price=10,
-            priority_rank=(0, 1, 2, 3, 3)[n % 5],
-            customer_key=t.token,
-            queued_at=now,
-        )
-        for n, t in enumerate(tickets)
-    )
+    if count > 0:
+        today = timezone.now().date()
+        start = Ticket.objects.filter(tenant=tenant, day=today).count()
+        bench.fill_queue(tenant, services, count, start=start)
 
 
 if __name__ == "__main__":
