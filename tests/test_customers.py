@@ -309,22 +309,19 @@ def test_a_membership_renews_its_allowance_for_the_next_period(tenant, cryo, bob
 # --- two kiosks, one last session -------------------------------------
 
 
-@pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
-def test_two_kiosks_never_spend_the_last_session_twice(tenant, cryo):
-    make_device(tenant, "Criocâmara", [cryo])
-    customer, sold = with_sessions(tenant, [cryo], sessions=1)
-    kiosks = 8
+def kiosks_use_a_session_at_once(tenant, service, kiosks: int) -> list[str]:
+    """`kiosks` threads sell `service` to CPF's customer on a session at the same moment:
+    each sale's number, or "refused"."""
     barrier = threading.Barrier(kiosks)
     outcomes: list[str] = []
 
     def buy() -> None:
         try:
             barrier.wait()
-            ticket = make_ticket(tenant, [cryo], cpf=CPF, use_sessions=[cryo.pk])
+            ticket = make_ticket(tenant, [service], cpf=CPF, use_sessions=[service.pk])
             outcomes.append(ticket.number)
         except ValidationError:
-            outcomes.append("none left")
+            outcomes.append("refused")
         finally:
             connection.close()
 
@@ -333,7 +330,16 @@ def test_two_kiosks_never_spend_the_last_session_twice(tenant, cryo):
         thread.start()
     for thread in threads:
         thread.join()
-    assert outcomes.count("none left") == kiosks - 1
+    return outcomes
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_kiosks_never_spend_the_last_session_twice(tenant, cryo):
+    make_device(tenant, "Criocâmara", [cryo])
+    customer, sold = with_sessions(tenant, [cryo], sessions=1)
+    outcomes = kiosks_use_a_session_at_once(tenant, cryo, kiosks=8)
+    assert outcomes.count("refused") == 8 - 1
     assert PackageCredit.objects.get().balance == 0
     assert CreditEntry.objects.filter(kind=CreditKind.SPENT).count() == 1
     assert Ticket.objects.count() == 1

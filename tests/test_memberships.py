@@ -4,15 +4,14 @@ its place, and the plan closed on erasure like any package."""
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 
 from tests.conftest import make_device, make_ticket
-from tests.test_customers import CPF, customer_of
+from tests.test_customers import CPF, customer_of, kiosks_use_a_session_at_once
 from tickets import credits, queue
 from tickets.models import (
     CreditEntry,
@@ -121,26 +120,8 @@ def test_two_kiosks_never_pass_the_daily_limit(tenant, cryo):
     make_device(tenant, "Criocâmara", [cryo])
     customer = customer_of(tenant)
     credits.grant(unlimited_plan(tenant, [cryo], per_day=1), customer, price=0)
-    kiosks = 8
-    barrier = threading.Barrier(kiosks)
-    outcomes: list[str] = []
-
-    def buy() -> None:
-        try:
-            barrier.wait()
-            ticket = make_ticket(tenant, [cryo], cpf=CPF, use_sessions=[cryo.pk])
-            outcomes.append(ticket.number)
-        except ValidationError:
-            outcomes.append("limit")
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=buy) for _ in range(kiosks)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert outcomes.count("limit") == kiosks - 1
+    outcomes = kiosks_use_a_session_at_once(tenant, cryo, kiosks=8)
+    assert outcomes.count("refused") == 8 - 1
     credit = PackageCredit.objects.get()
     assert credit.used_that_day == 1 and credit.balance is None
     assert CreditEntry.objects.filter(kind=CreditKind.SPENT).count() == 1
