@@ -72,6 +72,7 @@ from tenants.models import Tenant
 from tickets import credits, issuing, queue
 from tickets.models import (
     LINE_ACTIVE,
+    Channel,
     CustomerPackage,
     Extra,
     LineStatus,
@@ -263,6 +264,7 @@ def create_ticket(
             consent_version=payload.consent_version,
             priority=Priority(payload.priority).value,
             use_sessions=payload.use_sessions,
+            channel=Channel.API,
         )
         if ticket.total == 0:
             sessions.issue_free_ticket(ticket)

@@ -23,7 +23,7 @@ from tenants import throttle
 from tenants.errors import DomainError
 from tenants.models import Tenant
 from tickets.issuing import create_ticket
-from tickets.models import Ticket, TicketStatus
+from tickets.models import Channel, Ticket, TicketStatus
 
 IP_WINDOW = 3600
 
@@ -90,6 +90,7 @@ def join(
             phone=phone,
             consent_version=consent_version,
             idempotency_key=idempotency_key,
+            channel=Channel.PHONE,
         )
         RemoteTicket.objects.get_or_create(ticket=ticket, defaults={"tenant": tenant})
     if whatsapp:

@@ -75,6 +75,25 @@ def test_a_ticket_from_the_phone_joins_the_queue_marked_remote(client, tenant, c
     assert PaymentSession.objects.get(ticket=ticket).method == "cash"
 
 
+def test_a_ticket_from_the_phone_is_digital_even_where_the_studio_prints(tenant, cryo, studio):
+    """Its customer may still be on the way: once paid it goes to the queue, not to a paper
+    nobody takes at the studio's printer, which still prints the kiosk's tickets. The panel
+    reprints it when asked (the customer at the desk wants a paper)."""
+    from equipment.models import PrintJob
+    from tests.conftest import make_ticket
+    from tests.test_printing import make_printer, pay
+    from tickets.printing import reprint
+
+    make_printer(tenant)
+    phone = pay(join(tenant, cryo))
+    kiosk = pay(make_ticket(tenant, [cryo]))
+
+    assert (phone.channel, phone.status) == ("phone", TicketStatus.IN_QUEUE)
+    assert (kiosk.channel, kiosk.status) == ("kiosk", TicketStatus.PRINTING)
+    assert list(PrintJob.objects.values_list("ticket", flat=True)) == [kiosk.pk]
+    assert reprint(tenant, phone.pk).ticket == phone
+
+
 def test_pix_on_the_phone_shows_the_copia_e_cola(client, tenant, cryo, studio):
     answer = client.post(
         reverse("join", args=[tenant.slug]),

@@ -278,7 +278,13 @@ class TicketAdmin(DocumentSearch, TenantScopedAdmin, SimpleHistoryAdmin):
         "total_brl",
         "created_at",
     ]
-    list_filter = [("tenant", admin.RelatedOnlyFieldListFilter), "status", "priority", "day"]
+    list_filter = [
+        ("tenant", admin.RelatedOnlyFieldListFilter),
+        "status",
+        "priority",
+        "channel",
+        "day",
+    ]
     search_fields = ["number", "customer_name"]
     search_help_text = _("Number, name, or a full CPF or phone (punctuation is fine).")
     list_select_related = ["tenant"]
@@ -286,7 +292,20 @@ class TicketAdmin(DocumentSearch, TenantScopedAdmin, SimpleHistoryAdmin):
     inlines = [TicketServiceInline, TicketExtraInline]
     actions = ["change_status", "cancel_tickets"]
     fieldsets = [
-        (None, {"fields": ["tenant", "number", "day", "status_badge", "priority", "total_brl"]}),
+        (
+            None,
+            {
+                "fields": [
+                    "tenant",
+                    "number",
+                    "day",
+                    "status_badge",
+                    "priority",
+                    "channel",
+                    "total_brl",
+                ]
+            },
+        ),
         (
             _("Customer"),
             {"fields": ["customer_name", "cpf", "phone", "consent_version", "customer"]},

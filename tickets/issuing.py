@@ -18,6 +18,7 @@ from tenants.br import clean_name, normalize_cpf, normalize_phone, visible_text
 from tenants.models import Tenant, WebhookEvent
 from tickets import credits
 from tickets.models import (
+    Channel,
     DailyCounter,
     Extra,
     Package,
@@ -108,6 +109,7 @@ def create_ticket(
     buy_packages: Iterable[int] = (),
     cpf_on_invoice: bool = False,
     waivers: Iterable[int] = (),
+    channel: str = Channel.KIOSK,
 ) -> Ticket:
     """Create a ticket in `pending_payment` with one line per service and its extras.
 
@@ -127,7 +129,8 @@ def create_ticket(
     `cpf_on_invoice`: the customer asked for their CPF on the NFS-e (kept only
     with a CPF). `waivers` are the health waivers signed in this visit (tickets/waivers.py):
     a service that asks a questionnaire is sold only with a valid one, signed now or on file
-    for this CPF; they are linked to the ticket and its customer.
+    for this CPF; they are linked to the ticket and its customer. `channel` says where it
+    was sold: one sold from the phone is never printed (tickets/printing.py mark_paid).
     """
     if idempotency_key:
         existing = Ticket.objects.filter(tenant=tenant, idempotency_key=idempotency_key).first()
@@ -165,7 +168,7 @@ def create_ticket(
 
     try:
         with transaction.atomic():
-            ticket = _insert(tenant, sale, customer, priority, idempotency_key)
+            ticket = _insert(tenant, sale, customer, priority, idempotency_key, channel)
     except IntegrityError:
         # A double tap that raced past the first lookup: the other request's ticket wins.
         if idempotency_key:
@@ -210,7 +213,7 @@ class Sale:
         return Decimal("0") if paid_with_session else service.price
 
 
-def _insert(tenant, sale: Sale, customer, priority, idempotency_key) -> Ticket:
+def _insert(tenant, sale: Sale, customer, priority, idempotency_key, channel) -> Ticket:
     services, catalog, wanted = sale.services, sale.catalog, sale.wanted
     # Stock first, in id order so two tickets taking the same extras cannot deadlock. The
     # conditional UPDATE is the check: a row count of 0 means someone else took the last one.
@@ -248,6 +251,7 @@ def _insert(tenant, sale: Sale, customer, priority, idempotency_key) -> Ticket:
         sequence=sequence,
         number=number,
         priority=priority,
+        channel=channel,
         total=total,
         idempotency_key=idempotency_key,
         **customer,

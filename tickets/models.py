@@ -177,6 +177,15 @@ PRIORITY_RANKS: dict[str, int] = {
 }
 
 
+class Channel(models.TextChoices):
+    """Where a ticket was sold. A ticket sold from the phone is digital: the customer is not
+    at the studio when it is paid, so it goes to the queue instead of the printer."""
+
+    KIOSK = "kiosk", _("Kiosk")
+    PHONE = "phone", _("Phone")
+    API = "api", _("API")
+
+
 class TicketStatus(models.TextChoices):
     PENDING_PAYMENT = "pending_payment", _("Awaiting payment")
     PAID = "paid", _("Paid")
@@ -255,6 +264,9 @@ class Ticket(models.Model):
     )
     priority = models.CharField(
         _("priority"), max_length=16, choices=Priority.choices, default=Priority.NORMAL
+    )
+    channel = models.CharField(
+        _("sales channel"), max_length=8, choices=Channel.choices, default=Channel.KIOSK
     )
     customer_name = models.CharField(_("name"), max_length=80)
     customer_cpf = models.CharField(_("CPF"), max_length=11, blank=True)

@@ -28,7 +28,14 @@ from tenants import audit
 from tenants.models import AuditAction, Tenant
 from tickets import credits, events
 from tickets import queue as ticket_queue
-from tickets.models import LineStatus, Priority, Ticket, TicketStatus, change_ticket_status
+from tickets.models import (
+    Channel,
+    LineStatus,
+    Priority,
+    Ticket,
+    TicketStatus,
+    change_ticket_status,
+)
 
 T = TicketStatus
 
@@ -141,7 +148,9 @@ def send_ticket_to_printer(ticket: Ticket, *, user=None, reason: str = "") -> Pr
 
 def mark_paid(ticket: Ticket, *, user=None, reason: str = "") -> None:
     """`pending_payment → paid`, then to the printer (`printing`, a print job) when the tenant
-    has an online ticket printer, else straight to the queue (a digital ticket).
+    has an online ticket printer, else straight to the queue (a digital ticket). A ticket sold
+    from the phone is always digital: its customer may be on the way, and a paper nobody
+    takes would sit at the studio's printer (the panel still reprints it on request).
 
     Call inside the payment's transaction, holding the ticket's lock, so money and ticket move
     together. Only the job row is written here; the spooler prints after the commit.
@@ -150,7 +159,8 @@ def mark_paid(ticket: Ticket, *, user=None, reason: str = "") -> None:
     # Packages bought on the ticket exist only once paid, and before it prints: the ticket
     # shows its sessions as "pacote".
     credits.grant_paid(ticket)
-    if send_ticket_to_printer(ticket, user=user, reason=reason) is None:
+    digital = ticket.channel == Channel.PHONE
+    if digital or send_ticket_to_printer(ticket, user=user, reason=reason) is None:
         ticket_queue.enter_queue(ticket, user=user, reason=reason)
 
 
