@@ -34,6 +34,7 @@ run: venv
 	echo "  Operator panel: http://$(HOST):$(PORT)/t/demo/painel/    operator / demo-operator" && \
 	echo "  Display (TV):   http://$(HOST):$(PORT)/t/demo/display/   pairing code $$TV_CODE" && \
 	echo "  Dashboard:      http://$(HOST):$(PORT)/t/demo/gestao/    manager / demo-manager" && \
+	echo "  From a phone:   http://$(HOST):$(PORT)/t/demo/entrar/    joining the queue (the door's QR poster)" && \
 	echo "  Admin:          http://$(HOST):$(PORT)/admin/            admin / demo-admin" && \
 	echo "  Printed tickets go to var/printers/demo/printer-demo.bin; payments go to a fake MercadoPago on :8001." && \
 	echo "  Daphne also runs the printer spooler and the worker (expiry, alerts, repairs, statistics, webhooks)." && \

@@ -2,16 +2,19 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.urls import reverse
 
 from equipment.models import Equipment
+from messaging.models import RemoteJoin
 from tenants.models import Membership, Tenant
 from tickets.models import Extra, Service
 
 
-def test_seed_demo_builds_the_demo_studio_and_can_run_twice(db):
+def test_seed_demo_builds_the_demo_studio_and_can_run_twice(db, client):
     call_command("seed_demo")
     logo = Tenant.objects.get(slug="demo").logo.name
     Extra.objects.filter(name="Toalha").update(stock=3)  # some were sold
+    RemoteJoin.objects.filter(tenant__slug="demo").update(per_phone_per_day=1)  # in admin
     call_command("seed_demo")
     tenant = Tenant.objects.get(slug="demo")
     assert tenant.name == "Studio Demo"
@@ -41,3 +44,7 @@ def test_seed_demo_builds_the_demo_studio_and_can_run_twice(db):
     assert user.check_password("demo-operator")
     assert Membership.objects.get(user=user).role == "operator"
     assert Membership.objects.count() == 3
+    # Customers may join from their phone, as the README's table says; admin's limits kept.
+    assert RemoteJoin.objects.get(tenant=tenant).per_phone_per_day == 1
+    page = client.get(reverse("join", args=["demo"]))
+    assert page.status_code == 200 and "Crioterapia" in page.content.decode()

@@ -13,6 +13,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from equipment.destinations import file_path
 from equipment.models import Connection, Equipment, Kind, PrinterSettings
+from messaging.models import RemoteJoin
 from tenants.models import Membership, Role, Tenant
 from tickets.models import Extra, Package, PackageKind, PackageService, Service
 
@@ -143,6 +144,11 @@ class Command(BaseCommand):
                 "prints_receipts": True,
                 "footer_text": "Obrigado pela visita!",
             },
+        )
+        # Customers may join from their phone (/t/demo/entrar/), paying by PIX or at the
+        # desk. Created once: a rerun keeps what a manager changed in admin.
+        RemoteJoin.objects.get_or_create(
+            tenant=tenant, defaults={"enabled": True, "pay_at_counter": True}
         )
         User = get_user_model()
         for username, password, role, staff in USERS:
