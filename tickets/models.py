@@ -265,8 +265,13 @@ class Ticket(models.Model):
     priority = models.CharField(
         _("priority"), max_length=16, choices=Priority.choices, default=Priority.NORMAL
     )
+    # Also the column's default: the bench's and the year generator's raw INSERTs predate it.
     channel = models.CharField(
-        _("sales channel"), max_length=8, choices=Channel.choices, default=Channel.KIOSK
+        _("sales channel"),
+        max_length=8,
+        choices=Channel.choices,
+        default=Channel.KIOSK,
+        db_default=Channel.KIOSK,
     )
     customer_name = models.CharField(_("name"), max_length=80)
     customer_cpf = models.CharField(_("CPF"), max_length=11, blank=True)
