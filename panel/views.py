@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import BooleanField, Prefetch
-from django.db.models.expressions import RawSQL
+from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -43,6 +42,7 @@ from tickets.models import (
     TicketStatus,
     Waiver,
     WaiverOutcome,
+    status_is,
 )
 from tickets.printing import REPRINTABLE, move_to_queue, reprint
 
@@ -344,7 +344,7 @@ def _panel_context(request: HttpRequest, station: Equipment, flash: dict | None)
     # With their open payment sessions: cash and static PIX are confirmed here.
     pending = list(
         Ticket.objects.for_tenant(tenant)
-        .filter(_status_is(T.PENDING_PAYMENT))
+        .filter(status_is(Ticket, T.PENDING_PAYMENT))
         .prefetch_related(
             Prefetch(
                 "payment_sessions",
@@ -358,7 +358,7 @@ def _panel_context(request: HttpRequest, station: Equipment, flash: dict | None)
     )
     print_errors = list(
         Ticket.objects.for_tenant(tenant)
-        .filter(_status_is(T.PRINT_ERROR))
+        .filter(status_is(Ticket, T.PRINT_ERROR))
         .order_by("print_error_at")[:SIDE_LIMIT]
     )
 
@@ -381,22 +381,6 @@ def _panel_context(request: HttpRequest, station: Equipment, flash: dict | None)
         "flash": flash,
         "hide_names": tenant.hide_customer_names,
     }
-
-
-def _status_is(status: TicketStatus) -> RawSQL:
-    """`status = '…'` written into the statement rather than bound as a parameter.
-
-    The panel's lists run as prepared statements. With the status bound, the generic plan
-    cannot tell that pending or misprinted tickets are rare, and it walked ticket_tenant_recent
-    backwards over a year of tickets looking for them (~200 ms of PostgreSQL per render from
-    the eleventh on, bench/README.md "Fifth round"); with the value in the text it reads
-    ticket_tenant_status. The value is one of the statuses' own constants, never input.
-    """
-    return RawSQL(
-        f"{Ticket._meta.db_table}.status = '{TicketStatus(status).value}'",
-        (),
-        output_field=BooleanField(),
-    )
 
 
 def _devices_now(tenant: Tenant, station: Equipment, services: list[Service], now) -> dict:

@@ -42,6 +42,7 @@ from tickets.models import (
     change_line_status,
     change_ticket_status,
     is_final,
+    status_is,
     valid_transitions,
 )
 from tickets.payloads import line_payload, ticket_payload
@@ -822,12 +823,18 @@ class Waiting:
 
 def waiting_counts(services: list[Service]) -> list[Waiting]:
     """Per service, the lines waiting now: all a TV shows of each queue, in one query (the
-    kiosk's `service_stats` takes three). Counted over the open lines, as `service_counts`
-    does: the same shape keeps PostgreSQL on line_open_by_service, not the history."""
+    kiosk's `service_stats` takes three). The condition is line_queue_order's, in the
+    statement's text (`status_is`): PostgreSQL counts that partial index without reading the
+    lines (10,000 waiting: ~2 ms; bound as parameters, the generic plan scanned the year)."""
     counts = dict(
-        TicketLine.objects.filter(service_id__in=[s.id for s in services], status__in=OPEN_LINES)
+        TicketLine.objects.filter(
+            status_is(TicketLine, L.WAITING),
+            service_id__in=[s.id for s in services],
+            queued_at__isnull=False,
+        )
+        .order_by()
         .values("service_id")
-        .annotate(waiting=Count("id", filter=Q(status=L.WAITING, queued_at__isnull=False)))
+        .annotate(waiting=Count("*"))
         .values_list("service_id", "waiting")
     )
     return [Waiting(service=service, waiting=counts.get(service.id, 0)) for service in services]
