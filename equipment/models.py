@@ -53,6 +53,12 @@ class EquipmentQuerySet(SoftDeleteQuerySet, TenantQuerySet):
         return self.service_devices().filter(status=Status.ONLINE, services=service)
 
 
+def announced_as(location: str, name: str) -> str:
+    """What the display says of a device: the room if there is one, else the device's name
+    (also for a device read as plain values, as the TV's calls are)."""
+    return location or name
+
+
 class Equipment(models.Model):
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="equipment")
     kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
@@ -130,8 +136,7 @@ class Equipment(models.Model):
 
     @property
     def announced_as(self) -> str:
-        """What the display says: the room if there is one, else the device's name."""
-        return self.location or self.name
+        return announced_as(self.location, self.name)
 
     def maintenance_until(self, now: datetime) -> datetime | None:
         """The end of the daily maintenance window `now` falls in (the tenant's local time),

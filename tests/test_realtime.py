@@ -541,7 +541,7 @@ def test_the_display_shows_calls_and_queues_without_any_personal_data(
     assert "<html" not in state.content.decode()
     queues = {s.service.name: s.waiting for s in state.context["queues"]}
     assert queues == {"Crioterapia": 1, "Bota de compressão": 1}
-    assert [line.ticket.number for line in state.context["current"]] == [called.number]
+    assert [line.number for line in state.context["current"]] == [called.number]
 
 
 def test_the_display_of_an_unknown_tenant_or_unknown_services_is_an_error(client, tenant):
