@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from django.db.models import Exists, OuterRef
+
 from equipment.models import Equipment, Kind
 from tenants.models import Tenant
+from tickets.models import Service
 from totem.pairing import paired_device_from_cookies
 
 
@@ -25,7 +28,14 @@ def display_device(tenant: Tenant, cookies: Mapping[str, str]) -> Equipment | No
 def display_services(device: Equipment) -> list[int]:
     """The services a display device is set to show, among those on sale ([]: all of them).
 
-    The display page and its socket both ask here, so the board and the events it listens
-    to are about the same services.
+    The display page and its socket both ask here (the page through `shown_on`, folded into
+    its read of the services), so the board and the events it listens to are about the same
+    services.
     """
-    return list(device.services.sellable().values_list("pk", flat=True))
+    return list(Service.objects.sellable().filter(shown_on(device)).values_list("pk", flat=True))
+
+
+def shown_on(device: Equipment) -> Exists:
+    """Of a Service row: whether display `device` is set to show that service."""
+    through = Equipment.services.through
+    return Exists(through.objects.filter(equipment_id=device.pk, service_id=OuterRef("pk")))

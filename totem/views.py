@@ -33,7 +33,7 @@ from tenants.models import Tenant
 from tickets import credits, devices
 from tickets.models import LineStatus, Service, Ticket, TicketLine, TicketStatus
 from tickets.queue import place_of, waiting_counts
-from totem.access import display_services
+from totem.access import shown_on
 from totem.consumers import ticket_socket_path
 from totem.models import DisplaySlide
 from totem.pairing import device_required
@@ -50,12 +50,17 @@ SLIDE_SECONDS = 10
 def _chosen_services(request: HttpRequest, tenant: Tenant) -> list[Service] | None:
     """The services this display shows: `?services=1,2`, else those set on the paired device,
     else all sellable ones; None when the query names unknown services."""
-    services = list(Service.objects.for_tenant(tenant).sellable().order_by("display_order", "name"))
+    services = list(
+        Service.objects.for_tenant(tenant)
+        .sellable()
+        .annotate(shown=shown_on(request.device))
+        .order_by("display_order", "name")
+    )
     raw = request.GET.get("services", "")
     if not raw:
         # A display device set in admin to some services shows those (a screen per area).
-        own = set(display_services(request.device))
-        return [service for service in services if service.id in own] if own else services
+        own = [service for service in services if service.shown]
+        return own or services
     try:
         wanted = {int(part) for part in raw.split(",") if part.strip()}
     except ValueError:
