@@ -155,17 +155,18 @@ def todays_calls(tenant: Tenant, services: list[Service], now: datetime) -> tupl
 def timed_rooms(tenant: Tenant, services: list[Service], now) -> list[devices.DeviceNow]:
     """The rooms whose session the studio shows on the TV (`shows_timer_on_display`) that
     are in a session or cooling down: those waiting see when it frees up. No one is named."""
-    rooms = (
+    rooms = list(
         Equipment.objects.service_devices()
         .for_tenant(tenant)
         .filter(shows_timer_on_display=True, services__in=services)
-        .select_related("tenant")
         .distinct()
         .order_by("location", "name")
     )
+    for room in rooms:
+        room.tenant = tenant  # for the maintenance window; joining it cost ~0.5 ms per state
     return [
         room
-        for room in devices.states(list(rooms), now)
+        for room in devices.states(rooms, now)
         if room.ends_at or room.state == DeviceState.COOLING
     ]
 
