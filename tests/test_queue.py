@@ -12,7 +12,7 @@ from django.utils import timezone
 from equipment.models import Equipment, Status
 from tests.conftest import make_device, make_service, make_ticket, queued_ticket
 from tickets import events, queue
-from tickets.models import Extra, Ticket, TicketLine
+from tickets.models import Extra, Ticket, TicketLine, TicketStatus, status_is
 from tickets.queue import QueueError
 
 
@@ -607,3 +607,15 @@ def test_an_operations_events_go_out_together_numbered_in_order(
             events.publish("ticket_update", tenant_id=tenant.id, ticket=line.ticket)
             raise QueueError("undone")
     assert [[m["type"] for _g, m in batch] for batch in sends] == [["queue_update"] * 2]
+
+
+def test_a_status_written_into_a_statement_is_one_of_the_models_own(tenant, cryo):
+    waiting = queued_ticket(tenant, [cryo])
+    make_ticket(tenant, [cryo])  # pending payment
+
+    paid = Ticket.objects.filter(status_is(Ticket, TicketStatus.IN_QUEUE))
+    assert list(paid) == [waiting]
+    with pytest.raises(ValueError):
+        status_is(Ticket, "in_queue' OR '1' = '1")
+    with pytest.raises(ValueError):
+        status_is(TicketLine, TicketStatus.PENDING_PAYMENT)  # a ticket's, not a line's

@@ -526,6 +526,7 @@ def test_the_display_shows_calls_and_queues_without_any_personal_data(
 ):
     called = queued_ticket(tenant, [cryo], customer_name="Joana Prado")
     queued_ticket(tenant, [cryo, boots], customer_name="Pedro Lima")
+    make_ticket(tenant, [cryo, boots])  # not paid: its lines wait for no queue yet
     call_next(cryo, room)
 
     for name, value in pair_display(tenant).items():
@@ -542,6 +543,34 @@ def test_the_display_shows_calls_and_queues_without_any_personal_data(
     queues = {s.service.name: s.waiting for s in state.context["queues"]}
     assert queues == {"Crioterapia": 1, "Bota de compressão": 1}
     assert [line.number for line in state.context["current"]] == [called.number]
+
+
+def test_the_display_keeps_a_call_still_on_after_many_newer_calls_and_lists_the_newest_others(
+    client, midday, cryo, room
+):
+    from tickets.models import TicketLine
+
+    still_on = queued_ticket(midday, [cryo])
+    call_next(cryo, room)
+    # 40 later calls, all over: the first is older than the day's newest 32 calls.
+    later = [queued_ticket(midday, [cryo]) for _ in range(40)]
+    now = timezone.now()
+    TicketLine.objects.filter(ticket=still_on).update(called_at=now - timedelta(hours=2))
+    for n, ticket in enumerate(later):
+        TicketLine.objects.filter(ticket=ticket).update(
+            status="completed", called_at=now - timedelta(minutes=60 - n)
+        )
+    # Yesterday's call is on no list.
+    TicketLine.objects.filter(ticket=later[-1]).update(called_at=now - timedelta(days=1))
+
+    for name, value in pair_display(midday).items():
+        client.cookies[name] = value
+    state = client.get(f"/t/{midday.slug}/display/state/", headers={"HX-Request": "true"})
+
+    assert [call.number for call in state.context["current"]] == [still_on.number]
+    assert 7100 <= state.context["current"][0].age <= 7300
+    newest = [ticket.number for ticket in reversed(later[:-1])][:20]
+    assert [call.number for call in state.context["last"]] == newest
 
 
 def test_the_display_of_an_unknown_tenant_or_unknown_services_is_an_error(client, tenant):
