@@ -566,6 +566,15 @@ class TicketLine(models.Model):
                 condition=Q(called_at__isnull=False),
                 name="line_recent_calls",
             ),
+            # The TV's calls of the day, newest first across its services (totem/views.py
+            # todays_calls): in this order the read stops after the 32 it shows. By service
+            # (line_recent_calls) it sorted the whole day in parallel workers, ~17 ms at the
+            # end of a 2,000-call day.
+            models.Index(
+                fields=["tenant", "-called_at", "-id"],
+                condition=Q(called_at__isnull=False),
+                name="line_tenant_recent_calls",
+            ),
             # A device's sessions of a day (ops/utilisation.py compute_devices, the dashboard's
             # live devices section), without walking its history.
             models.Index(
