@@ -214,7 +214,7 @@ def board_services(tenant, cookies: dict[str, str]) -> list[str]:
     for name, value in cookies.items():
         client.cookies[name] = value
     state = client.get(f"/t/{tenant.slug}/display/state/", headers={"HX-Request": "true"})
-    return [stat.service.name for stat in state.context["queues"]]
+    return [service.name for service in state.context["queues"]]
 
 
 @realtime
@@ -540,7 +540,7 @@ def test_the_display_shows_calls_and_queues_without_any_personal_data(
         assert called.number in html and "Crioterapia" in html and "Sala 2" in html
         assert "Joana" not in html and "Pedro" not in html
     assert "<html" not in state.content.decode()
-    queues = {s.service.name: s.waiting for s in state.context["queues"]}
+    queues = {s.name: s.waiting for s in state.context["queues"]}
     assert queues == {"Crioterapia": 1, "Bota de compressão": 1}
     assert [line.number for line in state.context["current"]] == [called.number]
 

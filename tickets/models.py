@@ -13,8 +13,9 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
-from django.db.models import BooleanField, F, Q
+from django.db.models import F, Q
 from django.db.models.expressions import RawSQL
+from django.db.models.lookups import Exact
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -34,8 +35,9 @@ class CatalogQuerySet(SoftDeleteQuerySet, TenantQuerySet):
         return self.alive().filter(is_active=True)
 
 
-def status_is(model: type[models.Model], status: str) -> RawSQL:
-    """`status = '…'` of `model`'s table written into the statement, not bound as a parameter.
+def status_is(model: type[models.Model], status: str) -> Exact:
+    """`status = '…'` of a `model` query with the value written into the statement, not bound
+    as a parameter (the column keeps the query's alias: it works in a subquery too).
 
     Reads run as prepared statements (config/settings.py), and a generic plan cannot tell a
     rare status from a common one, nor prove a partial index's condition from a parameter:
@@ -48,9 +50,7 @@ def status_is(model: type[models.Model], status: str) -> RawSQL:
     field = model._meta.get_field("status")
     if status not in {value for value, _label in field.choices}:
         raise ValueError(f"{status!r} is not a status of {model.__name__}")
-    return RawSQL(
-        f"{model._meta.db_table}.{field.column} = '{status}'", (), output_field=BooleanField()
-    )
+    return Exact(F("status"), RawSQL(f"'{status}'", (), output_field=field))
 
 
 class Service(models.Model):

@@ -32,7 +32,7 @@ from tenants.access import get_tenant
 from tenants.models import Tenant
 from tickets import credits, devices
 from tickets.models import LineStatus, Service, Ticket, TicketLine, TicketStatus
-from tickets.queue import place_of, waiting_counts
+from tickets.queue import place_of, waiting_now
 from totem.access import shown_on
 from totem.consumers import ticket_socket_path
 from totem.models import DisplaySlide
@@ -48,12 +48,13 @@ SLIDE_SECONDS = 10
 
 
 def _chosen_services(request: HttpRequest, tenant: Tenant) -> list[Service] | None:
-    """The services this display shows: `?services=1,2`, else those set on the paired device,
-    else all sellable ones; None when the query names unknown services."""
+    """The services this display shows, each with its lines waiting now (`waiting`):
+    `?services=1,2`, else those set on the paired device, else all sellable ones; None when
+    the query names unknown services."""
     services = list(
         Service.objects.for_tenant(tenant)
         .sellable()
-        .annotate(shown=shown_on(request.device))
+        .annotate(shown=shown_on(request.device), waiting=waiting_now())
         .order_by("display_order", "name")
     )
     raw = request.GET.get("services", "")
@@ -80,8 +81,8 @@ def slides_for(tenant: Tenant, device: Equipment) -> list[DisplaySlide]:
 
 
 def board(tenant: Tenant, services: list[Service], device: Equipment) -> dict:
-    """What the display shows: calls now, the last calls of the day, queue length per service,
-    and the tenant's slides for between calls.
+    """What the display shows: calls now, the last calls of the day, queue length per service
+    (`services` as `_chosen_services` reads them), and the tenant's slides for between calls.
 
     Only numbers, services and rooms: nothing about the person.
     """
@@ -90,7 +91,7 @@ def board(tenant: Tenant, services: list[Service], device: Equipment) -> dict:
     return {
         "current": current,
         "last": last,
-        "queues": waiting_counts(services),
+        "queues": services,
         "slides": slides_for(tenant, device),
         "rooms": timed_rooms(tenant, services, now),
         "now": now,
@@ -131,11 +132,12 @@ def todays_calls(tenant: Tenant, services: list[Service], now: datetime) -> tupl
             "called_at",
             "call_count",
             "ticket__number",
-            "service__name",
+            "service_id",
             "equipment__location",
             "equipment__name",
         )
     )
+    names = {service.id: service.name for service in services}
     current, last = [], []
     for pk, status, called_at, call_count, number, service, location, device in rows:
         on_now = status == LineStatus.CALLED and len(current) < CURRENT_CALLS
@@ -143,7 +145,7 @@ def todays_calls(tenant: Tenant, services: list[Service], now: datetime) -> tupl
             Call(
                 id=pk,
                 number=number,
-                service=service,
+                service=names[service],
                 room=announced_as(location, device) if device else "",
                 call_count=call_count,
                 age=int((now - called_at).total_seconds()),
