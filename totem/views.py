@@ -112,7 +112,9 @@ class Call:
     age: int
 
 
-def todays_calls(tenant: Tenant, services: list[Service], now: datetime) -> tuple[list, list]:
+def todays_calls(
+    tenant: Tenant, services: list[Service], now: datetime
+) -> tuple[list[Call], list[Call]]:
     """The calls on now (newest first, CURRENT_CALLS at most) and the day's other calls
     (LAST_CALLS at most), in one query: the day's lines called now, and its newest
     CURRENT_CALLS + LAST_CALLS calls, among which the newest LAST_CALLS of the others always
