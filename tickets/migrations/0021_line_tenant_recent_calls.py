@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ("equipment", "0005_device_sessions_and_maintenance"),
         ("tenants", "0019_audit_log_monthly_partitions"),
-        ("tickets", "0019_line_device_sessions"),
+        ("tickets", "0020_ticket_channel"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
