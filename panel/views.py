@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import Prefetch
+from django.db.models import F, Prefetch, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -36,12 +36,14 @@ from tickets import devices, events, queue, waivers
 from tickets.models import (
     LINE_ACTIVE,
     LineStatus,
+    Priority,
     Service,
     Ticket,
     TicketLine,
     TicketStatus,
     Waiver,
     WaiverOutcome,
+    first_name,
     status_is,
 )
 from tickets.printing import REPRINTABLE, move_to_queue, reprint
@@ -156,13 +158,24 @@ class Other:
     label: str
 
 
-@dataclass
+@dataclass(slots=True)
 class Row:
-    """A line as the panel shows it: how long it waited (and its colour), the other services,
-    whether the ticket's health form waits for the team, and for a missed line until when it
-    can be called again, for a stuck one when it closes."""
+    """A line as the panel shows it, as plain values: how long it waited (and its colour),
+    its ticket and badges, the other services, whether the ticket's health form waits for
+    the team, and for a missed line until when it can be called again, for a stuck one when
+    it closes. A queue's rows are read with `.values()`: the line, ticket and badges as
+    model instances, and the template walking them, cost ~0.25 ms per row (bench/README.md
+    "Sixth round"). My rows also carry their line (status, device, session timer)."""
 
-    line: TicketLine
+    pk: int
+    ticket_id: int
+    number: str
+    name: str
+    priority: str
+    priority_label: str
+    covered: bool
+    remote: bool
+    arrival: bool
     minutes: int
     level: str
     others: list[Other]
@@ -170,6 +183,8 @@ class Row:
     call_url: str
     more_url: str
     deadline: datetime | None = None
+    no_show_at: datetime | None = None
+    line: TicketLine | None = None
 
 
 @dataclass
@@ -189,8 +204,7 @@ class Tickets:
     waiver_pending: set[int]
 
     @classmethod
-    def of(cls, lines: list[TicketLine]) -> Tickets:
-        ids = {line.ticket_id for line in lines}
+    def of(cls, ids: set[int]) -> Tickets:
         if not ids:
             return cls(lines={}, waiver_pending=set())
         by_ticket: dict[int, list[tuple[int, Other]]] = defaultdict(list)
@@ -236,32 +250,73 @@ class LineUrls:
         return f"{parts[0]}{pk}{parts[1]}"
 
 
+# What a queue's or missed row shows of its line, its ticket and the ticket's badges (from
+# the phone, on the way), in the same query: the badges' reverse one-to-ones are LEFT JOINs.
+ROW_VALUES = {
+    "number": F("ticket__number"),
+    "customer_name": F("ticket__customer_name"),
+    "priority": F("ticket__priority"),
+    "day": F("ticket__day"),
+    "remote": F("ticket__remote__id"),
+    "arrival": F("ticket__arrival__id"),
+}
+ROW_FIELDS = ("pk", "ticket_id", "service_id", "queued_at", "no_show_at", "covered")
+
+
+def _row_values(lines: QuerySet[TicketLine]) -> QuerySet:
+    return lines.values(*ROW_FIELDS, **ROW_VALUES)
+
+
+def _values_of(line: TicketLine) -> dict:
+    """A line read as a model instance (my rows), as `_row_values` would have read it."""
+    ticket = line.ticket
+    return {
+        "pk": line.pk,
+        "ticket_id": line.ticket_id,
+        "covered": line.covered,
+        "number": ticket.number,
+        "customer_name": ticket.customer_name,
+        "priority": ticket.priority,
+        "remote": hasattr(ticket, "remote"),
+        "arrival": hasattr(ticket, "arrival"),
+    }
+
+
 def _row(
-    tenant: Tenant,
+    values: dict,
     tickets: Tickets,
     urls: LineUrls,
-    line: TicketLine,
-    now,
     *,
-    since=None,
-    deadline=None,
+    minutes: int,
+    level: str = "ok",
+    deadline: datetime | None = None,
+    line: TicketLine | None = None,
 ) -> Row:
-    if since is None:
-        minutes = queue.waited_minutes(line, now)
-        level = queue.wait_level(tenant, minutes)
-    else:
-        minutes = max(0, int((now - since).total_seconds() // 60))
-        level = "ok"
+    pk, ticket_id, priority = values["pk"], values["ticket_id"], values["priority"]
     return Row(
-        line=line,
+        pk=pk,
+        ticket_id=ticket_id,
+        number=values["number"],
+        name=first_name(values["customer_name"]),
+        priority=priority,
+        priority_label="" if priority == Priority.NORMAL else str(Priority(priority).label),
+        covered=values["covered"],
+        remote=bool(values["remote"]),
+        arrival=bool(values["arrival"]),
         minutes=minutes,
         level=level,
-        others=[other for pk, other in tickets.lines.get(line.ticket_id, []) if pk != line.pk],
-        waiver_pending=line.ticket_id in tickets.waiver_pending,
-        call_url=LineUrls.of_line(urls.call, line.pk),
-        more_url=LineUrls.of_line(urls.more, line.pk),
+        others=[other for other_pk, other in tickets.lines.get(ticket_id, []) if other_pk != pk],
+        waiver_pending=ticket_id in tickets.waiver_pending,
+        call_url=LineUrls.of_line(urls.call, pk),
+        more_url=LineUrls.of_line(urls.more, pk),
         deadline=deadline,
+        no_show_at=values.get("no_show_at"),
+        line=line,
     )
+
+
+def _minutes_since(since: datetime, now: datetime) -> int:
+    return max(0, int((now - since).total_seconds() // 60))
 
 
 def _closes_at(tenant: Tenant, line: TicketLine, now) -> datetime | None:
@@ -281,10 +336,7 @@ def _panel_context(request: HttpRequest, station: Equipment, flash: dict | None)
     groups = [events.service_group(tenant.id, s.pk) for s in services if s.deleted_at is None]
     seqs = events.current_sequences(groups or [events.tenant_group(tenant.id)])
     waiting = [
-        (
-            stats,
-            list(queue.queue_lines(stats.service).select_related(*TICKET_BADGES)[:QUEUE_LIMIT]),
-        )
+        (stats, list(_row_values(queue.queue_lines(stats.service))[:QUEUE_LIMIT]))
         for stats in queue.service_counts(tenant, services)
     ]
     serving = list(
@@ -298,46 +350,56 @@ def _panel_context(request: HttpRequest, station: Equipment, flash: dict | None)
     )
     # Who did not show up and may still be called again, in one query for every queue.
     missed = list(
-        queue.recoverable_lines(tenant, now)
-        .filter(service__in=services)
-        .select_related(*TICKET_BADGES)
-        .order_by("-no_show_at", "-id")[:SIDE_LIMIT]
+        _row_values(
+            queue.recoverable_lines(tenant, now)
+            .filter(service__in=services)
+            .order_by("-no_show_at", "-id")
+        )[:SIDE_LIMIT]
     )
     # The other services of every row's ticket and its health form, one query each for every
     # list, not one per queue: a sixth of the panel's time at 10,000 waiting went to
     # compiling and preparing those IN (…) queries.
-    tickets = Tickets.of([*serving, *missed, *(line for _, lines in waiting for line in lines)])
+    tickets = Tickets.of(
+        {line.ticket_id for line in serving}
+        | {values["ticket_id"] for values in missed}
+        | {values["ticket_id"] for _, lines in waiting for values in lines}
+    )
     urls = LineUrls.of(tenant.slug)
-    queues = [
-        Queue(
-            stats=stats,
-            rows=[_row(tenant, tickets, urls, line, now) for line in lines],
-            more=max(stats.waiting - len(lines), 0),
-            missed=[
-                _row(
-                    tenant,
-                    tickets,
-                    urls,
-                    line,
-                    now,
-                    since=line.no_show_at,
-                    deadline=queue.recoverable_until(line, tenant),
-                )
-                for line in missed
-                if line.service_id == stats.service.pk
-            ],
+    queues = []
+    for stats, lines in waiting:
+        rows = []
+        for values in lines:
+            minutes = queue.waited_minutes(values["queued_at"], now)
+            level = queue.wait_level(tenant, minutes)
+            rows.append(_row(values, tickets, urls, minutes=minutes, level=level))
+        queues.append(
+            Queue(
+                stats=stats,
+                rows=rows,
+                more=max(stats.waiting - len(lines), 0),
+                missed=[
+                    _row(
+                        values,
+                        tickets,
+                        urls,
+                        minutes=_minutes_since(values["no_show_at"], now),
+                        deadline=queue.recoverable_until(
+                            values["no_show_at"], values["day"], tenant
+                        ),
+                    )
+                    for values in missed
+                    if values["service_id"] == stats.service.pk
+                ],
+            )
         )
-        for stats, lines in waiting
-    ]
     mine = [
         _row(
-            tenant,
+            _values_of(line),
             tickets,
             urls,
-            line,
-            now,
-            since=line.started_at or line.called_at,
+            minutes=_minutes_since(line.started_at or line.called_at, now),
             deadline=_closes_at(tenant, line, now),
+            line=line,
         )
         for line in serving
     ]
@@ -403,8 +465,8 @@ def _place(
     """Decide where the message goes: beside its row, atop its queue, else atop the panel."""
     if not flash:
         return None
-    shown_lines = {row.line.pk for q in queues for row in [*q.rows, *q.missed]}
-    shown_lines |= {row.line.pk for row in mine}
+    shown_lines = {row.pk for q in queues for row in [*q.rows, *q.missed]}
+    shown_lines |= {row.pk for row in mine}
     shown_services = {q.stats.service.pk for q in queues}
     if flash.get("line") in shown_lines:
         where = "line"

@@ -268,6 +268,11 @@ class TicketQuerySet(TenantQuerySet):
         return self.exclude(status__in=[T.COMPLETED, T.CANCELLED])
 
 
+def first_name(customer_name: str) -> str:
+    """What the screens call a customer by: the first word of the name ("" without one)."""
+    return customer_name.split(" ")[0]
+
+
 def new_token() -> str:
     return secrets.token_urlsafe(24)
 
@@ -378,7 +383,7 @@ class Ticket(models.Model):
 
     @property
     def first_name(self) -> str:
-        return self.customer_name.split(" ")[0] if self.customer_name else ""
+        return first_name(self.customer_name)
 
     @property
     def status_colour(self) -> str:

@@ -834,10 +834,11 @@ def waiting_now() -> Coalesce:
     return Coalesce(Subquery(waiting, output_field=IntegerField()), 0)
 
 
-def waited_minutes(line: TicketLine, now=None) -> int:
-    if line.queued_at is None:
+def waited_minutes(queued_at: datetime | None, now: datetime) -> int:
+    """Whole minutes a line has waited since it was queued (0 before it is)."""
+    if queued_at is None:
         return 0
-    return max(0, int(((now or timezone.now()) - line.queued_at) / timedelta(minutes=1)))
+    return max(0, int((now - queued_at) / timedelta(minutes=1)))
 
 
 # --- expiry -------------------------------------------------------------------------------
@@ -886,11 +887,12 @@ def recoverable_lines(tenant: Tenant, now: datetime):
     )
 
 
-def recoverable_until(line: TicketLine, tenant: Tenant) -> datetime:
-    """When a missed line of `recoverable_lines` stops being one."""
+def recoverable_until(no_show_at: datetime, day: date, tenant: Tenant) -> datetime:
+    """When a missed line of `recoverable_lines` (missed at `no_show_at`, its ticket of
+    `day`) stops being one."""
     return min(
-        line.no_show_at + timedelta(minutes=tenant.reactivation_minutes),
-        end_of_day(tenant, line.ticket.day),
+        no_show_at + timedelta(minutes=tenant.reactivation_minutes),
+        end_of_day(tenant, day),
     )
 
 
