@@ -180,6 +180,8 @@ class Row:
     level: str
     others: list[Other]
     waiver_pending: bool
+    # Whether any badge above shows: most rows have none, and skip testing each.
+    badges: bool
     call_url: str
     more_url: str
     deadline: datetime | None = None
@@ -277,8 +279,9 @@ def _values_of(line: TicketLine) -> dict:
         "number": ticket.number,
         "customer_name": ticket.customer_name,
         "priority": ticket.priority,
-        "remote": hasattr(ticket, "remote"),
-        "arrival": hasattr(ticket, "arrival"),
+        # The badges' ids, as `_row_values` reads them (None without one).
+        "remote": ticket.remote.pk if hasattr(ticket, "remote") else None,
+        "arrival": ticket.arrival.pk if hasattr(ticket, "arrival") else None,
     }
 
 
@@ -293,6 +296,12 @@ def _row(
     line: TicketLine | None = None,
 ) -> Row:
     pk, ticket_id, priority = values["pk"], values["ticket_id"], values["priority"]
+    badges = {
+        "covered": values["covered"],
+        "remote": values["remote"] is not None,
+        "arrival": values["arrival"] is not None,
+        "waiver_pending": ticket_id in tickets.waiver_pending,
+    }
     return Row(
         pk=pk,
         ticket_id=ticket_id,
@@ -300,13 +309,11 @@ def _row(
         name=first_name(values["customer_name"]),
         priority=priority,
         priority_label="" if priority == Priority.NORMAL else str(Priority(priority).label),
-        covered=values["covered"],
-        remote=bool(values["remote"]),
-        arrival=bool(values["arrival"]),
+        **badges,
+        badges=priority != Priority.NORMAL or any(badges.values()),
         minutes=minutes,
         level=level,
         others=[other for other_pk, other in tickets.lines.get(ticket_id, []) if other_pk != pk],
-        waiver_pending=ticket_id in tickets.waiver_pending,
         call_url=LineUrls.of_line(urls.call, pk),
         more_url=LineUrls.of_line(urls.more, pk),
         deadline=deadline,
