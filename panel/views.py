@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import F, Prefetch, QuerySet
+from django.db.models import Exists, F, OuterRef, Prefetch, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -71,14 +71,16 @@ def _station(request: HttpRequest) -> Equipment | None:
     device_id = request.session.get(_station_key(request.tenant))
     if device_id is None:
         return None
-    return (
+    station = (
         Equipment.objects.service_devices()
         .for_tenant(request.tenant)
-        .select_related("tenant")
         .prefetch_related(Prefetch("services", queryset=Service.objects.sellable()))
         .filter(pk=device_id)
         .first()
     )
+    if station is not None:
+        station.tenant = request.tenant  # its maintenance window's zone: spares a join
+    return station
 
 
 # --- the screens ----------------------------------------------------------------------------
@@ -210,18 +212,21 @@ class Tickets:
         if not ids:
             return cls(lines={}, waiver_pending=set())
         by_ticket: dict[int, list[tuple[int, Other]]] = defaultdict(list)
-        for ticket_id, pk, status, name in (
+        pending: set[int] = set()
+        # Whether the ticket's health form waits for the team (a warning on each of its
+        # lines) comes with its lines: one query, not two.
+        needs_staff = Waiver.objects.filter(
+            ticket_id=OuterRef("ticket_id"), outcome=WaiverOutcome.NEEDS_STAFF
+        )
+        for ticket_id, pk, status, name, waiver_pending in (
             TicketLine.objects.filter(ticket_id__in=ids)
+            .annotate(waiver_pending=Exists(needs_staff))
             .order_by("ticket_id", "position")
-            .values_list("ticket_id", "pk", "status", "service__name")
+            .values_list("ticket_id", "pk", "status", "service__name", "waiver_pending")
         ):
             by_ticket[ticket_id].append((pk, Other(name, status, L(status).label)))
-        # The tickets whose health form waits for the team (a warning on each of their lines).
-        pending = set(
-            Waiver.objects.filter(ticket_id__in=ids, outcome=WaiverOutcome.NEEDS_STAFF).values_list(
-                "ticket_id", flat=True
-            )
-        )
+            if waiver_pending:
+                pending.add(ticket_id)
         return cls(lines=by_ticket, waiver_pending=pending)
 
 
@@ -458,10 +463,11 @@ def _devices_now(tenant: Tenant, station: Equipment, services: list[Service], no
         .for_tenant(tenant)
         .filter(services__in=services)
         .exclude(pk=station.pk)
-        .select_related("tenant")
         .distinct()
         .order_by("name")[:SIDE_LIMIT]
     )
+    for device in others:
+        device.tenant = tenant  # their maintenance windows' zone (devices.states)
     station_now, *others_now = devices.states([station, *others], now)
     return {"station_now": station_now, "others_now": others_now}
 
