@@ -17,6 +17,7 @@ from equipment.models import Kind
 from payments.models import PaymentSettings
 from payments.sessions import start_payment
 from tests.conftest import make_device, make_ticket, queued_ticket
+from tests.test_kiosk import kiosk_cart
 from totem.models import PairingCode
 
 FIELDS = [
@@ -85,7 +86,7 @@ def test_the_kiosk_answers_any_post_without_a_server_error(kiosk, tenant, cryo, 
     # whatever the previous one left, so the later steps are reached and not redirected.
     kiosk.post(reverse("kiosk_start", args=[tenant.slug]))
     kiosk.post(reverse("kiosk_services", args=[tenant.slug]), {"toggle": cryo.pk})
-    assert kiosk.session[f"kiosk_cart_{tenant.pk}"]["services"] == [cryo.pk], "not mid-purchase"
+    assert kiosk_cart(kiosk)["services"] == [cryo.pk], "not mid-purchase"
     headers = {"HTTP_HX_REQUEST": "true"} if htmx else {}
     response = kiosk.post(reverse(step, args=[tenant.slug]), data, **headers)
     assert response.status_code < 500, (step, data, response.status_code)

@@ -6,6 +6,7 @@ import threading
 from datetime import time, timedelta
 
 import pytest
+from django.core import signing
 from django.core.cache import cache
 from django.db import connection
 from django.test import Client
@@ -21,7 +22,7 @@ from tests.conftest import make_device, make_service
 from tests.daphne_server import free_port
 from tickets.issuing import sellable_ids
 from tickets.models import Priority, Ticket, TicketStatus
-from totem import kiosk
+from totem import kiosk, pairing
 from totem.consent import CONSENT_VERSION
 from totem.models import PairingCode
 
@@ -48,6 +49,17 @@ def pair(client: Client, tenant, device) -> None:
     code = PairingCode.objects.create(tenant=tenant, equipment=device)
     response = client.post(url(tenant, "kiosk_pair"), {"code": code.code})
     assert response.status_code == 302, response.content
+
+
+def kiosk_cart(client: Client) -> dict | None:
+    """The purchase the kiosk keeps for this browser (on the pairing its cookie names)."""
+    data = signing.loads(client.cookies[pairing.cookie_name(Kind.KIOSK)].value, salt=pairing.SALT)
+    return PairingCode.objects.get(pk=data["p"]).cart
+
+
+def set_kiosk_cart(client: Client, cart: dict | None) -> None:
+    data = signing.loads(client.cookies[pairing.cookie_name(Kind.KIOSK)].value, salt=pairing.SALT)
+    PairingCode.objects.filter(pk=data["p"]).update(cart=cart)
 
 
 @pytest.fixture
@@ -105,7 +117,7 @@ def fill_cart(client, tenant, services, extras=()):
 
 
 def cart_key(client, tenant) -> str:
-    return client.session[f"kiosk_cart_{tenant.pk}"]["key"]
+    return kiosk_cart(client)["key"]
 
 
 def buy(client, tenant, method="cash"):
@@ -222,7 +234,7 @@ def test_an_unpaired_browser_sees_the_pairing_screen(tenant, kiosk_device):
     assert [t.name for t in page.templates][0] == "kiosk/pair.html"
     assert client.get(url(tenant, "kiosk_services")).status_code == 302
     assert client.post(url(tenant, "kiosk_start")).status_code == 302
-    assert not client.session.get(f"kiosk_cart_{tenant.pk}")
+    assert not PairingCode.objects.filter(cart__isnull=False).exists()
 
 
 def test_a_paired_browser_sees_the_welcome_screen(kiosk_client, tenant):
@@ -239,7 +251,7 @@ def test_a_kiosk_of_one_tenant_cannot_open_another_tenants_kiosk(
     assert response.status_code == 302
     assert response["Location"].startswith(url(other_tenant, "kiosk_pair"))
     assert kiosk_client.post(url(other_tenant, "kiosk_start")).status_code == 302
-    assert not kiosk_client.session.get(f"kiosk_cart_{other_tenant.pk}")
+    assert not PairingCode.objects.filter(cart__isnull=False).exists()
 
 
 def test_a_pairing_code_cannot_be_used_twice(tenant, kiosk_device):
@@ -415,18 +427,14 @@ def test_a_double_submit_with_the_same_key_creates_one_ticket(kiosk_client, tena
     assert PaymentSession.objects.filter(status=SessionStatus.PENDING).count() == 1
 
 
-def test_the_create_ticket_idempotency_survives_a_session_that_forgot_the_ticket(
+def test_the_create_ticket_idempotency_survives_a_cart_that_forgot_the_ticket(
     kiosk_client, tenant, cryo
 ):
     fill_cart(kiosk_client, tenant, [cryo])
     key = cart_key(kiosk_client, tenant)
     buy(kiosk_client, tenant)
-    # A racing request saved the session without the ticket id: the key still finds it.
-    session = kiosk_client.session
-    cart = session[f"kiosk_cart_{tenant.pk}"]
-    cart["ticket"] = None
-    session[f"kiosk_cart_{tenant.pk}"] = cart
-    session.save()
+    # A racing request saved the cart without the ticket id: the key still finds it.
+    set_kiosk_cart(kiosk_client, {**kiosk_cart(kiosk_client), "ticket": None})
     kiosk_client.post(url(tenant, "kiosk_summary"), {"method": "cash", "key": key})
     assert Ticket.objects.count() == 1
 
@@ -456,7 +464,7 @@ def test_a_sold_out_extra_cannot_be_added(kiosk_client, tenant, cryo, towel):
     page = kiosk_client.get(url(tenant, "kiosk_extras"))
     assert next(r for r in page.context["rows"] if r["extra"] == towel)["sold_out"]
     kiosk_client.post(url(tenant, "kiosk_extras"), {"extra": towel.pk, "change": "add"})
-    assert kiosk_client.session[f"kiosk_cart_{tenant.pk}"]["extras"] == {}
+    assert kiosk_cart(kiosk_client)["extras"] == {}
 
 
 def test_an_extra_sold_out_before_paying_sends_back_to_extras_with_the_error(
@@ -499,6 +507,7 @@ def test_only_the_priority_class_is_stored_never_the_reason(kiosk_client, tenant
     kiosk_client.post(url(tenant, "kiosk_start"))
     kiosk_client.post(url(tenant, "kiosk_services"), {"toggle": cryo.pk})
     identify(kiosk_client, tenant, priority="pregnant")
+    assert "pregnant" not in str(kiosk_cart(kiosk_client))
     assert "pregnant" not in str(dict(kiosk_client.session))
     buy(kiosk_client, tenant)
     assert Ticket.objects.get().priority == Priority.PRIORITY
@@ -519,7 +528,7 @@ def test_outside_opening_hours_the_kiosk_says_so_and_sells_nothing(kiosk_client,
     assert page.context["is_open"] is False
     assert b"touch-to-start" not in page.content
     assert kiosk_client.post(url(tenant, "kiosk_start"))["Location"] == url(tenant, "kiosk_welcome")
-    assert not kiosk_client.session.get(f"kiosk_cart_{tenant.pk}")
+    assert not kiosk_cart(kiosk_client)
 
 
 def test_closing_while_a_customer_chooses_sells_nothing(kiosk_client, tenant, cryo):
@@ -538,7 +547,7 @@ def test_a_service_without_an_online_device_is_not_sold(kiosk_client, tenant, cr
     option = next(o for o in page.context["options"] if o.service == sauna)
     assert not option.available
     kiosk_client.post(url(tenant, "kiosk_services"), {"toggle": sauna.pk})
-    assert kiosk_client.session[f"kiosk_cart_{tenant.pk}"]["services"] == []
+    assert kiosk_cart(kiosk_client)["services"] == []
 
 
 def test_the_service_list_shows_the_current_wait(kiosk_client, tenant, cryo):
@@ -829,7 +838,7 @@ def test_a_service_gone_off_sale_before_paying_is_refused_by_the_sale_and_leaves
     response = buy(kiosk_client, tenant)
 
     assert response["Location"].endswith("/servicos/")
-    assert kiosk_client.session[f"kiosk_cart_{tenant.pk}"]["services"] == [boots.pk]
+    assert kiosk_cart(kiosk_client)["services"] == [boots.pk]
     assert not Ticket.objects.exists()
     page = kiosk_client.get(response["Location"])
     assert "Escolha pelo menos um serviço disponível." in page.content.decode()

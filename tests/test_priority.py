@@ -15,7 +15,7 @@ from django.test import Client
 from equipment.models import Kind
 from tests.conftest import make_device, queued_ticket
 from tests.test_identity_input import migrate, migrate_to_latest
-from tests.test_kiosk import buy, identify, pair, url
+from tests.test_kiosk import buy, identify, kiosk_cart, pair, url
 from tests.test_panel import panel_url, pick_station
 from tickets import queue
 from tickets.models import Priority, Ticket, TicketLine
@@ -108,9 +108,9 @@ def test_each_group_the_law_added_gives_its_class_and_only_the_class_is_kept(
     kiosk_client.post(url(tenant, "kiosk_services"), {"toggle": cryo.pk})
     assert identify(kiosk_client, tenant, priority=group).status_code == 302
     expected = Priority.BLOOD_DONOR if group == "blood_donor" else Priority.PRIORITY
-    customer = kiosk_client.session[f"kiosk_cart_{tenant.pk}"]["customer"]
+    customer = kiosk_cart(kiosk_client)["customer"]
     assert customer["priority"] == expected
-    assert group == expected or group not in str(dict(kiosk_client.session))
+    assert group == expected or group not in str(kiosk_cart(kiosk_client))
     buy(kiosk_client, tenant)
     ticket = Ticket.objects.get()
     assert ticket.priority == expected

@@ -23,7 +23,7 @@ from tenants.models import AuditAction, AuditLog
 from tests.conftest import make_device, make_ticket
 from tests.test_customers import CPF, customer_of
 from tests.test_customers_kiosk import start_cart
-from tests.test_kiosk import identify, pair, url
+from tests.test_kiosk import identify, kiosk_cart, pair, url
 from tests.test_panel import panel_url, pick_station
 from tickets import waivers
 from tickets.models import (
@@ -87,7 +87,7 @@ def answer(client, tenant, answers=("no", "yes"), name="Maria Souza", **extra):
 
 
 def client_cart(client, tenant) -> dict:
-    return client.session[f"kiosk_cart_{tenant.pk}"]
+    return kiosk_cart(client)
 
 
 # --- the domain rule -----------------------------------------------------------------------------

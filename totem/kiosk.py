@@ -1,7 +1,9 @@
 """The kiosk (totem): welcome → services → extras → identification → summary → payment → ticket.
 
-One purchase is one *cart* kept server-side in the Django session, per tenant: the chosen
-services and extras, the customer's data, and — once created — the ticket's id. The cart's
+One purchase is one *cart* kept server-side on the browser's pairing (the row every request
+reads to know the device; `PairingCode.cart`), written once at the end of a request that
+changed it: the chosen services and extras, the customer's data, and — once created — the
+ticket's id. The cart's
 `key` is the ticket's idempotency key, so a double tap, a resent form or two racing requests
 all end at the same ticket. Once the cart holds a ticket, every earlier step sends the
 browser to that ticket's payment or ticket screen: the back button cannot buy again.
@@ -238,14 +240,15 @@ def in_place(view: Callable) -> Callable:
 
 
 def kiosk_view(*methods: str) -> Callable:
-    """Errors caught, never cached (back restores nothing stale), paired kiosks only, each
-    kept to its request rate, and one request per tap (`in_place`)."""
+    """Errors caught, never cached (back restores nothing stale), paired kiosks only, the
+    cart written once (`keeps_cart`), each kept to its request rate, and one request per tap
+    (`in_place`)."""
 
     def decorator(view: Callable) -> Callable:
         wrapped = kiosk_errors(
             never_cache(
                 require_http_methods(list(methods))(
-                    device_required(Kind.KIOSK)(in_place(per_device_limit(view)))
+                    device_required(Kind.KIOSK)(keeps_cart(in_place(per_device_limit(view))))
                 )
             )
         )
@@ -259,17 +262,15 @@ def kiosk_view(*methods: str) -> Callable:
 # --- the cart -------------------------------------------------------------------------------
 
 
-def _cart_key(tenant: Tenant) -> str:
-    return f"kiosk_cart_{tenant.pk}"
-
-
 def get_cart(request: HttpRequest) -> dict | None:
-    return request.session.get(_cart_key(request.tenant))
+    return request.pairing.cart
 
 
-def save_cart(request: HttpRequest, cart: dict) -> None:
-    request.session[_cart_key(request.tenant)] = cart
-    request.session.modified = True
+def save_cart(request: HttpRequest, cart: dict | None) -> None:
+    """Keep `cart` (None: no purchase) for this browser; written when the request ends
+    (`keeps_cart`), once however many steps changed it."""
+    request.pairing.cart = cart
+    request.cart_changed = True
 
 
 def new_cart(request: HttpRequest) -> dict:
@@ -286,7 +287,24 @@ def new_cart(request: HttpRequest) -> dict:
 
 
 def clear_cart(request: HttpRequest) -> None:
-    request.session.pop(_cart_key(request.tenant), None)
+    if get_cart(request) is not None:
+        save_cart(request, None)
+
+
+def keeps_cart(view: Callable) -> Callable:
+    """Write the cart once, after the view (and the screens `in_place` renders after it), if
+    it changed. A view that raises keeps the cart it found, as a session would (not saved on
+    an error)."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, slug: str, *args, **kwargs) -> HttpResponse:
+        request.cart_changed = False
+        response = view(request, slug, *args, **kwargs)
+        if request.cart_changed:
+            request.pairing.keep_cart()
+        return response
+
+    return wrapper
 
 
 def _url(request: HttpRequest, name: str) -> str:

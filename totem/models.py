@@ -75,6 +75,10 @@ class PairingCode(models.Model):
         verbose_name=_("created by"),
     )
     user_agent = models.CharField(_("paired browser"), max_length=200, blank=True)
+    # The kiosk's purchase in progress (totem/kiosk.py): one pairing is one browser, and its
+    # row is read on every request anyway, so the cart comes with it instead of a session
+    # row read and written on each tap. Never shown in admin: it holds the customer's data.
+    cart = models.JSONField(null=True, blank=True, editable=False)
 
     objects = PairingQuerySet.as_manager()
 
@@ -97,6 +101,10 @@ class PairingCode(models.Model):
     @property
     def is_active(self) -> bool:
         return self.used_at is not None and self.revoked_at is None
+
+    def keep_cart(self) -> None:
+        """Write `cart`, and nothing else of the row (the kiosk, once per request)."""
+        PairingCode.objects.filter(pk=self.pk).update(cart=self.cart)
 
     def clean(self) -> None:
         if self.equipment_id:

@@ -218,8 +218,9 @@ def safe_next(request: HttpRequest, next_url: str, default: str) -> str:
 def device_required(kind: str) -> Callable:
     """View decorator for `/t/<slug>/…` device screens (kiosk, display).
 
-    Sets `request.tenant` and `request.device`. An unpaired browser — or one paired with
-    another tenant's device — is sent to this tenant's pairing screen and sees nothing else.
+    Sets `request.tenant`, `request.device` and `request.pairing` (the kiosk keeps its cart
+    on it). An unpaired browser — or one paired with another tenant's device — is sent to
+    this tenant's pairing screen and sees nothing else.
     """
     assert kind in PAIRABLE_KINDS, kind
 
@@ -242,6 +243,7 @@ def device_required(kind: str) -> Callable:
                     response["HX-Redirect"] = target
                     return response
                 return redirect(target)
+            request.pairing = pairing
             request.tenant = pairing.tenant.for_one_request()
             request.device = _seen(pairing.equipment)
             # Dates and times on the screen in the studio's zone (a package's "até", a slide).
