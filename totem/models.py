@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import connection, models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -103,8 +103,15 @@ class PairingCode(models.Model):
         return self.used_at is not None and self.revoked_at is None
 
     def keep_cart(self) -> None:
-        """Write `cart`, and nothing else of the row (the kiosk, once per request)."""
-        PairingCode.objects.filter(pk=self.pk).update(cart=self.cart)
+        """Write `cart`, and nothing else of the row (the kiosk, once per request that changed
+        it). A statement of its own: the ORM's UPDATE cost more CPU to build than to run."""
+        field, q = PairingCode._meta.get_field("cart"), connection.ops.quote_name
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {q(PairingCode._meta.db_table)} SET {q(field.column)} = %s"
+                f" WHERE {q('id')} = %s",
+                [field.get_db_prep_save(self.cart, connection), self.pk],
+            )
 
     def clean(self) -> None:
         if self.equipment_id:
