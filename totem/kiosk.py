@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import wraps
 from urllib.parse import urlsplit
@@ -376,10 +376,19 @@ def service_options(tenant: Tenant, selected: list[int] | None = None) -> list[S
     """The tenant's sellable services with their current wait; unavailable ones marked.
 
     A service is sold only while the tenant is open and an online device can run it today.
+    Read once per request (`Tenant.once`): the start and a toggle check the tap against the
+    list they then show, in the same request.
     """
+    chosen = set(selected or [])
+    return [
+        replace(option, selected=option.service.pk in chosen)
+        for option in tenant.once("service_options", lambda: _read_service_options(tenant))
+    ]
+
+
+def _read_service_options(tenant: Tenant) -> list[ServiceOption]:
     services = list(Service.objects.sellable().for_tenant(tenant))
     is_open = tenant.is_open()
-    chosen = set(selected or [])
     options = []
     for stats in queue.service_stats(tenant, services):
         wait = queue.estimate_wait_minutes(stats.waiting, stats.devices, stats.round_seconds)
@@ -389,11 +398,15 @@ def service_options(tenant: Tenant, selected: list[int] | None = None) -> list[S
                 available=is_open and stats.devices > 0,
                 wait_minutes=wait,
                 waiting=stats.waiting,
-                selected=stats.service.pk in chosen,
                 wait_level=queue.wait_level(tenant, wait),
             )
         )
     return options
+
+
+def _available_ids(tenant: Tenant) -> set[int]:
+    """What a tap may choose: the services the list shows available (`sellable_ids` agrees)."""
+    return {option.service.pk for option in service_options(tenant) if option.available}
 
 
 def _extras(tenant: Tenant) -> list[Extra]:
@@ -553,7 +566,8 @@ def welcome(request: HttpRequest, slug: str) -> HttpResponse:
 
 @kiosk_view("POST")
 def start(request: HttpRequest, slug: str) -> HttpResponse:
-    if not sellable_ids(request.tenant):
+    # The service list answers this tap (in_place): its options serve the check too.
+    if not _available_ids(request.tenant):
         return redirect(_url(request, "kiosk_welcome"))
     new_cart(request)
     return redirect(_url(request, "kiosk_services"))
@@ -573,7 +587,7 @@ def services(request: HttpRequest, slug: str) -> HttpResponse:
         if toggled is not None:
             if toggled in chosen:
                 chosen.remove(toggled)
-            elif toggled in sellable_ids(request.tenant):
+            elif toggled in _available_ids(request.tenant):
                 chosen.append(toggled)
             else:
                 messages.error(request, _("This service cannot be sold right now."))
