@@ -167,8 +167,9 @@ def test_a_tap_reads_the_opening_hours_once(tenant, cryo, kiosk_client):
 
 def test_buying_reads_the_payment_settings_once_and_no_tenant(tenant, cryo, kiosk_client, pix):
     """The summary's methods, the payment started and the payment screen shown in place all
-    ask for the settings; one read per request. The screen shows the payment with one read,
-    and its status QR code needs no tenant read (the request has it)."""
+    ask for the settings; one read per request. The screen shows the payment just started
+    without reading it again, and its status QR code needs no tenant read (the request has
+    it)."""
     fill_cart(kiosk_client, tenant, [cryo])
     with CaptureQueriesContext(connection) as seen:
         bought = kiosk_client.post(
@@ -180,8 +181,11 @@ def test_buying_reads_the_payment_settings_once_and_no_tenant(tenant, cryo, kios
     reads = [q["sql"] for q in seen.captured_queries if q["sql"].startswith("SELECT")]
     assert sum('FROM "payments_paymentsettings"' in sql for sql in reads) == 1
     assert sum('FROM "tenants_tenant"' in sql for sql in reads) == 0
-    # The pending ones locked when the payment starts, then the one the screen shows.
-    assert sum('FROM "payments_paymentsession"' in sql for sql in reads) == 2
+    # The pending ones locked when the payment starts; the screen shows the one started, and
+    # its ticket, as they were just read under their lock (no read of its own).
+    assert sum('FROM "payments_paymentsession"' in sql for sql in reads) == 1
+    # The idempotency key's lookup, then the lock.
+    assert sum('FROM "tickets_ticket"' in sql for sql in reads) == 2
 
 
 def test_no_extras_on_sale_reads_them_once_on_the_way_to_identification(tenant, cryo, kiosk_client):

@@ -1077,10 +1077,14 @@ def _refused(request: HttpRequest, cart: dict, refused: ValidationError) -> Http
 
 def _start(request: HttpRequest, ticket: Ticket, method: str) -> None:
     try:
-        start_payment(ticket, method)
+        session = start_payment(ticket, method)
     except PaymentError as refused:
         # Shown on the payment screen with the choice to try again or pay another way.
         messages.error(request, str(refused))
+    else:
+        # The payment screen this tap answers with (in_place) shows this ticket and payment,
+        # just re-checked under their lock: it need not read them again.
+        request.paying = (ticket, session)
 
 
 @kiosk_view("GET", "POST")
@@ -1091,7 +1095,9 @@ def payment(request: HttpRequest, slug: str) -> HttpResponse:
     an expiry, or switching to another method.
     """
     cart = get_cart(request)
-    ticket = _cart_ticket(request, cart)
+    ticket, session = getattr(request, "paying", (None, None))
+    if ticket is None:
+        ticket = _cart_ticket(request, cart)
     if ticket is not None and ticket.status == T.PENDING_PAYMENT and not ticket.total:
         ticket = issue_free_ticket(ticket)  # left unpaid by an interrupted purchase
     if ticket is None or ticket.status != T.PENDING_PAYMENT:
@@ -1104,7 +1110,8 @@ def payment(request: HttpRequest, slug: str) -> HttpResponse:
             save_cart(request, cart)
             _start(request, ticket, method)
         return redirect(_url(request, "kiosk_payment"))
-    session = session_for_ticket(ticket)
+    if session is None:
+        session = session_for_ticket(ticket)
     context = _payment_context(request, ticket, session, methods)
     return render(request, "kiosk/payment.html", context)
 
