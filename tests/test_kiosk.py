@@ -144,6 +144,21 @@ def test_the_service_list_costs_the_same_queries_with_2_and_30_services(
     assert page.content.decode().count('name="toggle"') == 30
 
 
+def test_a_tap_keeps_the_cart_on_its_pairing_written_once(tenant, cryo, kiosk_client):
+    """No session row is read or written by the kiosk: the cart comes with the pairing the
+    request reads anyway. The details' tap changes it twice (the customer, then where the
+    purchase goes next) and writes it once."""
+    kiosk_client.post(url(tenant, "kiosk_start"))
+    kiosk_client.post(url(tenant, "kiosk_services"), {"toggle": cryo.pk})
+    with CaptureQueriesContext(connection) as seen:
+        assert identify(kiosk_client, tenant)["Location"].endswith("/resumo/")
+    statements = [q["sql"] for q in seen.captured_queries]
+    assert not any("django_session" in sql for sql in statements)
+    assert sum(sql.startswith('UPDATE "totem_pairingcode"') for sql in statements) == 1
+    assert kiosk_cart(kiosk_client)["customer"]["customer_name"] == "Maria Souza"
+    assert kiosk_cart(kiosk_client)["offered"] is False
+
+
 def test_a_tap_reads_the_opening_hours_once(tenant, cryo, kiosk_client):
     """Whether anything is sold, the service list and the welcome's hours all ask; one read
     per request serves them, and the next request reads again."""
