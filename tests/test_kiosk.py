@@ -317,6 +317,13 @@ def test_revoking_a_pairing_unpairs_the_browser_at_once(kiosk_client, tenant):
     assert kiosk_client.get(url(tenant, "kiosk_welcome")).status_code == 302
 
 
+def test_revoking_a_pairing_forgets_the_purchase_it_held(kiosk_client, tenant, cryo):
+    fill_cart(kiosk_client, tenant, [cryo])
+    assert kiosk_cart(kiosk_client)["customer"]["cpf"]
+    assert pairing.revoke(PairingCode.objects.filter(tenant=tenant)) == 1
+    assert kiosk_cart(kiosk_client) is None
+
+
 @pytest.mark.parametrize(
     "change",
     [

@@ -127,9 +127,10 @@ def revoke(pairings: QuerySet[PairingCode]) -> int:
         # Read first for the devices to tell; the UPDATE stays conditional, so a pairing a
         # parallel request revoked meanwhile is not counted twice.
         rows = list(pairings.filter(revoked_at__isnull=True).values_list("pk", "equipment_id"))
+        # A purchase left in the cart goes too: the customer's data it holds has no use now.
         count = PairingCode.objects.filter(
             pk__in=[pk for pk, _ in rows], revoked_at__isnull=True
-        ).update(revoked_at=timezone.now())
+        ).update(revoked_at=timezone.now(), cart=None)
         events.device_changed(equipment_id for _, equipment_id in rows)
     return count
 
