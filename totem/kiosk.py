@@ -438,15 +438,21 @@ def _cart_items(tenant: Tenant, cart: dict) -> tuple[list, list, list, Decimal]:
     services = list(Service.objects.for_tenant(tenant).filter(pk__in=cart["services"]))
     services.sort(key=lambda s: (s.display_order, s.name))
     wanted = {int(k): v for k, v in cart["extras"].items() if v > 0}
+    # Most carts hold neither: an empty `pk__in` runs no query, but the ORM still spent
+    # ~0.3 ms building each (twice a sale: the summary, then the paying tap).
     extras = [
         (extra, wanted[extra.pk], extra.price * wanted[extra.pk])
-        for extra in Extra.objects.for_tenant(tenant).filter(pk__in=wanted)
+        for extra in (Extra.objects.for_tenant(tenant).filter(pk__in=wanted) if wanted else [])
     ]
-    packages = list(
-        Package.objects.sellable()
-        .for_tenant(tenant)
-        .filter(pk__in=cart.get("buy_packages", []))
-        .prefetch_related("items")
+    packages = (
+        list(
+            Package.objects.sellable()
+            .for_tenant(tenant)
+            .filter(pk__in=cart["buy_packages"])
+            .prefetch_related("items")
+        )
+        if cart.get("buy_packages")
+        else []
     )
     # A new unlimited plan's first day: its daily limit is what is left today.
     new_sessions = {
