@@ -15,6 +15,11 @@ from tenants.br import mask_cpf, mask_phone
 from tenants.models import Tenant, TenantQuerySet
 
 
+def first_name(name: str) -> str:
+    """What the screens call a customer by: the first word of the name ("" without one)."""
+    return name.split(" ")[0]
+
+
 class Customer(models.Model):
     tenant = models.ForeignKey(
         Tenant, on_delete=models.PROTECT, related_name="customers", verbose_name=_("company/branch")
@@ -49,7 +54,7 @@ class Customer(models.Model):
 
     @property
     def first_name(self) -> str:
-        return self.name.split(" ")[0] if self.name else ""
+        return first_name(self.name)
 
     @property
     def cpf_masked(self) -> str:

@@ -25,6 +25,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
+from customers.models import first_name
 from equipment.models import Equipment
 from panel.forms import CashForm, ReasonForm, StationForm, TransferForm, first_error
 from payments.models import PaymentSession, SessionStatus
@@ -43,7 +44,6 @@ from tickets.models import (
     TicketStatus,
     Waiver,
     WaiverOutcome,
-    first_name,
     status_is,
 )
 from tickets.printing import REPRINTABLE, move_to_queue, reprint

@@ -19,7 +19,7 @@ from django.db.models.lookups import Exact
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from customers.models import Customer
+from customers.models import Customer, first_name
 from tenants.br import mask_cpf, mask_phone
 from tenants.errors import InvalidTransition
 from tenants.history import HistoricalRecords
@@ -266,11 +266,6 @@ TICKET_COLOURS = {
 class TicketQuerySet(TenantQuerySet):
     def open(self) -> TicketQuerySet:
         return self.exclude(status__in=[T.COMPLETED, T.CANCELLED])
-
-
-def first_name(customer_name: str) -> str:
-    """What the screens call a customer by: the first word of the name ("" without one)."""
-    return customer_name.split(" ")[0]
 
 
 def new_token() -> str:
