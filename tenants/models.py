@@ -20,6 +20,7 @@ from tenants.clock import local_time
 from tenants.crypto import EncryptedCharField
 from tenants.history import HistoricalRecords
 from tenants.images import LOGO_SIZE, WELCOME_SIZE, PictureField
+from tenants.precompiled import per_tenant
 
 V = TypeVar("V")
 
@@ -230,13 +231,15 @@ class Tenant(models.Model):
             memo[name] = read()
         return memo[name]
 
+    def hours(self) -> list[OpeningHours]:
+        """The opening hours, by weekday and time: read once per request (`once`), by a
+        statement built once per process (`_read_hours`)."""
+        return self.once("opening_hours", lambda: _read_hours(self.pk))
+
     def is_open(self, at=None) -> bool:
         """Within today's opening hours (local time). No hours configured: always open."""
         now = timezone.localtime(at or timezone.now(), self.tzinfo)
-        if getattr(self, "_request_memo", None) is not None:
-            # Into the prefetch cache, which `opening_hours.all()` then answers from.
-            models.prefetch_related_objects([self], "opening_hours")
-        hours = list(self.opening_hours.all())
+        hours = self.hours()
         if not hours:
             return True
         return any(h.weekday == now.weekday() and h.opens <= now.time() < h.closes for h in hours)
@@ -343,6 +346,12 @@ class OpeningHours(models.Model):
     def clean(self) -> None:
         if self.opens and self.closes and self.closes <= self.opens:
             raise ValidationError({"closes": _("Closing time must be after opening time.")})
+
+
+@per_tenant
+def _read_hours(tenant_id: int) -> models.QuerySet[OpeningHours]:
+    # Every kiosk tap asks whether the studio is open (is anything sold, the service list).
+    return OpeningHours.objects.filter(tenant_id=tenant_id)
 
 
 # --- running the business: audit, daily statistics, outgoing webhooks, notifications --------

@@ -14,14 +14,14 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from equipment.models import Kind
+from equipment.models import DeviceServiceSettings, Kind
 from payments.models import Method, PaymentSession, PaymentSettings, SessionStatus
 from payments.sessions import confirm_static_pix
 from tenants.models import AuditLog, OpeningHours
-from tests.conftest import make_device, make_service
+from tests.conftest import make_device, make_service, queued_ticket
 from tests.daphne_server import free_port
 from tickets.issuing import sellable_ids
-from tickets.models import Priority, Ticket, TicketStatus
+from tickets.models import Priority, Service, Ticket, TicketStatus
 from totem import kiosk, pairing
 from totem.consent import CONSENT_VERSION
 from totem.models import PairingCode
@@ -142,6 +142,37 @@ def test_the_service_list_costs_the_same_queries_with_2_and_30_services(
     with django_assert_num_queries(len(two.captured_queries)):
         page = kiosk_client.get(url(tenant, "kiosk_services"))
     assert page.content.decode().count('name="toggle"') == 30
+
+
+def test_start_a_toggle_and_leave_run_few_statements(
+    tenant, cryo, kiosk_client, django_assert_num_queries
+):
+    """The pairing; the list's services with their queues, the hours and the online devices
+    with their cool-downs; the cart's one write. Leaving asks only whether anything is sold."""
+    boosted = {"HX-Request": "true", "HX-Boosted": "true"}
+    kiosk_client.get(url(tenant, "kiosk_welcome"))  # the device's first request marks it seen
+    with django_assert_num_queries(5):
+        assert kiosk_client.post(url(tenant, "kiosk_start"), headers=boosted).status_code == 200
+    with django_assert_num_queries(5):
+        toggle = kiosk_client.post(
+            url(tenant, "kiosk_services"), {"toggle": cryo.pk}, headers={"HX-Request": "true"}
+        )
+    assert f'value="{cryo.pk}" class="card selected' in toggle.content.decode()
+    with django_assert_num_queries(4):
+        assert kiosk_client.post(url(tenant, "kiosk_leave"), headers=boosted).status_code == 200
+    assert kiosk_cart(kiosk_client) is None
+
+
+def test_a_devices_own_cool_down_still_makes_the_wait(tenant, cryo, boots):
+    """Read with the online devices now, a device's own cool-down still counts: one waiting,
+    one device, a 10-min session and its own 20-min cool-down (the service's is 5): the next
+    customer waits 30 min. A service with no own setting keeps the service's."""
+    Service.objects.filter(pk__in=[cryo.pk, boots.pk]).update(cooldown_minutes=5)
+    cabin = make_device(tenant, "Cabine", [cryo, boots])
+    DeviceServiceSettings.objects.create(equipment=cabin, service=cryo, cooldown_minutes=20)
+    queued_ticket(tenant, [cryo, boots])
+    waits = {o.service: (o.waiting, o.wait_minutes) for o in kiosk.service_options(tenant)}
+    assert waits == {cryo: (1, 30), boots: (1, 35)}
 
 
 def test_a_tap_keeps_the_cart_on_its_pairing_written_once(tenant, cryo, kiosk_client):

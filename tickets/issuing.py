@@ -16,6 +16,7 @@ from equipment.models import Equipment
 from tenants import history, webhooks
 from tenants.br import clean_name, normalize_cpf, normalize_phone, visible_text
 from tenants.models import Tenant, WebhookEvent
+from tenants.precompiled import per_tenant
 from tickets import credits
 from tickets.models import (
     Channel,
@@ -60,15 +61,25 @@ MAX_EXTRA_QUANTITY = 20
 def runnable_services(tenant: Tenant) -> QuerySet[Service]:
     """The tenant's services on sale that an online device can run today: what may be sold
     while the studio is open (`sellable_ids` adds the opening hours). One query."""
+    return _runnable(tenant.pk)
+
+
+def _runnable(tenant_id: int) -> QuerySet[Service]:
     runs = Equipment.objects.able_to_run(OuterRef("pk"))
-    return Service.objects.sellable().for_tenant(tenant).filter(Exists(runs))
+    return Service.objects.sellable().filter(tenant_id=tenant_id).filter(Exists(runs))
+
+
+@per_tenant
+def _runnable_ids(tenant_id: int) -> QuerySet[Service]:
+    # The kiosk's welcome asks on every return to it: its statement is built once.
+    return _runnable(tenant_id).only("pk")
 
 
 def sellable_ids(tenant: Tenant) -> set[int]:
     """The ids of the services that may be sold right now (none while the studio is closed)."""
     if not tenant.is_open():
         return set()
-    return set(runnable_services(tenant).values_list("pk", flat=True))
+    return {service.pk for service in _runnable_ids(tenant.pk)}
 
 
 def _clean_customer(name: str, cpf: str, phone: str, consent_version: str) -> dict[str, str]:

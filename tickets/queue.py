@@ -799,18 +799,30 @@ def service_counts(tenant: Tenant, services: list[Service]) -> list[ServiceCount
     return stats
 
 
+def turns(tenant: Tenant, services: list[Service]) -> dict[int, tuple[int, int]]:
+    """Per service: how many online devices run it, and a customer's turn on one (the session
+    and the cool-down after it) — with the queue's length, what a wait is estimated from.
+    One query, whatever the number of services."""
+    runs = devices.online_runs(tenant.pk)
+    cooldowns = devices.cooldowns(services, runs)
+    return {
+        service.pk: (
+            len(runs.get(service.pk, [])),
+            average_duration_seconds(service) + cooldowns[service.pk],
+        )
+        for service in services
+    }
+
+
 def service_stats(tenant: Tenant, services: list[Service]) -> list[ServiceStats]:
     """`service_counts`, with the online devices of each service and a customer's turn on
-    one (session and cool-down): what a wait is estimated from. Three queries in all."""
-    # The online devices per service give both how many can serve and their cool-downs.
-    runs = devices.online_runs(services)
-    able = {service_id: len(devices_) for service_id, devices_ in runs.items()}
-    cooldowns = devices.cooldowns(services, runs)
+    one (`turns`). Two queries in all."""
+    by_service = turns(tenant, services)
     return [
         ServiceStats(
             **vars(counts),
-            devices=able.get(counts.service.id, 0),
-            round_seconds=average_duration_seconds(counts.service) + cooldowns[counts.service.id],
+            devices=by_service[counts.service.id][0],
+            round_seconds=by_service[counts.service.id][1],
         )
         for counts in service_counts(tenant, services)
     ]
@@ -818,7 +830,7 @@ def service_stats(tenant: Tenant, services: list[Service]) -> list[ServiceStats]
 
 def waiting_now() -> Coalesce:
     """Of a Service row: its lines waiting now, all a TV shows of each queue (the kiosk's
-    `service_stats` takes three queries), counted in the services' own read. The condition is
+    `service_stats` takes two queries), counted in the services' own read. The condition is
     line_queue_order's, in the statement's text (`status_is`): PostgreSQL counts that partial
     index without reading the lines (10,000 waiting: ~2 ms; bound as parameters, the generic
     plan of the count scanned the year's lines)."""

@@ -33,6 +33,7 @@ from django.contrib import messages
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import InterfaceError, OperationalError
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, Resolver404, resolve, reverse
@@ -66,6 +67,7 @@ from tenants import throttle
 from tenants.access import get_tenant
 from tenants.br import format_cpf
 from tenants.models import Tenant
+from tenants.precompiled import per_tenant
 from tickets import credits, queue, waivers
 from tickets.issuing import MAX_EXTRA_QUANTITY, create_ticket, sellable_ids
 from tickets.models import (
@@ -387,21 +389,34 @@ def service_options(tenant: Tenant, selected: list[int] | None = None) -> list[S
 
 
 def _read_service_options(tenant: Tenant) -> list[ServiceOption]:
-    services = list(Service.objects.sellable().for_tenant(tenant))
+    # Two queries: the services with their queue's length counted in the same statement (as
+    # the TV counts it), then their online devices (`queue.turns`). The panel's other counts
+    # (`service_counts`: in service, today's average wait) are not shown here.
+    services = _sellable_with_queues(tenant.pk)
     is_open = tenant.is_open()
+    turns = queue.turns(tenant, services)
     options = []
-    for stats in queue.service_stats(tenant, services):
-        wait = queue.estimate_wait_minutes(stats.waiting, stats.devices, stats.round_seconds)
+    for service in services:
+        devices, round_seconds = turns[service.pk]
+        wait = queue.estimate_wait_minutes(service.waiting, devices, round_seconds)
         options.append(
             ServiceOption(
-                service=stats.service,
-                available=is_open and stats.devices > 0,
+                service=service,
+                available=is_open and devices > 0,
                 wait_minutes=wait,
-                waiting=stats.waiting,
+                waiting=service.waiting,
                 wait_level=queue.wait_level(tenant, wait),
             )
         )
     return options
+
+
+@per_tenant
+def _sellable_with_queues(tenant_id: int) -> QuerySet[Service]:
+    # On every start and toggle: its statement is built once per process.
+    return (
+        Service.objects.sellable().filter(tenant_id=tenant_id).annotate(waiting=queue.waiting_now())
+    )
 
 
 def _available_ids(tenant: Tenant) -> set[int]:
@@ -412,7 +427,13 @@ def _available_ids(tenant: Tenant) -> set[int]:
 def _extras(tenant: Tenant) -> list[Extra]:
     # Once per request: "none on sale" sends the extras step on to identification, whose
     # screen, rendered in the same request, asks again where "back" goes.
-    return tenant.once("sellable_extras", lambda: list(Extra.objects.sellable().for_tenant(tenant)))
+    return tenant.once("sellable_extras", lambda: _read_extras(tenant.pk))
+
+
+@per_tenant
+def _read_extras(tenant_id: int) -> QuerySet[Extra]:
+    # Asked by the extras step and by identification (where "back" goes): built once.
+    return Extra.objects.sellable().filter(tenant_id=tenant_id)
 
 
 def _payment_methods(tenant: Tenant) -> list[tuple[str, str]]:
@@ -560,7 +581,7 @@ def welcome(request: HttpRequest, slug: str) -> HttpResponse:
     tenant = request.tenant
     is_open = tenant.is_open()
     sellable = is_open and bool(sellable_ids(tenant))
-    hours = list(tenant.opening_hours.all()) if not is_open else []
+    hours = tenant.hours() if not is_open else []
     return render(
         request,
         "kiosk/welcome.html",
