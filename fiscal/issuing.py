@@ -26,7 +26,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -49,6 +49,7 @@ from fiscal.providers import (
 from payments.models import PaymentSession, Receipt, SessionStatus
 from tenants.errors import DomainError
 from tenants.models import Tenant
+from tenants.precompiled import per_tenant
 
 log = logging.getLogger(__name__)
 St = InvoiceStatus
@@ -91,7 +92,13 @@ def provider_for(invoice: Invoice):
 
 def issues_nfse(tenant: Tenant) -> bool:
     """Whether the tenant issues NFS-e now (the kiosk then asks "CPF na nota?")."""
-    return FiscalSettings.objects.filter(tenant=tenant, enabled=True).exists()
+    return bool(_enabled_settings(tenant.pk))
+
+
+@per_tenant
+def _enabled_settings(tenant_id: int) -> QuerySet[FiscalSettings]:
+    # Asked by the kiosk's identification screen: built once (one row at most).
+    return FiscalSettings.objects.filter(tenant_id=tenant_id, enabled=True).only("pk")
 
 
 # --- enqueue ---------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from tenants.br import mask_phone
 from tenants.crypto import EncryptedCharField
 from tenants.models import Tenant
+from tenants.precompiled import per_tenant
 from tickets.models import Ticket, TicketLine
 
 # Meta's ids are numbers written as strings; anything else in a URL path is refused at save.
@@ -90,8 +91,13 @@ class WhatsAppAccount(models.Model):
 
 def sends_whatsapp(tenant: Tenant) -> bool:
     """Whether this tenant sends WhatsApp messages (and so offers the opt-in)."""
-    account = WhatsAppAccount.objects.filter(tenant=tenant).first()
-    return account is not None and account.configured
+    return any(account.configured for account in _read_account(tenant.pk))
+
+
+@per_tenant
+def _read_account(tenant_id: int) -> models.QuerySet[WhatsAppAccount]:
+    # The kiosk's identification asks on each of its requests: built once (one row at most).
+    return WhatsAppAccount.objects.filter(tenant_id=tenant_id)
 
 
 class OptOutVia(models.TextChoices):
