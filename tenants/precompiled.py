@@ -16,31 +16,34 @@ from functools import cache
 from django.db import connection
 from django.db.models import Model, QuerySet
 
-# A tenant id no row has: where the real one goes in the statement built for it.
+# Ids no row has: where the tenant's id (and the other ids a read takes) go in the statement
+# built for them.
 MARK = -739_193_317
 
 
-def per_tenant[M: Model](build: Callable[[int], QuerySet[M]]) -> Callable[[int], list[M]]:
-    """Decorator: `build(tenant_id)` returns the queryset (of model instances, the primary key
-    among its columns); the decorated function returns its rows for a tenant id, the
-    statement built once per process and database vendor."""
+def per_tenant[M: Model](build: Callable[..., QuerySet[M]]) -> Callable[..., list[M]]:
+    """Decorator: `build(tenant_id, *ids)` returns the queryset (of model instances, the
+    primary key among its columns); the decorated function returns its rows for a tenant id
+    (and the other ids), the statement built once per process and database vendor."""
 
     @cache
-    def statement(vendor: str) -> tuple[QuerySet[M], str, tuple, tuple[int, ...]]:
-        queryset = build(MARK)
+    def statement(vendor: str, count: int) -> tuple[QuerySet[M], str, tuple, tuple]:
+        marks = [MARK - k for k in range(count)]
+        queryset = build(*marks)
         sql, params = queryset.query.get_compiler(connection=connection).as_sql()
-        at = tuple(i for i, value in enumerate(params) if value == MARK)
-        # A tenant id inlined into the text, or not used at all, would be read for the
-        # marker's tenant (none): refuse to build such a read rather than answer nothing.
-        if not at or str(MARK) in sql:
-            raise ValueError(f"{build.__qualname__}: the tenant id is not a parameter")
+        at = tuple(tuple(i for i, value in enumerate(params) if value == m) for m in marks)
+        # An id inlined into the text, or not used at all, would read for the marker (no
+        # row) or for every tenant: refuse to build such a read rather than answer wrong.
+        if not all(at) or any(str(m) in sql for m in marks):
+            raise ValueError(f"{build.__qualname__}: an id is not a parameter")
         return queryset, sql, tuple(params), at
 
-    def read(tenant_id: int) -> list[M]:
-        queryset, sql, params, at = statement(connection.vendor)
+    def read(tenant_id: int, *ids: int) -> list[M]:
+        queryset, sql, params, at = statement(connection.vendor, 1 + len(ids))
         values = list(params)
-        for i in at:
-            values[i] = tenant_id
+        for positions, value in zip(at, (tenant_id, *ids), strict=True):
+            for i in positions:
+                values[i] = value
         return list(queryset.model.objects.raw(sql, values))
 
     read.__doc__ = build.__doc__

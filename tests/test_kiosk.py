@@ -18,7 +18,7 @@ from equipment.models import DeviceServiceSettings, Kind
 from payments.models import Method, PaymentSession, PaymentSettings, SessionStatus
 from payments.sessions import confirm_static_pix
 from tenants.models import AuditLog, OpeningHours
-from tests.conftest import make_device, make_service, queued_ticket
+from tests.conftest import make_device, make_service, make_ticket, queued_ticket
 from tests.daphne_server import free_port
 from tickets.issuing import sellable_ids
 from tickets.models import Priority, Service, Ticket, TicketStatus
@@ -1021,3 +1021,18 @@ def test_the_ticket_screen_chimes_once_per_purchase(kiosk_client, tenant, cryo, 
     first = kiosk_client.get(url(tenant, "kiosk_ticket"))
     assert b'data-sound="paid"' in first.content and b"js/sound.js" in first.content
     assert b"data-sound" not in kiosk_client.get(url(tenant, "kiosk_ticket")).content
+
+
+def test_a_cart_naming_another_tenants_ticket_finds_nothing(
+    kiosk_client, tenant, other_tenant, cryo
+):
+    """The cart's ticket is read within the kiosk's tenant (a statement built once, the
+    tenant's id bound each time): another tenant's ticket is not this purchase's."""
+    theirs = make_ticket(other_tenant, [make_service(other_tenant, "Sauna", "S")])
+    mine = make_ticket(tenant, [cryo])
+    set_kiosk_cart(kiosk_client, {"key": "k", "services": [cryo.pk], "ticket": theirs.pk})
+    assert kiosk_client.get(url(tenant, "kiosk_payment"))["Location"] == url(
+        tenant, "kiosk_welcome"
+    )
+    set_kiosk_cart(kiosk_client, {"key": "k", "services": [cryo.pk], "ticket": mine.pk})
+    assert kiosk_client.get(url(tenant, "kiosk_payment")).status_code == 200

@@ -316,10 +316,17 @@ def _url(request: HttpRequest, name: str) -> str:
 def _cart_ticket(request: HttpRequest, cart: dict) -> Ticket | None:
     if not cart or not cart.get("ticket"):
         return None
-    ticket = Ticket.objects.for_tenant(request.tenant).filter(pk=cart["ticket"]).first()
+    ticket = next(iter(_read_ticket(request.tenant.pk, int(cart["ticket"]))), None)
     if ticket is not None:
         ticket.tenant = request.tenant  # its status URL and payment read it: spares a query
     return ticket
+
+
+@per_tenant
+def _read_ticket(tenant_id: int, ticket_id: int) -> QuerySet[Ticket]:
+    # The purchase's ticket, read by leave and the welcome, each payment screen and every
+    # poll of its status: the statement is built once per process.
+    return Ticket.objects.filter(tenant_id=tenant_id, pk=ticket_id)
 
 
 def _where_ticket_is(request: HttpRequest, ticket: Ticket | None) -> HttpResponse:
