@@ -16,7 +16,7 @@ from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -24,6 +24,7 @@ from customers.models import Customer
 from tenants import audit
 from tenants.errors import DomainError
 from tenants.models import AuditAction, Tenant
+from tenants.precompiled import per_tenant
 from tickets.models import (
     Questionnaire,
     QuestionnaireVersion,
@@ -80,19 +81,27 @@ def current_version(questionnaire: Questionnaire) -> QuestionnaireVersion | None
 
 
 def asked_versions(tenant: Tenant, service_ids: Iterable[int]) -> dict[int, QuestionnaireVersion]:
-    """Service id → the current version of its questionnaire, for the services that ask one."""
-    found: dict[int, QuestionnaireVersion] = {}
-    for version in (
+    """Service id → the current version of its questionnaire, for the services that ask one.
+    The version's questionnaire is not read with it (`questionnaire` is read on first use)."""
+    wanted = set(service_ids)
+    return {v.asked_for: v for v in _current_versions(tenant.pk) if v.asked_for in wanted}
+
+
+@per_tenant
+def _current_versions(tenant_id: int) -> QuerySet[QuestionnaireVersion]:
+    # Every kiosk identification and every sale asks (`to_sign`, `check_sale`): the statement
+    # is built once per process. One row per active questionnaire of the tenant.
+    newer = QuestionnaireVersion.objects.filter(
+        questionnaire=OuterRef("questionnaire"), number__gt=OuterRef("number")
+    )
+    return (
         QuestionnaireVersion.objects.filter(
-            questionnaire__tenant=tenant,
-            questionnaire__is_active=True,
-            questionnaire__service_id__in=list(service_ids),
+            questionnaire__tenant_id=tenant_id, questionnaire__is_active=True
         )
-        .select_related("questionnaire__service")
-        .order_by("questionnaire_id", "-number")
-    ):
-        found.setdefault(version.questionnaire.service_id, version)
-    return found
+        .exclude(Exists(newer))
+        .annotate(asked_for=F("questionnaire__service_id"))
+        .order_by("questionnaire_id")
+    )
 
 
 # --- the kiosk -----------------------------------------------------------------------------------

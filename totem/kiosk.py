@@ -74,6 +74,7 @@ from tickets.models import (
     Extra,
     Package,
     Priority,
+    QuestionnaireVersion,
     Service,
     Ticket,
     TicketStatus,
@@ -854,7 +855,11 @@ def waiver(request: HttpRequest, slug: str) -> HttpResponse:
     pending = waivers.to_sign(tenant, cart["services"], cpf=cpf, signed=cart.get("waivers", []))
     if not pending:
         return _after_identity(request, cart)
-    version, errors = pending[0], {}
+    # With the questionnaire and service the screen names (`to_sign` reads neither).
+    version = QuestionnaireVersion.objects.select_related("questionnaire__service").get(
+        pk=pending[0].pk
+    )
+    errors = {}
     if request.method == "POST":
         if request.POST.get("version") != str(version.pk):
             # The questions changed meanwhile (or an old page was sent): ask this version.
