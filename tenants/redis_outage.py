@@ -143,29 +143,35 @@ class FallbackRedisCache(RedisCache):
 
     def hit(self, key: str, window: int) -> int:
         """Count one more in `key`, whose window of `window` seconds its first count starts;
-        the count so far. One round trip (SET NX with the expiry, then INCR, in one MULTI):
-        add, then incr with its existence check, were three on every kiosk request; in one
-        MULTI, nothing expires the key between them."""
+        the count so far. One round trip, one script run atomically by Redis (`HIT`): add,
+        then incr with its existence check, were three on every kiosk request; a MULTI of
+        the three commands was one, but redis-py builds each pipeline's table of reply
+        callbacks anew (0.3 ms of CPU a kiosk request, 0.05 ms for the script)."""
         if self.outage.available():
             try:
                 full = self.make_and_validate_key(key)
                 client = self._cache.get_client(full, write=True)
-                with client.pipeline() as pipe:
-                    pipe.set(full, 0, ex=window, nx=True)
-                    pipe.incr(full)
-                    pipe.ttl(full)
-                    _started, count, ttl = pipe.execute()
-                if ttl < 0:
-                    # A counter left without expiry (by an INCR of an expired key, as the
-                    # add-then-incr of earlier versions could) would lock a kiosk out for
-                    # good (seen in the soak): give it its window.
-                    client.expire(full, window)
+                # EVAL with the script's text, not EVALSHA: one round trip always, even
+                # after a restart emptied Redis's script cache (Redis compiles it once).
+                count = client.eval(HIT, 1, full, window)
             except UNREACHABLE as error:
                 self.outage.failed(error)
             else:
                 self.outage.answered()
                 return count
         return hit_in(self.local, key, window)
+
+
+# The counter of `FallbackRedisCache.hit`: started with its window by its first count. A
+# counter left without expiry (by an INCR of an expired key, as the add-then-incr of
+# earlier versions could) would lock a kiosk out for good (seen in the soak): it gets its
+# window back.
+HIT = """
+redis.call('SET', KEYS[1], 0, 'EX', ARGV[1], 'NX')
+local count = redis.call('INCR', KEYS[1])
+if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return count
+"""
 
 
 def hit_in(cache: BaseCache, key: str, window: int) -> int:
