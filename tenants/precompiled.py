@@ -1,9 +1,10 @@
 """Hot reads of one tenant's rows, their SQL built once per process.
 
 The ORM spends 0.3–1 ms of Python building a statement before a row moves, on every request
-that runs it. For a read of a fixed shape whose only input is the tenant — the kiosk's
-service list on every tap, its opening hours — `per_tenant` builds the queryset once, for a
-marker tenant id no row has, and then runs that SQL with the tenant's id where the marker was.
+that runs it. For a read of a fixed shape whose only inputs are the tenant and perhaps other
+ids — the kiosk's service list on every tap, its opening hours, the cart's ticket —
+`per_tenant` builds the queryset once, for marker ids no row has, and then runs that SQL with
+the real ids bound where the markers were.
 The rows still become instances through the ORM (`raw`: the fields' converters, annotations
 as attributes), and every call reads the database: nothing but the statement's text is kept.
 """

@@ -829,11 +829,11 @@ def service_stats(tenant: Tenant, services: list[Service]) -> list[ServiceStats]
 
 
 def waiting_now() -> Coalesce:
-    """Of a Service row: its lines waiting now, all a TV shows of each queue (the kiosk's
-    `service_stats` takes two queries), counted in the services' own read. The condition is
-    line_queue_order's, in the statement's text (`status_is`): PostgreSQL counts that partial
-    index without reading the lines (10,000 waiting: ~2 ms; bound as parameters, the generic
-    plan of the count scanned the year's lines)."""
+    """Of a Service row: its lines waiting now, all a TV and the kiosk's service list show of
+    each queue (`service_stats` takes two queries), counted in the services' own read. The
+    condition is line_queue_order's, in the statement's text (`status_is`): PostgreSQL counts
+    that partial index without reading the lines (10,000 waiting: ~2 ms; bound as parameters,
+    the generic plan of the count scanned the year's lines)."""
     waiting = (
         TicketLine.objects.filter(
             status_is(TicketLine, L.WAITING), service=OuterRef("pk"), queued_at__isnull=False
