@@ -273,10 +273,22 @@ class PrinterSettingsQuerySet(models.QuerySet):
 
         With several, the first by name: one kiosk, one printer is the usual studio.
         """
-        return self.in_service(tenant).filter(prints_tickets=True).first()
+        return next((p for p in self._printing(tenant) if p.prints_tickets), None)
 
     def receipt_printer(self, tenant: Tenant) -> PrinterSettings | None:
-        return self.in_service(tenant).filter(prints_receipts=True).first()
+        return next((p for p in self._printing(tenant) if p.prints_receipts), None)
+
+    def _printing(self, tenant: Tenant) -> list[PrinterSettings]:
+        """`tenant`'s printers in service for tickets or receipts, by name: one query, read
+        once per request on a request's tenant (`Tenant.once`) — a payment confirmed asks for
+        the ticket's printer, then the receipt's. Never kept beyond the request: whether a
+        printer is online must be fresh."""
+        return tenant.once(
+            "printers_in_service",
+            lambda: list(
+                self.in_service(tenant).filter(Q(prints_tickets=True) | Q(prints_receipts=True))
+            ),
+        )
 
 
 class PrinterSettings(models.Model):

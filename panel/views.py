@@ -561,10 +561,22 @@ def _run(
         message, level = act(), "ok"
     except DomainError as error:
         message, level = str(error), "error"
+    return _respond(request, _flash(message, level, line=line, service=service, ticket=ticket))
+
+
+def _flash(
+    message: str,
+    level: str,
+    *,
+    line: int | None = None,
+    service: int | None = None,
+    ticket: int | None = None,
+) -> dict:
+    """What the panel shows of an action's outcome; `line`, `service`, `ticket`: beside what."""
     flash = {"message": message, "level": level, "line": line, "service": service}
     if ticket is not None:
         flash["ticket"] = ticket
-    return _respond(request, flash)
+    return flash
 
 
 def _require_station(request: HttpRequest) -> Equipment:
@@ -748,25 +760,35 @@ def end_cooldown(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 @tenant_member_required(Role.OPERATOR)
 def payment_action(request: HttpRequest, slug: str, session_id: int, action: str) -> HttpResponse:
-    """Confirm a payment an operator sees arrive: cash at the counter, or a static PIX."""
-    tenant = request.tenant
-    session = get_object_or_404(
-        PaymentSession.objects.filter(tenant=tenant).select_related("ticket"), pk=session_id
-    )
-    names = {"number": session.ticket.number}
+    """Confirm a payment an operator sees arrive: cash at the counter, or a static PIX.
 
-    def cash() -> str:
+    The confirmation reads the session and its ticket itself, under their locks; only a
+    refusal reads the session again, to show the message beside its ticket (and to answer
+    404 for another tenant's session). Reading it first cost every confirmation a query.
+    """
+    tenant, user = request.tenant, request.user
+
+    def cash() -> tuple[PaymentSession, str]:
         form = CashForm(request.POST)
         if not form.is_valid():
             raise queue.QueueError(first_error(form))
-        confirm_cash(tenant, session.pk, request.user, form.cleaned_data["amount_received"])
-        return _("Cash payment of ticket %(number)s confirmed.") % names
+        amount = form.cleaned_data["amount_received"]
+        session = confirm_cash(tenant, session_id, user, amount)
+        return session, _("Cash payment of ticket %(number)s confirmed.")
 
-    def pix() -> str:
-        confirm_static_pix(tenant, session.pk, request.user)
-        return _("PIX of ticket %(number)s confirmed.") % names
+    def pix() -> tuple[PaymentSession, str]:
+        session = confirm_static_pix(tenant, session_id, user)
+        return session, _("PIX of ticket %(number)s confirmed.")
 
     actions = {"dinheiro": cash, "pix": pix}
     if action not in actions:
         raise Http404("action")
-    return _run(request, actions[action], ticket=session.ticket_id)
+    try:
+        session, message = actions[action]()
+    except DomainError as error:
+        refused = get_object_or_404(
+            PaymentSession.objects.filter(tenant=tenant).only("ticket_id"), pk=session_id
+        )
+        return _respond(request, _flash(str(error), "error", ticket=refused.ticket_id))
+    message %= {"number": session.ticket.number}
+    return _respond(request, _flash(message, "ok", ticket=session.ticket_id))

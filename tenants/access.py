@@ -15,11 +15,19 @@ from tenants.models import Membership, Role, Tenant
 
 
 def role_in(user, tenant: Tenant) -> str | None:
-    """The user's role in the tenant; superusers are admins everywhere; None for outsiders."""
+    """The user's role in the tenant; superusers are admins everywhere; None for outsiders.
+
+    Read once per request on a request's tenant (`tenant_member_required` checks it, then
+    the domain function the view calls checks it again: a cash confirmation read it twice).
+    """
     if not user.is_authenticated or not user.is_active:
         return None
     if user.is_superuser:
         return Role.ADMIN
+    return tenant.once(f"role_of_{user.pk}", lambda: _membership_role(user, tenant))
+
+
+def _membership_role(user, tenant: Tenant) -> str | None:
     membership = Membership.objects.filter(user=user, tenant=tenant).only("role").first()
     return membership.role if membership else None
 
@@ -50,7 +58,8 @@ def tenant_member_required(role: str = Role.OPERATOR) -> Callable:
     """View decorator for `/t/<slug>/…` screens.
 
     Anonymous visitors go to the login page; outsiders get 404 (the tenant's existence is
-    not theirs to know); members below `role` get 403. Sets `request.tenant` and
+    not theirs to know); members below `role` get 403. Sets `request.tenant` (this
+    request's own instance: what it reads through `Tenant.once` is read once) and
     `request.role`. Nothing it answers is stored by a browser or proxy (Cache-Control:
     no-store): these screens show customers' personal data and the takings.
     """
@@ -61,7 +70,7 @@ def tenant_member_required(role: str = Role.OPERATOR) -> Callable:
         def wrapper(request: HttpRequest, slug: str, *args, **kwargs) -> HttpResponse:
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
-            tenant = get_tenant(slug)
+            tenant = get_tenant(slug).for_one_request()
             found = role_in(request.user, tenant)
             if found is None:
                 raise Http404("tenant")
