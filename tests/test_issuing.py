@@ -132,6 +132,25 @@ def test_the_same_idempotency_key_returns_the_same_ticket(tenant, cryo, towel):
     assert towel.stock == 1
 
 
+def test_a_repeated_key_gets_its_ticket_even_where_the_sale_would_now_be_refused(
+    tenant, cryo, towel
+):
+    # The first took the last towel and the service went off sale since: the repeat is not
+    # "sold out" nor "unavailable" but the first ticket, and it takes no number.
+    Extra.objects.filter(pk=towel.pk).update(stock=1)
+    first = make_ticket(tenant, [cryo], extras={towel.id: 1}, idempotency_key="kiosk-1:abc")
+    again = make_ticket(tenant, [cryo], extras={towel.id: 1}, idempotency_key="kiosk-1:abc")
+    assert again.pk == first.pk
+    cryo.is_active = False
+    cryo.save()
+    assert make_ticket(tenant, [cryo], idempotency_key="kiosk-1:abc").pk == first.pk
+    cryo.is_active = True
+    cryo.save()
+    assert make_ticket(tenant, [cryo]).sequence == first.sequence + 1
+    with pytest.raises(ValidationError):
+        make_ticket(tenant, [cryo], extras={towel.id: 1}, idempotency_key="kiosk-1:other")
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("creators", [20, 64])

@@ -237,8 +237,10 @@ def grant_paid(ticket: Ticket) -> None:
     """The packages bought on a ticket become the customer's once it is paid, and the lines
     that were to use one of them take their session now. Called by `mark_paid`, in the
     payment's transaction, holding the ticket's lock; a package already given is skipped."""
+    if ticket.customer_id is None:
+        return  # no CPF, no package sold (create_ticket): spares most sales a query
     bought = list(ticket.packages.filter(granted__isnull=True).select_related("package"))
-    if not bought or ticket.customer_id is None:
+    if not bought:
         return
     customer = Customer.objects.get(pk=ticket.customer_id)
     for item in bought:

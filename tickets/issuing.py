@@ -143,51 +143,56 @@ def create_ticket(
     for this CPF; they are linked to the ticket and its customer. `channel` says where it
     was sold: one sold from the phone is never printed (tickets/printing.py mark_paid).
     """
-    if idempotency_key:
-        existing = Ticket.objects.filter(tenant=tenant, idempotency_key=idempotency_key).first()
-        if existing:
-            return existing
-    customer: dict[str, str | bool] = {
-        **_clean_customer(customer_name, cpf, phone, consent_version)
-    }
-    customer["cpf_on_invoice"] = cpf_on_invoice and bool(customer["customer_cpf"])
-    if priority not in Priority.values:
-        raise ValidationError({"priority": [_("Unknown priority.")]})
-    if not tenant.is_open():
-        raise ValidationError({"services": [_("The studio is closed now.")]})
-    ids = list(dict.fromkeys(int(i) for i in service_ids))
-    services = list(runnable_services(tenant).filter(id__in=ids))
-    if not ids or len(services) != len(ids):
-        raise ValidationError({"services": [_("Choose at least one available service.")]})
-    services.sort(key=lambda s: (s.display_order, s.name))
-    wanted = {int(k): int(v) for k, v in (extras or {}).items() if int(v) > 0}
-    if any(q > MAX_EXTRA_QUANTITY for q in wanted.values()):
-        raise ValidationError(
-            {"extras": [_("At most %(n)s of each extra.") % {"n": MAX_EXTRA_QUANTITY}]}
-        )
-    catalog = {e.id: e for e in Extra.objects.sellable().for_tenant(tenant).filter(id__in=wanted)}
-    if len(catalog) != len(wanted):
-        raise ValidationError({"extras": [_("An extra you chose is no longer available.")]})
-    sessions = {int(i) for i in use_sessions} & set(ids)
-    bought = _packages(tenant, buy_packages, customer)
-    if sessions and not customer["customer_cpf"]:
-        raise ValidationError({"customer_cpf": [_("Package sessions need your CPF.")]})
-    covered = {item.service_id for p in bought for item in p.items.all()} - sessions
-    signed = [int(i) for i in waivers]
-    check_sale(tenant, services, cpf=customer["customer_cpf"], signed=signed)
-    sale = Sale(services, catalog, wanted, sessions, covered, bought, signed)
-
+    # A used key is looked up only when this sale fails: every purchase has a key and almost
+    # none is a repeat (a read on each sale). The unique index on the key refuses the repeat
+    # (its number and stock rolled back), and a check that now fails because the first went
+    # through (it took the last extra) still answers with the first ticket.
     try:
+        customer: dict[str, str | bool] = {
+            **_clean_customer(customer_name, cpf, phone, consent_version)
+        }
+        customer["cpf_on_invoice"] = cpf_on_invoice and bool(customer["customer_cpf"])
+        if priority not in Priority.values:
+            raise ValidationError({"priority": [_("Unknown priority.")]})
+        if not tenant.is_open():
+            raise ValidationError({"services": [_("The studio is closed now.")]})
+        ids = list(dict.fromkeys(int(i) for i in service_ids))
+        services = list(runnable_services(tenant).filter(id__in=ids))
+        if not ids or len(services) != len(ids):
+            raise ValidationError({"services": [_("Choose at least one available service.")]})
+        services.sort(key=lambda s: (s.display_order, s.name))
+        wanted = {int(k): int(v) for k, v in (extras or {}).items() if int(v) > 0}
+        if any(q > MAX_EXTRA_QUANTITY for q in wanted.values()):
+            raise ValidationError(
+                {"extras": [_("At most %(n)s of each extra.") % {"n": MAX_EXTRA_QUANTITY}]}
+            )
+        catalog = {
+            e.id: e for e in Extra.objects.sellable().for_tenant(tenant).filter(id__in=wanted)
+        }
+        if len(catalog) != len(wanted):
+            raise ValidationError({"extras": [_("An extra you chose is no longer available.")]})
+        sessions = {int(i) for i in use_sessions} & set(ids)
+        bought = _packages(tenant, buy_packages, customer)
+        if sessions and not customer["customer_cpf"]:
+            raise ValidationError({"customer_cpf": [_("Package sessions need your CPF.")]})
+        covered = {item.service_id for p in bought for item in p.items.all()} - sessions
+        signed = [int(i) for i in waivers]
+        check_sale(tenant, services, cpf=customer["customer_cpf"], signed=signed)
+        sale = Sale(services, catalog, wanted, sessions, covered, bought, signed)
         with transaction.atomic():
-            ticket = _insert(tenant, sale, customer, priority, idempotency_key, channel)
-    except IntegrityError:
-        # A double tap that raced past the first lookup: the other request's ticket wins.
-        if idempotency_key:
-            existing = Ticket.objects.filter(tenant=tenant, idempotency_key=idempotency_key).first()
-            if existing:
-                return existing
-        raise
-    return ticket
+            return _insert(tenant, sale, customer, priority, idempotency_key, channel)
+    except (ValidationError, IntegrityError):
+        existing = _replayed(tenant, idempotency_key)
+        if existing is None:
+            raise
+        return existing
+
+
+def _replayed(tenant: Tenant, idempotency_key: str) -> Ticket | None:
+    """The tenant's ticket already created with `idempotency_key` (a double tap), if any."""
+    if not idempotency_key:
+        return None
+    return Ticket.objects.filter(tenant=tenant, idempotency_key=idempotency_key).first()
 
 
 def _packages(tenant: Tenant, ids: Iterable[int], customer: dict[str, str]) -> list[Package]:
