@@ -37,23 +37,24 @@ def receipt_content(session: PaymentSession) -> dict:
     """Everything a receipt shows: studio, ticket, items, totals, method, local date."""
     ticket, tenant = session.ticket, session.tenant
     paid_at = timezone.localtime(session.paid_at or timezone.now(), tenant.tzinfo)
+    # Names and prices only, as values: a line's and an extra's instances, with their
+    # service's and extra's, were ~1.2 ms of every confirmation's CPU for four strings.
+    lines = ticket.lines.order_by("position").values_list("service__name", "price")
     items = [
-        {
-            "name": line.service.name,
-            "quantity": 1,
-            "unit": str(line.price),
-            "total": str(line.price),
-        }
-        for line in ticket.lines.select_related("service").order_by("position")
+        {"name": name, "quantity": 1, "unit": str(price), "total": str(price)}
+        for name, price in lines
     ]
+    extras = ticket.extras.order_by("extra__name").values_list(
+        "extra__name", "quantity", "unit_price"
+    )
     items += [
         {
-            "name": item.extra.name,
-            "quantity": item.quantity,
-            "unit": str(item.unit_price),
-            "total": str(item.subtotal),
+            "name": name,
+            "quantity": quantity,
+            "unit": str(unit_price),
+            "total": str(unit_price * quantity),  # TicketExtra.subtotal
         }
-        for item in ticket.extras.select_related("extra").order_by("extra__name")
+        for name, quantity, unit_price in extras
     ]
     content = {
         "tenant": {"name": tenant.name, "email": tenant.contact_email},
