@@ -47,9 +47,9 @@ from fiscal.providers import (
     get_provider,
 )
 from payments.models import PaymentSession, Receipt, SessionStatus
+from tenants.compiled import CompiledRead
 from tenants.errors import DomainError
 from tenants.models import Tenant
-from tenants.precompiled import per_tenant
 
 log = logging.getLogger(__name__)
 St = InvoiceStatus
@@ -95,7 +95,7 @@ def issues_nfse(tenant: Tenant) -> bool:
     return bool(_enabled_settings(tenant.pk))
 
 
-@per_tenant
+@CompiledRead
 def _enabled_settings(tenant_id: int) -> QuerySet[FiscalSettings]:
     # Asked by the kiosk's identification screen: built once (one row at most).
     return FiscalSettings.objects.filter(tenant_id=tenant_id, enabled=True).only("pk")

@@ -15,9 +15,9 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from tenants.br import mask_phone
+from tenants.compiled import CompiledRead
 from tenants.crypto import EncryptedCharField
 from tenants.models import Tenant
-from tenants.precompiled import per_tenant
 from tickets.models import Ticket, TicketLine
 
 # Meta's ids are numbers written as strings; anything else in a URL path is refused at save.
@@ -94,7 +94,7 @@ def sends_whatsapp(tenant: Tenant) -> bool:
     return any(account.configured for account in _read_account(tenant.pk))
 
 
-@per_tenant
+@CompiledRead
 def _read_account(tenant_id: int) -> models.QuerySet[WhatsAppAccount]:
     # The kiosk's identification asks on each of its requests: built once (one row at most).
     return WhatsAppAccount.objects.filter(tenant_id=tenant_id)

@@ -17,10 +17,10 @@ from django.utils.translation import gettext_lazy as _
 
 from tenants.branding import DEFAULT_ACCENT, DEFAULT_PRIMARY, Palette, is_hex_colour
 from tenants.clock import local_time
+from tenants.compiled import CompiledRead
 from tenants.crypto import EncryptedCharField
 from tenants.history import HistoricalRecords
 from tenants.images import LOGO_SIZE, WELCOME_SIZE, PictureField
-from tenants.precompiled import per_tenant
 
 V = TypeVar("V")
 
@@ -348,7 +348,7 @@ class OpeningHours(models.Model):
             raise ValidationError({"closes": _("Closing time must be after opening time.")})
 
 
-@per_tenant
+@CompiledRead
 def _read_hours(tenant_id: int) -> models.QuerySet[OpeningHours]:
     # Every kiosk tap asks whether the studio is open (is anything sold, the service list).
     return OpeningHours.objects.filter(tenant_id=tenant_id)

@@ -6,8 +6,8 @@ from datetime import time
 import pytest
 
 from tenants.access import has_role, role_in, tenants_for
+from tenants.compiled import CompiledRead
 from tenants.models import OpeningHours, Role, _read_hours
-from tenants.precompiled import per_tenant
 
 
 def at(tenant, weekday: int, hour: int, minute: int = 0):
@@ -61,7 +61,7 @@ def test_soft_deleted_tenants_disappear_from_access(tenant, alice):
     assert list(tenants_for(alice)) == []
 
 
-def test_a_precompiled_read_answers_as_the_orm_for_each_tenant(tenant, other_tenant):
+def test_a_compiled_read_answers_as_the_orm_for_each_tenant(tenant, other_tenant):
     """The statement is built once, for a marker tenant id; each call reads its own tenant's
     rows, the same ones the ORM would, converted the same way, and sees a change at once."""
     OpeningHours.objects.create(tenant=tenant, weekday=0, opens=time(8), closes=time(12))
@@ -77,10 +77,10 @@ def test_a_precompiled_read_answers_as_the_orm_for_each_tenant(tenant, other_ten
     assert _read_hours(other_tenant.pk) == []
 
 
-def test_a_precompiled_read_must_take_the_tenant_as_a_parameter(db):
-    @per_tenant
+def test_a_compiled_read_must_take_the_tenant_as_a_parameter(db):
+    @CompiledRead
     def everyone(tenant_id: int):
         return OpeningHours.objects.all()
 
-    with pytest.raises(ValueError, match="an id is not a parameter"):
+    with pytest.raises(ValueError, match="every id must be a parameter"):
         everyone(1)

@@ -27,9 +27,9 @@ from django.utils.translation import gettext as _
 
 from equipment.models import DeviceServiceSettings, DeviceState, Equipment, Status
 from tenants import audit
+from tenants.compiled import CompiledRead
 from tenants.errors import DomainError
 from tenants.models import AuditAction, Tenant
-from tenants.precompiled import per_tenant
 from tickets import events
 from tickets.models import LINE_ACTIVE, LineStatus, Service, TicketLine
 
@@ -64,7 +64,7 @@ def with_plan(equipment_id: int, service: Service) -> tuple[Equipment, SessionPl
     )
 
 
-@per_tenant
+@CompiledRead
 def _online_runs(tenant_id: int) -> QuerySet[Any]:
     # The kiosk's service list reads this on every tap: its statement is built once.
     own = DeviceServiceSettings.objects.filter(

@@ -15,8 +15,8 @@ from customers.identity import remember
 from equipment.models import Equipment
 from tenants import history, webhooks
 from tenants.br import clean_name, normalize_cpf, normalize_phone, visible_text
+from tenants.compiled import CompiledRead
 from tenants.models import Tenant, WebhookEvent
-from tenants.precompiled import per_tenant
 from tickets import credits
 from tickets.models import (
     Channel,
@@ -69,7 +69,7 @@ def _runnable(tenant_id: int) -> QuerySet[Service]:
     return Service.objects.sellable().filter(tenant_id=tenant_id).filter(Exists(runs))
 
 
-@per_tenant
+@CompiledRead
 def _runnable_ids(tenant_id: int) -> QuerySet[Service]:
     # The kiosk's welcome asks on every return to it: its statement is built once.
     return _runnable(tenant_id).only("pk")

@@ -22,9 +22,9 @@ from django.utils.translation import gettext as _
 
 from customers.models import Customer
 from tenants import audit
+from tenants.compiled import CompiledRead
 from tenants.errors import DomainError
 from tenants.models import AuditAction, Tenant
-from tenants.precompiled import per_tenant
 from tickets.models import (
     Questionnaire,
     QuestionnaireVersion,
@@ -87,7 +87,7 @@ def asked_versions(tenant: Tenant, service_ids: Iterable[int]) -> dict[int, Ques
     return {v.asked_for: v for v in _current_versions(tenant.pk) if v.asked_for in wanted}
 
 
-@per_tenant
+@CompiledRead
 def _current_versions(tenant_id: int) -> QuerySet[QuestionnaireVersion]:
     # Every kiosk identification and every sale asks (`to_sign`, `check_sale`): the statement
     # is built once per process. One row per active questionnaire of the tenant.

@@ -66,8 +66,8 @@ from payments.sessions import (
 from tenants import throttle
 from tenants.access import get_tenant
 from tenants.br import format_cpf
+from tenants.compiled import CompiledRead
 from tenants.models import Tenant
-from tenants.precompiled import per_tenant
 from tickets import credits, queue, waivers
 from tickets.issuing import MAX_EXTRA_QUANTITY, create_ticket, sellable_ids
 from tickets.models import (
@@ -323,7 +323,7 @@ def _cart_ticket(request: HttpRequest, cart: dict) -> Ticket | None:
     return ticket
 
 
-@per_tenant
+@CompiledRead
 def _read_ticket(tenant_id: int, ticket_id: int) -> QuerySet[Ticket]:
     # The purchase's ticket, read by leave and the welcome, each payment screen and every
     # poll of its status: the statement is built once per process.
@@ -419,7 +419,7 @@ def _read_service_options(tenant: Tenant) -> list[ServiceOption]:
     return options
 
 
-@per_tenant
+@CompiledRead
 def _sellable_with_queues(tenant_id: int) -> QuerySet[Service]:
     # On every start and toggle: its statement is built once per process.
     return (
@@ -438,7 +438,7 @@ def _extras(tenant: Tenant) -> list[Extra]:
     return tenant.once("sellable_extras", lambda: _read_extras(tenant.pk))
 
 
-@per_tenant
+@CompiledRead
 def _read_extras(tenant_id: int) -> QuerySet[Extra]:
     # Asked by the extras step and by identification (where "back" goes): built once.
     return Extra.objects.sellable().filter(tenant_id=tenant_id)
