@@ -31,7 +31,7 @@ from tenants.compiled import CompiledRead
 from tenants.errors import DomainError
 from tenants.models import AuditAction, Tenant
 from tickets import events
-from tickets.models import LINE_ACTIVE, LineStatus, Service, TicketLine
+from tickets.models import LINE_ACTIVE, LineStatus, Service, TicketLine, status_is
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,8 @@ class DeviceNow:
         }
 
 
-def _now(device: Equipment, line: TicketLine | None, now: datetime) -> DeviceNow:
+def state_of(device: Equipment, line: TicketLine | None, now: datetime) -> DeviceNow:
+    """`device`'s state at `now`, `line` being the one active on it (None when free)."""
     state = device.state(now, busy=line is not None)
     until = None
     if state == DeviceState.COOLING:
@@ -159,10 +160,10 @@ def states(devices: list[Equipment], now: datetime | None = None) -> list[Device
     active = {
         line.equipment_id: line
         for line in TicketLine.objects.filter(
-            equipment__in=[d.pk for d in devices], status__in=LINE_ACTIVE
+            status_is(TicketLine, *LINE_ACTIVE), equipment__in=[d.pk for d in devices]
         )
     }
-    return [_now(device, active.get(device.pk), now) for device in devices]
+    return [state_of(device, active.get(device.pk), now) for device in devices]
 
 
 def announce(device: Equipment, line: TicketLine) -> None:
@@ -175,7 +176,7 @@ def announce(device: Equipment, line: TicketLine) -> None:
     services see the change on their next refresh.)
     """
     active = line if line.status in LINE_ACTIVE else None
-    _publish(_now(device, active, timezone.now()), [line.service_id])
+    _publish(state_of(device, active, timezone.now()), [line.service_id])
 
 
 def announce_device(equipment_id: int) -> None:

@@ -15,7 +15,7 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.expressions import RawSQL
-from django.db.models.lookups import Exact
+from django.db.models.lookups import Exact, In
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -35,22 +35,29 @@ class CatalogQuerySet(SoftDeleteQuerySet, TenantQuerySet):
         return self.alive().filter(is_active=True)
 
 
-def status_is(model: type[models.Model], status: str) -> Exact:
-    """`status = '…'` of a `model` query with the value written into the statement, not bound
-    as a parameter (the column keeps the query's alias: it works in a subquery too).
+def status_is(model: type[models.Model], *statuses: str) -> Exact | In:
+    """`status = '…'` (or `status IN ('…', …)` for several) of a `model` query with the values
+    written into the statement, not bound as parameters (the column keeps the query's alias:
+    it works in a subquery too).
 
     Reads run as prepared statements (config/settings.py), and a generic plan cannot tell a
     rare status from a common one, nor prove a partial index's condition from a parameter:
     the panel's pending tickets walked ticket_tenant_recent over a year (~200 ms a render),
     and the TV's waiting count seq-scanned every line ever sold instead of counting
-    line_queue_order (bench/README.md, fifth and sixth rounds). With the value in the text
-    the plan is the custom one every time. The value must be one of the field's choices
-    (ValueError otherwise), so no input reaches the SQL.
+    line_queue_order (bench/README.md, fifth and sixth rounds). With the values in the text
+    the generic plan is the good one, and PostgreSQL keeps it instead of planning the
+    statement again on every run (the panel's reads with bound statuses were planned on each
+    render: ~6 ms of its backend's CPU over a year, seventh round). The values must be
+    choices of the field (ValueError otherwise), so no input reaches the SQL.
     """
     field = model._meta.get_field("status")
-    if status not in {value for value, _label in field.choices}:
-        raise ValueError(f"{status!r} is not a status of {model.__name__}")
-    return Exact(F("status"), RawSQL(f"'{status}'", (), output_field=field))
+    choices = {value for value, _label in field.choices}
+    if not statuses or not choices.issuperset(statuses):
+        raise ValueError(f"{statuses!r} are not statuses of {model.__name__}")
+    text = ", ".join(f"'{status}'" for status in statuses)
+    if len(statuses) == 1:
+        return Exact(F("status"), RawSQL(text, (), output_field=field))
+    return In(F("status"), RawSQL(text, (), output_field=field))
 
 
 class Service(models.Model):
