@@ -13,9 +13,11 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import Exists, F, OuterRef, Prefetch, QuerySet
+from django.db import connection
+from django.db.models import Exists, F, OuterRef, Prefetch, QuerySet, prefetch_related_objects
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -31,6 +33,7 @@ from panel.forms import CashForm, ReasonForm, StationForm, TransferForm, first_e
 from payments.models import PaymentSession, SessionStatus
 from payments.sessions import confirm_cash, confirm_static_pix
 from tenants.access import tenant_member_required, tenants_for
+from tenants.compiled import CompiledRead
 from tenants.errors import DomainError
 from tenants.models import Membership, Role, Tenant
 from tickets import devices, events, queue, waivers
@@ -66,21 +69,33 @@ def _station_key(tenant: Tenant) -> str:
     return f"panel_station_{tenant.pk}"
 
 
+# The panel's station and its services: read on every render and every refresh, each a
+# statement compiled once per process (tenants/compiled.py), scoped to the request's tenant.
+_STATION = CompiledRead(
+    lambda tenant_id, device_id: (
+        Equipment.objects.service_devices().filter(tenant_id=tenant_id, pk=device_id).order_by()[:1]
+    ),
+    keys=2,
+)
+_SERVICES = CompiledRead(
+    lambda tenant_id, device_id: (
+        Service.objects.sellable()
+        .filter(tenant_id=tenant_id, equipment=device_id)
+        .order_by("display_order", "name")
+    ),
+    keys=2,
+)
+
+
 def _station(request: HttpRequest) -> Equipment | None:
     """The service device chosen in this session for the request's tenant, if it still is one."""
     device_id = request.session.get(_station_key(request.tenant))
     if device_id is None:
         return None
-    station = (
-        Equipment.objects.service_devices()
-        .for_tenant(request.tenant)
-        .prefetch_related(Prefetch("services", queryset=Service.objects.sellable()))
-        .filter(pk=device_id)
-        .first()
-    )
-    if station is not None:
+    for station in _STATION(request.tenant.pk, device_id):
         station.tenant = request.tenant  # its maintenance window's zone: spares a join
-    return station
+        return station
+    return None
 
 
 # --- the screens ----------------------------------------------------------------------------
@@ -274,6 +289,56 @@ def _row_values(lines: QuerySet[TicketLine]) -> QuerySet:
     return lines.values(*ROW_FIELDS, **ROW_VALUES)
 
 
+@cache
+def _queues_statement(vendor: str, count: int) -> tuple[str, tuple[str, ...], dict, tuple]:
+    """The first rows of `count` queues in one statement: built by the ORM once per process
+    and number of queues, as `_queue_rows` runs it (building and compiling the four queues'
+    queries was ~5 ms of every render's CPU). `vendor` keys it to the database in use.
+
+    Each queue is `queue.queue_lines` of one service of the tenant, its first QUEUE_LIMIT
+    rows; each within a subquery of its own (SQLite refuses a LIMIT in a compound's part),
+    and the whole in the queues' order and each queue's.
+    """
+    # Placeholder keys, told apart in the compiled parameters: the service, the tenant.
+    service, tenant = Service(pk=-1), Tenant(pk=-2)
+    one = (
+        queue.queue_lines(service)
+        .filter(tenant=tenant)
+        .values(*ROW_FIELDS, "priority_rank", **ROW_VALUES)[:QUEUE_LIMIT]
+    )
+    compiler = one.query.get_compiler(connection=connection)
+    sql, params = compiler.as_sql()
+    names = (*one.query.values_select, *one.query.annotation_select)
+    # What the ORM applies to a value read (SQLite's dates and booleans), by column.
+    converters = compiler.get_converters([col for col, _sql, _alias in compiler.select])
+    q = connection.ops.quote_name
+    statement = " UNION ALL ".join(
+        f"SELECT {i} AS {q('queue')}, * FROM ({sql}) AS {q(f'queue{i}')}" for i in range(count)
+    )
+    order = ", ".join(q(name) for name in ("queue", "priority_rank", "queued_at", "pk"))
+    return f"{statement} ORDER BY {order}", names, converters, tuple(params)
+
+
+def _queue_rows(tenant: Tenant, services: list[Service]) -> dict[int, list[dict]]:
+    """The first QUEUE_LIMIT waiting lines of each service, as `_row_values` reads them."""
+    if not services:
+        return {}
+    sql, names, converters, placeholders = _queues_statement(connection.vendor, len(services))
+    params = []
+    for service in services:
+        keys = {-1: service.pk, -2: tenant.pk}
+        params += [keys[value] for value in placeholders]
+    rows: dict[int, list[dict]] = {service.pk: [] for service in services}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for queue_index, *values in cursor.fetchall():
+            for i, (functions, expression) in converters.items():
+                for convert in functions:
+                    values[i] = convert(values[i], expression, connection)
+            rows[services[queue_index].pk].append(dict(zip(names, values, strict=True)))
+    return rows
+
+
 def _values_of(line: TicketLine) -> dict:
     """A line read as a model instance (my rows), as `_row_values` would have read it."""
     ticket = line.ticket
@@ -337,29 +402,42 @@ def _closes_at(tenant: Tenant, line: TicketLine, now) -> datetime | None:
     return stuck + queue.STUCK_GRACE if stuck is not None and stuck <= now else None
 
 
+# The side lists: the tenant's tickets waiting for a payment, and those whose ticket did not
+# print (compiled once, as the station).
+_PENDING = CompiledRead(
+    lambda tenant_id: (
+        Ticket.objects.filter(tenant_id=tenant_id)
+        .filter(status_is(Ticket, T.PENDING_PAYMENT))
+        .order_by("created_at")[:SIDE_LIMIT]
+    ),
+    keys=1,
+)
+_PRINT_ERRORS = CompiledRead(
+    lambda tenant_id: (
+        Ticket.objects.filter(tenant_id=tenant_id)
+        .filter(status_is(Ticket, T.PRINT_ERROR))
+        .order_by("print_error_at")[:SIDE_LIMIT]
+    ),
+    keys=1,
+)
+
+
 def _panel_context(request: HttpRequest, station: Equipment, flash: dict | None) -> dict:
     """Everything the panel shows, in a number of queries that does not grow with the queues."""
     tenant = request.tenant
     now = timezone.now()
-    services = list(station.services.all())
+    services = _SERVICES(tenant.pk, station.pk)
     # Where each of the socket's groups (panel/consumers.py) stood before anything below was
     # read: panel.js skips the refresh for events up to these numbers, already in this render
     # — among them the operator's own action, whose answer is this render (one request).
-    groups = [events.service_group(tenant.id, s.pk) for s in services if s.deleted_at is None]
+    groups = [events.service_group(tenant.id, s.pk) for s in services]
     seqs = events.current_sequences(groups or [events.tenant_group(tenant.id)])
-    waiting = [
-        (stats, list(_row_values(queue.queue_lines(stats.service))[:QUEUE_LIMIT]))
-        for stats in queue.service_counts(tenant, services)
-    ]
-    serving = list(
-        TicketLine.objects.for_tenant(tenant)
-        .filter(status__in=LINE_ACTIVE)
-        # The station's own calls, whoever called them: one login shared by every station
-        # of a studio must not list the others' calls.
-        .filter(equipment=station)
-        .select_related(*TICKET_BADGES, "service", "equipment")
-        .order_by("called_at")[:SIDE_LIMIT]
-    )
+    rows = _queue_rows(tenant, services)
+    waiting = [(stats, rows[stats.service.pk]) for stats in queue.service_counts(tenant, services)]
+    devices_now = _devices_now(tenant, station, now)
+    # The station's own call (one at most: line_one_active_per_equipment), whoever made it:
+    # one login shared by every station of a studio must not list the others' calls.
+    serving = [devices_now["station_now"].line] if devices_now["station_now"].line else []
     # Who did not show up and may still be called again, in one query for every queue.
     missed = list(
         _row_values(
@@ -416,25 +494,18 @@ def _panel_context(request: HttpRequest, station: Equipment, flash: dict | None)
         for line in serving
     ]
     # With their open payment sessions: cash and static PIX are confirmed here.
-    pending = list(
-        Ticket.objects.for_tenant(tenant)
-        .filter(status_is(Ticket, T.PENDING_PAYMENT))
-        .prefetch_related(
-            Prefetch(
-                "payment_sessions",
-                queryset=PaymentSession.objects.filter(status=SessionStatus.PENDING).order_by(
-                    "-created_at"
-                ),
-                to_attr="open_sessions",
-            )
-        )
-        .order_by("created_at")[:SIDE_LIMIT]
+    pending = _PENDING(tenant.pk)
+    prefetch_related_objects(
+        pending,
+        Prefetch(
+            "payment_sessions",
+            queryset=PaymentSession.objects.filter(status=SessionStatus.PENDING).order_by(
+                "-created_at"
+            ),
+            to_attr="open_sessions",
+        ),
     )
-    print_errors = list(
-        Ticket.objects.for_tenant(tenant)
-        .filter(status_is(Ticket, T.PRINT_ERROR))
-        .order_by("print_error_at")[:SIDE_LIMIT]
-    )
+    print_errors = _PRINT_ERRORS(tenant.pk)
 
     flash = _place(flash, queues, mine, [*pending, *print_errors])
     for q in queues:
@@ -443,9 +514,9 @@ def _panel_context(request: HttpRequest, station: Equipment, flash: dict | None)
     return {
         "tenant": tenant,
         "station": station,
-        # What the station and the other devices of its services are doing now (one query
-        # for their lines), and the server's time, which their timers count from.
-        **_devices_now(tenant, station, services, now),
+        # What the station and the other devices of its services are doing now, and the
+        # server's time, which their timers count from.
+        **devices_now,
         "now": now,
         "seqs": seqs,
         "queues": queues,
@@ -457,18 +528,44 @@ def _panel_context(request: HttpRequest, station: Equipment, flash: dict | None)
     }
 
 
-def _devices_now(tenant: Tenant, station: Equipment, services: list[Service], now) -> dict:
-    others = list(
+# The station's neighbours: the tenant's other service devices that run one of its services.
+_NEIGHBOURS = CompiledRead(
+    lambda tenant_id, device_id: (
         Equipment.objects.service_devices()
-        .for_tenant(tenant)
-        .filter(services__in=services)
-        .exclude(pk=station.pk)
-        .distinct()
+        .filter(
+            tenant_id=tenant_id,
+            pk__in=Equipment.services.through.objects.filter(
+                service__in=Service.objects.sellable().filter(equipment=device_id)
+            ).values("equipment_id"),
+        )
+        .exclude(pk=device_id)
         .order_by("name")[:SIDE_LIMIT]
-    )
+    ),
+    keys=2,
+)
+
+
+def _devices_now(tenant: Tenant, station: Equipment, now) -> dict:
+    """The station's state and its neighbours' (the other devices of its services), in two
+    queries: the neighbours, then every active line on them. The station's line comes with
+    what its row shows (ticket, badges, service): it is also the operator's own call."""
+    others = _NEIGHBOURS(tenant.pk, station.pk)
+    active = {
+        line.equipment_id: line
+        for line in TicketLine.objects.for_tenant(tenant)
+        .filter(
+            status_is(TicketLine, *LINE_ACTIVE),
+            equipment__in=[station.pk, *(device.pk for device in others)],
+        )
+        .select_related(*TICKET_BADGES, "service")
+    }
+    station_now = devices.state_of(station, active.get(station.pk), now)
+    if station_now.line is not None:
+        station_now.line.equipment = station
+    others_now = []
     for device in others:
-        device.tenant = tenant  # their maintenance windows' zone (devices.states)
-    station_now, *others_now = devices.states([station, *others], now)
+        device.tenant = tenant  # its maintenance window's zone
+        others_now.append(devices.state_of(device, active.get(device.pk), now))
     return {"station_now": station_now, "others_now": others_now}
 
 
@@ -580,10 +677,14 @@ def _flash(
 
 
 def _require_station(request: HttpRequest) -> Equipment:
-    station = _station(request)
-    if station is None:
+    """The session's station, for a domain call: only its key, not its row. Every such call
+    locks the device and re-checks it under the lock (tenant, kind, not deleted, free), and
+    the refreshed panel reads it after the action: reading it here too was two queries of
+    every call (bench/README.md, seventh round)."""
+    device_id = request.session.get(_station_key(request.tenant))
+    if device_id is None:
         raise queue.QueueError(_("Choose your station first."))
-    return station
+    return Equipment(pk=device_id, tenant=request.tenant)
 
 
 def _called_message(line: TicketLine) -> str:

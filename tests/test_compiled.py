@@ -1,0 +1,61 @@
+"""Reads compiled once per process (tenants/compiled.py) read what the ORM reads."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from equipment.models import Equipment
+from panel import views
+from tenants.compiled import CompiledRead
+from tests.conftest import make_device, make_service, queued_ticket
+from tickets.models import Service, TicketLine
+
+
+def test_a_compiled_read_makes_the_instances_the_orm_makes(tenant, other_tenant, cryo, boots):
+    station = make_device(tenant, "Combo", [boots, cryo])
+    make_device(other_tenant, "Theirs", [make_service(other_tenant)])
+
+    services = views._SERVICES(tenant.pk, station.pk)
+    assert services == [cryo, boots]  # the display order
+    assert [vars(s) | {"_state": None} for s in services] == [
+        vars(s) | {"_state": None}
+        for s in Service.objects.filter(pk__in=[cryo.pk, boots.pk]).order_by("display_order")
+    ]
+    assert not services[0]._state.adding  # saved rows, as the ORM's
+
+
+def test_a_compiled_read_stays_in_its_tenant(tenant, other_tenant, cryo):
+    ours = make_device(tenant, "Ours", [cryo])
+    theirs = make_device(other_tenant, "Theirs", [make_service(other_tenant)])
+
+    assert views._STATION(tenant.pk, ours.pk) == [ours]
+    assert views._STATION(tenant.pk, theirs.pk) == []
+    assert views._SERVICES(tenant.pk, theirs.pk) == []
+    assert views._NEIGHBOURS(tenant.pk, theirs.pk) == []
+
+
+def test_a_compiled_values_read_converts_as_the_orm_does(tenant, cryo):
+    ticket = queued_ticket(tenant, [cryo])
+    TicketLine.objects.filter(ticket=ticket).update(no_show_at=timezone.now() - timedelta(1))
+    read = CompiledRead(
+        lambda tenant_id: TicketLine.objects.filter(tenant_id=tenant_id).values(
+            "pk", "queued_at", "no_show_at", "covered", "ticket__day"
+        ),
+        keys=1,
+    )
+
+    assert read(tenant.pk) == list(
+        TicketLine.objects.filter(tenant=tenant).values(
+            "pk", "queued_at", "no_show_at", "covered", "ticket__day"
+        )
+    )
+
+
+def test_a_compiled_read_refuses_a_key_that_does_not_reach_its_statement(tenant):
+    read = CompiledRead(lambda tenant_id, unused: Equipment.objects.filter(tenant_id=tenant_id), 2)
+
+    with pytest.raises(ValueError):
+        read(tenant.pk, 1)
