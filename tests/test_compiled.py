@@ -59,3 +59,19 @@ def test_a_compiled_read_refuses_a_key_that_does_not_reach_its_statement(tenant)
 
     with pytest.raises(ValueError):
         read(tenant.pk, 1)
+
+
+def test_a_compiled_read_runs_for_each_key_in_one_statement(
+    tenant, other_tenant, cryo, boots, django_assert_num_queries
+):
+    first, second = queued_ticket(tenant, [cryo, boots]), queued_ticket(tenant, [cryo])
+
+    with django_assert_num_queries(1):
+        parts = views._QUEUE.each(
+            [(tenant.pk, cryo.pk), (tenant.pk, boots.pk), (other_tenant.pk, cryo.pk)]
+        )
+    assert [sorted(row["ticket_id"] for row in part) for part in parts] == [
+        sorted([first.pk, second.pk]),
+        [first.pk],
+        [],  # another tenant's key reads nothing of this one
+    ]
