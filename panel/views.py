@@ -75,7 +75,6 @@ _STATION = CompiledRead(
     lambda tenant_id, device_id: (
         Equipment.objects.service_devices().filter(tenant_id=tenant_id, pk=device_id).order_by()[:1]
     ),
-    keys=2,
 )
 _SERVICES = CompiledRead(
     lambda tenant_id, device_id: (
@@ -83,7 +82,6 @@ _SERVICES = CompiledRead(
         .filter(tenant_id=tenant_id, equipment=device_id)
         .order_by("display_order", "name")
     ),
-    keys=2,
 )
 
 
@@ -298,7 +296,6 @@ _QUEUE = CompiledRead(
         .filter(tenant_id=tenant_id)
         .values(*ROW_FIELDS, "priority_rank", **ROW_VALUES)[:QUEUE_LIMIT]
     ),
-    keys=2,
 )
 
 
@@ -383,7 +380,6 @@ _PENDING = CompiledRead(
         .filter(status_is(Ticket, T.PENDING_PAYMENT))
         .order_by("created_at")[:SIDE_LIMIT]
     ),
-    keys=1,
 )
 _PRINT_ERRORS = CompiledRead(
     lambda tenant_id: (
@@ -391,7 +387,6 @@ _PRINT_ERRORS = CompiledRead(
         .filter(status_is(Ticket, T.PRINT_ERROR))
         .order_by("print_error_at")[:SIDE_LIMIT]
     ),
-    keys=1,
 )
 
 
@@ -516,7 +511,6 @@ _NEIGHBOURS = CompiledRead(
         .exclude(pk=device_id)
         .order_by("name")[:SIDE_LIMIT]
     ),
-    keys=2,
 )
 
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import time, timedelta
 
 import pytest
+from django.db.models import Count
 from django.utils import timezone
 
 from equipment.models import Equipment
 from panel import views
 from tenants.compiled import CompiledRead
+from tenants.models import OpeningHours, _read_hours
 from tests.conftest import make_device, make_service, queued_ticket
 from tickets.models import Service, TicketLine
 
@@ -44,7 +46,6 @@ def test_a_compiled_values_read_converts_as_the_orm_does(tenant, cryo):
         lambda tenant_id: TicketLine.objects.filter(tenant_id=tenant_id).values(
             "pk", "queued_at", "no_show_at", "covered", "ticket__day"
         ),
-        keys=1,
     )
 
     assert read(tenant.pk) == list(
@@ -55,7 +56,7 @@ def test_a_compiled_values_read_converts_as_the_orm_does(tenant, cryo):
 
 
 def test_a_compiled_read_refuses_a_key_that_does_not_reach_its_statement(tenant):
-    read = CompiledRead(lambda tenant_id, unused: Equipment.objects.filter(tenant_id=tenant_id), 2)
+    read = CompiledRead(lambda tenant_id, unused: Equipment.objects.filter(tenant_id=tenant_id))
 
     with pytest.raises(ValueError):
         read(tenant.pk, 1)
@@ -74,4 +75,58 @@ def test_a_compiled_read_runs_for_each_key_in_one_statement(
         sorted([first.pk, second.pk]),
         [first.pk],
         [],  # another tenant's key reads nothing of this one
+    ]
+
+
+def test_a_compiled_read_answers_as_the_orm_for_each_tenant(tenant, other_tenant):
+    """The statement is built once, for a marker tenant id; each call reads its own tenant's
+    rows, the same ones the ORM would, converted the same way, and sees a change at once."""
+    OpeningHours.objects.create(tenant=tenant, weekday=0, opens=time(8), closes=time(12))
+    OpeningHours.objects.create(tenant=tenant, weekday=0, opens=time(14), closes=time(20))
+    OpeningHours.objects.create(tenant=other_tenant, weekday=3, opens=time(9), closes=time(10))
+
+    def fields(rows):
+        return [(h.pk, h.tenant_id, h.weekday, h.opens, h.closes) for h in rows]
+
+    for owner in (tenant, other_tenant, tenant):
+        assert fields(_read_hours(owner.pk)) == fields(OpeningHours.objects.for_tenant(owner))
+    OpeningHours.objects.filter(tenant=other_tenant).delete()
+    assert _read_hours(other_tenant.pk) == []
+
+
+def test_a_compiled_read_must_take_the_tenant_as_a_parameter(db):
+    @CompiledRead
+    def everyone(tenant_id: int):
+        return OpeningHours.objects.all()
+
+    with pytest.raises(ValueError, match="every id must be a parameter"):
+        everyone(1)
+
+
+def test_a_compiled_read_refuses_a_date_fixed_when_built(db):
+    # The statement outlives the call that built it: "today" would stay the first day.
+    @CompiledRead
+    def today(tenant_id: int):
+        return TicketLine.objects.filter(tenant_id=tenant_id, queued_at__gte=timezone.now())
+
+    with pytest.raises(ValueError, match="must not fix a date or time"):
+        today(1)
+
+
+def test_a_compiled_read_gives_instances_their_annotations(tenant, other_tenant, cryo, boots):
+    make_device(tenant, "Combo", [boots, cryo])
+    make_device(tenant, "Cryo 2", [cryo])
+    make_device(other_tenant, "Theirs", [make_service(other_tenant)])
+
+    @CompiledRead
+    def services(tenant_id: int):
+        return (
+            Service.objects.filter(tenant_id=tenant_id)
+            .annotate(devices=Count("equipment"))
+            .order_by("pk")
+        )
+
+    assert [(s.pk, s.name, s.devices) for s in services(tenant.pk)] == [
+        (cryo.pk, cryo.name, 2),
+        (boots.pk, boots.name, 1),
     ]

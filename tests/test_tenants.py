@@ -1,13 +1,9 @@
 from __future__ import annotations
 
 import datetime
-from datetime import time
-
-import pytest
 
 from tenants.access import has_role, role_in, tenants_for
-from tenants.compiled import CompiledRead
-from tenants.models import OpeningHours, Role, _read_hours
+from tenants.models import OpeningHours, Role
 
 
 def at(tenant, weekday: int, hour: int, minute: int = 0):
@@ -59,28 +55,3 @@ def test_soft_deleted_tenants_disappear_from_access(tenant, alice):
 
     Tenant.objects.filter(pk=tenant.pk).soft_delete()
     assert list(tenants_for(alice)) == []
-
-
-def test_a_compiled_read_answers_as_the_orm_for_each_tenant(tenant, other_tenant):
-    """The statement is built once, for a marker tenant id; each call reads its own tenant's
-    rows, the same ones the ORM would, converted the same way, and sees a change at once."""
-    OpeningHours.objects.create(tenant=tenant, weekday=0, opens=time(8), closes=time(12))
-    OpeningHours.objects.create(tenant=tenant, weekday=0, opens=time(14), closes=time(20))
-    OpeningHours.objects.create(tenant=other_tenant, weekday=3, opens=time(9), closes=time(10))
-
-    def fields(rows):
-        return [(h.pk, h.tenant_id, h.weekday, h.opens, h.closes) for h in rows]
-
-    for owner in (tenant, other_tenant, tenant):
-        assert fields(_read_hours(owner.pk)) == fields(OpeningHours.objects.for_tenant(owner))
-    OpeningHours.objects.filter(tenant=other_tenant).delete()
-    assert _read_hours(other_tenant.pk) == []
-
-
-def test_a_compiled_read_must_take_the_tenant_as_a_parameter(db):
-    @CompiledRead
-    def everyone(tenant_id: int):
-        return OpeningHours.objects.all()
-
-    with pytest.raises(ValueError, match="every id must be a parameter"):
-        everyone(1)
