@@ -10,7 +10,7 @@ PYTHON := $(shell for p in python3 python3.13 python3.12 python; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null \
 	&& { echo $$p; break; }; done)
 
-.PHONY: run test venv lint format bench bench-year soak clean
+.PHONY: run test venv lint format bench bench-year bench-sale soak clean
 
 $(VENV)/.installed: pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then \
@@ -78,6 +78,11 @@ bench: venv
 bench-year: venv
 	.ci/services
 	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/9} $(PY) bench/year.py
+
+# One HTTP kiosk sale's Python CPU, request by request (bench/sale_requests.py).
+bench-sale: venv
+	.ci/services
+	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/9} $(PY) bench/sale_requests.py
 
 # Kiosks, operators and displays together against a real Daphne (SOAK_SECONDS, default 120).
 soak: venv
