@@ -24,6 +24,18 @@ from django.db.models.query import ValuesIterable
 
 # Ids no row has: where each call's ids go in the statement built for them.
 MARK = -739_193_317
+TIMES = (datetime.date, datetime.time)
+
+
+def _fixes_time(node) -> bool:
+    """A filter (or a subquery's) compares with a date or time given when built. Looked for
+    in the query, not in the parameters: SQLite's backend has made those strings by then."""
+    if isinstance(getattr(node, "rhs", None), TIMES):
+        return True
+    inner = getattr(node, "query", None)
+    if inner is not None and _fixes_time(inner.where):
+        return True
+    return any(_fixes_time(child) for child in getattr(node, "children", ()))
 
 
 class CompiledRead:
@@ -77,7 +89,7 @@ class CompiledRead:
             str(m) in sql for m in marks
         ):
             raise ValueError(f"{self.build!r}: every id must be a parameter of the statement")
-        if any(isinstance(v, datetime.date | datetime.time) for _, v in slots):
+        if _fixes_time(query.where) or any(isinstance(v, TIMES) for _, v in slots):
             raise ValueError(f"{self.build!r}: a compiled read must not fix a date or time")
         converters = compiler.get_converters([col for col, _sql, _alias in compiler.select])
         if queryset._iterable_class is ValuesIterable:
