@@ -103,7 +103,10 @@ def test_a_covered_service_costs_nothing_and_takes_one_session(tenant, cryo, boo
     assert credits.sessions_left(customer, cryo.pk) == 7
     entry = CreditEntry.objects.get(kind=CreditKind.SPENT)
     assert (entry.change, entry.balance_after, entry.line) == (-1, 7, line)
+    assert entry.reason == ticket.number == "C001"  # numbered before the session is taken
     assert not ticket.lines.get(service=boots).covered
+    # The line's creation in its history shows the session it took.
+    assert line.history.get().credit_id == line.credit_id
 
 
 def test_a_ticket_covered_entirely_by_sessions_has_nothing_to_pay(tenant, cryo):

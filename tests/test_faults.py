@@ -69,17 +69,17 @@ def test_a_request_in_flight_when_the_database_drops_gets_a_503_and_the_next_suc
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_sale_cut_by_the_database_leaves_no_half_written_ticket(tenant, cryo, towel, monkeypatch):
-    real = issuing.next_number
+    real = issuing.number_ticket
 
     def dying(*args, **kwargs):
-        kill_backend(backend_pid())  # after the stock was taken, before the ticket is written
+        kill_backend(backend_pid())  # after the stock and the ticket were written, before commit
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(issuing, "next_number", dying)
+    monkeypatch.setattr(issuing, "number_ticket", dying)
     with pytest.raises(OperationalError):
         make_ticket(tenant, [cryo], extras={towel.id: 1})
     connection.close()
-    monkeypatch.setattr(issuing, "next_number", real)
+    monkeypatch.setattr(issuing, "number_ticket", real)
     assert Ticket.objects.count() == 0
     assert Extra.objects.get(pk=towel.pk).stock == 2  # the decrement rolled back with it
     assert make_ticket(tenant, [cryo]).number == "C001"  # and no number was lost

@@ -29,7 +29,9 @@ def test_a_ticket_is_created_awaiting_payment_with_one_line_per_service(tenant, 
     assert ticket.total == Decimal("200.00")
     assert ticket.customer_cpf == "52998224725"
     assert ticket.customer_phone == "11912345678"
-    assert ticket.history.count() == 1
+    created = ticket.history.get()  # recorded once numbered: the number is in it
+    assert (created.history_type, created.number, created.sequence) == ("+", "C001", 1)
+    assert all(line.history.count() == 1 for line in ticket.lines.all())
 
 
 def test_numbers_follow_each_other_within_the_day_and_use_the_service_prefix(tenant, cryo, boots):

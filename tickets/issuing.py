@@ -29,29 +29,35 @@ from tickets.models import (
     TicketExtra,
     TicketLine,
     TicketPackage,
+    new_token,
 )
 from tickets.payloads import ticket_payload
 from tickets.waivers import attach_signed, check_sale
 
 
-def next_number(tenant: Tenant, prefix: str) -> tuple:
-    """The next (day, sequence, number) of the tenant's local day.
+def number_ticket(ticket: Ticket, prefix: str) -> None:
+    """Give the ticket just written the next number of its tenant's local day.
 
-    Call inside a transaction: the upsert leaves the counter row locked until it commits, so
-    parallel creators queue here one by one and a rolled-back ticket gives its number back
-    (no gaps). One statement (INSERT … ON CONFLICT … RETURNING, on PostgreSQL and SQLite
-    alike) because this lock is the sale's bottleneck: the less time under it, the better.
+    Call inside the ticket's transaction, as its last writes: the upsert leaves the counter
+    row locked until the commit, so parallel sales queue here one by one, and a rolled-back
+    sale gives its number back (no gaps). This lock is the one thing sales of a tenant wait
+    for, so everything that does not need the number is written before it: at 16 kiosks the
+    sales waited for each other's ticket, lines and history inserts (bench/README.md).
     """
-    day = tenant.today()
+    day = ticket.day
     table = DailyCounter._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (tenant_id, day, last) VALUES (%s, %s, 1) "
             f"ON CONFLICT (tenant_id, day) DO UPDATE SET last = {table}.last + 1 RETURNING last",
-            [tenant.pk, day],
+            [ticket.tenant_id, day],
         )
-        sequence = cursor.fetchone()[0]
-    return day, sequence, f"{prefix}{sequence:03d}"
+        ticket.sequence = cursor.fetchone()[0]
+        ticket.number = f"{prefix}{ticket.sequence:03d}"
+        cursor.execute(
+            f"UPDATE {Ticket._meta.db_table} SET sequence = %s, number = %s WHERE id = %s",
+            [ticket.sequence, ticket.number, ticket.pk],
+        )
 
 
 # Most of one extra a customer may take in one ticket.
@@ -244,8 +250,6 @@ def _insert(tenant, sale: Sale, customer, priority, idempotency_key, channel) ->
             raise ValidationError(
                 {"extras": [_("“%(name)s” is sold out.") % {"name": catalog[extra_id].name}]}
             )
-    prefix = services[0].prefix or tenant.ticket_prefix
-    day, sequence, number = next_number(tenant, prefix)
     total = (
         sum((sale.price_of(s) for s in services), Decimal("0"))
         + sum((catalog[i].price * q for i, q in wanted.items()), Decimal("0"))
@@ -263,16 +267,19 @@ def _insert(tenant, sale: Sale, customer, priority, idempotency_key, channel) ->
     ticket = Ticket(
         customer=record,
         tenant=tenant,
-        day=day,
-        sequence=sequence,
-        number=number,
+        day=tenant.today(),
+        # Until number_ticket, last in this transaction, numbers it: unique per ticket, and
+        # seen by no one (the row is not committed before it has its number).
+        sequence=0,
+        number=f"-{new_token()[:11]}",
         priority=priority,
         channel=channel,
         total=total,
         idempotency_key=idempotency_key,
         **customer,
     )
-    ticket.save()
+    # Without its history row (bulk_create sends no signal): the row is recorded once numbered.
+    Ticket.objects.bulk_create([ticket])
     customer_key = ticket.customer_cpf or ticket.token
     rank = Priority.rank(priority)
     lines = TicketLine.objects.bulk_create(
@@ -290,15 +297,14 @@ def _insert(tenant, sale: Sale, customer, priority, idempotency_key, channel) ->
             for position, service in enumerate(services)
         ]
     )
-    for line in lines:
-        if line.service_id in sale.sessions:
-            credits.spend(line, record)
     if sale.packages:
         TicketPackage.objects.bulk_create(
             TicketPackage(tenant=tenant, ticket=ticket, package=p, price=p.price)
             for p in sale.packages
         )
-    history.record_created(lines)
+    spending = [line for line in lines if line.service_id in sale.sessions]
+    if not spending:
+        history.record_created(lines)
     attach_signed(ticket, sale.waivers)
     if wanted:
         TicketExtra.objects.bulk_create(
@@ -311,5 +317,13 @@ def _insert(tenant, sale: Sale, customer, priority, idempotency_key, channel) ->
             )
             for i, q in wanted.items()
         )
+    number_ticket(ticket, services[0].prefix or tenant.ticket_prefix)
+    history.record_created([ticket])
+    if spending:
+        # After the number, which a session's ledger entry shows; the lines' history rows
+        # then copy what spending wrote to them.
+        for line in spending:
+            credits.spend(line, record)
+        history.record_created(lines)
     webhooks.enqueue(tenant, WebhookEvent.TICKET_CREATED, lambda: ticket_payload(ticket))
     return ticket
