@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q, Subquery
+from django.db.models import Q, QuerySet, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -41,6 +41,7 @@ from payments.providers import (
 from payments.receipts import create_receipt
 from tenants import audit, webhooks
 from tenants.access import has_role
+from tenants.compiled import CompiledRead
 from tenants.errors import DomainError
 from tenants.models import AuditAction, Role, Tenant, WebhookEvent
 from tickets import credits, events, queue
@@ -83,13 +84,31 @@ def _publish(session: PaymentSession, ticket: Ticket) -> None:
     )
 
 
+# Every confirmation, expiry and provider notification locks these: statements built once.
+@CompiledRead
+def _session_ticket(tenant_id: int, session_id: int) -> QuerySet[Ticket]:
+    owner = PaymentSession.objects.filter(tenant_id=tenant_id, pk=session_id).values("ticket_id")
+    return Ticket.objects.select_for_update().filter(pk=Subquery(owner[:1]))
+
+
+@CompiledRead
+def _session(tenant_id: int, session_id: int) -> QuerySet[PaymentSession]:
+    return PaymentSession.objects.select_for_update().filter(tenant_id=tenant_id, pk=session_id)
+
+
+@CompiledRead
+def _pending_sessions(tenant_id: int, ticket_id: int) -> QuerySet[PaymentSession]:
+    return PaymentSession.objects.select_for_update().filter(
+        tenant_id=tenant_id, ticket_id=ticket_id, status=S.PENDING
+    )
+
+
 def _lock(tenant: Tenant, session_id: int) -> tuple[Ticket, PaymentSession]:
     """Lock the session's ticket, then the session. Call inside a transaction."""
-    owner = PaymentSession.objects.filter(tenant=tenant, pk=session_id).values("ticket_id")[:1]
-    ticket = Ticket.objects.select_for_update().filter(pk=Subquery(owner)).first()
-    if ticket is None:
+    found = _session_ticket(tenant.pk, session_id)
+    if not found:
         raise PaymentError(_("Payment not found."))
-    session = PaymentSession.objects.select_for_update().get(pk=session_id)
+    ticket, (session,) = found[0], _session(tenant.pk, session_id)
     # Both were found in `tenant`: spares the printing, the receipt and the webhook a read.
     ticket.tenant = session.tenant = tenant
     session.ticket = ticket
@@ -123,7 +142,7 @@ def start_payment(ticket: Ticket, method: str) -> PaymentSession:
     provider_name = provider_for_method(method, config)
     abandoned: list[PaymentSession] = []
     with transaction.atomic():
-        ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
+        ticket = queue.lock_ticket(tenant, ticket.pk)
         if ticket.status != T.PENDING_PAYMENT:
             raise PaymentError(
                 _("Ticket %(number)s is not awaiting payment (%(status)s).")
@@ -131,7 +150,7 @@ def start_payment(ticket: Ticket, method: str) -> PaymentSession:
             )
         now = timezone.now()
         session = None
-        for pending in ticket.payment_sessions.select_for_update().filter(status=S.PENDING):
+        for pending in _pending_sessions(tenant.pk, ticket.pk):
             if (
                 pending.method == method
                 and pending.provider == provider_name

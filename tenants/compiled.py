@@ -24,6 +24,14 @@ from django.db.models.query import ValuesIterable
 
 # Ids no row has: where each call's ids go in the statement built for them.
 MARK = -739_193_317
+
+
+def _is_key(value: object) -> bool:
+    """Whether a key column (a 64-bit integer) can hold `value`. One it cannot finds
+    nothing, as in the ORM, instead of an error that would abort the caller's transaction."""
+    return isinstance(value, int) and -(2**63) <= value < 2**63
+
+
 TIMES = (datetime.date, datetime.time)
 
 
@@ -48,6 +56,8 @@ class CompiledRead:
         self._statements: dict[tuple[str, int], tuple] = {}
 
     def __call__(self, *ids: int) -> list:
+        if not all(_is_key(i) for i in ids):
+            return []
         sql, slots, _converters, _shape = self._compiled(len(ids))
         params = [value if slot is None else ids[slot] for slot, value in slots]
         return self._run(sql, params, len(ids))
@@ -59,6 +69,9 @@ class CompiledRead:
         if not ids:
             return []
         count = len(ids[0])
+        # A part whose ids a key cannot hold reads for the markers: nothing.
+        nowhere = tuple(MARK - k for k in range(count))
+        ids = [one if all(_is_key(i) for i in one) else nowhere for one in ids]
         sql, slots, _converters, _shape = self._compiled(count)
         q = connection.ops.quote_name
         union = " UNION ALL ".join(

@@ -33,11 +33,12 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from tenants import netguard
+from tenants.compiled import CompiledRead
 from tenants.models import (
     OutboxStatus,
     Tenant,
@@ -75,13 +76,10 @@ def enqueue(tenant: Tenant | int, event_type: str, payload: dict | Callable[[], 
     if event_type not in WebhookEvent.values:
         raise ValueError(f"unknown webhook event: {event_type!r}")
     tenant_id = tenant if isinstance(tenant, int) else tenant.pk
-    # Ids and event filters only: this runs in every sale and call, mostly to find nothing.
     endpoints = [
-        pk
-        for pk, wanted in WebhookEndpoint.objects.alive()
-        .filter(tenant_id=tenant_id, enabled=True)
-        .values_list("pk", "event_types")
-        if WebhookEndpoint.wants(wanted, event_type)
+        row["pk"]
+        for row in _enabled_endpoints(tenant_id)
+        if WebhookEndpoint.wants(row["event_types"], event_type)
     ]
     if not endpoints:
         return 0
@@ -91,6 +89,17 @@ def enqueue(tenant: Tenant | int, event_type: str, payload: dict | Callable[[], 
         for pk in endpoints
     )
     return len(endpoints)
+
+
+@CompiledRead
+def _enabled_endpoints(tenant_id: int) -> QuerySet[WebhookEndpoint]:
+    # Ids and event filters only, its statement built once: this runs in every sale and
+    # call, mostly to find nothing.
+    return (
+        WebhookEndpoint.objects.alive()
+        .filter(tenant_id=tenant_id, enabled=True)
+        .values("pk", "event_types")
+    )
 
 
 # --- delivering them ------------------------------------------------------------------------

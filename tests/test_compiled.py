@@ -130,3 +130,13 @@ def test_a_compiled_read_gives_instances_their_annotations(tenant, other_tenant,
         (cryo.pk, cryo.name, 2),
         (boots.pk, boots.name, 1),
     ]
+
+
+def test_a_key_no_column_can_hold_finds_nothing_as_in_the_orm(tenant, cryo):
+    station = make_device(tenant, "Ours", [cryo])
+    huge, text = 10**20, "12"  # a URL's digits, or a form's value, that never was an id
+
+    assert views._STATION(tenant.pk, huge) == list(Equipment.objects.filter(pk=huge)) == []
+    assert views._STATION(tenant.pk, text) == []
+    parts = views._SERVICES.each([(tenant.pk, huge), (tenant.pk, station.pk)])
+    assert parts[0] == [] and parts[1] == [cryo]  # each key keeps its place

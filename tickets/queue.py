@@ -29,6 +29,7 @@ from django.db.models import (
     IntegerField,
     OuterRef,
     Q,
+    QuerySet,
     Subquery,
 )
 from django.db.models.functions import Coalesce
@@ -38,6 +39,7 @@ from django.utils.translation import gettext as _
 from equipment.models import Equipment, Kind
 from equipment.models import Status as DeviceStatus
 from tenants import audit, webhooks
+from tenants.compiled import CompiledRead
 from tenants.errors import DomainError
 from tenants.models import AuditAction, Tenant, WebhookEvent
 from tickets import devices, events
@@ -118,12 +120,23 @@ def sync_ticket(ticket: Ticket, *, user=None, reason: str = "") -> None:
         events.publish("ticket_update", tenant_id=ticket.tenant_id, ticket=ticket)
 
 
+@CompiledRead
+def _ticket_for_update(tenant_id: int, ticket_id: int) -> QuerySet[Ticket]:
+    # Every payment, print outcome and panel action on a ticket locks it: built once.
+    return Ticket.objects.select_for_update().filter(tenant_id=tenant_id, pk=ticket_id)
+
+
 def lock_ticket(tenant: Tenant, ticket_id: int) -> Ticket:
     """Lock one of the tenant's tickets by id (any id a screen sends: a bad one is not found)."""
     try:
-        return Ticket.objects.select_for_update().get(tenant=tenant, pk=ticket_id)
-    except (Ticket.DoesNotExist, ValueError, TypeError):
-        raise QueueError(_("Ticket not found.")) from None
+        found = _ticket_for_update(tenant.pk, int(ticket_id))
+    except (ValueError, TypeError):  # not a number at all
+        found = []
+    if not found:
+        raise QueueError(_("Ticket not found."))
+    ticket = found[0]
+    ticket.tenant = tenant  # spares whoever prints, queues or audits it a read
+    return ticket
 
 
 def _lock_line(tenant: Tenant, line_id: int) -> TicketLine:
