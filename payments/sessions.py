@@ -64,9 +64,18 @@ def settings_for(tenant: Tenant) -> PaymentSettings:
     """The tenant's payment settings (created with the defaults: static PIX and cash); once
     per request on a kiosk's (a purchase asked four times: the methods offered, the summary's,
     the payment started, the payment screen's)."""
-    return tenant.once(
-        "payment_settings", lambda: PaymentSettings.objects.get_or_create(tenant=tenant)[0]
-    )
+    return tenant.once("payment_settings", lambda: _settings_of(tenant))
+
+
+@CompiledRead
+def _read_settings(tenant_id: int) -> QuerySet[PaymentSettings]:
+    # Asked by every kiosk screen that offers or takes a payment: built once.
+    return PaymentSettings.objects.filter(tenant_id=tenant_id)
+
+
+def _settings_of(tenant: Tenant) -> PaymentSettings:
+    found = _read_settings(tenant.pk)
+    return found[0] if found else PaymentSettings.objects.get_or_create(tenant=tenant)[0]
 
 
 def provider_of(session: PaymentSession):

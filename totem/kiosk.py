@@ -461,10 +461,16 @@ class SummaryRow:
     per_day: int | None = None
 
 
+@CompiledRead
+def _cart_services(tenant_id: int, *ids: int) -> QuerySet[Service]:
+    # The summary's, shown twice a sale: one statement per number of services.
+    return Service.objects.filter(tenant_id=tenant_id, pk__in=ids)
+
+
 def _cart_items(tenant: Tenant, cart: dict) -> tuple[list, list, list, Decimal]:
     """The summary's service rows, extras and packages bought, and the total: the prices
     create_ticket will charge (a service paid with a package session costs nothing)."""
-    services = list(Service.objects.for_tenant(tenant).filter(pk__in=cart["services"]))
+    services = _cart_services(tenant.pk, *cart["services"]) if cart["services"] else []
     services.sort(key=lambda s: (s.display_order, s.name))
     wanted = {int(k): v for k, v in cart["extras"].items() if v > 0}
     # Most carts hold neither: an empty `pk__in` runs no query, but the ORM still spent
@@ -1022,11 +1028,11 @@ def summary(request: HttpRequest, slug: str) -> HttpResponse:
     if not cart.get("customer"):
         return redirect(_url(request, "kiosk_identify"))
     methods = _payment_methods(tenant)
-    rows, extras_, packages_, total = _cart_items(tenant, cart)
     if request.method == "POST":
-        response = _buy(request, cart, methods, free=not total)
+        response = _buy(request, cart, methods)
         if response is not None:
             return response
+    rows, extras_, packages_, total = _cart_items(tenant, cart)
     return render(
         request,
         "kiosk/summary.html",
@@ -1048,12 +1054,11 @@ def summary(request: HttpRequest, slug: str) -> HttpResponse:
     )
 
 
-def _buy(
-    request: HttpRequest, cart: dict, methods: list[tuple[str, str]], *, free: bool
-) -> HttpResponse | None:
+def _buy(request: HttpRequest, cart: dict, methods: list[tuple[str, str]]) -> HttpResponse | None:
     """Create the ticket (once per cart) and start its payment; None re-renders the summary.
 
-    A cart that costs nothing (`free`) has no method to choose: its ticket skips payment.
+    A cart that costs nothing has no method to choose: its ticket skips payment. Its items
+    are priced here only then (create_ticket prices the sale itself).
     """
     tenant = request.tenant
     if request.POST.get("key") != cart["key"]:
@@ -1061,7 +1066,7 @@ def _buy(
         messages.error(request, _("This screen was out of date. Check your order and try again."))
         return redirect(_url(request, "kiosk_summary"))
     method = request.POST.get("method", "")
-    if not free and method not in dict(methods):
+    if method not in dict(methods) and _cart_items(tenant, cart)[3]:
         messages.error(request, _("Choose how you want to pay."))
         return None
     customer = cart["customer"]
