@@ -22,6 +22,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.backends.utils import csrf_input
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
@@ -180,9 +181,15 @@ class Row:
     the team, and for a missed line until when it can be called again, for a stuck one when
     it closes. A queue's rows are read with `.values()`: the line, ticket and badges as
     model instances, and the template walking them, cost ~0.25 ms per row (bench/README.md
-    "Sixth round"). My rows also carry their line (status, device, session timer)."""
+    "Sixth round"). My rows also carry their line (status, device, session timer).
+
+    What the template prints of a row is text escaped once here (`key`, `number`, `name`,
+    `level`, `wait`, the URLs): the template escaped each value at each of its uses, ~11 per
+    queue row, a third of the rows' render (bench/README.md, "Eighth round")."""
 
     pk: int
+    # The pk as the page prints it (the ids of the row and of its "more…" slot).
+    key: str
     ticket_id: int
     number: str
     name: str
@@ -192,6 +199,8 @@ class Row:
     remote: bool
     arrival: bool
     minutes: int
+    # "12 min"
+    wait: str
     level: str
     others: list[Other]
     waiver_pending: bool
@@ -364,18 +373,20 @@ def _row(
     }
     return Row(
         pk=pk,
+        key=escape(pk),
         ticket_id=ticket_id,
-        number=values["number"],
-        name=first_name(values["customer_name"]),
+        number=escape(values["number"]),
+        name=escape(first_name(values["customer_name"])),
         priority=priority,
         priority_label="" if priority == Priority.NORMAL else str(Priority(priority).label),
         **badges,
         badges=priority != Priority.NORMAL or any(badges.values()),
         minutes=minutes,
-        level=level,
+        wait=escape(f"{minutes} min"),
+        level=escape(level),
         others=[other for other_pk, other in tickets.lines.get(ticket_id, []) if other_pk != pk],
-        call_url=LineUrls.of_line(urls.call, pk),
-        more_url=LineUrls.of_line(urls.more, pk),
+        call_url=escape(LineUrls.of_line(urls.call, pk)),
+        more_url=escape(LineUrls.of_line(urls.more, pk)),
         deadline=deadline,
         no_show_at=values.get("no_show_at"),
         line=line,
