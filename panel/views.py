@@ -544,20 +544,22 @@ _NEIGHBOURS = CompiledRead(
 )
 
 
+# The lines active on these devices (one each at most: line_one_active_per_equipment), with
+# what the station's own row shows (its ticket, badges and service), compiled once.
+_ACTIVE = CompiledRead(
+    lambda tenant_id, *device_ids: TicketLine.objects.filter(
+        status_is(TicketLine, *LINE_ACTIVE), tenant_id=tenant_id, equipment__in=device_ids
+    ).select_related(*TICKET_BADGES, "service"),
+)
+
+
 def _devices_now(tenant: Tenant, station: Equipment, now) -> dict:
     """The station's state and its neighbours' (the other devices of its services), in two
     queries: the neighbours, then every active line on them. The station's line comes with
     what its row shows (ticket, badges, service): it is also the operator's own call."""
     others = _NEIGHBOURS(tenant.pk, station.pk)
-    active = {
-        line.equipment_id: line
-        for line in TicketLine.objects.for_tenant(tenant)
-        .filter(
-            status_is(TicketLine, *LINE_ACTIVE),
-            equipment__in=[station.pk, *(device.pk for device in others)],
-        )
-        .select_related(*TICKET_BADGES, "service")
-    }
+    devices_ids = padded([station.pk, *(device.pk for device in others)])
+    active = {line.equipment_id: line for line in _ACTIVE(tenant.pk, *devices_ids)}
     station_now = devices.state_of(station, active.get(station.pk), now)
     if station_now.line is not None:
         station_now.line.equipment = station

@@ -5,9 +5,9 @@ small read costs; the kiosk's taps and the operator panel's refreshes paid it on
 (bench/README.md, "Seventh round"). A `CompiledRead` asks the ORM for its statement once per
 database vendor and shape of keys (how many, of which kinds), with marker keys no row has, then
 runs that SQL with each call's keys where the markers were. Rows become instances
-(`Model.from_db`, annotations as attributes) or, for a `.values()` read, dicts — through the
-converters the ORM applies (SQLite's dates and booleans). Every call still reads the database:
-only the text is kept.
+(`Model.from_db`, annotations as attributes, select_related()'s instances joined as the ORM
+joins them) or, for a `.values()` read, dicts — through the converters the ORM applies
+(SQLite's dates and booleans). Every call still reads the database: only the text is kept.
 
 The keys are ids (ints), slugs (strings), or the datetimes and dates a read is bounded by
 (start of the day…: the caller's clock, never the builder's), in the order the builder takes
@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 from django.db import connection
 from django.db.models import QuerySet
-from django.db.models.query import ValuesIterable
+from django.db.models.query import ValuesIterable, get_related_populators
 
 # Ids no row has (and slugs none has): where each call's keys go in the statement built for them.
 MARK = -739_193_317
@@ -130,8 +130,8 @@ class CompiledRead:
         ]
         queryset = self.build(*marks)
         query = queryset.query
-        if query.select_related or query.extra_select:
-            raise ValueError(f"{self.build!r}: a compiled read makes one model's rows")
+        if query.extra_select:
+            raise ValueError(f"{self.build!r}: a compiled read takes no extra()")
         compiler = query.get_compiler(connection=connection)
         sql, params = compiler.as_sql()
         slots = tuple((passed.index(v), None) if v in passed else (None, v) for v in params)
@@ -147,17 +147,29 @@ class CompiledRead:
             raise ValueError(f"{self.build!r}: a compiled read must not fix a date or time")
         converters = compiler.get_converters([col for col, _sql, _alias in compiler.select])
         if queryset._iterable_class is ValuesIterable:
-            shape = (dict, [*query.values_select, *query.annotation_select], [])
+            shape = (dict, [*query.values_select, *query.annotation_select], (), ())
         else:
-            # The model's columns first, then the annotations (SQLCompiler.get_select).
-            names = [alias or col.target.attname for col, _sql, alias in compiler.select]
-            split = len(names) - len(query.annotation_select)
-            shape = (queryset.model, names[:split], names[split:])
+            # Where the model's columns and each annotation are (SQLCompiler.get_select), and
+            # the instances select_related() joins, made as the ORM makes them (ModelIterable).
+            info = compiler.klass_info
+            first, last = info["select_fields"][0], info["select_fields"][-1] + 1
+            names = [col.target.attname for col, _sql, _alias in compiler.select[first:last]]
+            joined = (info, compiler.select, queryset._fetch_mode) if query.select_related else ()
+            shape = (
+                (queryset.model, first, last),
+                names,
+                tuple(compiler.annotation_col_map.items()),
+                joined,
+            )
         self._statements[key] = statement = (sql, slots, adapters, converters, shape)
         return statement
 
     def _run(self, sql: str, params: list, kinds: tuple, *, parted: bool = False) -> list:
-        _sql, _slots, _adapters, converters, (kind, names, annotated) = self._compiled(kinds)
+        _sql, _slots, _adapters, converters, (kind, names, annotated, joined) = self._compiled(
+            kinds
+        )
+        # Made for each call: a populator may keep what it made (a fetch mode's peers).
+        related = get_related_populators(*joined[:2], connection.alias, joined[2]) if joined else []
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             rows = cursor.fetchall()
@@ -171,9 +183,12 @@ class CompiledRead:
             if kind is dict:
                 made = dict(zip(names, values, strict=True))
             else:
-                made = kind.from_db(connection.alias, names, values[: len(names)])
-                for name, value in zip(annotated, values[len(names) :], strict=True):
-                    setattr(made, name, value)
+                model, first, last = kind
+                made = model.from_db(connection.alias, names, values[first:last])
+                for populator in related:
+                    populator.populate(values, made)
+                for name, at in annotated:
+                    setattr(made, name, values[at])
             result.append((part, made) if parted else made)
         return result
 

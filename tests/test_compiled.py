@@ -166,3 +166,29 @@ def test_padded_ids_make_a_few_statements(tenant, cryo):
         ids = [ticket.pk for ticket in some]
         assert sorted(line.ticket_id for line in read(tenant.pk, *padded(ids))) == ids
     assert len(read._statements) == 1
+
+
+def test_a_compiled_read_joins_what_select_related_joins(tenant, other_tenant, cryo, boots):
+    """The related instances, a reverse one-to-one absent included, as the ORM makes them."""
+    ticket = queued_ticket(tenant, [cryo, boots])
+    make_device(other_tenant, "Theirs", [make_service(other_tenant)])
+    read = CompiledRead(
+        lambda tenant_id: (
+            TicketLine.objects.filter(tenant_id=tenant_id)
+            .select_related("ticket", "ticket__remote", "service")
+            .order_by("position")
+        )
+    )
+
+    lines = read(tenant.pk)
+    orm = list(
+        TicketLine.objects.filter(tenant=tenant)
+        .select_related("ticket", "ticket__remote", "service")
+        .order_by("position")
+    )
+    assert [(line.pk, line.ticket, line.service) for line in lines] == [
+        (line.pk, line.ticket, line.service) for line in orm
+    ]
+    assert lines[0].ticket.number == ticket.number and lines[1].service.name == boots.name
+    assert not hasattr(lines[0].ticket, "remote")  # no row: not there, as with the ORM
+    assert read(other_tenant.pk) == []
