@@ -16,12 +16,13 @@ from datetime import datetime
 from operator import itemgetter
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import Exists, F, OuterRef, Prefetch, QuerySet, prefetch_related_objects
+from django.db.models import Exists, F, OuterRef, Prefetch, prefetch_related_objects
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.backends.utils import csrf_input
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
@@ -33,7 +34,7 @@ from panel.forms import CashForm, ReasonForm, StationForm, TransferForm, first_e
 from payments.models import PaymentSession, SessionStatus
 from payments.sessions import confirm_cash, confirm_static_pix
 from tenants.access import tenant_member_required, tenants_for
-from tenants.compiled import CompiledRead
+from tenants.compiled import CompiledRead, padded
 from tenants.errors import DomainError
 from tenants.models import Membership, Role, Tenant
 from tickets import devices, events, queue, waivers
@@ -180,9 +181,15 @@ class Row:
     the team, and for a missed line until when it can be called again, for a stuck one when
     it closes. A queue's rows are read with `.values()`: the line, ticket and badges as
     model instances, and the template walking them, cost ~0.25 ms per row (bench/README.md
-    "Sixth round"). My rows also carry their line (status, device, session timer)."""
+    "Sixth round"). My rows also carry their line (status, device, session timer).
+
+    What the template prints of a row is text escaped once here (`key`, `number`, `name`,
+    `level`, `wait`, the URLs): the template escaped each value at each of its uses, ~11 per
+    queue row, a third of the rows' render (bench/README.md, "Eighth round")."""
 
     pk: int
+    # The pk as the page prints it (the ids of the row and of its "more…" slot).
+    key: str
     ticket_id: int
     number: str
     name: str
@@ -192,6 +199,8 @@ class Row:
     remote: bool
     arrival: bool
     minutes: int
+    # "12 min"
+    wait: str
     level: str
     others: list[Other]
     waiver_pending: bool
@@ -221,26 +230,38 @@ class Tickets:
     waiver_pending: set[int]
 
     @classmethod
-    def of(cls, ids: set[int]) -> Tickets:
+    def of(cls, tenant: Tenant, ids: set[int]) -> Tickets:
         if not ids:
             return cls(lines={}, waiver_pending=set())
         by_ticket: dict[int, list[tuple[int, Other]]] = defaultdict(list)
         pending: set[int] = set()
-        # Whether the ticket's health form waits for the team (a warning on each of its
-        # lines) comes with its lines: one query, not two.
-        needs_staff = Waiver.objects.filter(
-            ticket_id=OuterRef("ticket_id"), outcome=WaiverOutcome.NEEDS_STAFF
-        )
-        for ticket_id, pk, status, name, waiver_pending in (
-            TicketLine.objects.filter(ticket_id__in=ids)
-            .annotate(waiver_pending=Exists(needs_staff))
-            .order_by("ticket_id", "position")
-            .values_list("ticket_id", "pk", "status", "service__name", "waiver_pending")
-        ):
-            by_ticket[ticket_id].append((pk, Other(name, status, L(status).label)))
-            if waiver_pending:
+        for row in _TICKET_LINES(tenant.pk, *padded(sorted(ids))):
+            ticket_id, status = row["ticket_id"], row["status"]
+            by_ticket[ticket_id].append(
+                (row["pk"], Other(row["service__name"], status, L(status).label))
+            )
+            if row["waiver_pending"]:
                 pending.add(ticket_id)
         return cls(lines=by_ticket, waiver_pending=pending)
+
+
+# The lines of the rows' tickets, in their order, each with its service's name and whether
+# its ticket's health form waits for the team (a warning on each of its lines): one query,
+# compiled once per process and multiple of 32 tickets (`padded`).
+_TICKET_LINES = CompiledRead(
+    lambda tenant_id, *ticket_ids: (
+        TicketLine.objects.filter(tenant_id=tenant_id, ticket_id__in=ticket_ids)
+        .annotate(
+            waiver_pending=Exists(
+                Waiver.objects.filter(
+                    ticket_id=OuterRef("ticket_id"), outcome=WaiverOutcome.NEEDS_STAFF
+                )
+            )
+        )
+        .order_by("ticket_id", "position")
+        .values("ticket_id", "pk", "status", "service__name", "waiver_pending")
+    ),
+)
 
 
 @dataclass
@@ -283,10 +304,6 @@ ROW_VALUES = {
 ROW_FIELDS = ("pk", "ticket_id", "service_id", "queued_at", "no_show_at", "covered")
 
 
-def _row_values(lines: QuerySet[TicketLine]) -> QuerySet:
-    return lines.values(*ROW_FIELDS, **ROW_VALUES)
-
-
 # A queue's first rows (`queue.queue_lines` of one service of the tenant), compiled once;
 # the station's queues are read in one statement (`CompiledRead.each`): building and
 # compiling the four queues' queries was ~5 ms of every render's CPU.
@@ -299,9 +316,21 @@ _QUEUE = CompiledRead(
 )
 
 
+# The station's queues' missed lines that may be called again (`queue.recoverable_lines`),
+# newest first, compiled once (per number of services).
+_MISSED = CompiledRead(
+    lambda tenant_id, since, day, *service_ids: (
+        queue.missed_since(tenant_id, since, day)
+        .filter(service__in=service_ids)
+        .order_by("-no_show_at", "-id")
+        .values(*ROW_FIELDS, **ROW_VALUES)[:SIDE_LIMIT]
+    ),
+)
+
+
 def _queue_rows(tenant: Tenant, services: list[Service]) -> dict[int, list[dict]]:
-    """The first QUEUE_LIMIT waiting lines of each service, as `_row_values` reads them, in
-    queue order."""
+    """The first QUEUE_LIMIT waiting lines of each service, as ROW_FIELDS and ROW_VALUES read
+    them, in queue order."""
     parts = _QUEUE.each([(tenant.pk, service.pk) for service in services])
     order = itemgetter("priority_rank", "queued_at", "pk")
     return {
@@ -310,7 +339,7 @@ def _queue_rows(tenant: Tenant, services: list[Service]) -> dict[int, list[dict]
 
 
 def _values_of(line: TicketLine) -> dict:
-    """A line read as a model instance (my rows), as `_row_values` would have read it."""
+    """A line read as a model instance (my rows), as ROW_FIELDS and ROW_VALUES read one."""
     ticket = line.ticket
     return {
         "pk": line.pk,
@@ -319,7 +348,7 @@ def _values_of(line: TicketLine) -> dict:
         "number": ticket.number,
         "customer_name": ticket.customer_name,
         "priority": ticket.priority,
-        # The badges' ids, as `_row_values` reads them (None without one).
+        # The badges' ids, as ROW_VALUES reads them (None without one).
         "remote": ticket.remote.pk if hasattr(ticket, "remote") else None,
         "arrival": ticket.arrival.pk if hasattr(ticket, "arrival") else None,
     }
@@ -344,18 +373,20 @@ def _row(
     }
     return Row(
         pk=pk,
+        key=escape(pk),
         ticket_id=ticket_id,
-        number=values["number"],
-        name=first_name(values["customer_name"]),
+        number=escape(values["number"]),
+        name=escape(first_name(values["customer_name"])),
         priority=priority,
         priority_label="" if priority == Priority.NORMAL else str(Priority(priority).label),
         **badges,
         badges=priority != Priority.NORMAL or any(badges.values()),
         minutes=minutes,
-        level=level,
+        wait=escape(f"{minutes} min"),
+        level=escape(level),
         others=[other for other_pk, other in tickets.lines.get(ticket_id, []) if other_pk != pk],
-        call_url=LineUrls.of_line(urls.call, pk),
-        more_url=LineUrls.of_line(urls.more, pk),
+        call_url=escape(LineUrls.of_line(urls.call, pk)),
+        more_url=escape(LineUrls.of_line(urls.more, pk)),
         deadline=deadline,
         no_show_at=values.get("no_show_at"),
         line=line,
@@ -407,20 +438,19 @@ def _panel_context(request: HttpRequest, station: Equipment, flash: dict | None)
     # one login shared by every station of a studio must not list the others' calls.
     serving = [devices_now["station_now"].line] if devices_now["station_now"].line else []
     # Who did not show up and may still be called again, in one query for every queue.
-    missed = list(
-        _row_values(
-            queue.recoverable_lines(tenant, now)
-            .filter(service__in=services)
-            .order_by("-no_show_at", "-id")
-        )[:SIDE_LIMIT]
+    missed = (
+        _MISSED(tenant.pk, *queue.recoverable_window(tenant, now), *(s.pk for s in services))
+        if services
+        else []
     )
     # The other services of every row's ticket and its health form, in one query for every
     # list, not one per queue: a sixth of the panel's time at 10,000 waiting went to
     # compiling and preparing those IN (…) queries.
     tickets = Tickets.of(
+        tenant,
         {line.ticket_id for line in serving}
         | {values["ticket_id"] for values in missed}
-        | {values["ticket_id"] for _, lines in waiting for values in lines}
+        | {values["ticket_id"] for _, lines in waiting for values in lines},
     )
     urls = LineUrls.of(tenant.slug)
     queues = []
@@ -514,20 +544,22 @@ _NEIGHBOURS = CompiledRead(
 )
 
 
+# The lines active on these devices (one each at most: line_one_active_per_equipment), with
+# what the station's own row shows (its ticket, badges and service), compiled once.
+_ACTIVE = CompiledRead(
+    lambda tenant_id, *device_ids: TicketLine.objects.filter(
+        status_is(TicketLine, *LINE_ACTIVE), tenant_id=tenant_id, equipment__in=device_ids
+    ).select_related(*TICKET_BADGES, "service"),
+)
+
+
 def _devices_now(tenant: Tenant, station: Equipment, now) -> dict:
     """The station's state and its neighbours' (the other devices of its services), in two
     queries: the neighbours, then every active line on them. The station's line comes with
     what its row shows (ticket, badges, service): it is also the operator's own call."""
     others = _NEIGHBOURS(tenant.pk, station.pk)
-    active = {
-        line.equipment_id: line
-        for line in TicketLine.objects.for_tenant(tenant)
-        .filter(
-            status_is(TicketLine, *LINE_ACTIVE),
-            equipment__in=[station.pk, *(device.pk for device in others)],
-        )
-        .select_related(*TICKET_BADGES, "service")
-    }
+    devices_ids = padded([station.pk, *(device.pk for device in others)])
+    active = {line.equipment_id: line for line in _ACTIVE(tenant.pk, *devices_ids)}
     station_now = devices.state_of(station, active.get(station.pk), now)
     if station_now.line is not None:
         station_now.line.equipment = station

@@ -7,10 +7,12 @@ from functools import wraps
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
+from django.db.models import OuterRef, Subquery
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 
+from tenants.compiled import CompiledRead
 from tenants.models import Membership, Role, Tenant
 
 
@@ -24,7 +26,11 @@ def role_in(user, tenant: Tenant) -> str | None:
         return None
     if user.is_superuser:
         return Role.ADMIN
-    return tenant.once(f"role_of_{user.pk}", lambda: _membership_role(user, tenant))
+    return tenant.once(_role_key(user), lambda: _membership_role(user, tenant))
+
+
+def _role_key(user) -> str:
+    return f"role_of_{user.pk}"
 
 
 def _membership_role(user, tenant: Tenant) -> str | None:
@@ -46,12 +52,40 @@ def tenants_for(user, role: str = Role.OPERATOR):
     return tenants.filter(memberships__user=user, memberships__role__in=allowed).distinct()
 
 
+# A live tenant by slug: read on every request of every tenant's screen, so compiled once per
+# process (tenants/compiled.py); with the user's role in it for the staff screens, one query
+# where the tenant and then the membership were two.
+_TENANT = CompiledRead(lambda slug: Tenant.objects.alive().filter(slug=slug, is_active=True))
+_TENANT_WITH_ROLE = CompiledRead(
+    lambda slug, user_id: (
+        Tenant.objects.alive()
+        .filter(slug=slug, is_active=True)
+        .annotate(
+            member_role=Subquery(
+                Membership.objects.filter(user_id=user_id, tenant=OuterRef("pk")).values("role")
+            )
+        )
+    )
+)
+
+
 def get_tenant(slug: str) -> Tenant:
     """A live tenant by slug, or 404."""
-    try:
-        return Tenant.objects.alive().get(slug=slug, is_active=True)
-    except Tenant.DoesNotExist:
-        raise Http404("tenant") from None
+    for tenant in _TENANT(slug):
+        return tenant
+    raise Http404("tenant")
+
+
+def _member_tenant(slug: str, user) -> Tenant:
+    """`get_tenant(slug)` as a request's own instance, with `user`'s membership role in it
+    (what `role_in` then answers without a query), or 404."""
+    found = _TENANT_WITH_ROLE(slug, user.pk)
+    if not found:
+        raise Http404("tenant")
+    tenant = found[0].for_one_request()
+    role = tenant.__dict__.pop("member_role")
+    tenant.once(_role_key(user), lambda: role)
+    return tenant
 
 
 def tenant_member_required(role: str = Role.OPERATOR) -> Callable:
@@ -70,7 +104,7 @@ def tenant_member_required(role: str = Role.OPERATOR) -> Callable:
         def wrapper(request: HttpRequest, slug: str, *args, **kwargs) -> HttpResponse:
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
-            tenant = get_tenant(slug).for_one_request()
+            tenant = _member_tenant(slug, request.user)
             found = role_in(request.user, tenant)
             if found is None:
                 raise Http404("tenant")

@@ -3,14 +3,18 @@
 Building and compiling a queryset costs ~0.3–1.5 ms of Python per statement, most of what a
 small read costs; the kiosk's taps and the operator panel's refreshes paid it on every request
 (bench/README.md, "Seventh round"). A `CompiledRead` asks the ORM for its statement once per
-database vendor and number of ids, with marker ids no row has, then runs that SQL with each
-call's ids where the markers were. Rows become instances (`Model.from_db`, annotations as
-attributes) or, for a `.values()` read, dicts — through the converters the ORM applies
+database vendor and shape of keys (how many, of which kinds), with marker keys no row has, then
+runs that SQL with each call's keys where the markers were. Rows become instances
+(`Model.from_db`, annotations as attributes, select_related()'s instances joined as the ORM
+joins them) or, for a `.values()` read, dicts — through the converters the ORM applies
 (SQLite's dates and booleans). Every call still reads the database: only the text is kept.
 
-The ids are ints, in the order the builder takes them; the builder scopes the read to a
-tenant itself (its first id, by convention). Every other value is fixed when the statement is
-built, so a builder must not read the clock or anything else that changes between calls.
+The keys are ids (ints), slugs (strings), or the datetimes and dates a read is bounded by
+(start of the day…: the caller's clock, never the builder's), in the order the builder takes
+them; the builder scopes the read to a tenant itself (its first key, by convention). Every other
+value is fixed when the statement is built, so a builder must not read the clock or anything
+else that changes between calls. A list of ids makes a statement per length: pad it
+(`padded`) so that a few are built, not one per length.
 """
 
 from __future__ import annotations
@@ -20,103 +24,166 @@ from collections.abc import Callable
 
 from django.db import connection
 from django.db.models import QuerySet
-from django.db.models.query import ValuesIterable
+from django.db.models.query import ValuesIterable, get_related_populators
 
-# Ids no row has: where each call's ids go in the statement built for them.
+# Ids no row has (and slugs none has): where each call's keys go in the statement built for them.
 MARK = -739_193_317
 
 
-def _is_key(value: object) -> bool:
-    """Whether a key column (a 64-bit integer) can hold `value`. One it cannot finds
-    nothing, as in the ORM, instead of an error that would abort the caller's transaction."""
-    return isinstance(value, int) and -(2**63) <= value < 2**63
+def _fits(key: object) -> bool:
+    """Whether the database can take `key`: an id must fit a key column (64 bits). An id that
+    cannot finds nothing, as in the ORM, instead of an error that would abort the caller's
+    transaction (a URL's twenty digits)."""
+    return not isinstance(key, int) or -(2**63) <= key < 2**63
 
 
 TIMES = (datetime.date, datetime.time)
+Key = int | str | datetime.date
 
 
-def _fixes_time(node) -> bool:
-    """A filter (or a subquery's) compares with a date or time given when built. Looked for
-    in the query, not in the parameters: SQLite's backend has made those strings by then."""
-    if isinstance(getattr(node, "rhs", None), TIMES):
+def _marker(kind: type, k: int) -> Key:
+    if kind is datetime.datetime:
+        return datetime.datetime(1901, 2, 3, tzinfo=datetime.UTC) + datetime.timedelta(seconds=k)
+    if kind is datetime.date:
+        return datetime.date(1901, 2, 3) + datetime.timedelta(days=k)
+    return kind(MARK - k)
+
+
+def _adapter(kind: type) -> Callable | None:
+    """How the backend passes a key of this kind (SQLite: dates and datetimes as text, the
+    latter in UTC), as the ORM does for a date or datetime field's lookup."""
+    if kind is datetime.datetime:
+        return connection.ops.adapt_datetimefield_value
+    if kind is datetime.date:
+        return connection.ops.adapt_datefield_value
+    return None
+
+
+def _kinds(keys: tuple[Key, ...]) -> tuple[type, ...]:
+    """What a statement is built for: how many keys, and of which kind each is."""
+    return tuple(_kind(key) for key in keys)
+
+
+def _kind(key: Key) -> type:
+    # A datetime is a date too: asked first.
+    for kind in (datetime.datetime, datetime.date, str):
+        if isinstance(key, kind):
+            return kind
+    return int
+
+
+def _fixes_time(node, marks: list) -> bool:
+    """A filter (or a subquery's) compares with a date or time given when built, other than a
+    marker. Looked for in the query, not in the parameters: SQLite's backend has made those
+    strings by then."""
+    rhs = getattr(node, "rhs", None)
+    if isinstance(rhs, TIMES) and rhs not in marks:
         return True
     inner = getattr(node, "query", None)
-    if inner is not None and _fixes_time(inner.where):
+    if inner is not None and _fixes_time(inner.where, marks):
         return True
-    return any(_fixes_time(child) for child in getattr(node, "children", ()))
+    return any(_fixes_time(child, marks) for child in getattr(node, "children", ()))
+
+
+def padded(ids: list[int], size: int = 32) -> list[int]:
+    """`ids` and as many zeros (no row's id) as bring them to a multiple of `size`: a read
+    over a list of ids is then one of a few statements, built once each."""
+    return [*ids, *[0] * (-len(ids) % size)] if ids else [0] * size
 
 
 class CompiledRead:
-    """`CompiledRead(build)` (or `@CompiledRead` on `build`): `read(*ids)` returns the rows of
-    `build(*ids)`; `read.each([ids, ...])` the rows of several in one statement."""
+    """`CompiledRead(build)` (or `@CompiledRead` on `build`): `read(*keys)` returns the rows of
+    `build(*keys)`; `read.each([keys, ...])` the rows of several in one statement."""
 
     def __init__(self, build: Callable[..., QuerySet]) -> None:
         self.build = build
         self.__doc__ = build.__doc__
-        self._statements: dict[tuple[str, int], tuple] = {}
+        self._statements: dict[tuple[str, tuple[type, ...]], tuple] = {}
 
-    def __call__(self, *ids: int) -> list:
-        if not all(_is_key(i) for i in ids):
+    def __call__(self, *keys: Key) -> list:
+        if not all(_fits(key) for key in keys):
             return []
-        sql, slots, _converters, _shape = self._compiled(len(ids))
-        params = [value if slot is None else ids[slot] for slot, value in slots]
-        return self._run(sql, params, len(ids))
+        kinds = _kinds(keys)
+        sql, slots, adapters, _converters, _shape = self._compiled(kinds)
+        params = _params(slots, adapters, keys)
+        return self._run(sql, params, kinds)
 
-    def each(self, ids: list[tuple[int, ...]]) -> list[list]:
-        """The read once for each tuple of `ids`, in one statement: a UNION ALL of its
+    def each(self, keys: list[tuple[Key, ...]]) -> list[list]:
+        """The read once for each tuple of `keys`, in one statement: a UNION ALL of its
         statement, each part a subquery (SQLite refuses a LIMIT in a compound's part). A
         part's rows come in no set order: the caller sorts them if it needs to."""
-        if not ids:
+        if not keys:
             return []
-        count = len(ids[0])
-        # A part whose ids a key cannot hold reads for the markers: nothing.
-        nowhere = tuple(MARK - k for k in range(count))
-        ids = [one if all(_is_key(i) for i in one) else nowhere for one in ids]
-        sql, slots, _converters, _shape = self._compiled(count)
+        kinds = _kinds(keys[0])
+        # A part whose keys the database cannot take reads for the markers: nothing.
+        nowhere = tuple(_marker(kind, k) for k, kind in enumerate(kinds))
+        keys = [one if all(_fits(key) for key in one) else nowhere for one in keys]
+        sql, slots, adapters, _converters, _shape = self._compiled(kinds)
         q = connection.ops.quote_name
         union = " UNION ALL ".join(
-            f"SELECT {i} AS {q('part')}, * FROM ({sql}) AS {q(f'part{i}')}" for i in range(len(ids))
+            f"SELECT {i} AS {q('part')}, * FROM ({sql}) AS {q(f'part{i}')}"
+            for i in range(len(keys))
         )
-        params = [value if slot is None else one[slot] for one in ids for slot, value in slots]
-        parts: list[list] = [[] for _ in ids]
-        for part, row in self._run(union, params, count, parted=True):
+        params = [value for one in keys for value in _params(slots, adapters, one)]
+        parts: list[list] = [[] for _ in keys]
+        for part, row in self._run(union, params, kinds, parted=True):
             parts[part].append(row)
         return parts
 
-    def _compiled(self, count: int) -> tuple:
-        key = (connection.vendor, count)
+    def _compiled(self, kinds: tuple[type, ...]) -> tuple:
+        key = (connection.vendor, kinds)
         return self._statements.get(key) or self._compile(key)
 
-    def _compile(self, key: tuple[str, int]) -> tuple:
-        marks = [MARK - k for k in range(key[1])]
+    def _compile(self, key: tuple[str, tuple[type, ...]]) -> tuple:
+        kinds = key[1]
+        marks = [_marker(kind, k) for k, kind in enumerate(kinds)]
+        adapters = tuple(_adapter(kind) for kind in kinds)
+        # The markers as the backend passes them: where each key sits among the parameters.
+        passed = [
+            m if adapt is None else adapt(m) for m, adapt in zip(marks, adapters, strict=True)
+        ]
         queryset = self.build(*marks)
         query = queryset.query
-        if query.select_related or query.extra_select:
-            raise ValueError(f"{self.build!r}: a compiled read makes one model's rows")
+        if query.extra_select:
+            raise ValueError(f"{self.build!r}: a compiled read takes no extra()")
         compiler = query.get_compiler(connection=connection)
         sql, params = compiler.as_sql()
-        slots = tuple((marks.index(v), None) if v in marks else (None, v) for v in params)
-        # An id inlined into the text, or not used at all, would read for the marker (no row)
+        slots = tuple((passed.index(v), None) if v in passed else (None, v) for v in params)
+        # A key inlined into the text, or not used at all, would read for the marker (no row)
         # or for every tenant; a date fixed when built would be the first call's forever.
-        if {slot for slot, _ in slots} - {None} != set(range(key[1])) or any(
-            str(m) in sql for m in marks
+        if {slot for slot, _ in slots} - {None} != set(range(len(marks))) or any(
+            str(m) in sql for m in passed
         ):
-            raise ValueError(f"{self.build!r}: every id must be a parameter of the statement")
-        if _fixes_time(query.where) or any(isinstance(v, TIMES) for _, v in slots):
+            raise ValueError(f"{self.build!r}: every key must be a parameter of the statement")
+        if _fixes_time(query.where, marks) or any(
+            slot is None and isinstance(v, TIMES) for slot, v in slots
+        ):
             raise ValueError(f"{self.build!r}: a compiled read must not fix a date or time")
         converters = compiler.get_converters([col for col, _sql, _alias in compiler.select])
         if queryset._iterable_class is ValuesIterable:
-            shape = (dict, [*query.values_select, *query.annotation_select], [])
+            shape = (dict, [*query.values_select, *query.annotation_select], (), ())
         else:
-            # The model's columns first, then the annotations (SQLCompiler.get_select).
-            names = [alias or col.target.attname for col, _sql, alias in compiler.select]
-            split = len(names) - len(query.annotation_select)
-            shape = (queryset.model, names[:split], names[split:])
-        self._statements[key] = statement = (sql, slots, converters, shape)
+            # Where the model's columns and each annotation are (SQLCompiler.get_select), and
+            # the instances select_related() joins, made as the ORM makes them (ModelIterable).
+            info = compiler.klass_info
+            first, last = info["select_fields"][0], info["select_fields"][-1] + 1
+            names = [col.target.attname for col, _sql, _alias in compiler.select[first:last]]
+            joined = (info, compiler.select, queryset._fetch_mode) if query.select_related else ()
+            shape = (
+                (queryset.model, first, last),
+                names,
+                tuple(compiler.annotation_col_map.items()),
+                joined,
+            )
+        self._statements[key] = statement = (sql, slots, adapters, converters, shape)
         return statement
 
-    def _run(self, sql: str, params: list, count: int, *, parted: bool = False) -> list:
-        _sql, _slots, converters, (kind, names, annotated) = self._compiled(count)
+    def _run(self, sql: str, params: list, kinds: tuple, *, parted: bool = False) -> list:
+        _sql, _slots, _adapters, converters, (kind, names, annotated, joined) = self._compiled(
+            kinds
+        )
+        # Made for each call: a populator may keep what it made (a fetch mode's peers).
+        related = get_related_populators(*joined[:2], connection.alias, joined[2]) if joined else []
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             rows = cursor.fetchall()
@@ -130,8 +197,18 @@ class CompiledRead:
             if kind is dict:
                 made = dict(zip(names, values, strict=True))
             else:
-                made = kind.from_db(connection.alias, names, values[: len(names)])
-                for name, value in zip(annotated, values[len(names) :], strict=True):
-                    setattr(made, name, value)
+                model, first, last = kind
+                made = model.from_db(connection.alias, names, values[first:last])
+                for populator in related:
+                    populator.populate(values, made)
+                for name, at in annotated:
+                    setattr(made, name, values[at])
             result.append((part, made) if parted else made)
         return result
+
+
+def _params(slots: tuple, adapters: tuple, keys: tuple[Key, ...]) -> list:
+    passed = [
+        key if adapt is None else adapt(key) for key, adapt in zip(keys, adapters, strict=True)
+    ]
+    return [value if slot is None else passed[slot] for slot, value in slots]

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from equipment.models import Equipment
 from panel import views
-from tenants.compiled import CompiledRead
+from tenants.compiled import CompiledRead, padded
 from tenants.models import OpeningHours, _read_hours
 from tests.conftest import make_device, make_service, queued_ticket
 from tickets.models import Service, TicketLine
@@ -99,7 +99,7 @@ def test_a_compiled_read_must_take_the_tenant_as_a_parameter(db):
     def everyone(tenant_id: int):
         return OpeningHours.objects.all()
 
-    with pytest.raises(ValueError, match="every id must be a parameter"):
+    with pytest.raises(ValueError, match="every key must be a parameter"):
         everyone(1)
 
 
@@ -132,11 +132,72 @@ def test_a_compiled_read_gives_instances_their_annotations(tenant, other_tenant,
     ]
 
 
-def test_a_key_no_column_can_hold_finds_nothing_as_in_the_orm(tenant, cryo):
+def test_an_id_no_column_can_hold_finds_nothing_as_in_the_orm(tenant, cryo):
     station = make_device(tenant, "Ours", [cryo])
-    huge, text = 10**20, "12"  # a URL's digits, or a form's value, that never was an id
+    huge = 10**20  # a URL's digits that never were an id
 
     assert views._STATION(tenant.pk, huge) == list(Equipment.objects.filter(pk=huge)) == []
-    assert views._STATION(tenant.pk, text) == []
     parts = views._SERVICES.each([(tenant.pk, huge), (tenant.pk, station.pk)])
     assert parts[0] == [] and parts[1] == [cryo]  # each key keeps its place
+
+
+def test_a_compiled_read_takes_a_slug_a_datetime_and_a_date_as_keys(tenant, other_tenant, cryo):
+    """The clock's values are the caller's, passed at each call as the ORM would pass them
+    (SQLite: as text, in UTC), never the first call's."""
+    early, late = queued_ticket(tenant, [cryo]), queued_ticket(tenant, [cryo])
+    now = timezone.now()
+    TicketLine.objects.filter(ticket=early).update(queued_at=now - timedelta(hours=2))
+    TicketLine.objects.filter(ticket=late).update(queued_at=now - timedelta(minutes=5))
+    read = CompiledRead(
+        lambda slug, since, day: TicketLine.objects.filter(
+            tenant__slug=slug, queued_at__gte=since, ticket__day=day
+        ).values("ticket_id")
+    )
+    today = early.day
+
+    def tickets(*keys):
+        return sorted(row["ticket_id"] for row in read(*keys))
+
+    assert tickets(tenant.slug, now - timedelta(hours=3), today) == [early.pk, late.pk]
+    assert tickets(tenant.slug, now - timedelta(hours=1), today) == [late.pk]
+    assert tickets(tenant.slug, now - timedelta(hours=3), today - timedelta(days=1)) == []
+    assert tickets(other_tenant.slug, now - timedelta(hours=3), today) == []
+
+
+def test_padded_ids_make_a_few_statements(tenant, cryo):
+    """A list of ids padded to a multiple of 32 is one statement for 1 to 32 ids."""
+    tickets = [queued_ticket(tenant, [cryo]) for _ in range(3)]
+    read = CompiledRead(
+        lambda tenant_id, *ids: TicketLine.objects.filter(tenant_id=tenant_id, ticket_id__in=ids)
+    )
+
+    for some in (tickets[:1], tickets):
+        ids = [ticket.pk for ticket in some]
+        assert sorted(line.ticket_id for line in read(tenant.pk, *padded(ids))) == ids
+    assert len(read._statements) == 1
+
+
+def test_a_compiled_read_joins_what_select_related_joins(tenant, other_tenant, cryo, boots):
+    """The related instances, a reverse one-to-one absent included, as the ORM makes them."""
+    ticket = queued_ticket(tenant, [cryo, boots])
+    make_device(other_tenant, "Theirs", [make_service(other_tenant)])
+    read = CompiledRead(
+        lambda tenant_id: (
+            TicketLine.objects.filter(tenant_id=tenant_id)
+            .select_related("ticket", "ticket__remote", "service")
+            .order_by("position")
+        )
+    )
+
+    lines = read(tenant.pk)
+    orm = list(
+        TicketLine.objects.filter(tenant=tenant)
+        .select_related("ticket", "ticket__remote", "service")
+        .order_by("position")
+    )
+    assert [(line.pk, line.ticket, line.service) for line in lines] == [
+        (line.pk, line.ticket, line.service) for line in orm
+    ]
+    assert lines[0].ticket.number == ticket.number and lines[1].service.name == boots.name
+    assert not hasattr(lines[0].ticket, "remote")  # no row: not there, as with the ORM
+    assert read(other_tenant.pk) == []

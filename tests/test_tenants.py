@@ -2,6 +2,9 @@ from __future__ import annotations
 
 import datetime
 
+import pytest
+from django.core.exceptions import PermissionDenied
+
 from tenants.access import has_role, role_in, tenants_for
 from tenants.models import OpeningHours, Role
 
@@ -55,3 +58,41 @@ def test_soft_deleted_tenants_disappear_from_access(tenant, alice):
 
     Tenant.objects.filter(pk=tenant.pk).soft_delete()
     assert list(tenants_for(alice)) == []
+
+
+def test_a_staff_screen_reads_its_tenant_and_the_role_in_one_query(
+    tenant, other_tenant, alice, bob, charlie, django_assert_num_queries
+):
+    """tenant_member_required: the tenant by slug with the user's role in the same read;
+    the role is then known for the rest of the request (role_in asks no more)."""
+    from django.contrib.auth.models import AnonymousUser
+    from django.http import Http404, HttpResponse
+    from django.test import RequestFactory
+
+    from tenants.access import tenant_member_required
+    from tenants.models import Tenant
+
+    seen = {}
+
+    @tenant_member_required(Role.MANAGER)
+    def screen(request, slug):
+        seen["role"] = role_in(request.user, request.tenant)
+        return HttpResponse(request.role)
+
+    def ask(user, slug=tenant.slug):
+        request = RequestFactory().get("/")
+        request.user = user
+        return screen(request, slug)
+
+    with django_assert_num_queries(1):
+        assert ask(bob).content == b"manager"
+    assert seen["role"] == Role.MANAGER
+    for outsider, slug in ((charlie, tenant.slug), (bob, other_tenant.slug), (bob, "none")):
+        with pytest.raises(Http404):
+            ask(outsider, slug)
+    with pytest.raises(PermissionDenied):
+        ask(alice)  # an operator, below the screen's role
+    assert ask(AnonymousUser()).status_code == 302  # to the login page
+    Tenant.objects.filter(pk=tenant.pk).update(is_active=False)
+    with pytest.raises(Http404):
+        ask(bob)

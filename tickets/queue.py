@@ -790,6 +790,31 @@ class ServiceStats(ServiceCounts):
     round_seconds: int
 
 
+@CompiledRead
+def _counts(tenant_id: int, start_of_day: datetime, *service_ids: int):
+    """`service_counts`' figures of these services of the tenant (compiled once per process
+    and number of services: building it was ~2 ms of each panel render)."""
+    lines = TicketLine.objects.filter(service=OuterRef("pk")).order_by().values("service")
+    in_service = (
+        lines.filter(status_is(TicketLine, *LINE_ACTIVE)).annotate(n=Count("*")).values("n")
+    )
+    avg_wait = (
+        lines.filter(called_at__gte=start_of_day, queued_at__isnull=False)
+        .annotate(average=Avg(F("called_at") - F("queued_at")))
+        .values("average")
+    )
+    return (
+        Service.objects.filter(tenant_id=tenant_id, pk__in=service_ids)
+        .annotate(
+            waiting=waiting_now(),
+            in_service=Coalesce(Subquery(in_service, output_field=IntegerField()), 0),
+            avg_wait=Subquery(avg_wait, output_field=DurationField()),
+        )
+        .order_by()
+        .values("pk", "waiting", "in_service", "avg_wait")
+    )
+
+
 def service_counts(tenant: Tenant, services: list[Service]) -> list[ServiceCounts]:
     """Per service: waiting now, in service now, average wait today, average duration.
 
@@ -801,26 +826,11 @@ def service_counts(tenant: Tenant, services: list[Service]) -> list[ServiceCount
     waiting line's row: ~10 ms of PostgreSQL per panel render at 10,000 waiting, against
     ~3 ms this way (bench/README.md, seventh round).
     """
+    if not services:
+        return []
     start_of_day = tenant.local_now().replace(hour=0, minute=0, second=0, microsecond=0)
-    lines = TicketLine.objects.filter(service=OuterRef("pk")).order_by().values("service")
-    in_service = (
-        lines.filter(status_is(TicketLine, *LINE_ACTIVE)).annotate(n=Count("*")).values("n")
-    )
-    avg_wait = (
-        lines.filter(called_at__gte=start_of_day, queued_at__isnull=False)
-        .annotate(average=Avg(F("called_at") - F("queued_at")))
-        .values("average")
-    )
     figures = {
-        row.pop("pk"): row
-        for row in Service.objects.filter(pk__in=[s.pk for s in services])
-        .annotate(
-            waiting=waiting_now(),
-            in_service=Coalesce(Subquery(in_service, output_field=IntegerField()), 0),
-            avg_wait=Subquery(avg_wait, output_field=DurationField()),
-        )
-        .order_by()
-        .values("pk", "waiting", "in_service", "avg_wait")
+        row.pop("pk"): row for row in _counts(tenant.pk, start_of_day, *(s.pk for s in services))
     }
     stats = []
     for service in services:
@@ -929,11 +939,22 @@ def end_of_day(tenant: Tenant, day: date) -> datetime:
 def recoverable_lines(tenant: Tenant, now: datetime):
     """Missed lines that may still be called again: no-shows of today's tickets inside the
     tenant's reactivation window (the end of the day ends it too)."""
+    return missed_since(tenant.pk, *recoverable_window(tenant, now))
+
+
+def recoverable_window(tenant: Tenant, now: datetime) -> tuple[datetime, date]:
+    """What `recoverable_lines` reads at `now`: no-shows since when, of tickets of which day."""
+    since = now - timedelta(minutes=tenant.reactivation_minutes)
+    return since, timezone.localtime(now, tenant.tzinfo).date()
+
+
+def missed_since(tenant_id: int, since: datetime, day: date):
+    """The tenant's no-shows since `since` of tickets of `day` (`recoverable_window`)."""
     return TicketLine.objects.filter(
         status_is(TicketLine, L.NO_SHOW),
-        tenant=tenant,
-        no_show_at__gte=now - timedelta(minutes=tenant.reactivation_minutes),
-        ticket__day=timezone.localtime(now, tenant.tzinfo).date(),
+        tenant_id=tenant_id,
+        no_show_at__gte=since,
+        ticket__day=day,
     )
 
 

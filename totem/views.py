@@ -29,6 +29,7 @@ from payments.models import Method, SessionStatus
 from payments.receipts import receipt_url, receipts_of
 from payments.sessions import session_for_ticket
 from tenants.access import get_tenant
+from tenants.compiled import CompiledRead
 from tenants.models import Tenant
 from tickets import credits, devices
 from tickets.models import LineStatus, Service, Ticket, TicketLine, TicketStatus
@@ -47,16 +48,25 @@ CALL_ON_STAGE_SECONDS = 30
 SLIDE_SECONDS = 10
 
 
+# The display's reads, on every re-read of the board (after every call of the day, on every
+# TV): each compiled once per process (tenants/compiled.py), its keys the tenant first; the
+# ORM built and compiled them on every request (~5 ms of its ~9 ms of Python, bench/README.md
+# "Eighth round").
+_SERVICES = CompiledRead(
+    lambda tenant_id, device_id: (
+        Service.objects.filter(tenant_id=tenant_id)
+        .sellable()
+        .annotate(shown=shown_on(Equipment(pk=device_id)), waiting=waiting_now())
+        .order_by("display_order", "name")
+    ),
+)
+
+
 def _chosen_services(request: HttpRequest, tenant: Tenant) -> list[Service] | None:
     """The services this display shows, each with its lines waiting now (`waiting`):
     `?services=1,2`, else those set on the paired device, else all sellable ones; None when
     the query names unknown services."""
-    services = list(
-        Service.objects.for_tenant(tenant)
-        .sellable()
-        .annotate(shown=shown_on(request.device), waiting=waiting_now())
-        .order_by("display_order", "name")
-    )
+    services = _SERVICES(tenant.pk, request.device.pk)
     raw = request.GET.get("services", "")
     if not raw:
         # A display device set in admin to some services shows those (a screen per area).
@@ -72,12 +82,16 @@ def _chosen_services(request: HttpRequest, tenant: Tenant) -> list[Service] | No
 
 def slides_for(tenant: Tenant, device: Equipment) -> list[DisplaySlide]:
     """The active slides of the device's tenant meant for it (none chosen: every display)."""
-    return list(
-        DisplaySlide.objects.for_tenant(tenant)
-        .filter(active=True)
-        .filter(Q(displays=None) | Q(displays=device))
+    return _SLIDES(tenant.pk, device.pk)
+
+
+_SLIDES = CompiledRead(
+    lambda tenant_id, device_id: (
+        DisplaySlide.objects.filter(tenant_id=tenant_id, active=True)
+        .filter(Q(displays=None) | Q(displays=device_id))
         .distinct()
-    )
+    ),
+)
 
 
 def board(tenant: Tenant, services: list[Service], device: Equipment) -> dict:
@@ -112,23 +126,17 @@ class Call:
     age: int
 
 
-def todays_calls(
-    tenant: Tenant, services: list[Service], now: datetime
-) -> tuple[list[Call], list[Call]]:
-    """The calls on now (newest first, CURRENT_CALLS at most) and the day's other calls
-    (LAST_CALLS at most), in one query: the day's lines called now, and its newest
-    CURRENT_CALLS + LAST_CALLS calls, among which the newest LAST_CALLS of the others always
-    are. Plain values of the few columns shown: the board is re-read after every event, and
-    model instances of the line, ticket, service and device cost twice the time."""
-    start_of_day = tenant.local_now().replace(hour=0, minute=0, second=0, microsecond=0)
-    today = TicketLine.objects.for_tenant(tenant).filter(
-        service__in=services, called_at__gte=start_of_day
+@CompiledRead
+def _calls(tenant_id: int, start_of_day: datetime, *service_ids: int):
+    """`todays_calls`' rows: the day's lines called now, and its newest calls."""
+    today = TicketLine.objects.filter(
+        tenant_id=tenant_id, service__in=service_ids, called_at__gte=start_of_day
     )
     newest = today.order_by("-called_at", "-pk").values("pk")[: CURRENT_CALLS + LAST_CALLS]
-    rows = (
+    return (
         today.filter(Q(status=LineStatus.CALLED) | Q(pk__in=newest))
         .order_by("-called_at", "-pk")
-        .values_list(
+        .values(
             "pk",
             "status",
             "called_at",
@@ -139,33 +147,51 @@ def todays_calls(
             "equipment__name",
         )
     )
+
+
+def todays_calls(
+    tenant: Tenant, services: list[Service], now: datetime
+) -> tuple[list[Call], list[Call]]:
+    """The calls on now (newest first, CURRENT_CALLS at most) and the day's other calls
+    (LAST_CALLS at most), in one query: the day's lines called now, and its newest
+    CURRENT_CALLS + LAST_CALLS calls, among which the newest LAST_CALLS of the others always
+    are. Plain values of the few columns shown: the board is re-read after every event, and
+    model instances of the line, ticket, service and device cost twice the time."""
+    if not services:
+        return [], []
+    start_of_day = tenant.local_now().replace(hour=0, minute=0, second=0, microsecond=0)
     names = {service.id: service.name for service in services}
     current, last = [], []
-    for pk, status, called_at, call_count, number, service, location, device in rows:
-        on_now = status == LineStatus.CALLED and len(current) < CURRENT_CALLS
+    for row in _calls(tenant.pk, start_of_day, *(service.pk for service in services)):
+        device = row["equipment__name"]
+        on_now = row["status"] == LineStatus.CALLED and len(current) < CURRENT_CALLS
         (current if on_now else last).append(
             Call(
-                id=pk,
-                number=number,
-                service=names[service],
-                room=announced_as(location, device) if device else "",
-                call_count=call_count,
-                age=int((now - called_at).total_seconds()),
+                id=row["pk"],
+                number=row["ticket__number"],
+                service=names[row["service_id"]],
+                room=announced_as(row["equipment__location"], device) if device else "",
+                call_count=row["call_count"],
+                age=int((now - row["called_at"]).total_seconds()),
             )
         )
     return current, last[:LAST_CALLS]
 
 
+_ROOMS = CompiledRead(
+    lambda tenant_id, *service_ids: (
+        Equipment.objects.service_devices()
+        .filter(tenant_id=tenant_id, shows_timer_on_display=True, services__in=service_ids)
+        .distinct()
+        .order_by("location", "name")
+    ),
+)
+
+
 def timed_rooms(tenant: Tenant, services: list[Service], now) -> list[devices.DeviceNow]:
     """The rooms whose session the studio shows on the TV (`shows_timer_on_display`) that
     are in a session or cooling down: those waiting see when it frees up. No one is named."""
-    rooms = list(
-        Equipment.objects.service_devices()
-        .for_tenant(tenant)
-        .filter(shows_timer_on_display=True, services__in=services)
-        .distinct()
-        .order_by("location", "name")
-    )
+    rooms = _ROOMS(tenant.pk, *(service.pk for service in services)) if services else []
     for room in rooms:
         room.tenant = tenant  # for the maintenance window; joining it cost ~0.5 ms per state
     return [
