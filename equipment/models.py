@@ -11,6 +11,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from tenants.compiled import CompiledRead
 from tenants.history import HistoricalRecords
 from tenants.models import SoftDeleteQuerySet, Tenant, TenantQuerySet
 
@@ -255,14 +256,14 @@ class PrinterSettingsQuerySet(models.QuerySet):
     def alive(self) -> PrinterSettingsQuerySet:
         return self.filter(equipment__kind=Kind.PRINTER, equipment__deleted_at__isnull=True)
 
-    def in_service(self, tenant: Tenant) -> PrinterSettingsQuerySet:
-        """`tenant`'s printers that are online and were seen by a spooler lately."""
+    def in_service(self, tenant_id: int, seen_since: datetime) -> PrinterSettingsQuerySet:
+        """The tenant's printers that are online and were seen by a spooler since then."""
         return (
             self.alive()
             .filter(
-                equipment__tenant=tenant,
+                equipment__tenant_id=tenant_id,
                 equipment__status=Status.ONLINE,
-                equipment__last_seen_at__gte=timezone.now() - PRINTER_FRESHNESS,
+                equipment__last_seen_at__gte=seen_since,
             )
             .select_related("equipment")
             .order_by("equipment__name", "pk")
@@ -285,10 +286,16 @@ class PrinterSettingsQuerySet(models.QuerySet):
         printer is online must be fresh."""
         return tenant.once(
             "printers_in_service",
-            lambda: list(
-                self.in_service(tenant).filter(Q(prints_tickets=True) | Q(prints_receipts=True))
-            ),
+            lambda: _IN_SERVICE(tenant.pk, timezone.now() - PRINTER_FRESHNESS),
         )
+
+
+# Every paid ticket asks (its printer, then its receipt's): the statement is built once.
+_IN_SERVICE = CompiledRead(
+    lambda tenant_id, seen_since: PrinterSettings.objects.in_service(tenant_id, seen_since).filter(
+        Q(prints_tickets=True) | Q(prints_receipts=True)
+    )
+)
 
 
 class PrinterSettings(models.Model):
