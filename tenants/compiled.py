@@ -95,9 +95,15 @@ class CompiledRead:
     """`CompiledRead(build)` (or `@CompiledRead` on `build`): `read(*keys)` returns the rows of
     `build(*keys)`; `read.each([keys, ...])` the rows of several in one statement."""
 
-    def __init__(self, build: Callable[..., QuerySet]) -> None:
+    def __init__(self, build: Callable[..., QuerySet], *, planned_per_call: bool = False) -> None:
         self.build = build
         self.__doc__ = build.__doc__
+        # PostgreSQL plans a prepared statement once for any parameters (its generic plan)
+        # when that looks no dearer than planning each call. For a read whose best plan
+        # depends on how many rows its key has (one service's queue of 2,500 among thousands
+        # of services, which average a few), that plan can be ~50 times slower; such a read
+        # is never prepared, and planned at each call for its keys.
+        self.planned_per_call = planned_per_call
         self._statements: dict[tuple[str, tuple[type, ...]], tuple] = {}
 
     def __call__(self, *keys: Key) -> list:
@@ -185,7 +191,15 @@ class CompiledRead:
         # Made for each call: a populator may keep what it made (a fetch mode's peers).
         related = get_related_populators(*joined[:2], connection.alias, joined[2]) if joined else []
         with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+            if self.planned_per_call and connection.vendor == "postgresql":
+                raw = connection.connection
+                threshold, raw.prepare_threshold = raw.prepare_threshold, None
+                try:
+                    cursor.execute(sql, params)
+                finally:
+                    raw.prepare_threshold = threshold
+            else:
+                cursor.execute(sql, params)
             rows = cursor.fetchall()
         result: list = []
         for row in rows:

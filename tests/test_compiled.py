@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import time, timedelta
 
 import pytest
+from django.db import connection
 from django.db.models import Count
 from django.utils import timezone
 
@@ -201,3 +202,25 @@ def test_a_compiled_read_joins_what_select_related_joins(tenant, other_tenant, c
     assert lines[0].ticket.number == ticket.number and lines[1].service.name == boots.name
     assert not hasattr(lines[0].ticket, "remote")  # no row: not there, as with the ORM
     assert read(other_tenant.pk) == []
+
+
+@pytest.mark.postgres
+def test_a_read_planned_per_call_is_never_prepared(tenant, cryo):
+    """The queues are planned for the service asked (a long queue among many short ones),
+    never by a prepared statement's one plan for any service; other reads are prepared."""
+    station = make_device(tenant, "Ours", [cryo])
+    queued_ticket(tenant, [cryo])
+    for _ in range(8):  # psycopg prepares a statement run 5 times on a connection
+        views._QUEUE.each([(tenant.pk, cryo.pk)])
+        views._STATION(tenant.pk, station.pk)
+
+    def prepared(fragment: str) -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s",
+                [f"%{fragment}%"],
+            )
+            return cursor.fetchone()[0]
+
+    assert prepared('AS "part"') == 0
+    assert prepared('FROM "equipment_equipment"') >= 1
