@@ -38,20 +38,23 @@ def receipt_content(session: PaymentSession) -> dict:
     """Everything a receipt shows: studio, ticket, items, totals, method, local date."""
     ticket, tenant = session.ticket, session.tenant
     paid_at = timezone.localtime(session.paid_at or timezone.now(), tenant.tzinfo)
-    lines = (row.values() for row in _lines(ticket.tenant_id, ticket.pk))
     items = [
-        {"name": name, "quantity": 1, "unit": str(price), "total": str(price)}
-        for name, price in lines
+        {
+            "name": line["service__name"],
+            "quantity": 1,
+            "unit": str(line["price"]),
+            "total": str(line["price"]),
+        }
+        for line in _lines(ticket.tenant_id, ticket.pk)
     ]
-    extras = (row.values() for row in _extras(ticket.tenant_id, ticket.pk))
     items += [
         {
-            "name": name,
-            "quantity": quantity,
-            "unit": str(unit_price),
-            "total": str(unit_price * quantity),  # TicketExtra.subtotal
+            "name": extra["extra__name"],
+            "quantity": extra["quantity"],
+            "unit": str(extra["unit_price"]),
+            "total": str(extra["unit_price"] * extra["quantity"]),  # TicketExtra.subtotal
         }
-        for name, quantity, unit_price in extras
+        for extra in _extras(ticket.tenant_id, ticket.pk)
     ]
     content = {
         "tenant": {"name": tenant.name, "email": tenant.contact_email},
