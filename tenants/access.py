@@ -7,7 +7,7 @@ from functools import wraps
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -55,15 +55,15 @@ def tenants_for(user, role: str = Role.OPERATOR):
 # A live tenant by slug: read on every request of every tenant's screen, so compiled once per
 # process (tenants/compiled.py); with the user's role in it for the staff screens, one query
 # where the tenant and then the membership were two.
-_TENANT = CompiledRead(lambda slug: Tenant.objects.alive().filter(slug=slug, is_active=True))
+def _live(slug: str) -> QuerySet[Tenant]:
+    return Tenant.objects.alive().filter(slug=slug, is_active=True)
+
+
+_TENANT = CompiledRead(_live)
 _TENANT_WITH_ROLE = CompiledRead(
-    lambda slug, user_id: (
-        Tenant.objects.alive()
-        .filter(slug=slug, is_active=True)
-        .annotate(
-            member_role=Subquery(
-                Membership.objects.filter(user_id=user_id, tenant=OuterRef("pk")).values("role")
-            )
+    lambda slug, user_id: _live(slug).annotate(
+        member_role=Subquery(
+            Membership.objects.filter(user_id=user_id, tenant=OuterRef("pk")).values("role")
         )
     )
 )
@@ -71,9 +71,10 @@ _TENANT_WITH_ROLE = CompiledRead(
 
 def get_tenant(slug: str) -> Tenant:
     """A live tenant by slug, or 404."""
-    for tenant in _TENANT(slug):
-        return tenant
-    raise Http404("tenant")
+    found = _TENANT(slug)
+    if not found:
+        raise Http404("tenant")
+    return found[0]
 
 
 def _member_tenant(slug: str, user) -> Tenant:
