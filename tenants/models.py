@@ -212,6 +212,10 @@ class Tenant(models.Model):
     def today(self):
         return self.local_now().date()
 
+    def start_of_today(self):
+        """The local midnight that began today: where "today's" figures count from."""
+        return self.local_now().replace(hour=0, minute=0, second=0, microsecond=0)
+
     def for_one_request(self) -> Tenant:
         """Mark this instance as one request's own: its opening hours and what `once` reads
         are read on first need and kept for the rest of it (a kiosk tap asked for its hours

@@ -828,7 +828,7 @@ def service_counts(tenant: Tenant, services: list[Service]) -> list[ServiceCount
     """
     if not services:
         return []
-    start_of_day = tenant.local_now().replace(hour=0, minute=0, second=0, microsecond=0)
+    start_of_day = tenant.start_of_today()
     figures = {
         row.pop("pk"): row for row in _counts(tenant.pk, start_of_day, *(s.pk for s in services))
     }

@@ -159,7 +159,7 @@ def todays_calls(
     model instances of the line, ticket, service and device cost twice the time."""
     if not services:
         return [], []
-    start_of_day = tenant.local_now().replace(hour=0, minute=0, second=0, microsecond=0)
+    start_of_day = tenant.start_of_today()
     names = {service.id: service.name for service in services}
     current, last = [], []
     for row in _calls(tenant.pk, start_of_day, *(service.pk for service in services)):
